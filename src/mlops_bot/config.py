@@ -1,0 +1,402 @@
+"""The schema of `.github/mlops.yml` and its loader.
+
+Every section is a pydantic model with `extra="forbid"`, so a typo is an error rather than a
+silently ignored key. Errors name the file, the line, the key path and what was expected.
+Sections owned by later features (registry policy, rollout, monitoring, bot) live here too, so that
+one file validates the whole config in one pass.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from mlops_bot.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = ".github/mlops.yml"
+
+Permission = Literal["none", "read", "triage", "write", "maintain", "admin"]
+PERMISSION_ORDER: tuple[Permission, ...] = ("none", "read", "triage", "write", "maintain", "admin")
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration(value: str | float | int) -> float:
+    """'90s', '5m', '24h', '1.5d' or a number of seconds -> seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as '30s', '5m' or '24h'")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError("a duration cannot be negative")
+        return float(value)
+    match = _DURATION.match(value)
+    if not match:
+        raise ValueError(f"expected a duration such as '30s', '5m' or '24h', got {value!r}")
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+Duration = Annotated[float, Field(ge=0)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------------------------- model
+class ModelSection(_Strict):
+    """What the model is; the free-text fields feed the model card."""
+
+    name: str = Field(pattern=r"^[a-zA-Z0-9]([a-zA-Z0-9-/_]*[a-zA-Z0-9])?$")
+    task: Literal["classification", "regression"]
+    positive_label: int | str | bool = 1
+    description: str = ""
+    intended_use: str = ""
+    limitations: str = ""
+    owners: list[str] = Field(default_factory=list)
+
+
+# --------------------------------------------------------------------------------------------- train
+class Preprocessing(_Strict):
+    """How the built-in pipeline prepares columns before the estimator."""
+
+    impute_numeric: Literal["mean", "median", "most_frequent", "none"] = "median"
+    scale_numeric: bool = True
+    encode_categorical: Literal["onehot", "ordinal"] = "onehot"
+
+
+class BuiltinPipeline(_Strict):
+    """A scikit-learn pipeline described in YAML instead of code."""
+
+    estimator: str = Field(
+        description="short name (e.g. random_forest, logistic_regression, gradient_boosting, "
+        "hist_gradient_boosting, ridge, linear_regression) or a dotted sklearn class path"
+    )
+    params: dict[str, Any] = Field(default_factory=dict)
+    numeric_features: list[str] = Field(default_factory=list)
+    categorical_features: list[str] = Field(default_factory=list)
+    preprocessing: Preprocessing = Field(default_factory=Preprocessing)
+
+
+class TrainSection(_Strict):
+    """Either a user command (with its output contract) or a built-in pipeline."""
+
+    command: str | None = None
+    timeout: Duration = 1800.0
+    workdir: str = "."
+    model_path: str | None = Field(
+        default=None, description="where the command writes the model (skops by default)"
+    )
+    predictions_path: str | None = Field(
+        default=None, description="where the command writes holdout predictions (CSV/Parquet)"
+    )
+    builtin: BuiltinPipeline | None = None
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> float:
+        return parse_duration(value)
+
+    @model_validator(mode="after")
+    def _one_way(self) -> TrainSection:
+        if (self.command is None) == (self.builtin is None):
+            raise ValueError("set exactly one of 'command' or 'builtin'")
+        if self.command is not None and not (self.model_path or self.predictions_path):
+            raise ValueError(
+                "a training command must declare 'model_path' and/or 'predictions_path' "
+                "(the files it writes)"
+            )
+        return self
+
+
+# ---------------------------------------------------------------------------------------------- data
+class DataSection(_Strict):
+    """Where the data lives and what its columns mean."""
+
+    train: str
+    holdout: str
+    target: str
+    features: list[str] | None = Field(
+        default=None, description="feature columns; default: all but target, id and prediction columns"
+    )
+    sensitive: list[str] = Field(default_factory=list)
+    id: str | None = None
+
+
+# -------------------------------------------------------------------------------------------- gates
+class GateRule(_Strict):
+    """Rules for one metric. `max_drop` is relative to the baseline value; `max_drop_ci` fails only
+    when the drop is significant: the whole confidence interval of the drop lies above the value."""
+
+    min: float | None = None
+    max: float | None = None
+    max_drop: float | None = Field(default=None, ge=0)
+    max_drop_ci: float | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _some_rule(self) -> GateRule:
+        if all(v is None for v in (self.min, self.max, self.max_drop, self.max_drop_ci)):
+            raise ValueError("a gate needs at least one of min, max, max_drop, max_drop_ci")
+        return self
+
+
+class BaselineSection(_Strict):
+    """Where the model to compare against comes from, in order of preference."""
+
+    stage: str = "production"
+    metrics_file: str | None = Field(
+        default=None, description="metrics JSON committed on the base branch, used when no model is in stage"
+    )
+
+
+class BootstrapSection(_Strict):
+    samples: int = Field(default=1000, ge=100, le=100_000)
+    confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
+
+
+# -------------------------------------------------------------------------------------------- drift
+DriftMethod = Literal["ks", "chisquare", "z", "wasserstein", "jensenshannon", "psi"]
+
+
+class ColumnDriftOverride(_Strict):
+    method: DriftMethod | None = None
+    threshold: float | None = Field(default=None, ge=0)
+    type: Literal["numerical", "categorical"] | None = None
+
+
+class DriftSection(_Strict):
+    enabled: bool = True
+    columns: dict[str, ColumnDriftOverride] = Field(default_factory=dict)
+    ignore: list[str] = Field(default_factory=list)
+    correction: Literal["none", "bonferroni", "benjamini-hochberg"] = "none"
+    psi_flavour: Literal["evidently", "classic"] = "evidently"
+    drift_share: float = Field(default=0.5, gt=0, le=1)
+    plots: int = Field(default=3, ge=0, description="distribution plots for the most drifted columns")
+
+
+# ----------------------------------------------------------------------------------------- fairness
+class FairnessSection(_Strict):
+    enabled: bool = True
+    min_group_size: int = Field(default=30, ge=1)
+    missing: Literal["error", "group"] = "error"
+    bootstrap: bool = True
+
+
+# ----------------------------------------------------------------------------------------- registry
+class StagePolicy(_Strict):
+    permission: Permission = "write"
+    require_gates: bool = True
+    approvers: list[str] = Field(default_factory=list)
+
+
+class RegistrySection(_Strict):
+    """Promotion policy: the ordered stages and who may promote to each."""
+
+    stages: list[str] = Field(default_factory=lambda: ["dev", "staging", "production"], min_length=1)
+    allow_skip: bool = False
+    policy: dict[str, StagePolicy] = Field(default_factory=dict)
+    remote: str = "origin"
+
+    @model_validator(mode="after")
+    def _known_stages(self) -> RegistrySection:
+        unknown = sorted(set(self.policy) - set(self.stages))
+        if unknown:
+            raise ValueError(f"policy names stages not in 'stages': {', '.join(unknown)}")
+        if len(set(self.stages)) != len(self.stages):
+            raise ValueError("stages must be unique")
+        return self
+
+    def stage_policy(self, stage: str) -> StagePolicy:
+        return self.policy.get(stage, StagePolicy())
+
+
+# ------------------------------------------------------------------------------------------- deploy
+class RolloutStep(_Strict):
+    """Set the canary weight, then hold for a duration or until a manual /promote."""
+
+    weight: int = Field(ge=0, le=100)
+    hold: float | Literal["manual"] = 60.0
+
+    @field_validator("hold", mode="before")
+    @classmethod
+    def _hold(cls, value: Any) -> float | str:
+        return value if value == "manual" else parse_duration(value)
+
+
+class RolloutGates(_Strict):
+    min_success_rate: float | None = Field(default=0.99, ge=0, le=1)
+    max_p99_latency_ms: float | None = Field(default=500.0, gt=0)
+    max_p99_latency_ratio: float | None = Field(default=1.5, gt=0, description="canary p99 / stable p99")
+    max_prediction_drift: float | None = Field(
+        default=0.2, ge=0, description="Jensen-Shannon distance between canary and stable predictions"
+    )
+    min_requests: int = Field(default=50, ge=0, description="per step; fewer is inconclusive")
+
+
+class RolloutSection(_Strict):
+    environment: str = "production"
+    steps: list[RolloutStep] = Field(
+        default_factory=lambda: [RolloutStep(weight=10, hold=30), RolloutStep(weight=50, hold=30)],
+        min_length=1,
+    )
+    gates: RolloutGates = Field(default_factory=RolloutGates)
+    interval: Duration = 5.0
+    initial_delay: Duration = 0.0
+    failure_limit: int = Field(default=1, ge=1)
+    progress_deadline: Duration = 1800.0
+    on_inconclusive: Literal["pause", "abort"] = "pause"
+    stage: str = "production"
+    shadow: bool = False
+
+    @field_validator("interval", "initial_delay", "progress_deadline", mode="before")
+    @classmethod
+    def _durations(cls, value: Any) -> float:
+        return parse_duration(value)
+
+
+# ------------------------------------------------------------------------------------------ monitor
+class MonitorSection(_Strict):
+    window: Duration = 86400.0
+    drift_share: float = Field(default=0.5, gt=0, le=1)
+    prediction_drift: float = Field(default=0.1, ge=0, description="Jensen-Shannon distance threshold")
+    max_metric_drop: dict[str, float] = Field(default_factory=dict)
+    min_rows: int = Field(default=100, ge=1)
+    cooldown: Duration = 86400.0
+    sample_rate: float = Field(default=1.0, gt=0, le=1)
+    log_dir: str = ".mlops/predictions"
+    rotate_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    rotate_seconds: Duration = 86400.0
+    retrain_event: str = "mlops-retrain"
+
+    @field_validator("window", "cooldown", "rotate_seconds", mode="before")
+    @classmethod
+    def _durations(cls, value: Any) -> float:
+        return parse_duration(value)
+
+
+# ---------------------------------------------------------------------------------------------- bot
+class BotSection(_Strict):
+    permission: Permission = "write"
+    commands: dict[str, Permission] = Field(default_factory=dict)
+    ignore_bots: bool = True
+    handle_edits: bool = False
+
+
+# --------------------------------------------------------------------------------------------- root
+class MlopsConfig(_Strict):
+    """The whole of `.github/mlops.yml`."""
+
+    version: Literal[1] = 1
+    model: ModelSection
+    train: TrainSection
+    data: DataSection
+    metrics: list[str] = Field(default_factory=list, description="default: all metrics for the task")
+    gates: dict[str, GateRule] = Field(default_factory=dict)
+    seed: int = 0
+    baseline: BaselineSection = Field(default_factory=BaselineSection)
+    bootstrap: BootstrapSection = Field(default_factory=BootstrapSection)
+    drift: DriftSection = Field(default_factory=DriftSection)
+    fairness: FairnessSection = Field(default_factory=FairnessSection)
+    registry: RegistrySection = Field(default_factory=RegistrySection)
+    rollout: RolloutSection = Field(default_factory=RolloutSection)
+    monitor: MonitorSection = Field(default_factory=MonitorSection)
+    bot: BotSection = Field(default_factory=BotSection)
+
+    # Where the file was read from: relative data paths resolve against the repository root.
+    root: Path = Field(default=Path("."), exclude=True)
+
+    def resolve(self, relative: str) -> Path:
+        path = Path(relative)
+        return path if path.is_absolute() else self.root / path
+
+
+# -------------------------------------------------------------------------------------------- loader
+def _line_index(text: str) -> dict[tuple[str, ...], int]:
+    """Map each key path in the YAML document to its 1-based line, for error messages."""
+    lines: dict[tuple[str, ...], int] = {}
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return lines
+
+    def walk(n: yaml.Node | None, prefix: tuple[str, ...]) -> None:
+        if isinstance(n, yaml.MappingNode):
+            for key, value in n.value:
+                path = (*prefix, str(key.value))
+                lines[path] = key.start_mark.line + 1
+                walk(value, path)
+        elif isinstance(n, yaml.SequenceNode):
+            for i, item in enumerate(n.value):
+                path = (*prefix, str(i))
+                lines[path] = item.start_mark.line + 1
+                walk(item, path)
+
+    walk(node, ())
+    return lines
+
+
+def _describe(error: dict[str, Any]) -> str:
+    kind = error.get("type", "")
+    if kind == "extra_forbidden":
+        return "unknown key (check the spelling; see docs/config.md)"
+    if kind == "missing":
+        return "required key is missing"
+    message = str(error.get("msg", "invalid value"))
+    message = message.removeprefix("Value error, ")
+    if "input" in error and kind not in ("model_type", "dict_type"):
+        return f"{message} (got {error['input']!r})"
+    return message
+
+
+def parse_config(data: Any, source: str = DEFAULT_CONFIG_PATH, text: str | None = None) -> MlopsConfig:
+    """Validate already-parsed YAML data. Raises ConfigError for the first problem found."""
+    if not isinstance(data, dict):
+        raise ConfigError(source, "", "expected a mapping at the top level (model:, train:, data:, ...)")
+    try:
+        return MlopsConfig.model_validate(data)
+    except ValidationError as exc:
+        lines = _line_index(text) if text is not None else {}
+        first = exc.errors()[0]
+        loc = tuple(str(p) for p in first["loc"])
+        line = None
+        for cut in range(len(loc), 0, -1):
+            if loc[:cut] in lines:
+                line = lines[loc[:cut]]
+                break
+        key = ".".join(loc)
+        more = len(exc.errors()) - 1
+        detail = _describe(dict(first)) + (f" (and {more} more problem(s))" if more else "")
+        raise ConfigError(source, key, detail, line) from None
+
+
+def load_config(path: str | Path = DEFAULT_CONFIG_PATH, root: str | Path | None = None) -> MlopsConfig:
+    """Read and validate a config file. `root` (default: the repository holding the file) anchors
+    relative data paths."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(str(path), "", "file not found") from None
+    except OSError as exc:
+        raise ConfigError(str(path), "", f"cannot read file: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(str(path), "", f"invalid YAML: {problem}", line) from None
+    config = parse_config(data, str(path), text)
+    if root is None:
+        root = _default_root(path)
+    return config.model_copy(update={"root": Path(root)})
+
+
+def _default_root(path: Path) -> Path:
+    """`.github/mlops.yml` lives under the repository root; any other file anchors to its folder."""
+    parent = path.resolve().parent
+    return parent.parent if parent.name == ".github" else parent

@@ -1,0 +1,1 @@
+"""Forges: the one interface (`base.Forge`) and its implementations (GitHub, local files)."""
