@@ -31,7 +31,8 @@ def is_trusted_type(name: str) -> bool:
     if not _TRUSTED_PREFIXES.match(name):
         return False
     # sklearn's own modules are fine, but not anything reaching back into the stdlib through them.
-    return not any(part in {"os", "subprocess", "sys", "builtins", "eval", "exec"} for part in name.split("."))
+    banned = {"os", "subprocess", "sys", "builtins", "eval", "exec"}
+    return not any(part in banned for part in name.split("."))
 
 
 def save_model(model: Any, path: str | Path) -> Path:

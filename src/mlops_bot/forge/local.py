@@ -151,7 +151,7 @@ class LocalForge(Forge):
         row = state["issues"].get(str(number))
         if row is None:
             raise ForgeError(f"local forge: issue or pull request #{number} not found")
-        return row  # type: ignore[no-any-return]
+        return row
 
     def create_issue(self, title: str, body: str, labels: list[str] | None = None) -> Issue:
         with self._state() as state:
@@ -403,7 +403,7 @@ class LocalForge(Forge):
     def get_permission(self, username: str) -> Permission:
         with self._state(write=False) as state:
             value = state["collaborators"].get(username, "none")
-        return value  # type: ignore[no-any-return]
+        return value
 
     def set_permission(self, username: str, permission: Permission) -> None:
         with self._state() as state:
