@@ -45,7 +45,7 @@ CREATE INDEX IF NOT EXISTS predictions_timestamp ON predictions (timestamp);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
-_LABELS_DDL = """
+LABELS_DDL = """
 CREATE TABLE IF NOT EXISTS labels (
     request_id TEXT PRIMARY KEY,
     label      TEXT NOT NULL,
