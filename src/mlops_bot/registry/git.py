@@ -1,0 +1,203 @@
+"""The git edge of the registry: read all registry tags with one `git for-each-ref`, write annotated
+tags, and move them to and from a remote atomically.
+
+One process per read, never one per tag: that is what keeps `show` fast on registries with
+thousands of tags (GTO opens every tag object separately).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from mlops_bot.errors import RegistryError
+
+_FIELDS = (
+    "%(refname)",
+    "%(objecttype)",
+    "%(objectname)",
+    "%(*objecttype)",
+    "%(*objectname)",
+    "%(taggername)",
+    "%(taggeremail)",
+    "%(taggerdate:raw)",
+    "%(*authorname)",
+    "%(*authoremail)",
+    "%(*committername)",
+    "%(*committeremail)",
+    "%(*committerdate:raw)",
+    "%(*contents)",
+    "%(contents)",
+)
+FOR_EACH_REF_FORMAT = "%00".join(_FIELDS) + "%00"
+
+
+@dataclass(frozen=True)
+class TagRecord:
+    """One annotated tag as git stores it, plus the commit it points to (for GTO's commit events)."""
+
+    tag: str
+    target: str
+    tagger_name: str
+    tagger_email: str
+    tagged_at: datetime
+    message: str
+    commit_author_name: str
+    commit_author_email: str
+    committer_name: str
+    committer_email: str
+    committed_at: datetime
+    commit_message: str
+
+    @property
+    def tag_time(self) -> int:
+        return int(self.tagged_at.timestamp())
+
+
+class GitCommandError(RegistryError):
+    """A git command failed; carries stderr so callers can tell a lost race from other failures."""
+
+    def __init__(self, args: Sequence[str], returncode: int, stderr: str) -> None:
+        self.args_ = list(args)
+        self.returncode = returncode
+        self.stderr = stderr
+        super().__init__(f"git {' '.join(args)} failed ({returncode}): {stderr.strip()}")
+
+
+def git(repo: Path, *args: str, input_text: str | None = None, env: Mapping[str, str] | None = None
+        ) -> str:
+    full_env = dict(os.environ)
+    full_env.setdefault("GIT_TERMINAL_PROMPT", "0")
+    if env:
+        full_env.update(env)
+    try:
+        proc = subprocess.run(
+            ["git", "-C", str(repo), *args], input=input_text, capture_output=True, text=True,
+            env=full_env, check=False,
+        )
+    except FileNotFoundError:
+        raise RegistryError("git is not installed or not on PATH") from None
+    if proc.returncode != 0:
+        raise GitCommandError(args, proc.returncode, proc.stderr)
+    return proc.stdout
+
+
+def _email(value: str) -> str:
+    return value[1:-1] if value.startswith("<") and value.endswith(">") else value
+
+
+def _raw_date(value: str) -> datetime:
+    """'1700000000 +0130' -> aware datetime in that offset (what GTO's scmrepo returns)."""
+    seconds, _, offset = value.strip().partition(" ")
+    sign = -1 if offset.startswith("-") else 1
+    digits = offset.lstrip("+-") or "0000"
+    delta = timedelta(hours=int(digits[:2]), minutes=int(digits[2:4]))
+    return datetime.fromtimestamp(int(seconds), tz=timezone(sign * delta))
+
+
+def check_repo(repo: Path) -> Path:
+    repo = Path(repo)
+    try:
+        git(repo, "rev-parse", "--git-dir")
+    except GitCommandError:
+        raise RegistryError(f"{repo} is not a git repository (pass --repo PATH)") from None
+    return repo
+
+
+def read_tags(repo: Path, patterns: Sequence[str] = ("refs/tags",)) -> list[TagRecord]:
+    """All annotated tags under `patterns`, sorted by name; lightweight tags are skipped."""
+    out = git(repo, "for-each-ref", f"--format={FOR_EACH_REF_FORMAT}", *patterns)
+    parts = out.split("\0")
+    width = len(_FIELDS)
+    records = []
+    for start in range(0, len(parts) - width + 1, width):
+        row = parts[start:start + width]
+        row[0] = row[0].lstrip("\n")
+        (refname, objtype, _tag_sha, target_type, target, tagger, tagger_email, tagger_date,
+         author, author_email, committer, committer_email, commit_date, commit_message, message) = row
+        if objtype != "tag" or target_type != "commit" or not tagger_date:
+            continue  # lightweight tags, and tags of trees/blobs/tags, are not registry events
+        records.append(TagRecord(
+            tag=refname.removeprefix("refs/tags/"), target=target, tagger_name=tagger,
+            tagger_email=_email(tagger_email), tagged_at=_raw_date(tagger_date), message=message,
+            commit_author_name=author, commit_author_email=_email(author_email),
+            committer_name=committer, committer_email=_email(committer_email),
+            committed_at=_raw_date(commit_date), commit_message=commit_message,
+        ))
+    records.sort(key=lambda r: r.tag)
+    return records
+
+
+def tag_names(repo: Path, patterns: Sequence[str] = ("refs/tags",)) -> list[str]:
+    out = git(repo, "for-each-ref", "--format=%(refname:strip=2)", *patterns)
+    return out.split()
+
+
+def resolve_commit(repo: Path, rev: str) -> str:
+    try:
+        return git(repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}").strip()
+    except GitCommandError:
+        raise RegistryError(f"revision {rev!r} does not name a commit in {repo}") from None
+
+
+def create_tag(repo: Path, name: str, target: str, message: str, *, tagger_name: str | None = None,
+               tagger_email: str | None = None, date: str | None = None) -> None:
+    """Create an annotated tag; fails (never overwrites) when it exists."""
+    env: dict[str, str] = {}
+    if tagger_name:
+        env["GIT_COMMITTER_NAME"] = tagger_name
+    if tagger_email:
+        env["GIT_COMMITTER_EMAIL"] = tagger_email
+    if date:
+        env["GIT_COMMITTER_DATE"] = date
+    try:
+        git(repo, "tag", "-a", "-F", "-", "--cleanup=verbatim", name, target, input_text=message + "\n",
+            env=env)
+    except GitCommandError as error:
+        if "already exists" in error.stderr:
+            raise RegistryError(f"tag {name} already exists") from None
+        raise
+
+
+def delete_tags(repo: Path, names: Iterable[str]) -> None:
+    names = list(names)
+    if names:
+        git(repo, "tag", "-d", *names)
+
+
+class PushRejected(RegistryError):
+    """The remote refused the push (usually: someone else created the same tag first)."""
+
+
+def push_tags(repo: Path, remote: str, names: Sequence[str], *, delete: bool = False) -> None:
+    """Push tags all-or-nothing (`--atomic`), never forcing an existing tag."""
+    if not names:
+        return
+    refspecs = [(":" if delete else "") + f"refs/tags/{n}" for n in names]
+    try:
+        git(repo, "push", "--atomic", "--porcelain", remote, *refspecs)
+    except GitCommandError as error:
+        text = error.stderr + " " + str(error)
+        if "rejected" in text or "already exists" in text or "atomic" in text:
+            raise PushRejected(f"remote {remote} rejected {', '.join(names)}: {error.stderr.strip()}"
+                               ) from None
+        raise
+
+
+def fetch_tags(repo: Path, remote: str, patterns: Sequence[str]) -> None:
+    """Fetch only the registry tags matching `patterns` (e.g. `NAME@*`), nothing else."""
+    refspecs = [f"refs/tags/{p}:refs/tags/{p}" for p in patterns]
+    git(repo, "fetch", "--quiet", "--no-tags", remote, *refspecs)
+
+
+def has_remote(repo: Path, remote: str) -> bool:
+    return remote in git(repo, "remote").split()
+
+
+def commit_tags(repo: Path, rev: str) -> list[str]:
+    """Names of the tags pointing at a commit (annotated or not; callers filter)."""
+    return git(repo, "tag", "--points-at", rev).split()

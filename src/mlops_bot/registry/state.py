@@ -1,0 +1,397 @@
+"""The registry state computed from tag records, with GTO's exact semantics (pure).
+
+`gto show --json` and `gto history --json` must print what we print for the same repository, so
+this module mirrors GTO 1.10's state machine (gto/base.py, gto/tag.py, gto/api.py): the same event
+priorities, the same "latest event wins" rules, the same stable sorts (ties at one-second tag
+resolution resolve exactly as GTO resolves them). What it does not copy is GTO's cost: it takes the
+records of one `for-each-ref` call instead of opening every tag and commit separately.
+
+Not covered: GTO's `artifacts.yaml` annotations (artifacts declared in a file, without tags).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from mlops_bot.registry.git import TagRecord
+from mlops_bot.registry.tags import Action, SemVer, parse_tag_name
+
+# GTO's event priorities (gto/base.py): ties on timestamp in `history` sort by them.
+PRIORITY = {"commit": 0, "creation": 1, "deprecation": 2, "registration": 3, "deregistration": 4,
+            "assignment": 5, "unassignment": 6}
+ADDITION = {"commit": True, "creation": True, "deprecation": False, "registration": True,
+            "deregistration": False, "assignment": True, "unassignment": False}
+
+
+@dataclass(eq=False)
+class Event:
+    kind: str  # registration, deregistration, assignment, unassignment, deprecation, commit
+    artifact: str
+    created_at: datetime
+    author: str
+    author_email: str
+    message: str
+    commit_hexsha: str
+    tag: str | None = None
+    version: str | None = None
+    stage: str | None = None
+    committer: str = ""
+    committer_email: str = ""
+
+    @property
+    def priority(self) -> int:
+        return PRIORITY[self.kind]
+
+    @property
+    def addition(self) -> bool:
+        return ADDITION[self.kind]
+
+    @property
+    def ref(self) -> str:
+        return self.tag if self.tag is not None else self.commit_hexsha
+
+    def as_dict(self) -> dict[str, Any]:
+        """GTO's `model_dump()` of the event, field order included."""
+        out: dict[str, Any] = {
+            "priority": self.priority, "addition": self.addition, "artifact": self.artifact,
+            "created_at": self.created_at.isoformat(), "author": self.author,
+            "author_email": self.author_email, "message": self.message,
+            "commit_hexsha": self.commit_hexsha,
+        }
+        if self.kind == "commit":
+            out.update(version=self.version, enrichments=[], committer=self.committer,
+                       committer_email=self.committer_email)
+            return out
+        out["tag"] = self.tag
+        if self.kind in ("registration", "deregistration", "assignment", "unassignment"):
+            out["version"] = self.version
+        if self.kind in ("assignment", "unassignment"):
+            out["stage"] = self.stage
+        return out
+
+
+def _desc(events: Iterable[Event], ascending: bool = False) -> list[Event]:
+    ordered = sorted(events, key=lambda e: e.created_at)
+    return ordered if ascending else ordered[::-1]
+
+
+def _authoring(direct: list[Event], indirect: list[Event]) -> Event:
+    additions = [e for e in direct if e.addition]
+    if additions:
+        return additions[0]
+    return indirect[0]
+
+
+@dataclass(eq=False)
+class VStage:
+    artifact: str
+    version: str
+    stage: str
+    commit_hexsha: str
+    assignments: list[Event] = field(default_factory=list)
+    unassignments: list[Event] = field(default_factory=list)
+
+    def add(self, event: Event) -> None:
+        target = self.assignments if event.kind == "assignment" else self.unassignments
+        target.append(event)
+        target.sort(key=lambda e: e.created_at)
+
+    def events(self, ascending: bool = False) -> list[Event]:
+        return _desc(self.assignments + self.unassignments, ascending)
+
+    @property
+    def is_active(self) -> bool:
+        return self.events()[0].kind == "assignment"
+
+    @property
+    def activated_at(self) -> datetime | None:
+        first = self.events()[0]
+        return first.created_at if first.kind == "assignment" else None
+
+    @property
+    def created_at(self) -> datetime:
+        return _authoring(self.events(), []).created_at
+
+    def as_dict(self) -> dict[str, Any]:
+        authoring = _authoring(self.events(), [])
+        activated = self.activated_at
+        return {
+            "artifact": self.artifact, "commit_hexsha": self.commit_hexsha, "version": self.version,
+            "stage": self.stage,
+            "assignments": [e.as_dict() for e in self.assignments],
+            "unassignments": [e.as_dict() for e in self.unassignments],
+            "is_active": self.is_active,
+            "activated_at": activated.isoformat() if activated else None,
+            "created_at": authoring.created_at.isoformat(), "author": authoring.author,
+            "author_email": authoring.author_email, "message": authoring.message, "ref": authoring.ref,
+        } | {"assignments": [e.as_dict() | {"event": "assignment"} for e in self.assignments],
+             "unassignments": [e.as_dict() | {"event": "unassignment"} for e in self.unassignments]}
+
+
+@dataclass(eq=False)
+class Version:
+    artifact: str
+    version: str
+    commit_hexsha: str
+    enrichments: list[Event] = field(default_factory=list)
+    registrations: list[Event] = field(default_factory=list)
+    deregistrations: list[Event] = field(default_factory=list)
+    stages: dict[str, VStage] = field(default_factory=dict)
+
+    def add(self, event: Event) -> None:
+        if event.kind in ("registration", "deregistration", "commit"):
+            target = {"registration": self.registrations, "deregistration": self.deregistrations,
+                      "commit": self.enrichments}[event.kind]
+            target.append(event)
+            target.sort(key=lambda e: e.created_at)
+            return
+        assert event.stage is not None
+        if event.stage not in self.stages:
+            self.stages[event.stage] = VStage(self.artifact, self.version, event.stage, self.commit_hexsha)
+        self.stages[event.stage].add(event)
+
+    def events(self, direct: bool = True, indirect: bool = True, ascending: bool = False) -> list[Event]:
+        chosen: list[Event] = []
+        if direct:
+            chosen += self.registrations + self.deregistrations
+        if indirect:
+            chosen += self.enrichments + [e for s in self.stages.values() for e in s.events()]
+        return _desc(chosen, ascending)
+
+    @property
+    def is_active(self) -> bool:
+        direct = self.events(indirect=False)
+        if direct:
+            return direct[0].kind == "registration"
+        return bool(self.events(direct=False))
+
+    @property
+    def activated_at(self) -> datetime:
+        if self.registrations:
+            return self.registrations[0].created_at
+        return self.events(ascending=True)[0].created_at
+
+    @property
+    def is_registered(self) -> bool:
+        return bool(self.registrations)
+
+    @property
+    def discovered(self) -> bool:
+        return not self.events(indirect=False)
+
+    @property
+    def created_at(self) -> datetime:
+        return self.authoring.created_at
+
+    @property
+    def authoring(self) -> Event:
+        direct = self.events(indirect=False)
+        additions = [e for e in direct if e.addition]
+        if additions:
+            return additions[0]
+        indirect = self.events(direct=False)
+        non_commit = [e for e in indirect if e.kind != "enrichment"]
+        return non_commit[0] if non_commit else indirect[0]
+
+    def vstages(self, active_only: bool = True, ascending: bool = False) -> list[VStage]:
+        chosen = [s for s in self.stages.values() if not active_only or s.is_active]
+        ordered = sorted(chosen, key=lambda s: s.activated_at)  # type: ignore[arg-type,return-value]
+        return ordered if ascending else ordered[::-1]
+
+    def as_dict(self) -> dict[str, Any]:
+        authoring = self.authoring
+        return {
+            "artifact": self.artifact, "commit_hexsha": self.commit_hexsha, "version": self.version,
+            "enrichments": [e.as_dict() for e in self.enrichments],
+            "registrations": [e.as_dict() for e in self.registrations],
+            "deregistrations": [e.as_dict() for e in self.deregistrations],
+            "stages": [s.as_dict() for s in self.vstages()],
+            "is_active": self.is_active, "activated_at": self.activated_at.isoformat(),
+            "created_at": authoring.created_at.isoformat(), "author": authoring.author,
+            "author_email": authoring.author_email, "message": authoring.message, "ref": authoring.ref,
+            "discovered": self.discovered,
+        }
+
+
+def sort_versions(versions: Sequence[Version], by: str) -> list[Version]:
+    """GTO's sort_versions, descending: semver (valid ones first) or by creation time."""
+    if by == "semver":
+        valid = sorted((v for v in versions if SemVer.is_valid(v.version)),
+                       key=lambda v: SemVer.parse(v.version))[::-1]
+        other = sorted((v for v in versions if not SemVer.is_valid(v.version)),
+                       key=lambda v: v.version)[::-1]
+        return valid + other
+    return sorted(versions, key=lambda v: v.created_at)[::-1]
+
+
+@dataclass(eq=False)
+class Artifact:
+    artifact: str
+    versions: list[Version] = field(default_factory=list)
+    deprecations: list[Event] = field(default_factory=list)
+
+    def find_version(self, name: str | None = None, commit: str | None = None, create: bool = False,
+                     include_discovered: bool = False) -> Version | None:
+        found = [v for v in self.versions
+                 if (name is None or v.version == name) and (commit is None or v.commit_hexsha == commit)
+                 and (include_discovered or not v.discovered)]
+        if create and not found:
+            version = Version(self.artifact, name or commit or "", commit or "")
+            self.versions.append(version)
+            found = [version]
+        return found[0] if found else None
+
+    def add(self, event: Event) -> None:
+        if event.kind == "deprecation":
+            self.deprecations.append(event)
+            self.deprecations.sort(key=lambda e: e.created_at)
+            return
+        version = self.find_version(event.version, event.commit_hexsha, create=True)
+        assert version is not None
+        version.add(event)
+
+    def events(self, ascending: bool = False) -> list[Event]:
+        return _desc(self.deprecations + [e for v in self.versions for e in v.events()], ascending)
+
+    @property
+    def is_active(self) -> bool:
+        events = self.events()
+        return bool(events) and events[0].kind != "deprecation"
+
+    @property
+    def is_registered(self) -> bool:
+        return not all(e.kind == "commit" for e in self.events())
+
+    def get_versions(self, include_non_explicit: bool = False, include_discovered: bool = False,
+                     active_only: bool = True, sort: str = "semver") -> list[Version]:
+        chosen = [v for v in self.versions
+                  if not active_only or (v.is_active and (
+                      (v.is_registered and not v.discovered) or (include_discovered and v.discovered)
+                      or (include_non_explicit and not v.is_registered)))]
+        return sort_versions(chosen, sort)
+
+    def latest_version(self, registered_only: bool = True, sort: str = "semver") -> Version | None:
+        versions = self.get_versions(include_non_explicit=not registered_only, sort=sort)
+        return versions[0] if versions else None
+
+    def vstages(self, registered_only: bool = False, versions_per_stage: int = 1,
+                sort: str = "semver") -> dict[str, list[VStage]]:
+        """Which versions sit in each stage (GTO's Artifact.get_vstages, all assignments per version)."""
+        versions = self.get_versions(include_non_explicit=not registered_only, sort=sort)
+        assignments = [a for v in versions for a in v.vstages(ascending=True)]
+        if sort == "timestamp":
+            assignments = sorted(assignments, key=lambda a: a.created_at)[::-1]
+        stages: dict[str, list[VStage]] = {}
+        for a in assignments:
+            bucket = stages.setdefault(a.stage, [])
+            if versions_per_stage > -1 and len(bucket) >= versions_per_stage:
+                continue
+            if a.version not in [i.version for i in bucket]:
+                bucket.append(a)
+        return stages
+
+
+def _event(record: TagRecord, kind: str, name: str, version: str | None = None,
+           stage: str | None = None) -> Event:
+    return Event(kind=kind, artifact=name, created_at=record.tagged_at, author=record.tagger_name,
+                 author_email=record.tagger_email, message=record.message.strip(),
+                 commit_hexsha=record.target, tag=record.tag, version=version, stage=stage)
+
+
+_KINDS = {Action.REGISTER: "registration", Action.DEREGISTER: "deregistration",
+          Action.ASSIGN: "assignment", Action.UNASSIGN: "unassignment", Action.DEPRECATE: "deprecation"}
+
+
+class RegistryState:
+    """All artifacts, in the order GTO discovers them (deprecations, then versions, then stages)."""
+
+    def __init__(self, records: Iterable[TagRecord]) -> None:
+        self.artifacts: dict[str, Artifact] = {}
+        parsed = [(r, p) for r in sorted(records, key=lambda r: r.tag) if (p := parse_tag_name(r.tag))]
+        groups = (
+            (Action.DEPRECATE,), (Action.REGISTER, Action.DEREGISTER), (Action.ASSIGN, Action.UNASSIGN),
+        )
+        commits: dict[str, TagRecord] = {}
+        for actions in groups:
+            chosen = sorted(((r, p) for r, p in parsed if p.action in actions), key=lambda rp: rp[0].tag_time)
+            for record, tag in chosen:
+                artifact = self.artifacts.setdefault(tag.name, Artifact(tag.name))
+                commits.setdefault(record.target, record)
+                kind = _KINDS[tag.action]
+                if tag.action in (Action.ASSIGN, Action.UNASSIGN):
+                    version = artifact.find_version(commit=record.target, create=True)
+                    assert version is not None
+                    artifact.add(_event(record, kind, tag.name, version.version, tag.stage))
+                else:
+                    artifact.add(_event(record, kind, tag.name, tag.version))
+        # GTO's enrichment pass: one "commit" event per version, dated by the commit.
+        for artifact in self.artifacts.values():
+            for version in artifact.versions:
+                commit = commits[version.commit_hexsha]
+                version.add(Event(
+                    kind="commit", artifact=artifact.artifact, created_at=commit.committed_at,
+                    author=commit.commit_author_name, author_email=commit.commit_author_email,
+                    message=commit.commit_message, commit_hexsha=version.commit_hexsha,
+                    version=version.version, committer=commit.committer_name,
+                    committer_email=commit.committer_email,
+                ))
+
+    # ------------------------------------------------------------------------------ views
+    def used_stages(self) -> list[str]:
+        return sorted({s for a in self.artifacts.values() for s in a.vstages()})
+
+    def show(self, stages: Sequence[str] | None = None, deprecated: bool = False) -> dict[str, Any]:
+        """`gto show --json` for the whole registry."""
+        names = list(stages) if stages is not None else self.used_stages()
+        out: dict[str, Any] = {}
+        for artifact in self.artifacts.values():
+            if not (artifact.is_active or deprecated):
+                continue
+            latest = artifact.latest_version(registered_only=True)
+            in_stage = artifact.vstages(sort="timestamp")
+            out[artifact.artifact] = {
+                "version": latest.version if latest else None,
+                "stage": {s: ", ".join(v.version for v in in_stage.get(s, [])) or None for s in names},
+                "registered": artifact.is_registered,
+                "active": artifact.is_active,
+            }
+        return out
+
+    def show_versions(self, name: str, deprecated: bool = False) -> list[dict[str, Any]]:
+        """`gto show NAME --json`: every version with its events and current stages."""
+        artifact = self.artifacts.get(name)
+        if artifact is None:
+            return []
+        in_stage = artifact.vstages(sort="timestamp")
+        versions = []
+        for version in artifact.get_versions(active_only=not deprecated, include_non_explicit=True,
+                                             include_discovered=True):
+            row = version.as_dict()
+            row["stages"] = [s.as_dict() for bucket in in_stage.values() for s in bucket
+                             if s.version == row["version"]]
+            if artifact.is_active or deprecated:
+                versions.append(row)
+        return versions
+
+    def history(self, name: str | None = None, ascending: bool = False) -> list[dict[str, Any]]:
+        """`gto history --json`: every tag event, newest first."""
+        rows: list[dict[str, Any]] = [
+            {
+                "timestamp": e.created_at, "artifact": e.artifact,
+                "event": e.kind, "priority": e.priority, "version": e.version, "stage": e.stage,
+                "commit": e.commit_hexsha, "author": e.author, "author_email": e.author_email,
+                "message": e.message, "ref": e.ref,
+            }
+            for a in self.artifacts.values() for e in a.events() if e.kind != "commit"
+        ]
+        rows.sort(key=lambda r: (r["timestamp"], r["priority"]))
+        if not ascending:
+            rows.reverse()
+        if name:
+            rows = [r for r in rows if r["artifact"] == name]
+        for row in rows:
+            row["timestamp"] = row["timestamp"].isoformat()
+        return rows
