@@ -1,0 +1,410 @@
+"""From a webhook event to actions: reactions, replies, registry changes, rollout control and
+workflow dispatches.
+
+`route` is the pure decision (which events matter, who is ignored); `EventHandler` carries it out
+through the Forge, the Registry and deploy control, each passed in so the same code runs in the
+webhook server, in `mlops-bot bot handle-event` inside GitHub Actions, in the demo and in tests.
+Every side effect goes through `journal(step, action)` so a job resumed after a crash skips what it
+already did.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from mlops_bot.bot.commands import (
+    Command,
+    CommandSyntaxError,
+    help_text,
+    next_stage,
+    parse_command,
+    permission_at_least,
+    required_permission,
+)
+from mlops_bot.config import BotSection, Permission, RegistrySection, RolloutSection
+from mlops_bot.errors import MlopsError, RegistryError
+from mlops_bot.forge.base import Forge, Reaction
+
+log = logging.getLogger("mlops_bot.bot")
+
+T = TypeVar("T")
+HANDLED_EVENTS = frozenset({"issue_comment", "pull_request", "push"})
+PR_ACTIONS = frozenset({"opened", "synchronize", "reopened"})
+
+# repository_dispatch event types the bot sends; the workflow templates listen for these.
+VALIDATE_EVENT = "mlops-validate"
+DEPLOY_EVENT = "mlops-deploy"
+RETRAIN_EVENT = "mlops-retrain"
+DRIFT_EVENT = "mlops-drift"
+
+
+# ------------------------------------------------------------------------------------ settings
+@dataclass(frozen=True)
+class RepoSettings:
+    """The parts of a repository's `.github/mlops.yml` the bot acts on (defaults when absent)."""
+
+    bot: BotSection = field(default_factory=BotSection)
+    registry: RegistrySection = field(default_factory=RegistrySection)
+    rollout: RolloutSection = field(default_factory=RolloutSection)
+    model: str | None = None
+
+
+# -------------------------------------------------------------------------------------- routing
+@dataclass(frozen=True)
+class Ignore:
+    reason: str
+
+
+@dataclass(frozen=True)
+class CommentCommand:
+    repo: str
+    number: int
+    comment_id: int
+    author: str
+    body: str
+
+
+@dataclass(frozen=True)
+class DispatchRequest:
+    repo: str
+    event_type: str
+    client_payload: dict[str, Any]
+
+
+Route = Ignore | CommentCommand | DispatchRequest
+
+
+def _is_bot(user: dict[str, Any]) -> bool:
+    return user.get("type") == "Bot" or str(user.get("login", "")).endswith("[bot]")
+
+
+def route(event: str, payload: dict[str, Any], bot: BotSection) -> Route:
+    """Decide what an event asks of the bot. Pure: looks only at the payload and the bot config."""
+    repo = str((payload.get("repository") or {}).get("full_name") or "")
+    if event not in HANDLED_EVENTS:
+        return Ignore(f"event {event!r} is not handled")
+    if not repo:
+        return Ignore("payload has no repository.full_name")
+    if event == "issue_comment":
+        action = payload.get("action")
+        issue = payload.get("issue") or {}
+        comment = payload.get("comment") or {}
+        user = comment.get("user") or {}
+        if action != "created" and not (action == "edited" and bot.handle_edits):
+            return Ignore(f"comment {action}")
+        if "pull_request" not in issue:
+            return Ignore("comment on an issue, not a pull request")
+        if bot.ignore_bots and _is_bot(user):
+            return Ignore(f"comment by bot {user.get('login')}")
+        body = str(comment.get("body") or "")
+        if not body.lstrip().startswith("/"):
+            return Ignore("not a command")
+        author = str(user.get("login", ""))
+        return CommentCommand(repo, int(issue["number"]), int(comment["id"]), author, body)
+    if event == "pull_request":
+        action = payload.get("action")
+        if action not in PR_ACTIONS:
+            return Ignore(f"pull_request {action}")
+        pr = payload.get("pull_request") or {}
+        head, base = pr.get("head") or {}, pr.get("base") or {}
+        return DispatchRequest(repo, VALIDATE_EVENT, {
+            "pull_request": int(payload.get("number") or pr.get("number") or 0),
+            "head_sha": head.get("sha", ""), "head_ref": head.get("ref", ""), "base_ref": base.get("ref", ""),
+            "action": action,
+        })
+    # push
+    ref = str(payload.get("ref") or "")
+    default = (payload.get("repository") or {}).get("default_branch") or "main"
+    if ref != f"refs/heads/{default}":
+        return Ignore(f"push to {ref or 'unknown ref'}, not the default branch")
+    if payload.get("deleted"):
+        return Ignore("branch deleted")
+    return DispatchRequest(repo, DEPLOY_EVENT, {
+        "trigger": "push", "ref": ref, "sha": payload.get("after", ""),
+    })
+
+
+# --------------------------------------------------------------------------------- collaborators
+class RegistryLike(Protocol):
+    """What the bot uses of `mlops_bot.registry.registry.Registry`."""
+
+    def show(self, name: str | None = None) -> dict[str, Any]: ...
+    def latest_version(self, name: str) -> str | None: ...
+    def stage_version(self, name: str, stage: str) -> str | None: ...
+    def history(self, name: str | None = None) -> list[Any]: ...
+    def assign(self, name: str, stage: str, *, version: str | None = None, ref: str | None = None,
+               actor: str | None = None, actor_permission: Permission | None = None,
+               gates_passed: bool | None = None, trailers: dict[str, str] | None = None,
+               push: bool = False, force: bool = False) -> Any: ...
+
+
+ForgeFactory = Callable[[str, int | None], Forge]
+SettingsLoader = Callable[[str, Forge], RepoSettings]
+RegistryFactory = Callable[[str, Forge, RepoSettings], RegistryLike]
+DeployControl = Callable[[Forge, str, str, str], None]
+Journal = Callable[[str, Callable[[], Any]], Any]
+
+
+def run_now(_step: str, action: Callable[[], T]) -> T:
+    """A journal that just runs the action (no crash recovery): for one-shot runs."""
+    return action()
+
+
+def default_deploy_control() -> DeployControl | None:
+    try:
+        from mlops_bot.deploy.control import request_action  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return None
+    return request_action  # type: ignore[no-any-return,unused-ignore]
+
+
+@dataclass
+class Outcome:
+    """What a job did, for logs, metrics and tests."""
+
+    status: str  # ignored | done | refused | failed | dispatched
+    detail: str = ""
+    reply: str | None = None
+
+
+class EventHandler:
+    """Carries out routed events. Collaborators are injected; see the module docstring."""
+
+    def __init__(
+        self,
+        forge_for: ForgeFactory,
+        settings_for: SettingsLoader | None = None,
+        registry_for: RegistryFactory | None = None,
+        deploy_control: DeployControl | None = None,
+    ) -> None:
+        self.forge_for = forge_for
+        self.settings_for = settings_for or (lambda _repo, _forge: RepoSettings())
+        self.registry_for = registry_for
+        self.deploy_control = deploy_control
+
+    # ---------------------------------------------------------------------------- entry point
+    def handle(self, event: str, payload: dict[str, Any], journal: Journal = run_now) -> Outcome:
+        # First a permissive pass that needs no repository settings, so the common case (not a
+        # command, an unhandled action) costs no forge or git call.
+        quick = route(event, payload, BotSection(ignore_bots=False, handle_edits=True))
+        if isinstance(quick, Ignore):
+            return Outcome("ignored", quick.reason)
+        installation = (payload.get("installation") or {}).get("id")
+        forge = self.forge_for(quick.repo, int(installation) if installation is not None else None)
+        try:
+            settings = self.settings_for(quick.repo, forge)
+        except MlopsError as error:
+            if not isinstance(quick, CommentCommand):
+                raise
+            # A broken config must be visible where the command was typed, not only in our log.
+            text = f"@{quick.author} cannot run commands: {error}"
+            journal("react-confused", lambda: forge.add_reaction(quick.comment_id, "confused"))
+            journal("reply", lambda: forge.create_comment(quick.number, text).id)
+            return Outcome("failed", str(error), text)
+        decision = route(event, payload, settings.bot)
+        if isinstance(decision, Ignore):
+            return Outcome("ignored", decision.reason)
+        if isinstance(decision, DispatchRequest):
+            request = decision
+            journal("dispatch", lambda: forge.repository_dispatch(request.event_type, request.client_payload))
+            return Outcome("dispatched", decision.event_type)
+        return self._command(decision, forge, settings, journal)
+
+    # ------------------------------------------------------------------------------- commands
+    def _command(self, request: CommentCommand, forge: Forge, settings: RepoSettings, journal: Journal
+                 ) -> Outcome:
+        def react(content: Reaction) -> None:
+            journal(f"react-{content}", lambda: forge.add_reaction(request.comment_id, content))
+
+        def reply(text: str) -> None:
+            journal("reply", lambda: forge.create_comment(request.number, text).id)
+
+        react("eyes")
+        try:
+            command = parse_command(request.body)
+        except CommandSyntaxError as error:
+            text = f"@{request.author} {error}"
+            if error.command is None:
+                text += "\n\n" + help_text(settings.bot)
+            react("confused")
+            reply(text)
+            return Outcome("refused", str(error), text)
+        if command is None:  # "/" followed by something that is not a command word
+            return Outcome("ignored", "not a command")
+
+        have: Permission = journal("permission", lambda: forge.get_permission(request.author))
+        need = required_permission(command, settings.bot, settings.registry)
+        if not permission_at_least(have, need):
+            return self._refuse(request, command, have, need, react, reply)
+        try:
+            text = self._run(command, request, forge, settings, have, journal)
+        except _Refused as refused:
+            return self._refuse(request, command, have, refused.need, react, reply)
+        except MlopsError as error:
+            text = f"@{request.author} `/{command.name}` failed: {error}"
+            react("confused")
+            reply(text)
+            return Outcome("failed", str(error), text)
+        except Exception:
+            log.exception("command /%s on %s#%s crashed", command.name, request.repo, request.number)
+            react("confused")
+            reply(f"@{request.author} `/{command.name}` failed with an internal error; "
+                  "the bot's log has the details.")
+            raise
+        react("rocket")
+        reply(text)
+        return Outcome("done", command.name, text)
+
+    @staticmethod
+    def _refuse(request: CommentCommand, command: Command, have: Permission, need: Permission,
+                react: Callable[[Reaction], None], reply: Callable[[str], None]) -> Outcome:
+        text = (f"@{request.author} `/{command.name}` needs `{need}` permission on this repository; "
+                f"you have `{have}`. Ask a maintainer to run it.")
+        react("confused")
+        reply(text)
+        return Outcome("refused", f"permission {have} < {need}", text)
+
+    def _run(self, command: Command, request: CommentCommand, forge: Forge, settings: RepoSettings,
+             have: Permission, journal: Journal) -> str:
+        if command.name == "help":
+            return help_text(settings.bot)
+        if command.name in ("retrain", "drift"):
+            event_type = RETRAIN_EVENT if command.name == "retrain" else DRIFT_EVENT
+            payload = {"model": command.args.get("model") or settings.model or "", "actor": request.author,
+                       "pull_request": request.number, "reason": f"/{command.name} comment"}
+            journal("dispatch", lambda: forge.repository_dispatch(event_type, payload))
+            return f"Started the {command.name} workflow (`repository_dispatch` `{event_type}`)."
+        if command.name == "abort":
+            environment = command.args.get("environment") or settings.rollout.environment
+            control = self._control()
+            journal("control", lambda: control(forge, environment, "abort", request.author))
+            return (f"Asked the rollout in `{environment}` to abort: "
+                    "all traffic goes back to the stable version.")
+        if command.name == "promote":
+            return self._promote(command, request, forge, settings, have, journal)
+        return self._rollback(command, request, forge, settings, have, journal)
+
+    def _control(self) -> DeployControl:
+        control = self.deploy_control or default_deploy_control()
+        if control is None:
+            raise MlopsError("rollout control is not available here (no mlops_bot.deploy.control)")
+        return control
+
+    def _registry(self, repo: str, forge: Forge, settings: RepoSettings) -> RegistryLike:
+        if self.registry_for is None:
+            raise MlopsError("the model registry is not configured for the bot")
+        return self.registry_for(repo, forge, settings)
+
+    @staticmethod
+    def _model(command: Command, settings: RepoSettings) -> str:
+        model = command.args.get("model") or settings.model
+        if not model:
+            raise CommandSyntaxError("which model? Add `model=NAME` (no `.github/mlops.yml` names one).")
+        return model
+
+    def _check_stage(self, command: Command, stage: str, settings: RepoSettings, have: Permission) -> None:
+        if stage not in settings.registry.stages:
+            raise CommandSyntaxError(
+                f"unknown stage `{stage}`; the stages are {', '.join(settings.registry.stages)}."
+            )
+        need = required_permission(command, settings.bot, settings.registry, stage)
+        if not permission_at_least(have, need):
+            raise _Refused(need)
+
+    def _promote(self, command: Command, request: CommentCommand, forge: Forge, settings: RepoSettings,
+                 have: Permission, journal: Journal) -> str:
+        model = self._model(command, settings)
+        registry = self._registry(request.repo, forge, settings)
+        version = command.args.get("version") or registry.latest_version(model)
+        if version is None:
+            raise RegistryError(f"model {model} has no registered version yet")
+        shown = registry.show(model).get(model, {})
+        holding = [stage for stage, held in (shown.get("stage") or {}).items() if held == version]
+        stage = command.stage or next_stage(settings.registry.stages, holding)
+        self._check_stage(command, stage, settings, have)
+        environment = settings.rollout.environment
+        waiting = stage == settings.rollout.stage and stage in holding
+        if waiting and _rollout_waiting(forge, environment, version):
+            control = self._control()
+            journal("control", lambda: control(forge, environment, "promote", request.author))
+            return (f"The rollout of `{model}` {version} in `{environment}` was waiting for a manual "
+                    "promote: it proceeds to the next step.")
+        # The registry enforces the policy, gates included (Verdict trailer or the release's report.json).
+        journal("assign", lambda: _event_text(registry.assign(
+            model, stage, version=version, actor=request.author, actor_permission=have,
+            trailers={"Pull-Request": f"#{request.number}", "Requested-By": request.author}, push=True,
+        )))
+        payload = {"model": model, "version": version, "stage": stage, "actor": request.author,
+                   "pull_request": request.number, "trigger": "promote"}
+        journal("dispatch", lambda: forge.repository_dispatch(DEPLOY_EVENT, payload))
+        return (f"Promoted `{model}` {version} to `{stage}` (tag pushed) and started the deploy workflow "
+                f"(`repository_dispatch` `{DEPLOY_EVENT}`).")
+
+    def _rollback(self, command: Command, request: CommentCommand, forge: Forge, settings: RepoSettings,
+                  have: Permission, journal: Journal) -> str:
+        model = self._model(command, settings)
+        stage = command.stage or settings.rollout.stage
+        self._check_stage(command, stage, settings, have)
+        registry = self._registry(request.repo, forge, settings)
+        current = registry.stage_version(model, stage)
+        previous = _previous_version(registry.history(model), model, stage, current)
+        if current is None or previous is None:
+            raise RegistryError(f"`{model}` has no earlier version in `{stage}` to roll back to")
+        control = self._control() if stage == settings.rollout.stage else None
+        environment = settings.rollout.environment
+        if control is not None:
+            journal("control", lambda: control(forge, environment, "rollback", request.author))
+        journal("assign", lambda: _event_text(registry.assign(
+            model, stage, version=previous, actor=request.author, actor_permission=have,
+            trailers={"Pull-Request": f"#{request.number}", "Rollback-Of": current}, push=True, force=True,
+        )))
+        payload = {"model": model, "version": previous, "stage": stage, "actor": request.author,
+                   "pull_request": request.number, "trigger": "rollback"}
+        journal("dispatch", lambda: forge.repository_dispatch(DEPLOY_EVENT, payload))
+        return f"Rolled `{model}` in `{stage}` back from {current} to {previous}."
+
+
+class _Refused(Exception):
+    def __init__(self, need: Permission) -> None:
+        self.need = need
+
+
+# ------------------------------------------------------------------------------------- helpers
+def _event_text(event: Any) -> str:
+    """Journal results must be JSON: keep the registry event's text form."""
+    return str(getattr(event, "tag", None) or event)
+
+
+def _field(item: Any, name: str) -> Any:
+    return item.get(name) if isinstance(item, dict) else getattr(item, name, None)
+
+
+def _previous_version(history: list[Any], model: str, stage: str, current: str | None) -> str | None:
+    """The version assigned to `stage` before `current`, from the registry history (any order)."""
+    assigned: list[tuple[str, str]] = []
+    for item in history:
+        kind = str(_field(item, "action") or _field(item, "kind") or "")
+        name = _field(item, "name") or _field(item, "artifact") or model
+        if name != model or _field(item, "stage") != stage or kind not in ("assignment", "assign"):
+            continue
+        stamp = str(_field(item, "created_at") or _field(item, "timestamp") or "")
+        assigned.append((stamp, str(_field(item, "version"))))
+    assigned.sort()
+    versions = [version for _, version in assigned]
+    while versions and versions[-1] == current:
+        versions.pop()
+    return versions[-1] if versions else None
+
+
+def _rollout_waiting(forge: Forge, environment: str, version: str) -> bool:
+    """Whether the newest deployment of this version in `environment` is still running (a rollout
+    holding at a manual step is `in_progress`)."""
+    for deployment in forge.list_deployments(environment):
+        if str(deployment.payload.get("version", "")) != version:
+            return False
+        statuses = forge.list_deployment_statuses(deployment.id)
+        return bool(statuses) and statuses[0].state in ("in_progress", "queued", "pending")
+    return False

@@ -1,0 +1,166 @@
+"""The durable delivery queue: SQLite in WAL mode, one connection per thread.
+
+The webhook handler only inserts here and answers 202; workers drain it. The `delivery` column is
+unique, so a redelivery of the same `X-GitHub-Delivery` is detected by the insert itself. Jobs
+left `running` by a crash go back to `pending` when the queue is opened again. A job's side
+effects are journalled step by step (`steps`), so a resumed job skips what it already did.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    delivery TEXT NOT NULL UNIQUE,
+    event TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    received_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    outcome TEXT,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, id);
+CREATE TABLE IF NOT EXISTS steps (
+    job_id INTEGER NOT NULL,
+    step TEXT NOT NULL,
+    result TEXT NOT NULL,
+    PRIMARY KEY (job_id, step)
+);
+"""
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    delivery: str
+    event: str
+    payload: bytes
+    attempts: int
+    received_at: float
+
+
+class DeliveryQueue:
+    """A queue in one SQLite file. Thread-safe: each thread gets its own connection."""
+
+    def __init__(self, path: str | Path, *, max_attempts: int = 3) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.max_attempts = max_attempts
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._guard = threading.Lock()
+        conn = self._conn()
+        conn.executescript(_SCHEMA)
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            # NORMAL in WAL mode survives a process crash (the case we design for); only an OS crash
+            # or power loss can drop the last transactions.
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+            with self._guard:
+                self._connections.append(conn)
+        return conn
+
+    def close(self) -> None:
+        with self._guard:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    # ------------------------------------------------------------------------------ producer
+    def enqueue(self, delivery: str, event: str, payload: bytes, received_at: float) -> bool:
+        """Store a delivery; False when this delivery id was already stored (a redelivery)."""
+        cursor = self._conn().execute(
+            "INSERT OR IGNORE INTO jobs (delivery, event, payload, received_at) VALUES (?, ?, ?, ?)",
+            (delivery, event, payload, received_at),
+        )
+        return cursor.rowcount == 1
+
+    # ------------------------------------------------------------------------------ consumer
+    def recover(self) -> int:
+        """Put jobs a dead process left `running` back in line; returns how many."""
+        cursor = self._conn().execute("UPDATE jobs SET status='pending' WHERE status='running'")
+        return cursor.rowcount
+
+    def claim(self, now: float) -> Job | None:
+        """Take the oldest pending job (atomically, so two workers never get the same one)."""
+        row = self._conn().execute(
+            "UPDATE jobs SET status='running', attempts=attempts+1, started_at=? "
+            "WHERE id = (SELECT id FROM jobs WHERE status='pending' ORDER BY id LIMIT 1) "
+            "AND status='pending' "
+            "RETURNING id, delivery, event, payload, attempts, received_at",
+            (now,),
+        ).fetchone()
+        if row is None:
+            return None
+        return Job(id=row[0], delivery=row[1], event=row[2], payload=bytes(row[3]), attempts=row[4],
+                   received_at=row[5])
+
+    def complete(self, job_id: int, outcome: str, now: float) -> None:
+        self._conn().execute(
+            "UPDATE jobs SET status='done', outcome=?, finished_at=?, error=NULL WHERE id=?",
+            (outcome, now, job_id),
+        )
+
+    def fail(self, job_id: int, error: str, now: float) -> str:
+        """Record a failure: back to `pending` while attempts remain, else `failed`. Returns the status."""
+        conn = self._conn()
+        row = conn.execute("SELECT attempts FROM jobs WHERE id=?", (job_id,)).fetchone()
+        status = "pending" if row is not None and row[0] < self.max_attempts else "failed"
+        conn.execute(
+            "UPDATE jobs SET status=?, error=?, finished_at=? WHERE id=?", (status, error[:2000], now, job_id)
+        )
+        return status
+
+    # ------------------------------------------------------------------------------ journal
+    def step(self, job_id: int, name: str, action: Callable[[], T]) -> T:
+        """Run a side effect once per job: a resumed job gets the recorded result instead of
+        repeating it. `action`'s result must be JSON-serialisable."""
+        conn = self._conn()
+        row = conn.execute("SELECT result FROM steps WHERE job_id=? AND step=?", (job_id, name)).fetchone()
+        if row is not None:
+            value: T = json.loads(row[0])
+            return value
+        result = action()
+        conn.execute(
+            "INSERT OR REPLACE INTO steps (job_id, step, result) VALUES (?, ?, ?)",
+            (job_id, name, json.dumps(result)),
+        )
+        return result
+
+    # ------------------------------------------------------------------------------ inspection
+    def depth(self) -> int:
+        row = self._conn().execute(
+            "SELECT COUNT(*) FROM jobs WHERE status IN ('pending','running')"
+        ).fetchone()
+        return int(row[0])
+
+    def counts(self) -> dict[str, int]:
+        rows = self._conn().execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall()
+        return {str(status): int(count) for status, count in rows}
+
+    def jobs(self) -> list[dict[str, Any]]:
+        rows = self._conn().execute(
+            "SELECT id, delivery, event, status, attempts, outcome, error FROM jobs ORDER BY id"
+        ).fetchall()
+        keys = ("id", "delivery", "event", "status", "attempts", "outcome", "error")
+        return [dict(zip(keys, row, strict=True)) for row in rows]

@@ -1,0 +1,69 @@
+"""`mlops-bot bot serve` (the webhook server) and `mlops-bot bot handle-event` (the same handler
+code, run once inside a GitHub Actions job on the event that started it)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from mlops_bot.errors import MlopsError
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("bot", help="the webhook bot: comment commands and dispatches")
+    sub = parser.add_subparsers(dest="bot_command", metavar="SUBCOMMAND")
+
+    serve = sub.add_parser("serve", help="run the webhook server (POST /webhook, /healthz, /metrics)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8787)
+    serve.add_argument("--state-dir", type=Path, default=None,
+                       help="queue database and repository clones "
+                       "(default: $MLOPS_BOT_STATE_DIR or .mlops-bot)")
+    serve.add_argument("--workers", type=int, default=1,
+                       help="worker threads draining the queue (0: only accept and queue)")
+    serve.set_defaults(func=_serve)
+
+    handle = sub.add_parser("handle-event", help="handle one event payload (inside GitHub Actions)")
+    handle.add_argument("--event", required=True, help="event name, e.g. issue_comment ($GITHUB_EVENT_NAME)")
+    handle.add_argument("--payload", required=True, type=Path, help="payload file ($GITHUB_EVENT_PATH)")
+    handle.add_argument("--repo-dir", type=Path, default=None,
+                        help="checkout of the repository (default: $GITHUB_WORKSPACE, else a clone)")
+    handle.add_argument("--state-dir", type=Path, default=None)
+    handle.set_defaults(func=_handle_event)
+    parser.set_defaults(func=lambda _args: (parser.print_help(), 2)[1])
+
+
+def _state_dir(args: argparse.Namespace) -> Path:
+    return Path(args.state_dir or os.environ.get("MLOPS_BOT_STATE_DIR") or ".mlops-bot")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from mlops_bot.bot.app import BotConfig, WebhookBot, handler_from_env, serve
+
+    logging.basicConfig(level=os.environ.get("MLOPS_BOT_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = BotConfig.from_env(os.environ, _state_dir(args), args.workers)
+    bot = WebhookBot(config, handler_from_env(os.environ, config.state_dir))
+    print(f"mlops-bot: listening on http://{args.host}:{args.port}/webhook", file=sys.stderr, flush=True)
+    serve(bot, args.host, args.port)
+    return 0
+
+
+def _handle_event(args: argparse.Namespace) -> int:
+    from mlops_bot.bot.app import handler_from_env
+
+    try:
+        payload = json.loads(args.payload.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise MlopsError(f"cannot read the event payload {args.payload}: {error}") from None
+    repo_dir = args.repo_dir or (Path(os.environ["GITHUB_WORKSPACE"]) if os.environ.get("GITHUB_WORKSPACE")
+                                 else None)
+    handler = handler_from_env(os.environ, _state_dir(args), repo_dir)
+    outcome = handler.handle(args.event, payload)
+    print(json.dumps({"status": outcome.status, "detail": outcome.detail}))
+    return 1 if outcome.status == "failed" else 0
