@@ -20,6 +20,7 @@ from mlops_bot.errors import ConfigError, MlopsError
 # One module per command group; each registers its own subcommands.
 COMMAND_MODULES: tuple[str, ...] = (
     "bot",
+    "registry",
 )
 
 

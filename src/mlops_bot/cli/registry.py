@@ -1,0 +1,247 @@
+"""`mlops-bot registry ...`: the git-tag model registry from the command line.
+
+Read commands print GTO's JSON with `--json` (byte-for-byte what `gto show --json` / `gto history
+--json` print for the same repository); write commands print the tag they created.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from tabulate import tabulate
+
+from mlops_bot.config import DEFAULT_CONFIG_PATH, RegistrySection, load_config
+from mlops_bot.errors import RegistryError
+from mlops_bot.forge.base import Forge
+
+
+def _forge() -> Forge | None:
+    """The forge from the environment; None when none is configured (tags-only operation)."""
+    try:
+        from mlops_bot.forge.select import forge_from_env  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        local = os.environ.get("MLOPS_BOT_LOCAL_FORGE")
+        if not local:
+            return None
+        from mlops_bot.forge.local import LocalForge
+
+        return LocalForge(Path(local), repo=os.environ.get("GITHUB_REPOSITORY", "local/example"))
+    if not (os.environ.get("MLOPS_BOT_LOCAL_FORGE") or os.environ.get("GITHUB_TOKEN")
+            or os.environ.get("GH_TOKEN") or os.environ.get("GITHUB_APP_ID")):
+        return None
+    forge: Forge = forge_from_env(os.environ)
+    return forge
+
+
+def _policy(args: argparse.Namespace) -> RegistrySection | None:
+    path = Path(args.config) if args.config else Path(args.repo) / DEFAULT_CONFIG_PATH
+    if not path.is_file():
+        if args.config:
+            raise RegistryError(f"config file {path} does not exist")
+        return None
+    return load_config(path, root=Path(args.repo)).registry
+
+
+def _registry(args: argparse.Namespace, with_policy: bool = False) -> Any:
+    from mlops_bot.registry.registry import Registry
+
+    policy = _policy(args) if with_policy else None
+    return Registry(Path(args.repo), forge=_forge(), remote=args.remote, policy=policy)
+
+
+def _print_json(data: Any) -> None:
+    # GTO prints json.dumps(indent=4) through click.echo: same separators, same escaping.
+    print(json.dumps(data, indent=4))
+
+
+def _trailers(pairs: list[str] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise RegistryError(f"--trailer expects KEY=VALUE, got {pair!r}")
+        out[key] = value
+    return out
+
+
+def _artifacts(pairs: list[str] | None) -> dict[str, Path]:
+    out: dict[str, Path] = {}
+    for pair in pairs or []:
+        name, sep, path = pair.partition("=")
+        out[name if sep else Path(pair).name] = Path(path if sep else pair)
+    return out
+
+
+def _done(event: Any) -> int:
+    print(f"Created git tag '{event.tag}' ({event.action.value} {event.name}"
+          + (f" {event.version}" if event.version else "") + (f" -> {event.stage}" if event.stage else "")
+          + ")")
+    return 0
+
+
+# ----------------------------------------------------------------------------------- handlers
+def _register(args: argparse.Namespace) -> int:
+    reg = _registry(args)
+    return _done(reg.register(args.name, version=args.version, bump=args.bump, ref=args.ref,
+                              artifacts=_artifacts(args.artifact), trailers=_trailers(args.trailer),
+                              push=args.push, actor=args.actor))
+
+
+def _assign(args: argparse.Namespace) -> int:
+    reg = _registry(args, with_policy=True)
+    gates = {"pass": True, "fail": False}.get(args.gates) if args.gates else None
+    return _done(reg.assign(args.name, args.stage, version=args.version, ref=args.ref, actor=args.actor,
+                            gates_passed=gates, trailers=_trailers(args.trailer), push=args.push,
+                            force=args.force))
+
+
+def _unassign(args: argparse.Namespace) -> int:
+    reg = _registry(args)
+    return _done(reg.unassign(args.name, args.stage, version=args.version, ref=args.ref, actor=args.actor,
+                              push=args.push))
+
+
+def _deregister(args: argparse.Namespace) -> int:
+    return _done(_registry(args).deregister(args.name, args.version, actor=args.actor, push=args.push))
+
+
+def _deprecate(args: argparse.Namespace) -> int:
+    return _done(_registry(args).deprecate(args.name, actor=args.actor, push=args.push))
+
+
+def _show(args: argparse.Namespace) -> int:
+    reg = _registry(args)
+    at = datetime.fromisoformat(args.at) if args.at else None
+    if at is not None and at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    if args.json:
+        _print_json(reg.show_versions(args.name) if args.name and at is None else reg.show(args.name, at))
+        return 0
+    state = reg.show(args.name, at)
+    stages = sorted({s for row in state.values() for s in row["stage"]})
+    rows = [[name, row["version"] or "-", *[row["stage"].get(s) or "-" for s in stages]]
+            for name, row in sorted(state.items())]
+    print(tabulate(rows, headers=["name", "latest", *[f"#{s}" for s in stages]]) if rows
+          else "The registry is empty")
+    return 0
+
+
+def _history(args: argparse.Namespace) -> int:
+    reg = _registry(args)
+    if args.json:
+        _print_json(reg.history_json(args.name))
+        return 0
+    rows = [[e.created_at.isoformat(), e.name, e.action.value, e.version or "-", e.stage or "-",
+             e.commit[:7], e.actor, e.tag] for e in reversed(reg.history(args.name))]
+    print(tabulate(rows, headers=["timestamp", "name", "event", "version", "stage", "commit", "actor", "tag"])
+          if rows else "No registry events")
+    return 0
+
+
+def _which(args: argparse.Namespace) -> int:
+    found = _registry(args).which(args.rev)
+    if args.json:
+        _print_json(found)
+    else:
+        for row in found:
+            stages = f" [{', '.join(row['stages'])}]" if row["stages"] else ""
+            print(f"{row['name']} {row['version']}{stages}")
+    return 0 if found else 1
+
+
+def _download(args: argparse.Namespace) -> int:
+    from mlops_bot.registry.registry import parse_spec
+
+    name, spec = parse_spec(args.spec)
+    reg = _registry(args)
+    if reg.forge is None:
+        raise RegistryError("download needs a forge: set MLOPS_BOT_LOCAL_FORGE=DIR or GITHUB_TOKEN")
+    path = reg.download(name, spec, Path(args.dest))
+    print(f"Downloaded and verified {args.spec} into {path}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------- parsers
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("registry", help="git-tag model registry (GTO-compatible)")
+    sub = parser.add_subparsers(dest="registry_command", metavar="ACTION", required=True)
+
+    def common(p: argparse.ArgumentParser, write: bool) -> None:
+        p.add_argument("--repo", default=".", help="git repository (default: current directory)")
+        p.add_argument("--remote", default=None, help="remote to fetch/push registry tags (default origin)")
+        if write:
+            p.add_argument("--push", action="store_true", help="push the tag to the remote atomically")
+            p.add_argument("--actor", default=None, help="who performs the operation (tagger and trailer)")
+            p.add_argument("--trailer", action="append", metavar="KEY=VALUE", help="extra tag trailer")
+        else:
+            p.add_argument("--json", action="store_true", help="print JSON (the shape gto prints)")
+
+    p = sub.add_parser("register", help="register a commit as a new model version")
+    common(p, True)
+    p.add_argument("name")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--version", help="explicit version vX.Y.Z")
+    group.add_argument("--bump", choices=["major", "minor", "patch"], help="bump the latest (default patch)")
+    p.add_argument("--ref", default="HEAD")
+    p.add_argument("--artifact", action="append", metavar="NAME=PATH", help="release asset to upload")
+    p.set_defaults(func=_register)
+
+    for command, aliases in (("assign", ["promote"]),):
+        p = sub.add_parser(command, aliases=aliases, help="assign a stage to a version (policy enforced)")
+        common(p, True)
+        p.add_argument("name")
+        p.add_argument("--stage", required=True)
+        p.add_argument("--version", default=None)
+        p.add_argument("--ref", default=None, help="commit to assign (registered on the fly if needed)")
+        p.add_argument("--config", default=None,
+                       help=f"config with the policy (default {DEFAULT_CONFIG_PATH})")
+        p.add_argument("--gates", choices=["pass", "fail"], default=None,
+                       help="the version's gate verdict (default: from its tag or report.json)")
+        p.add_argument("--force", action="store_true", help="assign even if already in the stage")
+        p.set_defaults(func=_assign)
+
+    p = sub.add_parser("unassign", help="remove a stage from a version")
+    common(p, True)
+    p.add_argument("name")
+    p.add_argument("--stage", required=True)
+    p.add_argument("--version", default=None)
+    p.add_argument("--ref", default=None)
+    p.set_defaults(func=_unassign)
+
+    p = sub.add_parser("deregister", help="mark a version as withdrawn")
+    common(p, True)
+    p.add_argument("name")
+    p.add_argument("--version", required=True)
+    p.set_defaults(func=_deregister)
+
+    p = sub.add_parser("deprecate", help="deprecate a model (all its versions)")
+    common(p, True)
+    p.add_argument("name")
+    p.set_defaults(func=_deprecate)
+
+    p = sub.add_parser("show", help="latest version and stages of every model, or one model's versions")
+    common(p, False)
+    p.add_argument("name", nargs="?")
+    p.add_argument("--at", default=None, help="ISO time: the registry as it was then")
+    p.set_defaults(func=_show)
+
+    p = sub.add_parser("history", help="the audit trail: every registry event")
+    common(p, False)
+    p.add_argument("name", nargs="?")
+    p.set_defaults(func=_history)
+
+    p = sub.add_parser("which", help="which model versions and stages sit at a commit")
+    common(p, False)
+    p.add_argument("rev", nargs="?", default="HEAD")
+    p.set_defaults(func=_which)
+
+    p = sub.add_parser("download", help="download a version's artifacts, verifying checksums")
+    common(p, False)
+    p.add_argument("spec", metavar="NAME@vX.Y.Z|NAME#STAGE")
+    p.add_argument("--dest", required=True)
+    p.set_defaults(func=_download)
