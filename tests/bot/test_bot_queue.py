@@ -1,0 +1,88 @@
+"""The durable queue: de-duplication, atomic claims across threads, crash recovery, the journal."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from mlops_bot.bot.queue import DeliveryQueue
+
+
+def test_redelivery_is_not_queued_twice(tmp_path: Path) -> None:
+    queue = DeliveryQueue(tmp_path / "q.sqlite3")
+    assert queue.enqueue("d-1", "push", b"{}", 1.0)
+    assert not queue.enqueue("d-1", "push", b'{"other": 1}', 2.0)
+    assert queue.enqueue("d-2", "push", b"{}", 3.0)
+    assert queue.depth() == 2
+    job = queue.claim(4.0)
+    assert job is not None and (job.delivery, job.payload, job.attempts) == ("d-1", b"{}", 1)
+
+
+def test_state_survives_reopening_and_running_jobs_are_resumed(tmp_path: Path) -> None:
+    path = tmp_path / "q.sqlite3"
+    first = DeliveryQueue(path)
+    for i in range(3):
+        first.enqueue(f"d-{i}", "issue_comment", b"{}", float(i))
+    running = first.claim(10.0)
+    assert running is not None
+    first.complete(running.id, "done", 11.0)
+    assert first.claim(12.0) is not None  # left running: the process "dies" here
+    first.close()
+
+    second = DeliveryQueue(path)
+    assert second.counts() == {"done": 1, "running": 1, "pending": 1}
+    assert second.recover() == 1
+    claimed = [second.claim(20.0), second.claim(20.0), second.claim(20.0)]
+    assert [j.delivery if j else None for j in claimed] == ["d-1", "d-2", None]
+    assert claimed[0] is not None and claimed[0].attempts == 2
+
+
+def test_concurrent_claims_hand_out_each_job_once(tmp_path: Path) -> None:
+    queue = DeliveryQueue(tmp_path / "q.sqlite3")
+    for i in range(200):
+        queue.enqueue(f"d-{i}", "push", b"{}", float(i))
+    taken: list[str] = []
+    lock = threading.Lock()
+
+    def drain() -> None:
+        while (job := queue.claim(0.0)) is not None:
+            with lock:
+                taken.append(job.delivery)
+            queue.complete(job.id, "ok", 0.0)
+
+    threads = [threading.Thread(target=drain) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(taken) == sorted(f"d-{i}" for i in range(200))
+    assert queue.counts() == {"done": 200}
+
+
+def test_failures_retry_until_max_attempts(tmp_path: Path) -> None:
+    queue = DeliveryQueue(tmp_path / "q.sqlite3", max_attempts=2)
+    queue.enqueue("d", "push", b"{}", 0.0)
+    job = queue.claim(0.0)
+    assert job is not None and queue.fail(job.id, "boom", 1.0) == "pending"
+    job = queue.claim(2.0)
+    assert job is not None and job.attempts == 2
+    assert queue.fail(job.id, "boom again", 3.0) == "failed"
+    assert queue.claim(4.0) is None
+    assert queue.jobs()[0]["error"] == "boom again"
+
+
+def test_journal_runs_each_step_once_per_job(tmp_path: Path) -> None:
+    queue = DeliveryQueue(tmp_path / "q.sqlite3")
+    calls: list[str] = []
+
+    def effect(name: str) -> int:
+        calls.append(name)
+        return len(calls)
+
+    assert queue.step(1, "react", lambda: effect("react")) == 1
+    assert queue.step(1, "react", lambda: effect("react")) == 1  # resumed: recorded result
+    assert queue.step(2, "react", lambda: effect("react")) == 2  # another job
+    assert calls == ["react", "react"]
+    reopened = DeliveryQueue(tmp_path / "q.sqlite3")
+    assert reopened.step(1, "react", lambda: effect("react")) == 1
+    assert calls == ["react", "react"]
