@@ -254,6 +254,7 @@ class EventHandler:
             reply(f"@{request.author} `/{command.name}` failed with an internal error; "
                   "the bot's log has the details.")
             raise
+        text = f"@{request.author} {text}"
         react("rocket")
         reply(text)
         return Outcome("done", command.name, text)

@@ -1,0 +1,259 @@
+"""Every command path through the real registry (git tags pushed to a bare origin) and the local
+forge: reactions, replies, refusals, policy, dispatches and rollout control."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from bot_testkit import REPO, World, example, git, make_world
+
+from mlops_bot.bot.handlers import EventHandler, RepoSettings, route
+from mlops_bot.bot.queue import DeliveryQueue
+from mlops_bot.config import BotSection
+
+
+def origin_tags(world: World) -> list[str]:
+    return sorted(git(world.origin, "tag", "--list").split())
+
+
+def replies(world: World) -> list[str]:
+    return [c.body for c in world.forge.list_comments(world.pr) if c.user == "mlops-bot[bot]"]
+
+
+def run(world: World, body: str, login: str = "alice", handler: EventHandler | None = None,
+        **kwargs: Any) -> tuple[str, list[str], str]:
+    payload = world.comment(body, login=login, **kwargs)
+    comment_id = payload["comment"]["id"]
+    outcome = (handler or world.handler()).handle("issue_comment", payload)
+    last = replies(world)[-1] if replies(world) else ""
+    return outcome.status, world.forge.reactions(comment_id), last
+
+
+def stage_of(world: World, stage: str) -> str | None:
+    return world.registry().stage_version("churn", stage)
+
+
+def test_promote_assigns_pushes_and_dispatches_the_deploy(world: World) -> None:
+    status, reactions, reply = run(world, "/promote staging version=v1.1.0")
+    assert status == "done", reply
+    assert reactions == ["eyes", "rocket"]
+    assert "Promoted `churn` v1.1.0 to `staging`" in reply and reply.startswith("@alice")
+    assert "churn#staging#1" in origin_tags(world)
+    assert stage_of(world, "staging") == "v1.1.0"
+    message = git(world.origin, "tag", "-l", "--format=%(contents)", "churn#staging#1")
+    assert "Pull-Request: #1" in message and "Actor: alice" in message
+    dispatch = world.forge.dispatches()[-1]
+    assert dispatch["event_type"] == "mlops-deploy"
+    assert dispatch["client_payload"] == {"model": "churn", "version": "v1.1.0", "stage": "staging",
+                                          "actor": "alice", "pull_request": 1, "trigger": "promote"}
+
+
+def test_promote_without_stage_goes_to_the_next_stage(world: World) -> None:
+    assert run(world, "/promote version=v1.0.0")[0] == "done"
+    assert stage_of(world, "staging") == "v1.0.0"
+    assert run(world, "/promote version=v1.0.0")[0] == "done"
+    assert stage_of(world, "production") == "v1.0.0"
+    status, reactions, reply = run(world, "/promote version=v1.0.0")
+    assert (status, reactions[-1]) == ("failed", "confused")
+    assert "already in the last stage" in reply
+
+
+def test_promote_refused_for_insufficient_permission(world: World) -> None:
+    status, reactions, reply = run(world, "/promote staging version=v1.1.0", login="carol")
+    assert (status, reactions) == ("refused", ["eyes", "confused"])
+    assert "needs `write` permission" in reply and "you have `read`" in reply
+    # write is enough for the bot, but the registry policy asks maintain for production
+    run(world, "/promote staging version=v1.1.0", login="bob")
+    status, reactions, reply = run(world, "/promote production version=v1.1.0", login="bob")
+    assert (status, reactions) == ("refused", ["eyes", "confused"])
+    assert "needs `maintain` permission" in reply
+    status, _, reply = run(world, "/promote production version=v1.1.0", login="mallory")  # no access
+    assert status == "refused" and "you have `none`" in reply
+    assert stage_of(world, "production") is None
+    assert not any(t.startswith("churn#production") for t in origin_tags(world))
+
+
+def test_promote_enforces_gates_and_stage_order(world: World) -> None:
+    tags = origin_tags(world)
+    status, reactions, reply = run(world, "/promote staging")  # latest = v1.2.0, whose gates failed
+    assert (status, reactions[-1]) == ("failed", "confused")
+    assert "v1.2.0" in reply and "gates failed" in reply
+    status, _, reply = run(world, "/promote production version=v1.0.0")  # skips staging
+    assert status == "failed" and "staging" in reply
+    status, _, reply = run(world, "/promote qa version=v1.0.0")
+    assert status == "failed" and "unknown stage `qa`" in reply
+    status, _, reply = run(world, "/promote staging version=v9.9.9")
+    assert status == "failed" and "not registered" in reply
+    assert origin_tags(world) == tags
+    assert not any(d["event_type"] == "mlops-deploy" for d in world.forge.dispatches())
+
+
+def test_promote_at_a_manual_hold_lets_the_rollout_proceed(world: World) -> None:
+    for stage in ("staging", "production"):
+        assert run(world, f"/promote {stage} version=v1.1.0")[0] == "done"
+    deployment = world.forge.create_deployment("churn@v1.1.0", "production",
+                                               payload={"model": "churn", "version": "v1.1.0"})
+    world.forge.create_deployment_status(deployment.id, "in_progress", description="holding at 10%")
+    tags = origin_tags(world)
+    status, reactions, reply = run(world, "/promote production version=v1.1.0", login="alice")
+    assert (status, reactions) == ("done", ["eyes", "rocket"])
+    assert "waiting for a manual promote" in reply
+    assert world.controls == [("production", "promote", "alice")]
+    assert origin_tags(world) == tags
+
+
+def test_rollback_restores_the_previous_version_and_stops_the_rollout(world: World) -> None:
+    for version in ("v1.0.0", "v1.1.0"):
+        for stage in ("staging", "production"):
+            assert run(world, f"/promote {stage} version={version}")[0] == "done"
+    assert stage_of(world, "production") == "v1.1.0"
+    status, reactions, reply = run(world, "/rollback")
+    assert (status, reactions) == ("done", ["eyes", "rocket"]), reply
+    assert "back from v1.1.0 to v1.0.0" in reply
+    assert stage_of(world, "production") == "v1.0.0"
+    assert world.controls == [("production", "rollback", "alice")]
+    assert world.forge.dispatches()[-1]["client_payload"]["trigger"] == "rollback"
+
+
+def test_rollback_with_nothing_to_go_back_to(world: World) -> None:
+    status, reactions, reply = run(world, "/rollback staging")
+    assert (status, reactions[-1]) == ("failed", "confused")
+    assert "no earlier version in `staging`" in reply
+    assert run(world, "/rollback staging", login="carol")[0] == "refused"
+
+
+def test_abort_retrain_drift_and_help(world: World) -> None:
+    assert run(world, "/abort", login="bob")[:2] == ("done", ["eyes", "rocket"])
+    assert world.controls == [("production", "abort", "bob")]
+    assert run(world, "/abort environment=staging-eu")[0] == "done"
+    assert world.controls[-1] == ("staging-eu", "abort", "alice")
+    assert run(world, "/abort", login="tina")[0] == "refused"
+
+    assert run(world, "/retrain", login="bob")[0] == "done"
+    assert world.forge.dispatches()[-1]["event_type"] == "mlops-retrain"
+    assert world.forge.dispatches()[-1]["client_payload"]["model"] == "churn"
+    # the repository config lets triage run /drift
+    assert run(world, "/drift", login="tina")[0] == "done"
+    assert world.forge.dispatches()[-1]["event_type"] == "mlops-drift"
+    assert run(world, "/retrain", login="tina")[0] == "refused"
+
+    status, reactions, reply = run(world, "/help", login="nobody")
+    assert (status, reactions) == ("done", ["eyes", "rocket"])
+    assert "/promote [STAGE]" in reply and "| triage |" in reply
+
+
+def test_unknown_command_replies_with_the_command_list(world: World) -> None:
+    status, reactions, reply = run(world, "/deploy everything")
+    assert (status, reactions) == ("refused", ["eyes", "confused"])
+    assert "unknown command `/deploy`" in reply and "/rollback [STAGE]" in reply
+
+
+def test_ignored_comments_get_no_reaction(world: World) -> None:
+    handler = world.handler()
+    for body, kwargs in [
+        ("/promote staging version=v1.1.0", {"action": "edited"}),
+        ("/promote staging version=v1.1.0", {"login": "deploy-helper[bot]"}),
+        ("/promote staging version=v1.1.0", {"user_type": "Bot"}),
+        ("just a thought about /promote", {}),
+    ]:
+        login = kwargs.pop("login", "alice")
+        if login.endswith("[bot]"):
+            world.forge.set_permission(login, "admin")
+        status, reactions, _ = run(world, body, login=login, handler=handler, **kwargs)
+        assert (status, reactions) == ("ignored", []), (body, kwargs)
+    payload = world.comment("/promote staging version=v1.1.0", pull=False)
+    assert world.handler().handle("issue_comment", payload).detail.startswith("comment on an issue")
+    assert stage_of(world, "staging") is None
+
+
+def test_edits_and_bots_are_handled_when_configured(tmp_path: Path) -> None:
+    from bot_testkit import CONFIG
+
+    world = make_world(tmp_path, CONFIG.replace("commands: {drift: triage}",
+                                                "commands: {drift: triage}\n  handle_edits: true\n"
+                                                "  ignore_bots: false"))
+    world.forge.set_permission("ci[bot]", "write")
+    assert run(world, "/retrain", action="edited")[0] == "done"
+    assert run(world, "/retrain", login="ci[bot]", user_type="Bot")[0] == "done"
+
+
+def test_pull_request_and_push_dispatch_workflows(world: World) -> None:
+    handler = world.handler()
+    for action in ("opened", "synchronize", "reopened"):
+        payload = example("pull_request", action if action != "reopened" else "reopened")
+        payload["repository"] = {**payload["repository"], "full_name": REPO}
+        assert handler.handle("pull_request", payload).status == "dispatched"
+        sent = world.forge.dispatches()[-1]
+        assert sent["event_type"] == "mlops-validate"
+        assert sent["client_payload"]["head_sha"] == payload["pull_request"]["head"]["sha"]
+        assert sent["client_payload"]["pull_request"] == payload["number"]
+    closed = example("pull_request", "closed")
+    assert handler.handle("pull_request", closed).status == "ignored"
+
+    push = example("push")
+    pushes = [p for p in [dict(x) for x in __import__("bot_testkit").examples()["push"]["examples"]]]
+    to_default = next(p for p in pushes if p["ref"] == "refs/heads/master")
+    to_default["repository"] = {**to_default["repository"], "full_name": REPO}
+    assert handler.handle("push", to_default).status == "dispatched"
+    assert world.forge.dispatches()[-1]["event_type"] == "mlops-deploy"
+    assert world.forge.dispatches()[-1]["client_payload"]["sha"] == to_default["after"]
+    tag_push = next(p for p in pushes if p["ref"].startswith("refs/tags/"))
+    assert handler.handle("push", tag_push).status == "ignored"
+    assert push is not None
+    assert handler.handle("star", example("star")).status == "ignored"
+
+
+def test_route_is_pure_and_total_over_the_real_examples() -> None:
+    from bot_testkit import examples
+
+    bot = BotSection()
+    for name, spec in examples().items():
+        for payload in spec["examples"]:
+            decision = route(name, payload, bot)
+            assert type(decision).__name__ in ("Ignore", "CommentCommand", "DispatchRequest")
+            if name not in ("pull_request", "push"):
+                assert type(decision).__name__ == "Ignore", name
+
+
+def test_a_resumed_job_does_not_repeat_side_effects(world: World) -> None:
+    """Crash after the registry tag was pushed: the rerun skips reaction, tag and reply it already did."""
+    queue = DeliveryQueue(world.tmp / "q.sqlite3")
+    crashes = {"left": 1}
+
+    def flaky_control(*_args: Any) -> None:
+        if crashes["left"]:
+            crashes["left"] -= 1
+            raise RuntimeError("process killed")
+
+    for stage in ("staging", "production"):
+        for version in ("v1.0.0", "v1.1.0"):
+            run(world, f"/promote {stage} version={version}")
+    base = world.handler()
+    handler = EventHandler(base.forge_for, base.settings_for, base.registry_for, flaky_control)
+    payload = world.comment("/rollback")
+    journal = lambda step, action: queue.step(7, step, action)  # noqa: E731
+    tags_before = len(origin_tags(world))
+    with pytest.raises(RuntimeError):
+        handler.handle("issue_comment", payload, journal)
+    outcome = handler.handle("issue_comment", payload, journal)
+    assert outcome.status == "done"
+    assert len(origin_tags(world)) == tags_before + 1
+    reacted = world.forge.reactions(payload["comment"]["id"])
+    assert reacted.count("eyes") == 1 and reacted.count("rocket") == 1
+
+
+def test_config_error_in_the_repository_is_reported_on_the_pr(tmp_path: Path) -> None:
+    from bot_testkit import CONFIG
+
+    world = make_world(tmp_path, CONFIG.replace("permission: maintain", "permission: boss"))
+    status, reactions, reply = run(world, "/retrain")
+    assert (status, reactions) == ("failed", ["confused"])
+    assert "registry.policy.production.permission" in reply
+
+
+def test_default_settings_without_a_checkout() -> None:
+    handler = EventHandler(lambda repo, inst: (_ for _ in ()).throw(AssertionError("no forge needed")))
+    assert handler.handle("issue_comment", example("issue_comment", "created")).status == "ignored"
+    assert RepoSettings().bot.permission == "write"
