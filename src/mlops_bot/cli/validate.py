@@ -1,0 +1,60 @@
+"""`mlops-bot validate`: the PR validation run (train, evaluate, compare, gate, report).
+
+Exit codes: 0 all gates pass, 1 a gate failed, 2 a usage, config or data error.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from mlops_bot.config import DEFAULT_CONFIG_PATH, load_config
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "validate",
+        help="train and evaluate the model, compare with the baseline, apply gates, write the PR report",
+        description="Writes DIR/report.md (the PR comment), DIR/report.json, DIR/metrics.json, "
+        "DIR/plots/*.png and DIR/model.skops. Exit 0 when all gates pass, 1 when one fails, 2 on errors.",
+    )
+    parser.add_argument("--config", default=DEFAULT_CONFIG_PATH, help="path to mlops.yml")
+    parser.add_argument("--output", required=True, type=Path, help="directory to write the report into")
+    parser.add_argument("--base-metrics", type=Path, help="metrics.json (or report.json) of the base branch")
+    parser.add_argument(
+        "--base-model",
+        type=Path,
+        help="the base branch's model file (.skops): enables paired confidence intervals",
+    )
+    parser.add_argument(
+        "--reference-data", type=Path, help="train data of the base revision, the drift reference"
+    )
+    parser.add_argument("--quiet", action="store_true", help="do not print the report")
+    parser.set_defaults(func=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from mlops_bot.pipeline.validate import validate
+
+    config = load_config(args.config)
+    run = validate(
+        config,
+        args.output,
+        base_metrics=args.base_metrics,
+        base_model=args.base_model,
+        reference_data=args.reference_data,
+    )
+    if not args.quiet:
+        print(run.markdown)
+    failed = run.report.failed_gates()
+    print(
+        f"mlops-bot: {run.report.model}: {run.report.verdict}"
+        + (
+            f" ({len(failed)} gate(s) failed: {', '.join(sorted({g.metric for g in failed}))})"
+            if failed
+            else ""
+        )
+        + f"; report in {run.output}"
+    )
+    return run.exit_code
