@@ -154,3 +154,44 @@ def make_world(tmp: Path, config: str = CONFIG) -> World:
     for user, permission in (("alice", "admin"), ("bob", "write"), ("carol", "read"), ("tina", "triage")):
         forge.set_permission(user, permission)  # type: ignore[arg-type]
     return World(tmp, origin, work, forge, pr, [])
+
+
+class ServerThread:
+    """A real uvicorn server on a free 127.0.0.1 port, in a thread of the test process."""
+
+    def __init__(self, app: Any) -> None:
+        import threading
+
+        import uvicorn
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> ServerThread:
+        import time
+
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+def wait_for(condition: Any, timeout: float = 20.0, what: str = "condition") -> None:
+    """Poll a cheap condition until true (the bot's worker runs in another thread or process)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)

@@ -60,14 +60,15 @@ def test_concurrent_claims_hand_out_each_job_once(tmp_path: Path) -> None:
 
 
 def test_failures_retry_until_max_attempts(tmp_path: Path) -> None:
-    queue = DeliveryQueue(tmp_path / "q.sqlite3", max_attempts=2)
+    queue = DeliveryQueue(tmp_path / "q.sqlite3", max_attempts=2, retry_seconds=10.0)
     queue.enqueue("d", "push", b"{}", 0.0)
     job = queue.claim(0.0)
     assert job is not None and queue.fail(job.id, "boom", 1.0) == "pending"
-    job = queue.claim(2.0)
+    assert queue.claim(10.9) is None  # backing off
+    job = queue.claim(11.0)
     assert job is not None and job.attempts == 2
-    assert queue.fail(job.id, "boom again", 3.0) == "failed"
-    assert queue.claim(4.0) is None
+    assert queue.fail(job.id, "boom again", 12.0) == "failed"
+    assert queue.claim(1000.0) is None
     assert queue.jobs()[0]["error"] == "boom again"
 
 

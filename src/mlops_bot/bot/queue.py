@@ -27,6 +27,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     status TEXT NOT NULL DEFAULT 'pending',
     attempts INTEGER NOT NULL DEFAULT 0,
     received_at REAL NOT NULL,
+    available_at REAL NOT NULL DEFAULT 0,
     started_at REAL,
     finished_at REAL,
     outcome TEXT,
@@ -55,10 +56,11 @@ class Job:
 class DeliveryQueue:
     """A queue in one SQLite file. Thread-safe: each thread gets its own connection."""
 
-    def __init__(self, path: str | Path, *, max_attempts: int = 3) -> None:
+    def __init__(self, path: str | Path, *, max_attempts: int = 3, retry_seconds: float = 5.0) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.max_attempts = max_attempts
+        self.retry_seconds = retry_seconds
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
@@ -105,10 +107,11 @@ class DeliveryQueue:
         """Take the oldest pending job (atomically, so two workers never get the same one)."""
         row = self._conn().execute(
             "UPDATE jobs SET status='running', attempts=attempts+1, started_at=? "
-            "WHERE id = (SELECT id FROM jobs WHERE status='pending' ORDER BY id LIMIT 1) "
+            "WHERE id = (SELECT id FROM jobs WHERE status='pending' AND available_at <= ? "
+            "ORDER BY id LIMIT 1) "
             "AND status='pending' "
             "RETURNING id, delivery, event, payload, attempts, received_at",
-            (now,),
+            (now, now),
         ).fetchone()
         if row is None:
             return None
@@ -122,12 +125,16 @@ class DeliveryQueue:
         )
 
     def fail(self, job_id: int, error: str, now: float) -> str:
-        """Record a failure: back to `pending` while attempts remain, else `failed`. Returns the status."""
+        """Record a failure: back to `pending` (after an exponential backoff) while attempts remain,
+        else `failed`. Returns the new status."""
         conn = self._conn()
         row = conn.execute("SELECT attempts FROM jobs WHERE id=?", (job_id,)).fetchone()
-        status = "pending" if row is not None and row[0] < self.max_attempts else "failed"
+        attempts = int(row[0]) if row is not None else self.max_attempts
+        status = "pending" if attempts < self.max_attempts else "failed"
+        retry_at = now + self.retry_seconds * 2 ** max(attempts - 1, 0)
         conn.execute(
-            "UPDATE jobs SET status=?, error=?, finished_at=? WHERE id=?", (status, error[:2000], now, job_id)
+            "UPDATE jobs SET status=?, error=?, finished_at=?, available_at=? WHERE id=?",
+            (status, error[:2000], now, retry_at, job_id),
         )
         return status
 
