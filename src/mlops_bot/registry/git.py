@@ -173,25 +173,49 @@ class PushRejected(RegistryError):
     """The remote refused the push (usually: someone else created the same tag first)."""
 
 
-def push_tags(repo: Path, remote: str, names: Sequence[str], *, delete: bool = False) -> None:
-    """Push tags all-or-nothing (`--atomic`), never forcing an existing tag."""
+def push_tags(repo: Path, remote: str, names: Sequence[str], *, delete: bool = False,
+              lease: tuple[str, str, str] | None = None) -> None:
+    """Push tags all-or-nothing (`--atomic`), never forcing an existing tag.
+
+    `lease=(ref, expected_sha_or_empty, new_source)` also moves `ref` on the remote with a
+    compare-and-swap (`--force-with-lease`) in the same atomic push: the per-model sequence ref that
+    makes two writers racing for the same counter conflict even when their tag names differ.
+    """
     if not names:
         return
     refspecs = [(":" if delete else "") + f"refs/tags/{n}" for n in names]
+    options = []
+    if lease is not None:
+        ref, expected, source = lease
+        options.append(f"--force-with-lease={ref}:{expected}")
+        refspecs.append(f"{source}:{ref}")
     try:
-        git(repo, "push", "--atomic", "--porcelain", remote, *refspecs)
+        git(repo, "push", "--atomic", "--porcelain", *options, remote, *refspecs)
     except GitCommandError as error:
         text = error.stderr + " " + str(error)
-        if "rejected" in text or "already exists" in text or "atomic" in text:
+        if any(word in text for word in ("rejected", "already exists", "atomic", "stale")):
             raise PushRejected(f"remote {remote} rejected {', '.join(names)}: {error.stderr.strip()}"
                                ) from None
         raise
 
 
+SEQUENCE_PREFIX = "refs/mlops-registry/"
+SEQUENCE_TRACKING = "refs/mlops-registry-remote/"
+
+
 def fetch_tags(repo: Path, remote: str, patterns: Sequence[str]) -> None:
-    """Fetch only the registry tags matching `patterns` (e.g. `NAME@*`), nothing else."""
+    """Fetch only the registry tags matching `patterns` (e.g. `NAME@*`) and the per-model sequence
+    refs, nothing else."""
     refspecs = [f"refs/tags/{p}:refs/tags/{p}" for p in patterns]
+    refspecs.append(f"+{SEQUENCE_PREFIX}*:{SEQUENCE_TRACKING}*")
     git(repo, "fetch", "--quiet", "--no-tags", remote, *refspecs)
+
+
+def ref_sha(repo: Path, ref: str) -> str | None:
+    try:
+        return git(repo, "rev-parse", "--verify", "--quiet", ref).strip() or None
+    except GitCommandError:
+        return None
 
 
 def has_remote(repo: Path, remote: str) -> bool:

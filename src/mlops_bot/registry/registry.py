@@ -1,15 +1,18 @@
 """Registry operations: git tags (GTO-compatible) for the truth, release assets for the files.
 
-Every write creates one annotated tag and, with `push`, pushes it atomically. Counters and versions
-are computed after fetching the model's registry tags from the remote; a push rejected because a
-concurrent writer took the same tag name is retried (bounded) after refetching, so two racing
-promotions both land with distinct counters or one fails with a clear message: none is lost.
+Every write creates one annotated tag and, with `push`, pushes it atomically together with a
+compare-and-swap of the model's sequence ref (`refs/mlops-registry/NAME`, invisible to GTO). Counters
+and versions are computed after fetching the model's registry tags and that ref; when a concurrent
+writer got there first (same tag name, or a different tag with the same counter), the atomic push is
+rejected, the local tag dropped, and the operation re-planned on fresh state (bounded), so racing
+promotions land with distinct counters or fail with a clear message: nothing lost or duplicated.
 """
 
 from __future__ import annotations
 
 import re
 import tempfile
+import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -72,6 +75,20 @@ def _event_from_record(record: git.TagRecord, parsed: TagName, version: str | No
         trailers={k: v for k, v in trailers if k != "Artifact-Sha256"},
         checksums=checksums_from_trailers(trailers),
     )
+
+
+def _strictly_after(records: list[git.TagRecord]) -> str | None:
+    """A tag date one second after the model's newest event when that is not in the past.
+
+    Tag dates have one-second resolution and GTO orders events by date alone, so two operations in
+    the same second (register then deprecate, say) would be ambiguous; nudging the date keeps
+    each model's audit trail strictly ordered for us and for `gto` alike.
+    """
+    if not records:
+        return None
+    newest = max(max(r.tag_time, int(r.committed_at.timestamp())) for r in records)
+    now = int(time.time())
+    return None if newest < now else f"{newest + 1} +0000"
 
 
 def _patterns(name: str | None) -> list[str]:
@@ -228,12 +245,17 @@ class Registry:
                 self._fetch(name)
             state = self.state(name)
             artifact = state.artifacts.get(name) or Artifact(name)
-            tag, commit, message = plan(artifact, [r.tag for r in self.records(name)])
-            git.create_tag(self.repo, tag, commit, message, tagger_name=tagger, tagger_email=email)
+            records = self.records(name)
+            tag, commit, message = plan(artifact, [r.tag for r in records])
+            git.create_tag(self.repo, tag, commit, message, tagger_name=tagger, tagger_email=email,
+                           date=_strictly_after(records))
             if not remote:
                 return self._event(name, tag)
+            base = name_to_tag(name)
+            expected = git.ref_sha(self.repo, git.SEQUENCE_TRACKING + base) or ""
             try:
-                git.push_tags(self.repo, self.remote, [tag])
+                git.push_tags(self.repo, self.remote, [tag],
+                              lease=(git.SEQUENCE_PREFIX + base, expected, f"refs/tags/{tag}"))
                 return self._event(name, tag)
             except git.PushRejected as error:
                 git.delete_tags(self.repo, [tag])

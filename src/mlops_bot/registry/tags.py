@@ -216,7 +216,7 @@ def render_message(first_line: str, trailers: Sequence[tuple[str, str]] = ()) ->
             raise RegistryError(f"invalid trailer key {key!r}: use letters, digits and '-'")
         if "\n" in value:
             raise RegistryError(f"trailer {key} cannot contain a newline")
-        lines.append(f"{key}: {value}")
+        lines.append(f"{key}: {value.strip()}".rstrip())
     return first_line if not lines else first_line + "\n\n" + "\n".join(lines)
 
 
@@ -228,12 +228,12 @@ def parse_message(message: str) -> tuple[str, list[tuple[str, str]]]:
     trailers: list[tuple[str, str]] = []
     if paragraphs:
         candidate: list[tuple[str, str]] = []
-        for line in paragraphs[-1].splitlines():
-            key, sep, value = line.partition(": ")
+        for line in paragraphs[-1].split("\n"):
+            key, sep, value = line.partition(":")
             if not sep or not _TRAILER_KEY.match(key):
                 candidate = []
                 break
-            candidate.append((key, value))
+            candidate.append((key, value.strip()))
         trailers = candidate
     return first, trailers
 
