@@ -1,0 +1,381 @@
+"""Data drift between a reference and a current table, per column and for the dataset.
+
+Method selection, thresholds, column types and the dataset-drift rule are Evidently 0.7's
+DataDriftPreset defaults (REFERENCE.md section 3), so our decisions are the ones its users know.
+The work per column is one sort (numerical) or one factorize (categorical); columns run on a small
+thread pool because numpy releases the GIL while sorting. The reference may be a DataFrame or a
+`ReferenceProfile` (see profile.py and docs/drift.md for what is exact from a profile)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, Field
+
+from mlops_bot.analysis import drift_methods as dm
+from mlops_bot.analysis.column_types import ColumnType, infer_column_type
+from mlops_bot.analysis.correction import adjust_p_values
+from mlops_bot.config import ColumnDriftOverride, DriftSection
+from mlops_bot.errors import DataError
+
+if TYPE_CHECKING:
+    from mlops_bot.analysis.profile import ReferenceProfile
+
+Progress = Callable[[int, int, str], None]
+"""progress(done, total, column): called after each column, for a terminal progress line."""
+
+
+class ColumnDrift(BaseModel):
+    """The drift verdict for one column. `score` is a p-value for tests, a distance otherwise."""
+
+    name: str
+    type: Literal["numerical", "categorical"]
+    method: dm.Method
+    score: float
+    threshold: float
+    drifted: bool
+    raw_score: float | None = Field(default=None, description="p-value before multiple-testing correction")
+    psi_flavour: dm.PsiFlavour | None = None
+    n_reference: int
+    n_current: int
+    approximate: bool = Field(default=False, description="computed from a profile's sample, not exact")
+
+    @property
+    def is_p_value(self) -> bool:
+        return self.method in dm.P_VALUE_METHODS
+
+    def strength(self) -> float:
+        """How strongly the column drifted, comparable across methods: score/threshold for
+        distances, threshold/p for tests (higher = more drift)."""
+        if self.is_p_value:
+            return self.threshold / max(self.score, 1e-300)
+        return self.score / self.threshold if self.threshold > 0 else float("inf")
+
+
+class DriftReport(BaseModel):
+    """Per-column verdicts and the dataset verdict (share of drifted columns >= share threshold)."""
+
+    dataset_drift: bool
+    drift_share: float
+    share_threshold: float
+    columns: dict[str, ColumnDrift]
+    skipped: dict[str, str] = Field(default_factory=dict, description="column -> why it was not checked")
+    correction: str = "none"
+    psi_flavour: dm.PsiFlavour = "evidently"
+
+    @property
+    def n_drifted(self) -> int:
+        return sum(c.drifted for c in self.columns.values())
+
+    def ranked(self) -> list[ColumnDrift]:
+        """Drifted columns first, then by drift strength."""
+        return sorted(self.columns.values(), key=lambda c: (not c.drifted, -c.strength(), c.name))
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The `mlops-bot drift` JSON: stable keys, plain floats (NaN becomes null)."""
+        columns: dict[str, Any] = {}
+        for name, col in self.columns.items():
+            entry: dict[str, Any] = {
+                "type": col.type,
+                "method": col.method,
+                "score": _finite(col.score),
+                "threshold": col.threshold,
+                "drifted": col.drifted,
+            }
+            if col.raw_score is not None:
+                entry["raw_score"] = _finite(col.raw_score)
+            if col.psi_flavour is not None:
+                entry["psi_flavour"] = col.psi_flavour
+            if col.approximate:
+                entry["approximate"] = True
+            columns[name] = entry
+        return {
+            "dataset_drift": self.dataset_drift,
+            "drift_share": self.drift_share,
+            "share_threshold": self.share_threshold,
+            "number_of_columns": len(self.columns),
+            "number_of_drifted_columns": self.n_drifted,
+            "correction": self.correction,
+            "columns": columns,
+            "skipped": dict(self.skipped),
+        }
+
+
+def _finite(value: float) -> float | None:
+    return None if value is None or np.isnan(value) else float(value)
+
+
+# ----------------------------------------------------------------------------- reference columns
+@dataclass(frozen=True)
+class ReferenceColumn:
+    """What drift needs from one reference column. From a DataFrame everything is exact; from a
+    profile `values` may be a sample (`values_exact=False`) while counts, n, std stay exact."""
+
+    n: int
+    values: np.ndarray | None = None  # numerical: sorted finite values (all, or a sample)
+    values_exact: bool = True
+    std: float | None = None  # population std of all values
+    value_counts: dict[Any, int] | None = None  # per-value counts, when known
+    counts_exact: bool = True  # False when a profile cut rare categories off into "other"
+    n_unique: int = 0
+
+
+def _clean_numeric(series: pd.Series) -> np.ndarray:
+    """Finite values as a sorted float64 array (Evidently drops NaN and +-inf first)."""
+    try:
+        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+    except (TypeError, ValueError):
+        raise DataError(
+            f"column {series.name!r} is numerical in the current data but not numeric in the reference"
+        ) from None
+    values = values[np.isfinite(values)]
+    values.sort(kind="quicksort")
+    return values
+
+
+def _clean_categorical(series: pd.Series) -> pd.Series:
+    if series.dtype.kind == "f":
+        series = series.replace([np.inf, -np.inf], np.nan)
+    return series.dropna()
+
+
+def _value_counts(series: pd.Series) -> dict[Any, int]:
+    codes, uniques = pd.factorize(series, sort=False)
+    counts = np.bincount(codes[codes >= 0], minlength=len(uniques))
+    result: dict[Any, int] = {}
+    for key, count in zip(uniques.tolist(), counts.tolist(), strict=True):
+        result[key] = result.get(key, 0) + int(count)
+    return result
+
+
+def _sorted_unique(values: np.ndarray) -> np.ndarray:
+    if values.size == 0:
+        return values
+    return values[np.concatenate(([True], np.diff(values) != 0))]
+
+
+def _sorted_value_counts(values: np.ndarray) -> dict[Any, int]:
+    keys = _sorted_unique(values)
+    counts = np.diff(np.append(np.searchsorted(values, keys, "left"), values.size))
+    return dict(zip(keys.tolist(), counts.tolist(), strict=True))
+
+
+def _counts(reference: dict[Any, int], current: dict[Any, int]) -> dm.Counts:
+    keys = list(dict.fromkeys([*reference, *current]))
+    return dm.Counts(
+        keys=keys,
+        reference=np.array([reference.get(k, 0) for k in keys], dtype=np.int64),
+        current=np.array([current.get(k, 0) for k in keys], dtype=np.int64),
+    )
+
+
+def reference_column_from_series(
+    series: pd.Series, kind: Literal["numerical", "categorical"]
+) -> ReferenceColumn:
+    if kind == "numerical":
+        values = _clean_numeric(series)
+        return ReferenceColumn(
+            n=values.size,
+            values=values,
+            std=float(np.std(values)) if values.size else None,
+            n_unique=dm.n_unique_sorted(values),
+        )
+    clean = _clean_categorical(series)
+    counts = _value_counts(clean)
+    return ReferenceColumn(n=len(clean), value_counts=counts, n_unique=len(counts))
+
+
+# ------------------------------------------------------------------------------------ the column
+def column_drift(
+    name: str,
+    kind: Literal["numerical", "categorical"],
+    reference: ReferenceColumn,
+    current: pd.Series,
+    override: ColumnDriftOverride | None = None,
+    psi_flavour: dm.PsiFlavour = "evidently",
+) -> ColumnDrift | str:
+    """Drift of one column, or the reason it cannot be checked."""
+    if reference.n == 0:
+        return "empty in the reference after dropping NaN and infinite values"
+    override = override or ColumnDriftOverride()
+    approximate = False
+    if kind == "numerical":
+        cur_values = _clean_numeric(current)
+        n_cur = cur_values.size
+        if n_cur == 0:
+            return "empty in the current data after dropping NaN and infinite values"
+        ref_values = reference.values
+        if ref_values is None:
+            return "the reference profile holds no values for this numerical column"
+        counts: dm.Counts | None = None
+        if reference.value_counts is not None:
+            counts = _counts(reference.value_counts, _sorted_value_counts(cur_values))
+            n_unique = len(counts.keys)
+        elif reference.n_unique > 5:
+            n_unique = reference.n_unique  # the union has at least as many; only "> 5" matters
+        else:
+            n_unique = int(np.union1d(np.unique(ref_values), _sorted_unique(cur_values)).size)
+    else:
+        cur_clean = _clean_categorical(current)
+        n_cur = len(cur_clean)
+        if n_cur == 0:
+            return "empty in the current data after dropping NaN values"
+        if reference.value_counts is None:
+            return "the reference profile holds no category counts for this column"
+        counts = _counts(reference.value_counts, _value_counts(cur_clean))
+        n_unique = len(counts.keys)
+        approximate = not reference.counts_exact
+        ref_values = cur_values = None
+
+    method: dm.Method
+    if override.method is not None:
+        method = override.method
+    elif reference.n <= 1000:
+        method = "ks" if kind == "numerical" and n_unique > 5 else "chisquare" if n_unique > 2 else "z"
+    else:
+        method = "wasserstein" if kind == "numerical" and n_unique > 5 else "jensenshannon"
+    threshold = override.threshold if override.threshold is not None else dm.DEFAULT_THRESHOLDS[method]
+
+    def need_counts() -> dm.Counts:
+        nonlocal approximate
+        if counts is not None:
+            return counts
+        assert ref_values is not None and cur_values is not None
+        approximate = approximate or not reference.values_exact
+        return dm.counts_from_sorted(ref_values, cur_values)
+
+    def need_values() -> tuple[np.ndarray, np.ndarray]:
+        nonlocal approximate
+        if ref_values is None or cur_values is None:
+            raise DataError(f"column {name!r}: method {method!r} needs numerical values")
+        approximate = approximate or not reference.values_exact
+        return ref_values, cur_values
+
+    if method == "ks":
+        score = dm.ks(*need_values())
+    elif method == "wasserstein":
+        ref_v, cur_v = need_values()
+        std = reference.std if reference.std is not None else float(np.std(ref_v))
+        score = dm.wasserstein_normed(ref_v, cur_v, std)
+    elif method == "chisquare":
+        score = dm.chisquare(need_counts())
+    elif method == "z":
+        score = dm.z(need_counts())
+    elif method == "psi" and psi_flavour == "classic":
+        if kind == "numerical":
+            score = dm.psi_classic_numerical(*need_values())
+        else:
+            score = dm.psi_classic_counts(need_counts())
+    else:  # jensenshannon, psi (evidently)
+        fill = method == "psi"
+        if kind == "numerical" and reference.n_unique > 20:
+            ref_v, cur_v = need_values()
+            ref_pct, cur_pct = dm.binned_shares(ref_v, cur_v, None, reference.n_unique, True, fill)
+        else:
+            ref_pct, cur_pct = dm.binned_shares(None, None, need_counts(), reference.n_unique, False, fill)
+        if method == "jensenshannon":
+            score = dm.jensenshannon(ref_pct, cur_pct)
+        else:
+            score = dm.psi_evidently(ref_pct, cur_pct)
+    return ColumnDrift(
+        name=name,
+        type=kind,
+        method=method,
+        score=score,
+        threshold=threshold,
+        drifted=dm.is_drift(method, score, threshold),
+        psi_flavour=psi_flavour if method == "psi" else None,
+        n_reference=reference.n,
+        n_current=n_cur,
+        approximate=approximate,
+    )
+
+
+# ----------------------------------------------------------------------------------- the dataset
+def compute_drift(
+    reference: pd.DataFrame | ReferenceProfile,
+    current: pd.DataFrame,
+    settings: DriftSection | None = None,
+    columns: list[str] | None = None,
+    *,
+    progress: Progress | None = None,
+    workers: int = 2,
+) -> DriftReport:
+    """Drift of every shared column (or `columns`), and the dataset verdict.
+
+    Column types are inferred on the current data (as Evidently does) unless overridden in
+    settings; text, datetime and all-null columns are reported in `skipped`."""
+    from mlops_bot.analysis.profile import ReferenceProfile
+
+    settings = settings or DriftSection()
+    ref_columns = list(reference.columns)
+    if columns is None:
+        names = [c for c in current.columns if c in ref_columns and c not in settings.ignore]
+    else:
+        missing = [c for c in columns if c not in current.columns or c not in ref_columns]
+        if missing:
+            listed = ", ".join(map(str, missing))
+            raise DataError(f"drift: column(s) {listed} not in both the reference and the current data")
+        names = list(columns)
+
+    def one(name: str) -> ColumnDrift | str:
+        override = settings.columns.get(str(name))
+        kind: ColumnType = override.type if override and override.type else infer_column_type(current[name])
+        if kind == "text":
+            return "text column (more than half the values are distinct); not checked"
+        if kind == "unknown":
+            return f"unsupported or all-null column (dtype {current[name].dtype}); not checked"
+        if isinstance(reference, ReferenceProfile):
+            ref_col = reference.reference_column(str(name), kind)
+        else:
+            ref_col = reference_column_from_series(reference[name], kind)
+        return column_drift(str(name), kind, ref_col, current[name], override, settings.psi_flavour)
+
+    results: dict[str, ColumnDrift | str] = {}
+    total = len(names)
+    if workers > 1 and total > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            for done, (name, result) in enumerate(zip(names, pool.map(one, names), strict=True), 1):
+                results[str(name)] = result
+                if progress:
+                    progress(done, total, str(name))
+    else:
+        for done, name in enumerate(names, 1):
+            results[str(name)] = one(name)
+            if progress:
+                progress(done, total, str(name))
+
+    checked = {n: r for n, r in results.items() if isinstance(r, ColumnDrift)}
+    skipped = {n: r for n, r in results.items() if isinstance(r, str)}
+    checked = _apply_correction(checked, settings.correction)
+    n_drifted = sum(c.drifted for c in checked.values())
+    share = n_drifted / len(checked) if checked else 0.0
+    return DriftReport(
+        dataset_drift=bool(checked) and share >= settings.drift_share,
+        drift_share=share,
+        share_threshold=settings.drift_share,
+        columns=checked,
+        skipped=skipped,
+        correction=settings.correction,
+        psi_flavour=settings.psi_flavour,
+    )
+
+
+def _apply_correction(columns: dict[str, ColumnDrift], correction: str) -> dict[str, ColumnDrift]:
+    """Adjust the p-values of the test columns together; distances are left alone."""
+    if correction == "none":
+        return columns
+    tested = [n for n, c in columns.items() if c.is_p_value]
+    adjusted = adjust_p_values([columns[n].score for n in tested], correction)  # type: ignore[arg-type]
+    result = dict(columns)
+    for name, p in zip(tested, adjusted, strict=True):
+        col = columns[name]
+        result[name] = col.model_copy(
+            update={"raw_score": col.score, "score": p, "drifted": dm.is_drift(col.method, p, col.threshold)}
+        )
+    return result
