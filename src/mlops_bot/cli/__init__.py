@@ -19,8 +19,11 @@ from mlops_bot.errors import ConfigError, MlopsError
 
 # One module per command group; each registers its own subcommands.
 COMMAND_MODULES: tuple[str, ...] = (
+    "validate",
+    "demo",
     "bot",
     "registry",
+    "analysis",
 )
 
 

@@ -18,6 +18,8 @@ from mlops_bot.forge.local import LocalForge
 
 # Module names in mlops_bot.demo, in story order.
 CHAPTERS: tuple[str, ...] = (
+    "project",
+    "pull_request",
 )
 
 

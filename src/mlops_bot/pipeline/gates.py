@@ -17,6 +17,8 @@ from mlops_bot.config import GateRule
 from mlops_bot.pipeline.evaluate import lower_is_better
 
 GateStatus = Literal["pass", "fail", "skipped"]
+# Metric differences are float arithmetic: 0.808 - 0.788 must count as a drop of exactly 0.02.
+_TOLERANCE = 1e-9
 
 
 class MetricComparison(BaseModel):
@@ -62,8 +64,9 @@ def evaluate_gate(metric: str, rule: GateRule, row: MetricComparison | None) -> 
     head = row.head if row is not None else None
 
     def add(rule_text: str, status: GateStatus, detail: str) -> None:
-        results.append(GateResult(metric=metric, rule=rule_text, passed=status != "fail", status=status,
-                                  detail=detail))
+        results.append(
+            GateResult(metric=metric, rule=rule_text, passed=status != "fail", status=status, detail=detail)
+        )
 
     missing = "metric was not computed (check `metrics:` and that the analysis ran)"
     if rule.min is not None:
@@ -71,13 +74,21 @@ def evaluate_gate(metric: str, rule: GateRule, row: MetricComparison | None) -> 
         if head is None:
             add(text, "fail", missing)
         else:
-            add(text, "pass" if head >= rule.min else "fail", f"{_fmt(head)} vs minimum {_fmt(rule.min)}")
+            add(
+                text,
+                "pass" if head >= rule.min - _TOLERANCE else "fail",
+                f"{_fmt(head)} vs minimum {_fmt(rule.min)}",
+            )
     if rule.max is not None:
         text = f"<= {_fmt(rule.max)}"
         if head is None:
             add(text, "fail", missing)
         else:
-            add(text, "pass" if head <= rule.max else "fail", f"{_fmt(head)} vs maximum {_fmt(rule.max)}")
+            add(
+                text,
+                "pass" if head <= rule.max + _TOLERANCE else "fail",
+                f"{_fmt(head)} vs maximum {_fmt(rule.max)}",
+            )
     if rule.max_drop is not None:
         text = f"drop <= {_fmt(rule.max_drop)}"
         if head is None:
@@ -87,9 +98,14 @@ def evaluate_gate(metric: str, rule: GateRule, row: MetricComparison | None) -> 
         else:
             drop = _drop(metric, row)
             assert drop is not None
-            status: GateStatus = "pass" if drop <= rule.max_drop else "fail"
-            add(text, status, f"dropped by {_fmt(drop)} (limit {_fmt(rule.max_drop)})" if drop > 0
-                else f"no drop (changed by {_fmt(row.diff or 0.0)})")
+            status: GateStatus = "pass" if drop <= rule.max_drop + _TOLERANCE else "fail"
+            add(
+                text,
+                status,
+                f"dropped by {_fmt(drop)} (limit {_fmt(rule.max_drop)})"
+                if drop > 0
+                else f"no drop (changed by {_fmt(row.diff or 0.0)})",
+            )
     if rule.max_drop_ci is not None:
         text = f"significant drop <= {_fmt(rule.max_drop_ci)}"
         if head is None:
@@ -100,11 +116,14 @@ def evaluate_gate(metric: str, rule: GateRule, row: MetricComparison | None) -> 
             add(text, "skipped", "no confidence interval (needs the baseline model's predictions)")
         else:
             low, high = _drop_interval(metric, row.ci)
-            significant = low > rule.max_drop_ci
-            add(text, "fail" if significant else "pass",
+            significant = low > rule.max_drop_ci + _TOLERANCE
+            add(
+                text,
+                "fail" if significant else "pass",
                 f"drop CI [{_fmt(low)}, {_fmt(high)}] "
                 + ("lies entirely above" if significant else "does not lie entirely above")
-                + f" {_fmt(rule.max_drop_ci)}")
+                + f" {_fmt(rule.max_drop_ci)}",
+            )
     return results
 
 

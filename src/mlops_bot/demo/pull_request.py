@@ -1,0 +1,157 @@
+"""Demo chapter "pull_request": what a reviewer sees on a PR that changes data and model.
+
+1. The baseline is trained and validated on `main` (its model and metrics are what the PR is
+   compared with until a model sits in the registry's production stage).
+2. A branch brings new, shifted data (recent applications: lower income, higher debt) and swaps
+   logistic regression for gradient boosting. Validation posts the sticky PR comment and a check run
+   through the local forge.
+3. A second PR tries a much smaller model; its gates fail (exit code 1) and its check run fails.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from mlops_bot.config import load_config
+from mlops_bot.demo import dataset
+from mlops_bot.demo.project import HOLDOUT_ROWS, git, train_script
+from mlops_bot.forge.base import Forge, sticky_marker
+from mlops_bot.pipeline.validate import ValidationRun, validate
+from mlops_bot.report.markdown import MARKER_WORKFLOW, check_summary
+
+if TYPE_CHECKING:
+    from mlops_bot.demo import DemoContext
+
+CHECK_NAME = "mlops-bot / validate"
+BRANCH = "improve-model"
+WORSE_BRANCH = "smaller-model"
+
+
+def publish(forge: Forge, pr_number: int, head_sha: str, run: ValidationRun) -> int:
+    """Sticky comment (created or updated in place) + a completed check run. Returns the check id."""
+    forge.upsert_sticky_comment(pr_number, sticky_marker(MARKER_WORKFLOW, run.report.model), run.markdown)
+    title, summary = check_summary(run.report)
+    check = forge.create_check_run(
+        head_sha,
+        CHECK_NAME,
+        status="completed",
+        conclusion="success" if run.report.verdict == "pass" else "failure",
+        title=title,
+        summary=summary,
+        text=run.markdown[:65_535],
+    )
+    return check.id
+
+
+def _validate_branch(ctx: DemoContext, out: Path, base_dir: Path, reference: Path) -> ValidationRun:
+    config = load_config(ctx.repo / ".github" / "mlops.yml")
+    return validate(
+        config,
+        out,
+        base_model=base_dir / "model.skops",
+        base_metrics=base_dir / "metrics.json",
+        reference_data=reference,
+        forge=ctx.forge,
+    )
+
+
+def _say_metrics(ctx: DemoContext, run: ValidationRun) -> None:
+    for name in ("roc_auc", "accuracy", "log_loss"):
+        row = run.report.metrics.get(name)
+        if row is None or row.head is None:
+            continue
+        ci = f" 95% CI [{row.ci[0]:+.4f}, {row.ci[1]:+.4f}]" if row.ci else ""
+        base = f"{row.base:.4f} -> " if row.base is not None else ""
+        ctx.say(f"  {name:9s} {base}{row.head:.4f}{ci}")
+    for gate in run.report.failed_gates():
+        ctx.say(f"  FAILED gate {gate.metric} {gate.rule}: {gate.detail}")
+
+
+def run(ctx: DemoContext) -> None:
+    ctx.chapter("Pull request: validate a data + model change against main")
+    runs = ctx.workdir / "runs"
+    runs.mkdir(exist_ok=True)
+    git(ctx.repo, "checkout", "-q", "main")
+
+    # 1. The baseline: main's model, trained by the team's train.py through the same pipeline.
+    config = load_config(ctx.repo / ".github" / "mlops.yml")
+    base_dir = runs / "main"
+    base = validate(config, base_dir, forge=ctx.forge)
+    reference = runs / "main-train.csv"
+    shutil.copyfile(ctx.repo / "data" / "train.csv", reference)
+    ctx.say(f"baseline on main ({config.model.name}, logistic regression): report in {base_dir}")
+    _say_metrics(ctx, base)
+
+    # 2. The PR: recent (shifted) applications added to the data, gradient boosting instead.
+    git(ctx.repo, "checkout", "-q", "-b", BRANCH)
+    old = pd.read_csv(ctx.repo / "data" / "train.csv")
+    recent = dataset.generate(1500, seed=101, shift=0.8, id_start=50_001)
+    pd.concat([old, recent], ignore_index=True).to_csv(ctx.repo / "data" / "train.csv", index=False)
+    dataset.generate(HOLDOUT_ROWS, seed=102, shift=0.8, id_start=200_001).to_csv(
+        ctx.repo / "data" / "holdout.csv", index=False
+    )
+    (ctx.repo / "train.py").write_text(train_script("gradient_boosting"), encoding="utf-8")
+    git(ctx.repo, "commit", "-q", "-am", "Add 1,500 recent applications; switch to gradient boosting")
+    git(ctx.repo, "push", "-q", "-u", "origin", BRANCH)
+    head_sha = git(ctx.repo, "rev-parse", "HEAD")
+    ctx.forge.set_ref(f"heads/{BRANCH}", head_sha)
+    pr = ctx.forge.create_pull_request(
+        "Retrain on recent applications with gradient boosting",
+        BRANCH,
+        "main",
+        body="New data from the last quarter and a stronger model.",
+        head_sha=head_sha,
+    )
+    head_dir = runs / f"pr-{pr.number}"
+    head = _validate_branch(ctx, head_dir, base_dir, reference)
+    check_id = publish(ctx.forge, pr.number, head_sha, head)
+    ctx.say(
+        f"PR #{pr.number} ({BRANCH} @ {head_sha[:8]}): verdict {head.report.verdict.upper()} "
+        f"(exit code {head.exit_code}); sticky comment and check run {check_id} posted"
+    )
+    _say_metrics(ctx, head)
+    if head.report.drift:
+        ctx.say(
+            f"  data drift vs main's training data: share {head.report.drift.get('drift_share', 0):.2f}"
+            f" of columns drifted"
+        )
+
+    # 3. A deliberately worse model on its own PR: the gates must stop it.
+    git(ctx.repo, "checkout", "-q", "main")
+    git(ctx.repo, "checkout", "-q", "-b", WORSE_BRANCH)
+    (ctx.repo / "train.py").write_text(train_script("shallow_tree"), encoding="utf-8")
+    git(ctx.repo, "commit", "-q", "-am", "Use a depth-1 decision tree (faster to serve)")
+    git(ctx.repo, "push", "-q", "-u", "origin", WORSE_BRANCH)
+    worse_sha = git(ctx.repo, "rev-parse", "HEAD")
+    worse_pr = ctx.forge.create_pull_request(
+        "Smaller model for faster serving", WORSE_BRANCH, "main", head_sha=worse_sha
+    )
+    worse = _validate_branch(ctx, runs / f"pr-{worse_pr.number}", base_dir, reference)
+    publish(ctx.forge, worse_pr.number, worse_sha, worse)
+    ctx.say(
+        f"PR #{worse_pr.number} ({WORSE_BRANCH}): verdict {worse.report.verdict.upper()} "
+        f"(exit code {worse.exit_code}), the check run fails:"
+    )
+    _say_metrics(ctx, worse)
+
+    # Leave the developer on the good PR's branch for the next chapters.
+    git(ctx.repo, "checkout", "-q", BRANCH)
+    ctx.state.update(
+        {
+            "pr_number": pr.number,
+            "branch": BRANCH,
+            "head_sha": head_sha,
+            "base_report_dir": base_dir,
+            "head_report_dir": head_dir,
+            "check_run_id": check_id,
+            "worse_pr_number": worse_pr.number,
+            "worse_exit_code": worse.exit_code,
+            "worse_report_dir": runs / f"pr-{worse_pr.number}",
+        }
+    )
+    comment = head_dir / "report.md"
+    ctx.say(f"the PR comment (markdown) is {comment}; plots in {head_dir / 'plots'}")
