@@ -16,9 +16,12 @@ async function readStdin() {
 
 async function main() {
   const documents = JSON.parse(await readStdin());
-  const lint = await createLinter();
   const findings = [];
-  for (const { path: file, source } of documents) findings.push(...lint(source, file));
+  // One wasm instance per document: a long-lived instance crashes ("unreachable") after a few runs.
+  for (const { path: file, source } of documents) {
+    const lint = await createLinter();
+    findings.push(...lint(source, file));
+  }
   process.stdout.write(JSON.stringify(findings));
   process.exit(0); // the Go runtime keeps the event loop alive otherwise
 }
