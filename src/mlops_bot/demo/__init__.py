@@ -20,6 +20,7 @@ from mlops_bot.forge.local import LocalForge
 CHAPTERS: tuple[str, ...] = (
     "project",
     "pull_request",
+    "registry",
 )
 
 
