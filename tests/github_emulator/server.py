@@ -189,7 +189,7 @@ class Emulator:
     # ------------------------------------------------------------------------ lifecycle
     def start(self) -> Emulator:
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="github-emulator", daemon=True
+            target=self._server.serve_forever, args=(0.05,), name="github-emulator", daemon=True
         )
         self._thread.start()
         return self

@@ -1,0 +1,174 @@
+"""Credentials for GitHub: a token from the environment, or a GitHub App.
+
+A GitHub App authenticates in two steps: an RS256 JWT signed with the app's private key (valid at
+most 10 minutes; `iat` is backdated 60 s against clock drift) buys a per-installation token that
+expires after one hour. The long-running bot must never send an expired token, so the installation
+token is cached and refreshed a few minutes before its expiry. The clock is injected so the
+refresh logic is testable without waiting an hour.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import httpx
+import jwt
+from github import Auth
+
+from mlops_bot.errors import ForgeError
+from mlops_bot.forge.retry import RetryPolicy, explain_error
+
+JWT_BACKDATE_SECONDS = 60
+JWT_LIFETIME_SECONDS = 540  # exp - iat = 600 s: GitHub's maximum
+REFRESH_MARGIN_SECONDS = 300.0
+
+
+def token_from_env(environ: Mapping[str, str]) -> str | None:
+    """`GITHUB_TOKEN` (what Actions provides), else `GH_TOKEN` (what the gh CLI uses)."""
+    for name in ("GITHUB_TOKEN", "GH_TOKEN"):
+        value = environ.get(name, "").strip()
+        if value:
+            return value
+    return None
+
+
+def app_jwt(app_id: int | str, private_key: str, now: float) -> str:
+    """The JWT a GitHub App signs to call `/app/...` endpoints (pure: `now` is passed in)."""
+    issued = int(now) - JWT_BACKDATE_SECONDS
+    claims = {"iat": issued, "exp": issued + JWT_BACKDATE_SECONDS + JWT_LIFETIME_SECONDS, "iss": str(app_id)}
+    try:
+        return jwt.encode(claims, private_key, algorithm="RS256")
+    except (ValueError, TypeError, jwt.PyJWTError) as error:
+        raise ForgeError(
+            f"GitHub App private key cannot sign a JWT ({error}); set MLOPS_BOT_APP_PRIVATE_KEY to the PEM "
+            "contents or MLOPS_BOT_APP_PRIVATE_KEY_FILE to the .pem file downloaded from the app's settings"
+        ) from error
+
+
+def _parse_expiry(value: str) -> float:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+@dataclass
+class InstallationToken:
+    token: str
+    expires_at: float
+
+
+class AppInstallationAuth:
+    """Installation tokens for one repository's installation of a GitHub App, cached until
+    `refresh_margin` seconds before they expire. Thread-safe (the bot's worker threads share it)."""
+
+    def __init__(
+        self,
+        app_id: int | str,
+        private_key: str,
+        *,
+        api_url: str,
+        repo: str | None = None,
+        installation_id: int | None = None,
+        clock: Callable[[], float] = time.time,
+        refresh_margin: float = REFRESH_MARGIN_SECONDS,
+        retry: RetryPolicy | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        if installation_id is None and repo is None:
+            raise ForgeError("GitHub App auth needs an installation id or a repository (GITHUB_REPOSITORY)")
+        self.app_id = app_id
+        self._private_key = private_key
+        self.api_url = api_url.rstrip("/")
+        self.repo = repo
+        self.installation_id = installation_id
+        self.clock = clock
+        self.refresh_margin = refresh_margin
+        self.retry = retry or RetryPolicy()
+        self._cached: InstallationToken | None = None
+        self._lock = threading.Lock()
+        self._client = httpx.Client(timeout=30.0, transport=transport)
+        self.fetches = 0  # how many tokens were minted: tests and metrics read it
+
+    def jwt(self) -> str:
+        return app_jwt(self.app_id, self._private_key, self.clock())
+
+    def token(self) -> str:
+        with self._lock:
+            cached = self._cached
+            if cached is None or cached.expires_at - self.clock() <= self.refresh_margin:
+                cached = self._cached = self._mint()
+            return cached.token
+
+    def _request(self, method: str, path: str, what: str) -> dict[str, Any]:
+        headers = {
+            "Authorization": f"Bearer {self.jwt()}",
+            "Accept": "application/vnd.github+json",
+            "X-GitHub-Api-Version": "2022-11-28",
+        }
+        url = f"{self.api_url}{path}"
+        attempt = 0
+        while True:
+            try:
+                response = self._client.request(method, url, headers=headers)
+            except httpx.TransportError as error:
+                if attempt >= self.retry.total:
+                    raise ForgeError(f"{what}: GitHub API at {self.api_url} unreachable ({error})") from error
+                time.sleep(self.retry.backoff(attempt))
+                attempt += 1
+                continue
+            delay = self.retry.delay_for(
+                response.status_code, response.headers, _message(response), attempt, self.clock()
+            )
+            if delay is None:
+                break
+            time.sleep(delay)
+            attempt += 1
+        if response.status_code >= 400:
+            raise explain_error(
+                response.status_code, _message(response), response.headers, method, path, what=what
+            )
+        data = response.json()
+        if not isinstance(data, dict):
+            raise ForgeError(f"{what}: unexpected answer from {url}")
+        return data
+
+    def _mint(self) -> InstallationToken:
+        if self.installation_id is None:
+            found = self._request(
+                "GET", f"/repos/{self.repo}/installation", f"find the GitHub App installation on {self.repo}"
+            )
+            self.installation_id = int(found["id"])
+        data = self._request(
+            "POST",
+            f"/app/installations/{self.installation_id}/access_tokens",
+            f"create an installation token for installation {self.installation_id}",
+        )
+        self.fetches += 1
+        return InstallationToken(token=str(data["token"]), expires_at=_parse_expiry(str(data["expires_at"])))
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        data = response.json()
+    except ValueError:
+        return response.text[:200]
+    return str(data.get("message", "")) if isinstance(data, dict) else ""
+
+
+class InstallationTokenAuth(Auth.Auth):
+    """Plugs `AppInstallationAuth` into PyGithub: every request asks for the current token, so a
+    refreshed token is used as soon as it is minted."""
+
+    def __init__(self, source: AppInstallationAuth) -> None:
+        self.source = source
+
+    @property
+    def token_type(self) -> str:
+        return "token"
+
+    @property
+    def token(self) -> str:
+        return self.source.token()

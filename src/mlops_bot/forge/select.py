@@ -1,0 +1,79 @@
+"""Which forge to use, decided from the environment (the same code runs in Actions, in the bot and
+in the offline demo).
+
+- `MLOPS_BOT_LOCAL_FORGE=<dir>`: the file-backed local forge (repo from `GITHUB_REPOSITORY` or
+  `local/example`).
+- `MLOPS_BOT_APP_ID` + `MLOPS_BOT_APP_PRIVATE_KEY` (PEM text) or `MLOPS_BOT_APP_PRIVATE_KEY_FILE`
+  [+ `MLOPS_BOT_APP_INSTALLATION_ID`]: GitHub as the App's installation on `GITHUB_REPOSITORY`.
+- `GITHUB_TOKEN` or `GH_TOKEN`: GitHub with that token.
+GitHub's API is `GITHUB_API_URL` (set by Actions; on GHES `https://HOST/api/v3`), default api.github.com.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from github import Auth
+
+from mlops_bot.errors import ForgeError
+from mlops_bot.forge.auth import AppInstallationAuth, InstallationTokenAuth, token_from_env
+from mlops_bot.forge.base import Forge
+from mlops_bot.forge.github import DEFAULT_API_URL, GitHubForge
+from mlops_bot.forge.local import LocalForge
+
+
+def _app_private_key(environ: Mapping[str, str]) -> str | None:
+    text = environ.get("MLOPS_BOT_APP_PRIVATE_KEY", "").strip()
+    if text:
+        return text.replace("\\n", "\n")  # keys pasted into one-line env files
+    path = environ.get("MLOPS_BOT_APP_PRIVATE_KEY_FILE", "").strip()
+    if path:
+        try:
+            return Path(path).read_text(encoding="utf-8")
+        except OSError as error:
+            raise ForgeError(
+                f"MLOPS_BOT_APP_PRIVATE_KEY_FILE={path}: cannot read the key ({error})"
+            ) from error
+    return None
+
+
+def forge_from_env(environ: Mapping[str, str] = os.environ) -> Forge:
+    local = environ.get("MLOPS_BOT_LOCAL_FORGE", "").strip()
+    repo = environ.get("GITHUB_REPOSITORY", "").strip()
+    if local:
+        return LocalForge(
+            local, repo=repo or "local/example", actor=environ.get("GITHUB_ACTOR", "").strip() or "local-user"
+        )
+    api_url = environ.get("GITHUB_API_URL", "").strip() or DEFAULT_API_URL
+    if not repo:
+        raise ForgeError(
+            "GITHUB_REPOSITORY is not set: set it to 'owner/name' (Actions sets it for you), "
+            "or MLOPS_BOT_LOCAL_FORGE=<dir> to work offline"
+        )
+    app_id = environ.get("MLOPS_BOT_APP_ID", "").strip()
+    key = _app_private_key(environ)
+    if app_id and key:
+        installation = environ.get("MLOPS_BOT_APP_INSTALLATION_ID", "").strip()
+        source = AppInstallationAuth(
+            app_id,
+            key,
+            api_url=api_url,
+            repo=repo,
+            installation_id=int(installation) if installation else None,
+        )
+        return GitHubForge(repo, InstallationTokenAuth(source), api_url=api_url)
+    if app_id or key:
+        raise ForgeError(
+            "GitHub App auth needs both MLOPS_BOT_APP_ID and MLOPS_BOT_APP_PRIVATE_KEY "
+            "(or MLOPS_BOT_APP_PRIVATE_KEY_FILE)"
+        )
+    token = token_from_env(environ)
+    if token:
+        return GitHubForge(repo, Auth.Token(token), api_url=api_url)
+    raise ForgeError(
+        "no GitHub credentials: set GITHUB_TOKEN (in a workflow: `env: GITHUB_TOKEN: "
+        "${{ github.token }}`), or MLOPS_BOT_APP_ID and MLOPS_BOT_APP_PRIVATE_KEY for the App, "
+        "or MLOPS_BOT_LOCAL_FORGE=<dir> to work offline"
+    )
