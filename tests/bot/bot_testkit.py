@@ -195,3 +195,48 @@ def wait_for(condition: Any, timeout: float = 20.0, what: str = "condition") -> 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.02)
+
+
+class BotProcess:
+    """`mlops-bot bot serve` as a real child process (so a test can SIGKILL it mid-queue)."""
+
+    def __init__(self, world: World, state: Path, workers: int = 1) -> None:
+        import os
+        import sys
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ, "MLOPS_BOT_WEBHOOK_SECRET": SECRET, "MLOPS_BOT_LOCAL_FORGE": str(world.forge.root),
+            "MLOPS_BOT_GIT_URL_TEMPLATE": str(world.tmp / "remotes") + "/{repo}.git",
+            "MLOPS_BOT_STATE_DIR": str(state), "MLOPS_BOT_LOG_LEVEL": "WARNING",
+        }
+        self.args = [sys.executable, "-m", "mlops_bot", "bot", "serve", "--port", str(self.port),
+                     "--workers", str(workers)]
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> BotProcess:
+        import httpx
+
+        self.proc = subprocess.Popen(self.args, env=self.env, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+
+        def up() -> bool:
+            assert self.proc is not None and self.proc.poll() is None, "bot process exited"
+            try:
+                return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(up, 30, "bot to start")
+        return self
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def depth(self) -> int:
+        import httpx
+
+        return int(httpx.get(f"{self.url}/healthz", timeout=5).json()["queue_depth"])

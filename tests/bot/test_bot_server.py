@@ -29,6 +29,7 @@ def post(server: ServerThread, body: bytes, headers: dict[str, str]) -> httpx.Re
     return httpx.post(f"{server.url}/webhook", content=body, headers=headers, timeout=30)
 
 
+@pytest.mark.slow
 def test_real_example_payloads_are_acknowledged(bot: tuple[WebhookBot, ServerThread, World]) -> None:
     instance, server, world = bot
     for event in ("issue_comment", "pull_request", "push"):
