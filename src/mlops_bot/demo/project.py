@@ -91,7 +91,7 @@ CATEGORICAL = ["employment", "purpose"]  # `sex` is deliberately not a feature
 
 def estimator(seed):
     if MODEL == "gradient_boosting":
-        return GradientBoostingClassifier(n_estimators=150, max_depth=3, learning_rate=0.08,
+        return GradientBoostingClassifier(n_estimators=100, max_depth=3, learning_rate=0.1,
                                           random_state=seed)
     if MODEL == "shallow_tree":
         return DecisionTreeClassifier(max_depth=1, random_state=seed)
