@@ -184,6 +184,8 @@ class FairnessSection(_Strict):
     min_group_size: int = Field(default=30, ge=1)
     missing: Literal["error", "group"] = "error"
     bootstrap: bool = True
+    bootstrap_samples: int = Field(default=1000, ge=100, le=100_000)
+    confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
 
 
 # ----------------------------------------------------------------------------------------- registry

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from analysis_anchors import available, run_evidently
 
+from analysis_anchors import available, run_evidently
 from mlops_bot.analysis.drift import compute_drift
 from mlops_bot.analysis.drift_methods import is_drift
 from mlops_bot.config import ColumnDriftOverride, DriftSection
@@ -53,7 +53,9 @@ def _small(rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame]:
     return ref, cur
 
 
-def _large(rng: np.random.Generator, n_ref: int = 5000, n_cur: int = 4000) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _large(
+    rng: np.random.Generator, n_ref: int = 5000, n_cur: int = 4000
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     ref = pd.DataFrame(
         {
             "x0": rng.normal(0, 1, n_ref),
@@ -89,7 +91,7 @@ OVERRIDES = {"x0": "psi", "x1": "jensenshannon", "x2": "ks", "cat": "psi"}
 
 
 @pytest.fixture(scope="module")
-def cases(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[pd.DataFrame, pd.DataFrame, dict | None, dict]]:
+def cases(tmp_path_factory: pytest.TempPathFactory) -> list[tuple]:
     rng = np.random.default_rng(20260101)
     pairs: list[tuple[pd.DataFrame, pd.DataFrame, dict[str, str] | None]] = []
     pairs.append((*_small(rng), None))

@@ -1,0 +1,64 @@
+"""The fairness section of the PR report: one row per group, the disparities with their bootstrap
+intervals, small groups flagged, and the four-fifths heuristic labelled as such."""
+
+from __future__ import annotations
+
+import math
+
+from mlops_bot.analysis.fairness import DISPARITIES, FOUR_FIFTHS_LABEL, FairnessReport
+
+
+def _num(value: float | None) -> str:
+    if value is None or math.isnan(value):
+        return "-"
+    return f"{value:.4f}"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render_fairness(report: FairnessReport, title: str = "Fairness") -> str:
+    """Markdown section; group keys join the sensitive values in column order with ' | '."""
+    columns = " × ".join(report.sensitive)
+    lines = [
+        f"### {title}",
+        "",
+        f"Groups by {_cell(columns)} (positive label `{report.pos_label}`).",
+        "",
+        "| Group | Count | Accuracy | Selection rate | TPR | FPR |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for key, g in report.by_group.items():
+        small = " ⚠️ small" if key in report.small_groups else ""
+        label = _cell(key.replace("|", " | "))
+        lines.append(
+            f"| {label}{small} | {g.count} | {_num(g.accuracy)} | {_num(g.selection_rate)} "
+            f"| {_num(g.tpr)} | {_num(g.fpr)} |"
+        )
+    o = report.overall
+    lines.append(
+        f"| **overall** | {o.count} | {_num(o.accuracy)} | {_num(o.selection_rate)} | {_num(o.tpr)} "
+        f"| {_num(o.fpr)} |"
+    )
+    pct = f"{report.confidence:.0%}"
+    lines += ["", f"| Disparity (between groups) | Value | {pct} CI |", "|---|---:|---|"]
+    for name in DISPARITIES:
+        value = report.disparities.get(name)
+        ci = report.intervals.get(name)
+        ci_text = f"[{_num(ci[0])}, {_num(ci[1])}]" if ci else "-"
+        lines.append(f"| {name.replace('_', ' ')} | {_num(value)} | {ci_text} |")
+    if report.bootstrap_samples:
+        lines.append(f"\nIntervals: percentile bootstrap over {report.bootstrap_samples} row resamples.")
+    if report.four_fifths_passed is not None:
+        verdict = "met" if report.four_fifths_passed else "**not met**"
+        lines.append(
+            f"\nDemographic parity ratio {_num(report.disparities['demographic_parity_ratio'])} >= 0.8: "
+            f"{verdict} ({FOUR_FIFTHS_LABEL})."
+        )
+    if report.small_groups:
+        groups = ", ".join(f"`{_cell(g)}`" for g in report.small_groups)
+        lines.append(
+            f"\n⚠️ Groups with fewer than {report.min_group_size} rows are too small to judge: {groups}."
+        )
+    return "\n".join(lines) + "\n"
