@@ -1,0 +1,62 @@
+"""`mlops-bot comment` (sticky PR comment + check run from a report directory) and
+`mlops-bot dispatch EVENT` (a `repository_dispatch`, the one event made with GITHUB_TOKEN that
+still starts workflows)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from mlops_bot.errors import ForgeError
+
+
+def register(subparsers: Any) -> None:
+    comment = subparsers.add_parser(
+        "comment", help="upsert the sticky PR comment and the check run from a report"
+    )
+    comment.add_argument("--report-dir", required=True, type=Path, help="directory written by `validate`")
+    comment.add_argument("--pr", required=True, type=int, help="pull request number")
+    comment.add_argument("--workflow", default="mlops-pr", help="names the sticky comment (default mlops-pr)")
+    comment.add_argument("--check-name", default=None, help="check run name (default 'mlops-bot / MODEL')")
+    comment.add_argument("--head-sha", default=None, help="commit for the check run (default: the PR head)")
+    comment.set_defaults(func=_comment)
+
+    dispatch = subparsers.add_parser("dispatch", help="send a repository_dispatch event")
+    dispatch.add_argument("event", help="event_type, e.g. mlops-retrain")
+    dispatch.add_argument("--payload", default="{}", help="client_payload as a JSON object (at most 10 keys)")
+    dispatch.set_defaults(func=_dispatch)
+
+
+def _comment(args: argparse.Namespace) -> int:
+    from mlops_bot.forge.publish import publish_report
+    from mlops_bot.forge.select import forge_from_env
+
+    result = publish_report(
+        forge_from_env(os.environ),
+        args.report_dir,
+        args.pr,
+        workflow=args.workflow,
+        check_name=args.check_name,
+        head_sha=args.head_sha,
+    )
+    print(f"comment {result.comment.id} {result.comment.html_url}".rstrip())
+    if result.check_run is not None:
+        print(f"check run {result.check_run.id} {result.check_run.conclusion}")
+    return 0
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from mlops_bot.forge.select import forge_from_env
+
+    try:
+        payload = json.loads(args.payload)
+    except ValueError as error:
+        raise ForgeError(f"--payload: not valid JSON ({error})") from error
+    if not isinstance(payload, dict) or len(payload) > 10:
+        raise ForgeError("--payload must be a JSON object with at most 10 top-level keys (GitHub's limit)")
+    forge_from_env(os.environ).repository_dispatch(args.event, payload)
+    print(f"dispatched {args.event}")
+    return 0

@@ -1,0 +1,148 @@
+"""Publishing a validation report on a pull request: the sticky comment (report.md) and a check
+run (report.json) whose conclusion is the gate verdict, so branch protection can require it.
+
+`check_from_report` is the pure part (report dict in, check-run fields out); `publish_report` does
+the forge calls.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from mlops_bot.errors import ForgeError
+from mlops_bot.forge.base import (
+    STICKY_MARKER_PREFIX,
+    Annotation,
+    CheckConclusion,
+    CheckRun,
+    Comment,
+    Forge,
+    sticky_marker,
+)
+
+COMMENT_LIMIT = 65536  # GitHub refuses longer comment bodies
+CONFIG_PATH = ".github/mlops.yml"
+
+
+class CheckFields(BaseModel):
+    conclusion: CheckConclusion
+    title: str
+    summary: str
+    annotations: list[Annotation]
+
+
+class PublishedReport(BaseModel):
+    comment: Comment
+    check_run: CheckRun | None
+
+
+def check_from_report(report: dict[str, Any], config_path: str = CONFIG_PATH) -> CheckFields:
+    """Conclusion from the verdict, a gate table as summary, one annotation per failed gate on the
+    config file that defines the gates (where a reviewer would change them)."""
+    verdict = report.get("verdict")
+    if verdict not in ("pass", "fail"):
+        raise ForgeError(f"report.json: 'verdict' must be 'pass' or 'fail', got {verdict!r}")
+    model = str(report.get("model") or "model")
+    gates = [g for g in report.get("gates") or [] if isinstance(g, dict)]
+    failed = [g for g in gates if not g.get("passed")]
+    if verdict == "fail":
+        title = (
+            f"{model}: {len(failed)} of {len(gates)} gates failed" if gates else f"{model}: validation failed"
+        )
+    else:
+        title = f"{model}: all {len(gates)} gates passed" if gates else f"{model}: validation passed"
+    lines = [f"**{title}**", ""]
+    if gates:
+        lines += ["| Gate | Rule | Result |", "|---|---|---|"]
+        for gate in gates:
+            mark = "✅ pass" if gate.get("passed") else "❌ fail"
+            lines.append(f"| {gate.get('metric', '?')} | `{gate.get('rule', '')}` | {mark} |")
+    metrics = report.get("metrics") or {}
+    if isinstance(metrics, dict) and metrics:
+        lines += ["", "| Metric | Base | Head | Change |", "|---|---|---|---|"]
+        for name, row in metrics.items():
+            if isinstance(row, dict):
+                lines.append(
+                    f"| {name} | {_fmt(row.get('base'))} | {_fmt(row.get('head'))} | "
+                    f"{_fmt(row.get('diff'))} |"
+                )
+    annotations = [
+        Annotation(
+            path=config_path,
+            annotation_level="failure",
+            title=f"Gate failed: {g.get('metric', '?')}",
+            message=str(g.get("message") or f"{g.get('metric', '?')} did not meet `{g.get('rule', '')}`"),
+        )
+        for g in failed
+    ]
+    return CheckFields(
+        conclusion="success" if verdict == "pass" else "failure",
+        title=title,
+        summary="\n".join(lines),
+        annotations=annotations,
+    )
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.5g}"
+    return str(value)
+
+
+def comment_body(markdown: str, workflow: str, model: str) -> tuple[str, str]:
+    """(marker, body): the marker from the report's first line when the pipeline put one there,
+    else one for this workflow and model; the body cut to GitHub's limit with a note."""
+    first = markdown.lstrip().splitlines()[0] if markdown.strip() else ""
+    marker = first.strip() if first.startswith(STICKY_MARKER_PREFIX) else sticky_marker(workflow, model)
+    body = markdown if marker in markdown else f"{marker}\n{markdown}"
+    if len(body) > COMMENT_LIMIT:
+        note = "\n\n_(report truncated: the full report is in the workflow run's artifacts)_"
+        body = body[: COMMENT_LIMIT - len(note)] + note
+    return marker, body
+
+
+def publish_report(
+    forge: Forge,
+    report_dir: Path,
+    pr: int,
+    *,
+    workflow: str = "mlops-pr",
+    check_name: str | None = None,
+    head_sha: str | None = None,
+) -> PublishedReport:
+    markdown_path = report_dir / "report.md"
+    if not markdown_path.is_file():
+        raise ForgeError(
+            f"{markdown_path} does not exist: run `mlops-bot validate --output {report_dir}` first"
+        )
+    report: dict[str, Any] = {}
+    json_path = report_dir / "report.json"
+    if json_path.is_file():
+        try:
+            report = json.loads(json_path.read_text(encoding="utf-8"))
+        except ValueError as error:
+            raise ForgeError(f"{json_path}: not valid JSON ({error})") from error
+    model = str(report.get("model") or "model")
+    marker, body = comment_body(markdown_path.read_text(encoding="utf-8"), workflow, model)
+    comment = forge.upsert_sticky_comment(pr, marker, body)
+    run = None
+    if report:
+        fields = check_from_report(report)
+        sha = head_sha or forge.get_pull_request(pr).head_sha
+        if not sha:
+            raise ForgeError(f"pull request #{pr} has no head sha: pass --head-sha")
+        run = forge.create_check_run(
+            sha,
+            check_name or f"mlops-bot / {model}",
+            conclusion=fields.conclusion,
+            title=fields.title,
+            summary=fields.summary,
+            annotations=fields.annotations,
+        )
+    return PublishedReport(comment=comment, check_run=run)
