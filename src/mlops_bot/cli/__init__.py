@@ -24,6 +24,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "bot",
     "registry",
     "analysis",
+    "forge",
 )
 
 
