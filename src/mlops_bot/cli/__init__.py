@@ -25,6 +25,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "registry",
     "analysis",
     "forge",
+    "monitor",
 )
 
 
