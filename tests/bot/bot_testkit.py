@@ -156,6 +156,17 @@ def make_world(tmp: Path, config: str = CONFIG) -> World:
     return World(tmp, origin, work, forge, pr, [])
 
 
+def copy_world(template: World, tmp: Path) -> World:
+    import shutil
+
+    for name in ("remotes", "work", "forge"):
+        shutil.copytree(template.tmp / name, tmp / name, symlinks=True)
+    origin = tmp / "remotes" / f"{REPO}.git"
+    git(tmp / "work", "remote", "set-url", "origin", str(origin))
+    forge = LocalForge(tmp / "forge", repo=REPO, actor="mlops-bot[bot]")
+    return World(tmp, origin, tmp / "work", forge, template.pr, [])
+
+
 class ServerThread:
     """A real uvicorn server on a free 127.0.0.1 port, in a thread of the test process."""
 

@@ -9,9 +9,15 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bot_testkit import World, make_world
+from bot_testkit import World, copy_world, make_world
+
+
+@pytest.fixture(scope="session")
+def world_template(tmp_path_factory: pytest.TempPathFactory) -> World:
+    return make_world(tmp_path_factory.mktemp("world-template"))
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> World:
-    return make_world(tmp_path)
+def world(world_template: World, tmp_path: Path) -> World:
+    """A fresh copy of the template world (building one takes git work; copying is cheap)."""
+    return copy_world(world_template, tmp_path)

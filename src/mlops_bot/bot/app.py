@@ -86,7 +86,7 @@ def forge_factory_from_env(environ: Mapping[str, str]) -> Callable[[str, int | N
         env = dict(environ)
         env["GITHUB_REPOSITORY"] = repo
         if installation is not None:
-            env["GITHUB_APP_INSTALLATION_ID"] = str(installation)
+            env["MLOPS_BOT_APP_INSTALLATION_ID"] = str(installation)
         return forge_from_env(env)
 
     def forge_for(repo: str, installation: int | None) -> Forge:
