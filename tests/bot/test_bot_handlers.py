@@ -257,3 +257,28 @@ def test_default_settings_without_a_checkout() -> None:
     handler = EventHandler(lambda repo, inst: (_ for _ in ()).throw(AssertionError("no forge needed")))
     assert handler.handle("issue_comment", example("issue_comment", "created")).status == "ignored"
     assert RepoSettings().bot.permission == "write"
+
+
+def test_abort_and_manual_promote_through_the_real_rollout_control(world: World) -> None:
+    """With the deploy engineer's forge-backed control: the signal is a marker status on the
+    running deployment; with nothing running, /abort says so."""
+    from mlops_bot.bot.handlers import default_deploy_control
+
+    control = default_deploy_control()
+    assert control is not None
+    base = world.handler()
+    handler = EventHandler(base.forge_for, base.settings_for, base.registry_for, control)
+    status, reactions, reply = run(world, "/abort", handler=handler)
+    assert (status, reactions[-1]) == ("failed", "confused")
+    assert "no rollout is running" in reply
+
+    for stage in ("staging", "production"):
+        assert run(world, f"/promote {stage} version=v1.1.0", handler=handler)[0] == "done"
+    deployment = world.forge.create_deployment("churn@v1.1.0", "production",
+                                               payload={"model": "churn", "version": "v1.1.0"})
+    world.forge.create_deployment_status(deployment.id, "in_progress",
+                                         description="step 1: waiting for /promote")
+    assert run(world, "/promote production version=v1.1.0", handler=handler)[0] == "done"
+    assert run(world, "/abort", login="bob", handler=handler)[0] == "done"
+    descriptions = [s.description for s in world.forge.list_deployment_statuses(deployment.id)]
+    assert descriptions[:2] == ["mlops-bot:abort by @bob", "mlops-bot:promote by @alice"]

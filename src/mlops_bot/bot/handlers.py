@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from mlops_bot.bot.commands import (
     Command,
@@ -144,7 +144,8 @@ class RegistryLike(Protocol):
 ForgeFactory = Callable[[str, int | None], Forge]
 SettingsLoader = Callable[[str, Forge], RepoSettings]
 RegistryFactory = Callable[[str, Forge, RepoSettings], RegistryLike]
-DeployControl = Callable[[Forge, str, str, str], None]
+ControlAction = Literal["abort", "rollback", "promote"]
+DeployControl = Callable[[Forge, str, ControlAction, str], None]
 Journal = Callable[[str, Callable[[], Any]], Any]
 
 
@@ -155,10 +156,10 @@ def run_now(_step: str, action: Callable[[], T]) -> T:
 
 def default_deploy_control() -> DeployControl | None:
     try:
-        from mlops_bot.deploy.control import request_action  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
+        from mlops_bot.deploy.control import request_action
+    except ImportError:  # an installation without the deploy package
         return None
-    return request_action  # type: ignore[no-any-return,unused-ignore]
+    return request_action
 
 
 @dataclass
