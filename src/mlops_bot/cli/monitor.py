@@ -58,6 +58,7 @@ def register(subparsers: Any) -> None:
     rt.add_argument("--issue", type=int)
     rt.add_argument("--event", help="a repository_dispatch event JSON file (default: $GITHUB_EVENT_PATH "
                     "when it holds one): fills --reason and --issue from client_payload")
+    rt.add_argument("--now", type=float, help=argparse.SUPPRESS)
     rt.set_defaults(func=run_retrain_command)
 
 
@@ -148,7 +149,7 @@ def run_retrain_command(args: argparse.Namespace) -> int:
     payload = _dispatch_payload(args.event)
     reason = args.reason or "; ".join(str(r) for r in payload.get("reasons") or [])
     issue = args.issue if args.issue is not None else payload.get("issue")
-    now = time.time()
+    now = args.now if args.now is not None else time.time()
     log = None
     if not args.data:
         window = _seconds(args.window, "--window") or config.monitor.window

@@ -63,6 +63,8 @@ def set_yaml_scalar(text: str, path: tuple[str, ...], value: str, source: str = 
 def fresh_from_log(log: pd.DataFrame, config: MlopsConfig, features: list[str]) -> pd.DataFrame:
     """Labeled production rows as training rows: the logged features plus the label as target."""
     labeled = log[log["label"].notna()]
+    if labeled.empty:
+        raise DataError("no labeled predictions in the window: send labels with `mlops-bot feedback` first")
     rows = {}
     for name in features:
         logged = f"feature.{name}" if f"feature.{name}" in labeled.columns else name
