@@ -281,11 +281,20 @@ class MonitorSection(_Strict):
 
 
 # ---------------------------------------------------------------------------------------------- bot
+DispatchEvent = Literal["pull_request", "push"]
+_DISPATCH_EVENTS: tuple[DispatchEvent, ...] = ("pull_request", "push")
+
+
 class BotSection(_Strict):
     permission: Permission = "write"
     commands: dict[str, Permission] = Field(default_factory=dict)
     ignore_bots: bool = True
     handle_edits: bool = False
+    dispatch_on: list[DispatchEvent] = Field(
+        default_factory=lambda: list(_DISPATCH_EVENTS),
+        description="events the webhook bot turns into repository_dispatch (mlops-validate, mlops-deploy); "
+        "empty when the workflows already trigger on them",
+    )
 
 
 # --------------------------------------------------------------------------------------------- root

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from bot_testkit import REPO, World, example, git, make_world
 
-from mlops_bot.bot.handlers import EventHandler, RepoSettings, route
+from mlops_bot.bot.handlers import EventHandler, Ignore, RepoSettings, route
 from mlops_bot.bot.queue import DeliveryQueue
 from mlops_bot.config import BotSection
 
@@ -282,3 +282,10 @@ def test_abort_and_manual_promote_through_the_real_rollout_control(world: World)
     assert run(world, "/abort", login="bob", handler=handler)[0] == "done"
     descriptions = [s.description for s in world.forge.list_deployment_statuses(deployment.id)]
     assert descriptions[:2] == ["mlops-bot:abort by @bob", "mlops-bot:promote by @alice"]
+
+
+def test_dispatch_on_events_can_be_turned_off() -> None:
+    payload = example("pull_request", "opened")
+    assert type(route("pull_request", payload, BotSection())).__name__ == "DispatchRequest"
+    decision = route("pull_request", payload, BotSection(dispatch_on=["push"]))
+    assert decision == Ignore("pull_request dispatch is off (bot.dispatch_on)")

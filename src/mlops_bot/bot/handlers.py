@@ -104,6 +104,8 @@ def route(event: str, payload: dict[str, Any], bot: BotSection) -> Route:
             return Ignore("not a command")
         author = str(user.get("login", ""))
         return CommentCommand(repo, int(issue["number"]), int(comment["id"]), author, body)
+    if event in ("pull_request", "push") and event not in bot.dispatch_on:
+        return Ignore(f"{event} dispatch is off (bot.dispatch_on)")
     if event == "pull_request":
         action = payload.get("action")
         if action not in PR_ACTIONS:
@@ -171,6 +173,9 @@ class Outcome:
     reply: str | None = None
 
 
+_PERMISSIVE = BotSection(ignore_bots=False, handle_edits=True, dispatch_on=["pull_request", "push"])
+
+
 class EventHandler:
     """Carries out routed events. Collaborators are injected; see the module docstring."""
 
@@ -190,7 +195,7 @@ class EventHandler:
     def handle(self, event: str, payload: dict[str, Any], journal: Journal = run_now) -> Outcome:
         # First a permissive pass that needs no repository settings, so the common case (not a
         # command, an unhandled action) costs no forge or git call.
-        quick = route(event, payload, BotSection(ignore_bots=False, handle_edits=True))
+        quick = route(event, payload, _PERMISSIVE)
         if isinstance(quick, Ignore):
             return Outcome("ignored", quick.reason)
         installation = (payload.get("installation") or {}).get("id")
