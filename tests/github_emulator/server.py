@@ -589,7 +589,7 @@ class Emulator:
 
 
 def _public(obj: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in obj.items() if not k.startswith("_")}
+    return {k: v for k, v in obj.items() if not k.startswith("_") or k == "_links"}
 
 
 def paginate(call: Call, items: list[Any]) -> Reply:
