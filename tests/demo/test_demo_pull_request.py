@@ -1,0 +1,68 @@
+"""The demo's first two chapters end to end: a real git repo with a bare origin, real training
+through the team's train.py, validation, and the PR comment + check runs in the local forge."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from mlops_bot.demo import CHAPTERS, DemoContext, project, pull_request
+from mlops_bot.forge.local import LocalForge
+from mlops_bot.pipeline.result import ValidationReport
+from mlops_bot.pipeline.validate import ValidationRun
+
+
+def test_chapters_are_registered_in_story_order() -> None:
+    assert CHAPTERS.index("project") < CHAPTERS.index("pull_request")
+    assert CHAPTERS[0] == "project"
+
+
+@pytest.mark.slow
+def test_project_and_pull_request_chapters(tmp_path: Path) -> None:
+    out = io.StringIO()
+    forge = LocalForge(tmp_path / "forge", repo="demo/credit-risk", actor="alice")
+    ctx = DemoContext(workdir=tmp_path, repo=tmp_path / "repo", origin=tmp_path / "origin.git", forge=forge,
+                      out=out)
+    project.run(ctx)
+    pull_request.run(ctx)
+
+    # The repository: main and both PR branches pushed to the bare origin.
+    heads = subprocess.run(["git", "-C", str(ctx.origin), "for-each-ref", "--format=%(refname:short)",
+                            "refs/heads"], capture_output=True, text=True, check=True).stdout.split()
+    assert sorted(heads) == ["improve-model", "main", "smaller-model"]
+    head_sha = ctx.state["head_sha"]
+    assert subprocess.run(["git", "-C", str(ctx.origin), "rev-parse", "improve-model"], capture_output=True,
+                          text=True, check=True).stdout.strip() == head_sha
+
+    # The good PR: one sticky comment, a successful check run, paired CIs against main's model.
+    pr = ctx.state["pr_number"]
+    comments = forge.list_comments(pr)
+    assert len(comments) == 1
+    assert comments[0].body.startswith("<!-- mlops-bot:sticky workflow=mlops-pr model=credit-risk -->")
+    assert "| Metric | base | head | Change | 95% CI |" in comments[0].body
+    checks = forge.list_check_runs(head_sha)
+    assert [(c.name, c.conclusion) for c in checks] == [("mlops-bot / validate", "success")]
+    report = json.loads((ctx.state["head_report_dir"] / "report.json").read_text())
+    assert report["verdict"] == "pass" and report["baseline"]["source"] == "model"
+    assert all(report["metrics"][m]["ci"] is not None for m in ("accuracy", "roc_auc", "log_loss"))
+    assert report["drift"] is None or report["drift"]["drift_share"] > 0  # the PR shifted the data
+
+    # The deliberately worse PR: exit code 1, failing check run, the failed gate named in the comment.
+    assert ctx.state["worse_exit_code"] == 1
+    worse = forge.get_pull_request(ctx.state["worse_pr_number"])
+    (check,) = forge.list_check_runs(worse.head_sha)
+    assert check.conclusion == "failure" and "roc_auc" in check.summary
+    body = forge.list_comments(worse.number)[0].body
+    assert "| ❌ | roc_auc |" in body
+
+    # Re-publishing updates the sticky comment in place instead of adding another.
+    head_dir = ctx.state["head_report_dir"]
+    report_model = ValidationReport.model_validate_json((head_dir / "report.json").read_text())
+    run = ValidationRun(report=report_model, output=head_dir, markdown=(head_dir / "report.md").read_text())
+    pull_request.publish(forge, pr, head_sha, run)
+    assert len(forge.list_comments(pr)) == 1
+    assert "PR #1" in out.getvalue() and "FAIL" in out.getvalue()
