@@ -1,0 +1,55 @@
+"""Where the controller gets model versions: the registry (checksum-verified release assets), or a
+plain directory of `VERSION/model.skops` folders for local runs and tests."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Protocol
+
+from mlops_bot.errors import RegistryError
+
+
+class ModelSource(Protocol):
+    def resolve(self, name: str, spec: str) -> str:
+        """`vX.Y.Z` or a stage name -> a version."""
+
+    def fetch(self, name: str, version: str, dest: Path) -> Path:
+        """Materialise a version under `dest`; returns the model directory."""
+
+
+class RegistrySource:
+    """Versions from the git-tag registry; `Registry.download` verifies SHA256SUMS."""
+
+    def __init__(self, registry: object) -> None:
+        self.registry = registry
+
+    def resolve(self, name: str, spec: str) -> str:
+        return str(self.registry.resolve_spec(name, spec))  # type: ignore[attr-defined]
+
+    def fetch(self, name: str, version: str, dest: Path) -> Path:
+        target = dest / name.replace("/", "_") / version
+        if (target / "model.skops").is_file():
+            return target
+        if target.exists():
+            shutil.rmtree(target)
+        target.mkdir(parents=True)
+        return Path(self.registry.download(name, version, target))  # type: ignore[attr-defined]
+
+
+class DirectorySource:
+    """`ROOT/VERSION/model.skops` (plus optional signature.json); stages are not known here."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def resolve(self, name: str, spec: str) -> str:
+        if (self.root / spec).is_dir():
+            return spec
+        raise RegistryError(f"no model version {spec!r} under {self.root}")
+
+    def fetch(self, name: str, version: str, dest: Path) -> Path:
+        path = self.root / version
+        if not (path / "model.skops").is_file():
+            raise RegistryError(f"{path} holds no model.skops")
+        return path

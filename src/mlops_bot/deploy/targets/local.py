@@ -1,0 +1,171 @@
+"""The `local` target: the model server as a process on 127.0.0.1 (the embedded default).
+
+The server outlives the `deploy` command (it is production on this machine); its pid, port and
+admin token are kept in the state directory (token file mode 0600) so later deploys, `deploy
+status` and `deploy abort` find it again. `InProcessTarget` drives a router in the same process
+(tests, benchmarks); `HttpTarget` is the admin-API client shared with the docker target.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from mlops_bot.deploy.metrics import MetricsSnapshot
+from mlops_bot.deploy.server import ModelRouter, RoutingRequest
+from mlops_bot.errors import MlopsError
+
+LOOPBACK = "127.0.0.1"
+
+
+class DeployError(MlopsError):
+    """A deployment target could not be started or refused a change."""
+
+
+class InProcessTarget:
+    """A router in this process: same code path as the server, no HTTP."""
+
+    def __init__(self, router: ModelRouter, endpoint: str = "inprocess://") -> None:
+        self.router = router
+        self.endpoint = endpoint
+
+    def apply(self, routing: RoutingRequest) -> None:
+        self.router.set_versions(routing)
+
+    def metrics(self) -> MetricsSnapshot:
+        return self.router.snapshot()
+
+
+class HttpTarget:
+    """A running model server reached through its admin API."""
+
+    def __init__(self, endpoint: str, token: str, timeout: float = 30.0) -> None:
+        self.endpoint = endpoint.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {token}"}
+        self._client = httpx.Client(timeout=timeout, trust_env=False)
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._client.request(method, self.endpoint + path, headers=self._headers, **kwargs)
+        except httpx.HTTPError as exc:
+            raise DeployError(f"model server at {self.endpoint} unreachable: {exc}") from None
+        if response.status_code >= 400:
+            try:
+                detail = response.json().get("error", response.text)
+            except ValueError:
+                detail = response.text
+            raise DeployError(f"model server refused {method} {path} ({response.status_code}): {detail}")
+        return response.json()
+
+    def apply(self, routing: RoutingRequest) -> None:
+        self._call("POST", "/admin/versions", content=routing.model_dump_json())
+
+    def metrics(self) -> MetricsSnapshot:
+        return MetricsSnapshot.model_validate(self._call("GET", "/admin/metrics"))
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        return int(sock.getsockname()[1])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class LocalTarget(HttpTarget):
+    """Starts (or finds) `mlops-bot serve NAME` on 127.0.0.1 and manages it through the admin API."""
+
+    def __init__(self, state_dir: Path, name: str, *, port: int | None = None, log_dir: str | None = None,
+                 startup_timeout: float = 30.0) -> None:
+        self.state_dir = Path(state_dir)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.name = name
+        self.info_path = self.state_dir / f"{name.replace('/', '_')}.server.json"
+        self.token_path = self.state_dir / f"{name.replace('/', '_')}.token"
+        info = self._running()
+        if info is None:
+            info = self._spawn(port, log_dir, startup_timeout)
+        self.pid = int(info["pid"])
+        super().__init__(f"http://{LOOPBACK}:{info['port']}", self._token())
+
+    def _token(self) -> str:
+        if not self.token_path.exists():
+            fd = os.open(self.token_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(32))
+        return self.token_path.read_text().strip()
+
+    def _running(self) -> dict[str, Any] | None:
+        if not self.info_path.exists():
+            return None
+        info: dict[str, Any] = json.loads(self.info_path.read_text())
+        if not _alive(int(info["pid"])):
+            return None
+        try:
+            httpx.get(f"http://{LOOPBACK}:{info['port']}/v2/health/live", timeout=2, trust_env=False)
+        except httpx.HTTPError:
+            return None
+        return info
+
+    def _spawn(self, port: int | None, log_dir: str | None, timeout: float) -> dict[str, Any]:
+        port = port or free_port()
+        env = {**os.environ, "MLOPS_BOT_ADMIN_TOKEN": self._token()}
+        command = [sys.executable, "-m", "mlops_bot", "serve", self.name, "--host", LOOPBACK,
+                   "--port", str(port)]
+        if log_dir:
+            command += ["--log-dir", log_dir]
+        log = open(self.state_dir / f"{self.name.replace('/', '_')}.server.log", "ab")  # noqa: SIM115
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, start_new_session=True)
+        log.close()
+        url = f"http://{LOOPBACK}:{port}/v2/health/live"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise DeployError(f"the model server exited with code {process.returncode}; see "
+                                  f"{self.state_dir}/{self.name}.server.log")
+            try:
+                if httpx.get(url, timeout=1, trust_env=False).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        else:
+            process.kill()
+            raise DeployError(f"the model server did not come up on {LOOPBACK}:{port} within {timeout:g}s")
+        info = {"pid": process.pid, "port": port}
+        self.info_path.write_text(json.dumps(info))
+        return info
+
+    def stop(self) -> None:
+        """Stop the server process this target started (by its recorded pid only)."""
+        self.close()
+        if _alive(self.pid):
+            os.kill(self.pid, signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and _alive(self.pid):
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(self.pid, os.WNOHANG)
+                time.sleep(0.05)
+        self.info_path.unlink(missing_ok=True)
