@@ -255,6 +255,27 @@ def run_analyses(
     return drift_json, fairness_json, extra, notes, [s for s in sections if s]
 
 
+def base_fairness(
+    config: MlopsConfig, holdout: pd.DataFrame, base: Predictions, target: EvaluationTarget
+) -> dict[str, float]:
+    """The baseline model's disparities on the same holdout, so the table shows their change."""
+    if not (config.fairness.enabled and config.data.sensitive and config.model.task == "classification"):
+        return {}
+    try:
+        fairness = importlib.import_module("mlops_bot.analysis.fairness")
+    except ImportError:
+        return {}
+    report = fairness.compute_fairness(
+        target.y_true,
+        np.asarray(base.y_pred),
+        holdout[config.data.sensitive],
+        pos_label=target.positive_label,
+        settings=config.fairness.model_copy(update={"bootstrap": False}),
+        seed=config.seed,
+    )
+    return _fairness_metrics(report.to_json_dict())
+
+
 _FAIRNESS_KEYS = (
     "demographic_parity_difference",
     "demographic_parity_ratio",
@@ -396,6 +417,8 @@ def validate(
         metrics: dict[str, MetricComparison] = {}
         for name in model_names:
             metrics[name] = compare(base_values.get(name), head_values.get(name), intervals.get(name))
+        if base_pred is not None:
+            base_values.update(base_fairness(config, holdout, base_pred, target))
         for name, value in extra.items():
             metrics[name] = compare(base_values.get(name), value)
         for name in names:
