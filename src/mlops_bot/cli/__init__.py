@@ -29,7 +29,29 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Which module owns each top-level command, so `mlops-bot registry show` imports only the
+# registry's CLI (and not pandas, FastAPI, ...): start-up time is most of a quick command's cost.
+# tests/core/test_cli.py checks this table against what the modules really register.
+COMMAND_OWNERS: dict[str, str] = {
+    "validate": "validate",
+    "demo": "demo",
+    "bot": "bot",
+    "registry": "registry",
+    "drift": "analysis",
+    "fairness": "analysis",
+    "comment": "forge",
+    "dispatch": "forge",
+    "monitor": "monitor",
+    "feedback": "monitor",
+    "retrain": "monitor",
+    "deploy": "deploy",
+    "serve": "deploy",
+}
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser for `argv`: only the owning module of a known command is imported; help and
+    unknown commands get every module."""
     parser = argparse.ArgumentParser(
         prog="mlops-bot",
         description="GitHub-native MLOps: validate models on PRs, a git-tag model registry, "
@@ -37,7 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"mlops-bot {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    first = argv[0] if argv else None
+    owner = COMMAND_OWNERS.get(first) if first else None
+    modules = (owner,) if owner in COMMAND_MODULES else COMMAND_MODULES
+    for name in modules:
         importlib.import_module(f"mlops_bot.cli.{name}").register(sub)
     return parser
 
@@ -55,7 +80,8 @@ def _annotate(error: MlopsError) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
