@@ -58,8 +58,9 @@ def test_stable_traffic_reports_ok_and_triggers_nothing(
 ) -> None:
     _release(project, forge, tmp_path)
     _traffic(tmp_path / "log", shift_last=False)
-    code = main(["monitor", "--repo", str(project.repo), "--log-dir", str(tmp_path / "log"), "--trigger",
-                 "--now", str(NOW), "--format", "json", "--exit-code", "--history", "3"])
+    # The drift-check action's spelling: `monitor check --current DIR --dispatch`.
+    code = main(["monitor", "check", "--repo", str(project.repo), "--current", str(tmp_path / "log"),
+                 "--dispatch", "--now", str(NOW), "--format", "json", "--history", "3"])
     report = json.loads(capsys.readouterr().out)
     assert code == 0 and report["status"] == "ok"
     assert report["version"] == "v1.0.0" and report["rows"] == 250

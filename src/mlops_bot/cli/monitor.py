@@ -18,6 +18,8 @@ from mlops_bot.errors import ConfigError, DataError
 
 def register(subparsers: Any) -> None:
     mon = subparsers.add_parser("monitor", help="check the production model for drift and decay")
+    # `mlops-bot monitor check ...` (the drift-check action's spelling) is the same command.
+    mon.add_argument("action", nargs="?", choices=("check",), default="check", help=argparse.SUPPRESS)
     mon.add_argument("--model", help="model name (default: model.name from the config)")
     mon.add_argument("--stage", default="production")
     mon.add_argument("--window", help="how far back to look, e.g. 24h (default: monitor.window)")
@@ -26,11 +28,13 @@ def register(subparsers: Any) -> None:
     mon.add_argument("--output", help="directory for report.json, report.md and timeline.png")
     mon.add_argument("--config", default=DEFAULT_CONFIG_PATH)
     mon.add_argument("--repo", default=".", help="the git repository holding the registry tags")
-    mon.add_argument("--log-dir", dest="log_dir", help="prediction log directory (default: monitor.log_dir)")
+    mon.add_argument("--log-dir", "--current", dest="log_dir",
+                     help="prediction log directory (default: monitor.log_dir)")
     mon.add_argument("--trigger", action="store_true",
                      help="open/update the model's issue and dispatch retraining when decayed")
     mon.add_argument("--exit-code", dest="exit_code", action="store_true",
                      help="exit 1 when the model decayed (default: 0 whenever the check ran)")
+    mon.add_argument("--dispatch", action="store_true", help="same as --trigger --exit-code")
     mon.add_argument("--now", type=float, help=argparse.SUPPRESS)  # fixed clock for tests and demos
     mon.set_defaults(func=run_monitor_command)
 
@@ -83,6 +87,10 @@ def run_monitor_command(args: argparse.Namespace) -> int:
     from mlops_bot.monitor.triggers import apply_trigger
 
     config = _config(args.config, args.repo)
+    if args.dispatch:
+        args.trigger = args.exit_code = True
+    if args.log_dir and not Path(args.log_dir).is_dir():
+        raise DataError(f"--log-dir/--current {args.log_dir} must be a prediction log directory")
     forge = forge_from_env(os.environ)
     now = args.now if args.now is not None else time.time()
     report = run_monitor(
