@@ -111,3 +111,38 @@ def test_cli_missing_section_exits_2(tmp_path: Path, capsys: pytest.CaptureFixtu
     path = _write(tmp_path, "\n".join(GOOD.splitlines()[:6]) + "\n")
     assert main(["validate", "--config", str(path), "--output", str(tmp_path / "out")]) == 2
     assert "data: required key is missing" in capsys.readouterr().err
+
+
+def _keys(model: type, prefix: str = "") -> list[str]:
+    """Every key path of the schema (sub-sections and maps of sections recursed into)."""
+    import typing
+
+    from pydantic import BaseModel
+
+    out = []
+    for name, field in model.model_fields.items():  # type: ignore[attr-defined]
+        if field.exclude:
+            continue
+        out.append(prefix + name)
+        candidates = [field.annotation, *typing.get_args(field.annotation)]
+        for arg in list(candidates):
+            candidates.extend(typing.get_args(arg))
+        for arg in candidates:
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                out.extend(_keys(arg, prefix + name + "."))
+    return out
+
+
+def test_docs_document_every_key() -> None:
+    from mlops_bot.config import MlopsConfig
+
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "config.md").read_text(encoding="utf-8")
+    sections = {k.split(".")[0] for k in _keys(MlopsConfig)}
+    assert all(f"`{s}`" in docs for s in sections)
+    # every key appears in its section's table or YAML example; a new key must be documented
+    missing = []
+    for key in dict.fromkeys(_keys(MlopsConfig)):
+        leaf = key.rsplit(".", 1)[-1]
+        if not (f"`{leaf}`" in docs or f"{leaf}:" in docs or f".{leaf}`" in docs):
+            missing.append(key)
+    assert not missing, f"document these keys in docs/config.md: {missing}"
