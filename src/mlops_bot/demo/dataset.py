@@ -49,16 +49,18 @@ def generate(rows: int, seed: int = 0, shift: float = 0.0, id_start: int = 1) ->
         + 0.6 * ((age < 25) & (late > 1))  # an interaction only trees find easily
     )
     default = (rng.random(rows) < 1 / (1 + np.exp(-logit))).astype(int)
-    return pd.DataFrame({
-        ID: np.arange(id_start, id_start + rows),
-        "age": age,
-        "income": income,
-        "debt_ratio": debt_ratio,
-        "credit_history_years": history,
-        "late_payments": late,
-        "loan_amount": loan,
-        "employment": employment,
-        "purpose": purpose,
-        SENSITIVE: sex,
-        TARGET: default,
-    })
+    return pd.DataFrame(
+        {
+            ID: np.arange(id_start, id_start + rows),
+            "age": age,
+            "income": income,
+            "debt_ratio": debt_ratio,
+            "credit_history_years": history,
+            "late_payments": late,
+            "loan_amount": loan,
+            "employment": employment,
+            "purpose": purpose,
+            SENSITIVE: sex,
+            TARGET: default,
+        }
+    )
