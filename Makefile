@@ -34,6 +34,13 @@ $(EVIDENTLY_VENV)/.installed:
 
 evidently: $(EVIDENTLY_VENV)/.installed
 
+# KServe's generated OpenAPI models (no runtime deps): tests validate InferenceService manifests with them.
+.cache/kserve-sdk/.installed:
+	$(PY) -m pip install -q --no-deps --target .cache/kserve-sdk 'kserve==0.14.1'
+	touch $@
+
+kserve-sdk: .cache/kserve-sdk/.installed
+
 demo: setup
 	$(VENV)/bin/mlops-bot demo --workdir mlops-demo
 
@@ -46,7 +53,7 @@ lint: setup tools
 lint-workflows: setup tools
 	$(PY) tests/workflows/workflow_lint.py
 
-test: setup tools evidently lint
+test: setup tools evidently kserve-sdk lint
 	$(PY) -m pytest -q
 
 clean:

@@ -1,0 +1,219 @@
+"""`mlops-bot deploy ...` (canary rollouts) and `mlops-bot serve ...` (the model server)."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from mlops_bot.config import DEFAULT_CONFIG_PATH, RolloutSection, load_config
+from mlops_bot.errors import MlopsError
+from mlops_bot.forge.base import Forge
+
+ACTIONS = ("abort", "rollback", "promote", "status", "stop")
+
+
+def _forge() -> Forge | None:
+    if not (os.environ.get("MLOPS_BOT_LOCAL_FORGE") or os.environ.get("GITHUB_TOKEN")
+            or os.environ.get("GH_TOKEN") or os.environ.get("GITHUB_APP_ID")):
+        return None
+    from mlops_bot.forge.select import forge_from_env
+
+    forge: Forge = forge_from_env(os.environ)
+    return forge
+
+
+def _rollout(config: str) -> RolloutSection:
+    if Path(config).is_file():
+        return load_config(config).rollout
+    if config != DEFAULT_CONFIG_PATH:
+        raise MlopsError(f"config file {config} not found")
+    return RolloutSection()
+
+
+def register(subparsers: Any) -> None:
+    deploy = subparsers.add_parser(
+        "deploy", help="roll a model version out as a canary (or abort/rollback/promote/status/stop)",
+        description="mlops-bot deploy NAME [--version vX.Y.Z | --stage STAGE] --target local [--wait]; "
+        "mlops-bot deploy abort|rollback|promote|status|stop [NAME]",
+    )
+    deploy.add_argument("words", nargs="+", metavar="NAME | ACTION [NAME]")
+    which = deploy.add_mutually_exclusive_group()
+    which.add_argument("--version", help="the version to roll out (vX.Y.Z)")
+    which.add_argument("--stage", help="roll out the version the registry holds in this stage")
+    deploy.add_argument("--target", choices=("local", "docker", "kubernetes"), default="local")
+    deploy.add_argument("--wait", action="store_true", help="walk the steps in this process until done")
+    deploy.add_argument("--state-dir", default=".mlops/deploy", help="rollout state, server pid/port/token")
+    deploy.add_argument("--config", default=DEFAULT_CONFIG_PATH)
+    deploy.add_argument("--repo", default=".", help="the git repository holding the registry tags")
+    deploy.add_argument("--models", help="a directory of VERSION/model.skops folders instead of the registry")
+    deploy.add_argument("--timeout", type=float, default=None, help="give up waiting after SECONDS")
+    deploy.add_argument("--manifests", help="kubernetes: write the manifests here instead of applying")
+    deploy.set_defaults(func=_deploy)
+
+    serve = subparsers.add_parser("serve", help="run the model server (OIP v2) on 127.0.0.1")
+    serve.add_argument("name", help="the model name clients address (/v2/models/NAME)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--model", help="a model directory or .skops file to serve as the stable version")
+    serve.add_argument("--version", default="v0.0.0", help="the version label of --model")
+    serve.add_argument("--log-dir", help="record sampled predictions here (monitoring)")
+    serve.add_argument("--sample-rate", type=float, default=1.0)
+    serve.set_defaults(func=_serve)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from mlops_bot.deploy.server import ModelRouter, RoutingRequest, VersionRef, create_app
+
+    log = None
+    if args.log_dir:
+        from mlops_bot.monitor.log import PredictionLog
+
+        log = PredictionLog(Path(args.log_dir), sample_rate=args.sample_rate)
+    router = ModelRouter(args.name, prediction_log=log)
+    if args.model:
+        router.set_versions(RoutingRequest(stable=VersionRef(version=args.version, path=args.model)))
+    token = os.environ.get("MLOPS_BOT_ADMIN_TOKEN") or None
+    if args.host not in ("127.0.0.1", "localhost", "::1") and token:
+        print("mlops-bot: warning: the admin API is reachable beyond loopback", file=sys.stderr)
+    try:
+        uvicorn.run(create_app(router, admin_token=token), host=args.host, port=args.port,
+                    log_level="warning", access_log=False)
+    finally:
+        router.close()
+        if log is not None:
+            log.close()
+    return 0
+
+
+def _target(args: argparse.Namespace, name: str) -> Any:
+    state_dir = Path(args.state_dir)
+    if args.target == "local":
+        from mlops_bot.deploy.targets.local import LocalTarget
+
+        return LocalTarget(state_dir, name)
+    if args.target == "docker":
+        from mlops_bot.deploy.targets.docker import DockerTarget
+
+        return DockerTarget(state_dir, name)
+    raise MlopsError("the kubernetes target is applied with --manifests DIR or the kubernetes client; "
+                     "see docs/deploy.md")
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    words = list(args.words)
+    if words[0] in ACTIONS:
+        return _action(args, words[0], words[1] if len(words) > 1 else None)
+    if len(words) != 1:
+        raise MlopsError(f"expected one model name, got {' '.join(words)}")
+    name = words[0]
+    rollout = _rollout(args.config)
+    forge = _forge()
+    registry = None
+    if args.models:
+        from mlops_bot.deploy.sources import DirectorySource
+
+        source: Any = DirectorySource(Path(args.models))
+    else:
+        from mlops_bot.deploy.sources import RegistrySource
+        from mlops_bot.registry.registry import Registry
+
+        registry = Registry(Path(args.repo), forge=forge)
+        source = RegistrySource(registry)
+    spec = args.version or args.stage or rollout.stage
+    version = source.resolve(name, spec)
+
+    if args.target == "kubernetes":
+        return _kubernetes(args, name, version, rollout)
+    if not args.wait:
+        return _background(args, name, version)
+
+    from mlops_bot.deploy.controller import RolloutController, StateStore
+    from mlops_bot.deploy.plan import plan_from_config
+
+    target = _target(args, name)
+    controller = RolloutController(
+        name, plan_from_config(rollout, args.config), target, source, StateStore(Path(args.state_dir), name),
+        cache=Path(args.state_dir) / "models", forge=forge, registry=registry,
+        watch_stage=args.stage, out=sys.stdout,
+    )
+    state = controller.run(version, timeout=args.timeout)
+    stable = state.stable.version if state.stable else None
+    print(json.dumps({"model": name, "phase": state.phase, "stable": stable,
+                      "reason": state.reason, "endpoint": target.endpoint}))
+    return 0 if state.phase in ("promoted", "rolled_back", "idle") else 1
+
+
+def _background(args: argparse.Namespace, name: str, version: str) -> int:
+    """Start the controller as its own process and return: the rollout goes on after we exit."""
+    command = [sys.executable, "-m", "mlops_bot", "deploy", name, "--version", version, "--wait",
+               "--target", args.target, "--state-dir", args.state_dir, "--config", args.config,
+               "--repo", args.repo]
+    if args.models:
+        command += ["--models", args.models]
+    state_dir = Path(args.state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    log = open(state_dir / f"{name.replace('/', '_')}.controller.log", "ab")  # noqa: SIM115
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                               start_new_session=True)
+    log.close()
+    print(f"rollout of {name} {version} started in the background (controller pid {process.pid}); "
+          f"follow it with: mlops-bot deploy status {name} --state-dir {args.state_dir}")
+    return 0
+
+
+def _kubernetes(args: argparse.Namespace, name: str, version: str, rollout: RolloutSection) -> int:
+    from mlops_bot.deploy.targets.kubernetes import apply_manifests, inference_service
+
+    manifest = inference_service(name, storage_uri=f"pvc://models/{name}/{version}", version=version)
+    if args.manifests:
+        out = Path(args.manifests)
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / f"{name.replace('/', '-')}-inferenceservice.json"
+        path.write_text(json.dumps(manifest, indent=2))
+        print(path)
+        return 0
+    apply_manifests([manifest])
+    return 0
+
+
+def _action(args: argparse.Namespace, action: str, name: str | None) -> int:
+    from mlops_bot.deploy.controller import StateStore
+
+    if action in ("status", "stop"):
+        if name is None:
+            raise MlopsError(f"which model? mlops-bot deploy {action} NAME")
+        state = StateStore(Path(args.state_dir), name).load(name)
+        if action == "stop":
+            from mlops_bot.deploy.targets.local import LocalTarget
+
+            info = Path(args.state_dir) / f"{name.replace('/', '_')}.server.json"
+            if info.exists():
+                LocalTarget(Path(args.state_dir), name).stop()
+                print(f"stopped the model server of {name}")
+            return 0
+        print(json.dumps({
+            "model": name, "phase": state.phase, "stable": state.stable.version if state.stable else None,
+            "canary": state.canary.version if state.canary else None, "weight": state.weight,
+            "step": state.step + 1, "reason": state.reason,
+            "last": state.history[-1].message if state.history else "",
+        }, indent=2))
+        return 0
+    forge = _forge()
+    if forge is None:
+        raise MlopsError("no forge configured: set GITHUB_TOKEN (+ GITHUB_REPOSITORY) or "
+                         "MLOPS_BOT_LOCAL_FORGE")
+    from mlops_bot.deploy.control import request_action
+
+    environment = _rollout(args.config).environment
+    actor = os.environ.get("GITHUB_ACTOR") or getpass.getuser()
+    request_action(forge, environment, action, actor)  # type: ignore[arg-type]
+    print(f"asked the rollout in {environment} to {action}")
+    return 0
