@@ -126,3 +126,27 @@ def test_recovery_updates_issue_without_dispatch(tmp_path: Path) -> None:
     assert not ok.dispatched and ok.decision.issue == "update"
     assert parse_marker(forge.list_issues()[0].body) == ("credit", 0.0)
     assert len(forge.dispatches()) == 1
+
+
+def test_triggers_through_github_forge_and_emulator() -> None:
+    """Same de-duplication and cool-down over GitHub's REST API (the emulator, real HTTP)."""
+    from github import Auth
+
+    from github_emulator import Emulator
+    from mlops_bot.forge.github import GitHubForge
+    from mlops_bot.forge.retry import RetryPolicy
+
+    with Emulator() as gh:
+        gh.add_repo("o/credit")
+        forge = GitHubForge("o/credit", Auth.Token("ghp_test"), api_url=gh.url,
+                            retry=RetryPolicy(total=2, backoff_factor=0.01, secondary_wait=0.1, max_wait=1.0))
+        forge.create_issue("unrelated bug", "no marker", labels=[ISSUE_LABEL])
+        outcomes = [apply_trigger(forge, _report(), "## report", now=t, cooldown=DAY,
+                                  event_type="mlops-retrain") for t in (0.0, 60.0, DAY + 1)]
+        assert [o.dispatched for o in outcomes] == [True, False, True]
+        numbers = {o.issue.number for o in outcomes if o.issue is not None}
+        assert len(numbers) == 1
+        ours = [i for i in forge.list_issues("all", labels=[ISSUE_LABEL]) if parse_marker(i.body)]
+        assert len(ours) == 1 and parse_marker(ours[0].body) == ("credit", DAY + 1)
+        dispatches = [d for d in gh.state["dispatches"] if d["kind"] == "repository_dispatch"]
+        assert len(dispatches) == 2
