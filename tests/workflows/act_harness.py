@@ -1,0 +1,154 @@
+"""Run our workflow templates with `act` on a real example repository, against the GitHub API emulator.
+
+act runs jobs on this machine (`-P ubuntu-latest=-self-hosted`); third-party actions are mapped with
+`--local-repository` to the stand-ins under `stubs/`, and `mlops-bot/mlops-bot@v0` to this checkout, so
+the templates run exactly as adopters copy them. The mlops-bot CLI comes from the test venv (the
+templates' documented `MLOPS_BOT_SKIP_INSTALL=true` for prepared runners). Everything stays on loopback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+STUBS = Path(__file__).with_name("stubs")
+ACT = Path(sys.executable).with_name("act")
+VENV_BIN = Path(sys.executable).parent
+OWN_ACTIONS = "mlops-bot/mlops-bot@v0"
+THIRD_PARTY = {
+    "actions/setup-python@a26af69be951a213d495a4c3e4e4022e16d87065": STUBS / "setup-python",
+    "actions/upload-artifact@ea165f8d65b6e75b540449e92b4886f43607fa02": STUBS / "upload-artifact",
+    "actions/download-artifact@d3f86a106a0bac45b974a628896c90dbdf5c8093": STUBS / "download-artifact",
+}
+MODEL = "credit-risk"
+GIT_IDENTITY = {"GIT_AUTHOR_NAME": "Ada", "GIT_AUTHOR_EMAIL": "ada@example.com",
+                "GIT_COMMITTER_NAME": "Ada", "GIT_COMMITTER_EMAIL": "ada@example.com"}
+
+CONFIG = """\
+version: 1
+model:
+  name: credit-risk
+  task: classification
+train:
+  builtin:
+    estimator: logistic_regression
+    numeric_features: [age, income, debt_ratio, credit_history_years, late_payments, loan_amount]
+    categorical_features: [employment, purpose]
+data:
+  train: data/train.csv
+  holdout: data/holdout.csv
+  target: default
+  id: applicant_id
+  sensitive: [sex]
+gates:
+  roc_auc:
+    min: 0.6
+"""
+
+
+def git(cwd: Path, *args: str) -> str:
+    env = {**os.environ, **GIT_IDENTITY}
+    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+@dataclass
+class ExampleRepo:
+    path: Path
+    origin: Path
+
+    @property
+    def head(self) -> str:
+        return git(self.path, "rev-parse", "HEAD")
+
+    def origin_tags(self) -> list[str]:
+        return git(self.origin, "tag", "--list").split()
+
+
+def build_example_repo(base: Path, *, rows: int = 600) -> ExampleRepo:
+    """A small credit-risk project with `.github/mlops.yml`, data and our templates as its workflows."""
+    from mlops_bot.demo.dataset import generate
+
+    repo, origin = base / "repo", base / "origin.git"
+    (repo / "data").mkdir(parents=True)
+    generate(rows, seed=1).to_csv(repo / "data" / "train.csv", index=False)
+    generate(rows // 2, seed=2, id_start=100_000).to_csv(repo / "data" / "holdout.csv", index=False)
+    (repo / ".github" / "workflows").mkdir(parents=True)
+    (repo / ".github" / "mlops.yml").write_text(CONFIG)
+    for template in sorted((ROOT / "workflows-templates").glob("*.yml")):
+        # What GitHub does when a template is adopted: `$default-branch` becomes the real branch name.
+        text = template.read_text().replace("$default-branch", "main")
+        (repo / ".github" / "workflows" / template.name).write_text(text)
+    (repo / ".gitignore").write_text("mlops-report/\n.mlops-bot/\n")
+    git(base, "init", "-q", "--bare", "-b", "main", str(origin))
+    git(repo.parent, "init", "-q", "-b", "main", str(repo))
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "credit-risk model")
+    git(repo, "remote", "add", "origin", str(origin))
+    git(repo, "push", "-q", "origin", "main")
+    return ExampleRepo(repo, origin)
+
+
+@dataclass
+class ActRun:
+    returncode: int
+    output: str
+
+    def assert_ok(self) -> None:
+        assert self.returncode == 0, f"act failed ({self.returncode}):\n{self.output[-6000:]}"
+
+
+def run_act(repo: ExampleRepo, event: str, payload: dict[str, Any], workflow: str, *, work: Path,
+            api_url: str, repository: str, token: str = "ghs_test_token",  # noqa: S107 - emulator token
+            env: dict[str, str] | None = None, timeout: float = 240) -> ActRun:
+    """Run one workflow file for one event; `work` holds act's caches and the shared artifact store."""
+    work.mkdir(parents=True, exist_ok=True)
+    event_file = work / f"event-{event}.json"
+    event_file.write_text(json.dumps(payload))
+    artifacts = work / "artifacts"
+    artifacts.mkdir(exist_ok=True)
+    command = [
+        str(ACT), event, "-e", str(event_file), "-W", f".github/workflows/{workflow}",
+        "-P", "ubuntu-latest=-self-hosted", "--no-cache-server",
+        "--artifact-server-addr", "127.0.0.1", "--cache-server-addr", "127.0.0.1",
+        "--action-cache-path", str(work / "act-cache"), "--action-offline-mode",
+        "--local-repository", f"{OWN_ACTIONS}={own_actions_copy(work)}",
+        "-s", f"GITHUB_TOKEN={token}",
+    ]
+    for ref, folder in THIRD_PARTY.items():
+        command += ["--local-repository", f"{ref}={folder}"]
+    variables = {
+        "GITHUB_API_URL": api_url, "GITHUB_REPOSITORY": repository,
+        "MLOPS_BOT_SKIP_INSTALL": "true", "MLOPS_TEST_ARTIFACTS": str(artifacts),
+        "MLOPS_TEST_PYTHON_BIN": str(VENV_BIN), **(env or {}),
+    }
+    for key, value in variables.items():
+        command += ["--env", f"{key}={value}"]
+    process_env = {**os.environ, **GIT_IDENTITY, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"}
+    process_env.pop("MLOPS_BOT_LOCAL_FORGE", None)
+    result = subprocess.run(command, cwd=repo.path, env=process_env, capture_output=True, text=True,
+                            timeout=timeout, check=False)
+    return ActRun(result.returncode, result.stdout + result.stderr)
+
+
+def own_actions_copy(work: Path) -> Path:
+    """Only what our composite actions need; act copies a mapped folder whole, and the checkout's
+    virtual environments would make every run copy gigabytes."""
+    target = work / "mlops-bot-actions"
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    shutil.copy2(ROOT / "action.yml", target / "action.yml")
+    shutil.copytree(ROOT / "actions", target / "actions")
+    return target
+
+
+def act_available() -> bool:
+    return ACT.exists() and shutil.which("git") is not None
