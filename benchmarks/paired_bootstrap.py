@@ -25,12 +25,17 @@ def data(rows: int) -> tuple[np.ndarray, Predictions, Predictions]:
     models = []
     for noise in (0.25, 0.3):
         score = np.clip(0.4 * y + rng.normal(0.3, noise, rows), 0.001, 0.999)
-        models.append(Predictions(y_pred=(score >= 0.5).astype(int), proba=np.column_stack([1 - score, score]),
-                                  classes=(0, 1)))
+        models.append(
+            Predictions(
+                y_pred=(score >= 0.5).astype(int), proba=np.column_stack([1 - score, score]), classes=(0, 1)
+            )
+        )
     return y, models[0], models[1]
 
 
-def loop(y: np.ndarray, base: Predictions, head: Predictions, samples: int, seed: int) -> dict[str, np.ndarray]:
+def loop(
+    y: np.ndarray, base: Predictions, head: Predictions, samples: int, seed: int
+) -> dict[str, np.ndarray]:
     """The anchor: resample indices, call scikit-learn per resample and per model."""
     index = np.random.default_rng(seed).integers(0, len(y), size=(samples, len(y)))
     funcs = {
