@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -133,7 +134,11 @@ def _clean_numeric(series: pd.Series) -> np.ndarray:
         raise DataError(
             f"column {series.name!r} is numerical in the current data but not numeric in the reference"
         ) from None
-    values = values[np.isfinite(values)]
+    finite = np.isfinite(values)
+    if not finite.all():
+        values = values[finite]
+    elif np.shares_memory(values, series.to_numpy()):
+        values = values.copy()  # never sort the caller's frame in place
     values.sort(kind="quicksort")
     return values
 
@@ -310,7 +315,6 @@ def compute_drift(
 
     Column types are inferred on the current data (as Evidently does) unless overridden in
     settings; text, datetime and all-null columns are reported in `skipped`."""
-    from mlops_bot.analysis.profile import ReferenceProfile
 
     settings = settings or DriftSection()
     ref_columns = list(reference.columns)
@@ -323,7 +327,23 @@ def compute_drift(
             raise DataError(f"drift: column(s) {listed} not in both the reference and the current data")
         names = list(columns)
 
-    def one(name: str) -> ColumnDrift | str:
+    results = _column_results(reference, current, names, settings, progress, workers, 0, len(names))
+    return summarise(results, settings)
+
+
+def _column_results(
+    reference: pd.DataFrame | ReferenceProfile,
+    current: pd.DataFrame,
+    names: list[Any],
+    settings: DriftSection,
+    progress: Progress | None,
+    workers: int,
+    done_before: int,
+    total: int,
+) -> dict[str, ColumnDrift | str]:
+    from mlops_bot.analysis.profile import ReferenceProfile
+
+    def one(name: Any) -> ColumnDrift | str:
         override = settings.columns.get(str(name))
         kind: ColumnType = override.type if override and override.type else infer_column_type(current[name])
         if kind == "text":
@@ -337,19 +357,22 @@ def compute_drift(
         return column_drift(str(name), kind, ref_col, current[name], override, settings.psi_flavour)
 
     results: dict[str, ColumnDrift | str] = {}
-    total = len(names)
-    if workers > 1 and total > 1:
+    if workers > 1 and len(names) > 1:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             for done, (name, result) in enumerate(zip(names, pool.map(one, names), strict=True), 1):
                 results[str(name)] = result
                 if progress:
-                    progress(done, total, str(name))
+                    progress(done_before + done, total, str(name))
     else:
         for done, name in enumerate(names, 1):
             results[str(name)] = one(name)
             if progress:
-                progress(done, total, str(name))
+                progress(done_before + done, total, str(name))
+    return results
 
+
+def summarise(results: dict[str, ColumnDrift | str], settings: DriftSection) -> DriftReport:
+    """Correction across the tested columns, then the dataset verdict."""
     checked = {n: r for n, r in results.items() if isinstance(r, ColumnDrift)}
     skipped = {n: r for n, r in results.items() if isinstance(r, str)}
     checked = _apply_correction(checked, settings.correction)
@@ -364,6 +387,68 @@ def compute_drift(
         correction=settings.correction,
         psi_flavour=settings.psi_flavour,
     )
+
+
+def compute_drift_files(
+    reference: str | Path | ReferenceProfile,
+    current: str | Path,
+    settings: DriftSection | None = None,
+    columns: list[str] | None = None,
+    *,
+    progress: Progress | None = None,
+    workers: int = 2,
+    batch_columns: int = 4,
+) -> DriftReport:
+    """`compute_drift` over files. Parquet files are read a few columns at a time, so peak memory
+    is a small batch of columns, not both whole tables; CSV files are read whole."""
+    from mlops_bot.analysis.profile import ReferenceProfile
+    from mlops_bot.dataset import read_table
+
+    settings = settings or DriftSection()
+    if not _is_parquet(current) or not (isinstance(reference, ReferenceProfile) or _is_parquet(reference)):
+        ref = reference if isinstance(reference, ReferenceProfile) else read_table(reference, "reference")
+        return compute_drift(
+            ref, read_table(current, "current"), settings, columns, progress=progress, workers=workers
+        )
+    import pyarrow.parquet as pq
+
+    def names_of(path: str | Path, what: str) -> list[str]:
+        try:
+            return list(pq.ParquetFile(path).schema_arrow.names)
+        except FileNotFoundError:
+            raise DataError(f"{what} file {path} does not exist") from None
+        except (OSError, ValueError) as exc:
+            raise DataError(f"{what} file {path} cannot be read as parquet: {exc}") from None
+
+    def read(path: str | Path, cols: list[str]) -> pd.DataFrame:
+        return pq.read_table(path, columns=cols).to_pandas(self_destruct=True, split_blocks=True)
+
+    cur_names = names_of(current, "current")
+    ref_names = (
+        list(reference.columns)
+        if isinstance(reference, ReferenceProfile)
+        else names_of(reference, "reference")
+    )
+    if columns is None:
+        names = [c for c in cur_names if c in ref_names and c not in settings.ignore]
+    else:
+        missing = [c for c in columns if c not in cur_names or c not in ref_names]
+        if missing:
+            listed = ", ".join(map(str, missing))
+            raise DataError(f"drift: column(s) {listed} not in both the reference and the current data")
+        names = list(columns)
+    results: dict[str, ColumnDrift | str] = {}
+    for start in range(0, len(names), batch_columns):
+        batch = names[start : start + batch_columns]
+        cur = read(current, batch)
+        ref = reference if isinstance(reference, ReferenceProfile) else read(reference, batch)
+        results |= _column_results(ref, cur, batch, settings, progress, workers, start, len(names))
+        del cur, ref
+    return summarise({n: results[n] for n in names}, settings)
+
+
+def _is_parquet(path: str | Path | ReferenceProfile) -> bool:
+    return isinstance(path, str | Path) and Path(path).suffix.lower() in (".parquet", ".pq")
 
 
 def _apply_correction(columns: dict[str, ColumnDrift], correction: str) -> dict[str, ColumnDrift]:

@@ -67,19 +67,6 @@ def counts_from_sorted(reference: np.ndarray, current: np.ndarray) -> Counts:
     return Counts(keys=[k.item() for k in keys], reference=ref, current=cur)
 
 
-def merge_sorted(reference: np.ndarray, current: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Merge two sorted arrays in O(n log m) without re-sorting: returns the merged values and, per
-    merged position, how many reference values are at or before it (reference first on ties)."""
-    n_ref, n_cur = reference.size, current.size
-    positions = np.searchsorted(current, reference, "left") + np.arange(n_ref)
-    from_ref = np.zeros(n_ref + n_cur, dtype=bool)
-    from_ref[positions] = True
-    merged = np.empty(n_ref + n_cur, dtype=np.float64)
-    merged[positions] = reference
-    merged[~from_ref] = current
-    return merged, np.cumsum(from_ref)
-
-
 def n_unique_sorted(merged: np.ndarray) -> int:
     return int(np.count_nonzero(np.diff(merged))) + 1 if merged.size else 0
 
@@ -122,14 +109,28 @@ def z(counts: Counts) -> float:
 def wasserstein_normed(reference: np.ndarray, current: np.ndarray, std_reference: float) -> float:
     """First Wasserstein distance divided by max(population std of reference, 0.001).
 
-    Same arithmetic as scipy's `wasserstein_distance` (sum of |F_ref - F_cur| * gap over the merged
-    sorted values), but from already sorted inputs and one merge instead of three sorts."""
-    merged, ref_le = merge_sorted(reference, current)
-    gaps = np.diff(merged)
-    ref_cdf = ref_le[:-1] / reference.size
-    cur_cdf = (np.arange(1, merged.size) - ref_le[:-1]) / current.size
-    distance_ = float(np.sum(np.multiply(np.abs(ref_cdf - cur_cdf), gaps)))
-    return distance_ / max(float(std_reference), 0.001)
+    scipy integrates |F_ref - F_cur| over the merged values; we integrate the same area in the
+    quantile domain, |F_ref^-1(t) - F_cur^-1(t)| over t in [0, 1], from the sorted inputs. The
+    breakpoints are i/n and j/m, so no float merge or search is needed (equal sizes reduce to a
+    mean of absolute differences). Same value up to rounding (~1e-15 relative)."""
+    return wasserstein_sorted(reference, current) / max(float(std_reference), 0.001)
+
+
+def wasserstein_sorted(u: np.ndarray, v: np.ndarray) -> float:
+    n, m = u.size, v.size
+    if n == m:
+        return float(np.mean(np.abs(u - v)))
+    g = math.gcd(n, m)
+    a, b = m // g, n // g  # t = T / L with L = n * a = m * b, so breakpoints are integers
+    length = n * a
+    breaks = np.concatenate((np.arange(n, dtype=np.int64) * a, np.arange(m, dtype=np.int64) * b))
+    breaks.sort(kind="stable")  # two sorted runs: a linear merge
+    keep = np.empty(breaks.size, dtype=bool)
+    keep[0] = True
+    np.not_equal(breaks[1:], breaks[:-1], out=keep[1:])
+    breaks = breaks[keep]
+    widths = np.diff(breaks, append=length)
+    return float(np.dot(np.abs(u[breaks // a] - v[breaks // b]), widths)) / length
 
 
 def binned_shares(

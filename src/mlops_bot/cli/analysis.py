@@ -64,22 +64,19 @@ def _emit(text: str, output: str | None) -> None:
 
 
 def run_drift(args: argparse.Namespace) -> int:
-    from mlops_bot.analysis.drift import compute_drift
+    from mlops_bot.analysis.drift import compute_drift_files
     from mlops_bot.analysis.profile import ReferenceProfile
     from mlops_bot.report.drift import render_drift
 
     settings = load_config(args.config).drift if args.config else DriftSection()
     if args.correction:
         settings = settings.model_copy(update={"correction": args.correction})
-    reference: Any
+    reference: Any = args.reference
     if args.reference.endswith(".json"):
         reference = ReferenceProfile.load(args.reference)
-    else:
-        reference = read_table(args.reference, "reference")
-    current = read_table(args.current, "current")
     columns = [c.strip() for c in args.columns.split(",") if c.strip()] if args.columns else None
     progress = TerminalProgress("drift", sys.stderr, args.progress or sys.stderr.isatty())
-    report = compute_drift(reference, current, settings, columns, progress=progress)
+    report = compute_drift_files(reference, args.current, settings, columns, progress=progress)
     if args.format == "json":
         _emit(json.dumps(report.to_json_dict(), indent=2) + "\n", args.output)
     else:
