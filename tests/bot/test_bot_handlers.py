@@ -233,15 +233,41 @@ def test_a_resumed_job_does_not_repeat_side_effects(world: World) -> None:
     base = world.handler()
     handler = EventHandler(base.forge_for, base.settings_for, base.registry_for, flaky_control)
     payload = world.comment("/rollback")
-    journal = lambda step, action: queue.step(7, step, action)  # noqa: E731
+    def journal(step: str, action: Any, verify: Any = None) -> Any:
+        return queue.step(7, step, action, verify)
+
     tags_before = len(origin_tags(world))
     with pytest.raises(RuntimeError):
-        handler.handle("issue_comment", payload, journal)
-    outcome = handler.handle("issue_comment", payload, journal)
+        handler.handle("issue_comment", payload, journal, "delivery-7")
+    outcome = handler.handle("issue_comment", payload, journal, "delivery-7")
     assert outcome.status == "done"
     assert len(origin_tags(world)) == tags_before + 1
     reacted = world.forge.reactions(payload["comment"]["id"])
     assert reacted.count("eyes") == 1 and reacted.count("rocket") == 1
+    dispatches = [d for d in world.forge.dispatches() if d["client_payload"].get("delivery") == "delivery-7"]
+    assert len(dispatches) == 1 and dispatches[0]["client_payload"]["trigger"] == "rollback"
+
+
+def test_a_reply_posted_just_before_a_crash_is_found_not_repeated(world: World) -> None:
+    """The crash window between posting the reply and journalling it: the marker finds it."""
+    queue = DeliveryQueue(world.tmp / "q.sqlite3")
+    handler = world.handler()
+    payload = world.comment("/help")
+    real_step = queue.step
+    crashed = {"done": False}
+
+    def journal(step: str, action: Any, verify: Any = None) -> Any:
+        if step == "reply" and not crashed["done"]:
+            crashed["done"] = True
+            queue._record(8, step, None, "started")
+            action()  # the comment is posted...
+            raise RuntimeError("...and the process dies before recording it")
+        return real_step(8, step, action, verify)
+
+    with pytest.raises(RuntimeError):
+        handler.handle("issue_comment", payload, journal, "delivery-8")
+    assert handler.handle("issue_comment", payload, journal, "delivery-8").status == "done"
+    assert len([b for b in replies(world) if "delivery=delivery-8" in b]) == 1
 
 
 def test_config_error_in_the_repository_is_reported_on_the_pr(tmp_path: Path) -> None:

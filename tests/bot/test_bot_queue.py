@@ -87,3 +87,12 @@ def test_journal_runs_each_step_once_per_job(tmp_path: Path) -> None:
     reopened = DeliveryQueue(tmp_path / "q.sqlite3")
     assert reopened.step(1, "react", lambda: effect("react")) == 1
     assert calls == ["react", "react"]
+
+
+def test_journal_verifies_a_step_interrupted_between_effect_and_record(tmp_path: Path) -> None:
+    queue = DeliveryQueue(tmp_path / "q.sqlite3")
+    queue._record(3, "reply", None, "started")  # crashed after starting the effect
+    assert queue.step(3, "reply", lambda: 99, verify=lambda: 41) == 41  # it had happened
+    assert queue.step(3, "reply", lambda: 99, verify=lambda: None) == 41  # now recorded as done
+    queue._record(4, "reply", None, "started")
+    assert queue.step(4, "reply", lambda: 99, verify=lambda: None) == 99  # it had not: do it

@@ -74,6 +74,7 @@ def test_signed_command_is_processed_once_even_when_redelivered(bot: tuple[Webho
     assert 'mlops_bot_deliveries_total{event="issue_comment",outcome="duplicate"} 1.0' in metrics
     assert 'mlops_bot_jobs_total{event="issue_comment",outcome="done"} 1.0' in metrics
     assert "mlops_bot_queue_depth 0.0" in metrics
+    assert 'mlops_bot_queue_jobs{status="done"} 1.0' in metrics
     assert "mlops_bot_webhook_latency_seconds_bucket" in metrics
 
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
+import subprocess
+import sys
 import threading
 import time
 import urllib.parse
@@ -51,10 +54,15 @@ MAX_BODY = 25 * 1024 * 1024  # GitHub caps webhook payloads at 25 MB
 
 @dataclass
 class BotConfig:
+    """`workers` threads drain the queue: in this process, or with `worker_process` in a child
+    process (`mlops-bot bot work`), which keeps job work off the GIL of the process answering
+    GitHub."""
+
     secrets: list[str]
     state_dir: Path
     workers: int = 1
     max_body: int = MAX_BODY
+    worker_process: bool = False
 
     def __post_init__(self) -> None:
         if not self.secrets:
@@ -64,10 +72,11 @@ class BotConfig:
             )
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str], state_dir: str | Path | None = None, workers: int = 1
-                 ) -> BotConfig:
+    def from_env(cls, environ: Mapping[str, str], state_dir: str | Path | None = None, workers: int = 1,
+                 worker_process: bool = False) -> BotConfig:
         directory = state_dir or environ.get("MLOPS_BOT_STATE_DIR") or ".mlops-bot"
-        return cls(parse_secrets(environ.get("MLOPS_BOT_WEBHOOK_SECRET")), Path(directory), workers)
+        return cls(parse_secrets(environ.get("MLOPS_BOT_WEBHOOK_SECRET")), Path(directory), workers,
+                   worker_process=worker_process)
 
 
 # ------------------------------------------------------------------------------------ wiring
@@ -153,6 +162,7 @@ class WebhookBot:
         self.metrics = BotMetrics(lambda: float(self.queue.depth()))
         self.worker = Worker(self.queue, handler, self.metrics, clock)
         self.recovered = 0
+        self._child: subprocess.Popen[bytes] | None = None
         self.app = Starlette(
             routes=[
                 Route("/webhook", self.webhook, methods=["POST"]),
@@ -171,19 +181,38 @@ class WebhookBot:
             self.stop()
 
     def start(self) -> None:
+        # Recovery happens here, before any worker of this server runs: a job still `running` now
+        # belonged to a process that is gone (workers die with their server, see worker.py).
         self.recovered = self.queue.recover()
         if self.recovered:
             log.warning("resuming %d job(s) left running by a previous process", self.recovered)
-        if self.config.workers > 0:
+        if self.config.workers <= 0:
+            return
+        if self.config.worker_process:
+            command = [sys.executable, "-m", "mlops_bot", "bot", "work",
+                       "--state-dir", str(self.config.state_dir), "--threads", str(self.config.workers),
+                       "--parent-pid", str(os.getpid())]
+            self._child = subprocess.Popen(command)
+        else:
             self.worker.start(self.config.workers)
 
     def stop(self) -> None:
+        if self._child is not None:
+            self._child.terminate()
+            try:
+                self._child.wait(15)
+            except subprocess.TimeoutExpired:
+                self._child.kill()
+            self._child = None
         self.worker.stop()
 
     async def healthz(self, _request: Request) -> Response:
         return _json(200, {"status": "ok", "queue_depth": self.queue.depth()})
 
     async def prometheus(self, _request: Request) -> Response:
+        # Job outcomes live in the queue database, so they are right whichever process ran the jobs.
+        for status, count in self.queue.counts().items():
+            self.metrics.jobs_by_status.labels(status).set(count)
         return Response(self.metrics.render(), media_type=CONTENT_TYPE)
 
     async def webhook(self, request: Request) -> Response:

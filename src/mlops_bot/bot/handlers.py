@@ -148,12 +148,23 @@ SettingsLoader = Callable[[str, Forge], RepoSettings]
 RegistryFactory = Callable[[str, Forge, RepoSettings], RegistryLike]
 ControlAction = Literal["abort", "rollback", "promote"]
 DeployControl = Callable[[Forge, str, ControlAction, str], None]
-Journal = Callable[[str, Callable[[], Any]], Any]
+class Journal(Protocol):
+    """Runs a named side effect at most once per job; `verify` (when given) tells, after a crash
+    between doing an effect and recording it, whether it happened (returning its result) or not."""
+
+    def __call__(self, step: str, action: Callable[[], T], verify: Callable[[], T | None] | None = None
+                 ) -> T: ...
 
 
-def run_now(_step: str, action: Callable[[], T]) -> T:
+def run_now(step: str, action: Callable[[], T], verify: Callable[[], T | None] | None = None) -> T:
     """A journal that just runs the action (no crash recovery): for one-shot runs."""
+    del step, verify
     return action()
+
+
+def reply_marker(delivery: str) -> str:
+    """Hidden marker in a reply, so a resumed job can tell whether its reply was already posted."""
+    return f"<!-- mlops-bot:reply delivery={delivery} -->"
 
 
 def default_deploy_control() -> DeployControl | None:
@@ -192,7 +203,10 @@ class EventHandler:
         self.deploy_control = deploy_control
 
     # ---------------------------------------------------------------------------- entry point
-    def handle(self, event: str, payload: dict[str, Any], journal: Journal = run_now) -> Outcome:
+    def handle(self, event: str, payload: dict[str, Any], journal: Journal = run_now,
+               delivery: str | None = None) -> Outcome:
+        """`delivery` (X-GitHub-Delivery) makes effects recognisable after a crash: it marks the
+        reply and is the idempotency key (`delivery`) in every dispatch's client payload."""
         # First a permissive pass that needs no repository settings, so the common case (not a
         # command, an unhandled action) costs no forge or git call.
         quick = route(event, payload, _PERMISSIVE)
@@ -208,25 +222,30 @@ class EventHandler:
             # A broken config must be visible where the command was typed, not only in our log.
             text = f"@{quick.author} cannot run commands: {error}"
             journal("react-confused", lambda: forge.add_reaction(quick.comment_id, "confused"))
-            journal("reply", lambda: forge.create_comment(quick.number, text).id)
+            _post_reply(forge, journal, quick.number, text, delivery)
             return Outcome("failed", str(error), text)
         decision = route(event, payload, settings.bot)
         if isinstance(decision, Ignore):
             return Outcome("ignored", decision.reason)
         if isinstance(decision, DispatchRequest):
             request = decision
-            journal("dispatch", lambda: forge.repository_dispatch(request.event_type, request.client_payload))
+            client_payload = _keyed(request.client_payload, delivery)
+            journal("dispatch", lambda: forge.repository_dispatch(request.event_type, client_payload))
             return Outcome("dispatched", decision.event_type)
-        return self._command(decision, forge, settings, journal)
+        return self._command(decision, forge, settings, journal, delivery)
 
     # ------------------------------------------------------------------------------- commands
-    def _command(self, request: CommentCommand, forge: Forge, settings: RepoSettings, journal: Journal
-                 ) -> Outcome:
+    def _command(self, request: CommentCommand, forge: Forge, settings: RepoSettings, journal: Journal,
+                 delivery: str | None) -> Outcome:
         def react(content: Reaction) -> None:
             journal(f"react-{content}", lambda: forge.add_reaction(request.comment_id, content))
 
         def reply(text: str) -> None:
-            journal("reply", lambda: forge.create_comment(request.number, text).id)
+            _post_reply(forge, journal, request.number, text, delivery)
+
+        def dispatch(event_type: str, payload: dict[str, Any]) -> None:
+            keyed = _keyed(payload, delivery)
+            journal("dispatch", lambda: forge.repository_dispatch(event_type, keyed))
 
         react("eyes")
         try:
@@ -246,7 +265,7 @@ class EventHandler:
         if not permission_at_least(have, need):
             return self._refuse(request, command, have, need, react, reply)
         try:
-            text = self._run(command, request, forge, settings, have, journal)
+            text = self._run(command, request, forge, settings, have, journal, dispatch)
         except _Refused as refused:
             return self._refuse(request, command, have, refused.need, react, reply)
         except MlopsError as error:
@@ -275,14 +294,14 @@ class EventHandler:
         return Outcome("refused", f"permission {have} < {need}", text)
 
     def _run(self, command: Command, request: CommentCommand, forge: Forge, settings: RepoSettings,
-             have: Permission, journal: Journal) -> str:
+             have: Permission, journal: Journal, dispatch: Callable[[str, dict[str, Any]], None]) -> str:
         if command.name == "help":
             return help_text(settings.bot)
         if command.name in ("retrain", "drift"):
             event_type = RETRAIN_EVENT if command.name == "retrain" else DRIFT_EVENT
             payload = {"model": command.args.get("model") or settings.model or "", "actor": request.author,
                        "pull_request": request.number, "reason": f"/{command.name} comment"}
-            journal("dispatch", lambda: forge.repository_dispatch(event_type, payload))
+            dispatch(event_type, payload)
             return f"Started the {command.name} workflow (`repository_dispatch` `{event_type}`)."
         if command.name == "abort":
             environment = command.args.get("environment") or settings.rollout.environment
@@ -291,8 +310,8 @@ class EventHandler:
             return (f"Asked the rollout in `{environment}` to abort: "
                     "all traffic goes back to the stable version.")
         if command.name == "promote":
-            return self._promote(command, request, forge, settings, have, journal)
-        return self._rollback(command, request, forge, settings, have, journal)
+            return self._promote(command, request, forge, settings, have, journal, dispatch)
+        return self._rollback(command, request, forge, settings, have, journal, dispatch)
 
     def _control(self) -> DeployControl:
         control = self.deploy_control or default_deploy_control()
@@ -322,7 +341,7 @@ class EventHandler:
             raise _Refused(need)
 
     def _promote(self, command: Command, request: CommentCommand, forge: Forge, settings: RepoSettings,
-                 have: Permission, journal: Journal) -> str:
+                 have: Permission, journal: Journal, dispatch: Callable[[str, dict[str, Any]], None]) -> str:
         model = self._model(command, settings)
         registry = self._registry(request.repo, forge, settings)
         version = command.args.get("version") or registry.latest_version(model)
@@ -346,12 +365,13 @@ class EventHandler:
         )))
         payload = {"model": model, "version": version, "stage": stage, "actor": request.author,
                    "pull_request": request.number, "trigger": "promote"}
-        journal("dispatch", lambda: forge.repository_dispatch(DEPLOY_EVENT, payload))
+        dispatch(DEPLOY_EVENT, payload)
         return (f"Promoted `{model}` {version} to `{stage}` (tag pushed) and started the deploy workflow "
                 f"(`repository_dispatch` `{DEPLOY_EVENT}`).")
 
     def _rollback(self, command: Command, request: CommentCommand, forge: Forge, settings: RepoSettings,
-                  have: Permission, journal: Journal) -> str:
+                  have: Permission, journal: Journal, dispatch: Callable[[str, dict[str, Any]], None]
+                  ) -> str:
         model = self._model(command, settings)
         stage = command.stage or settings.rollout.stage
         self._check_stage(command, stage, settings, have)
@@ -370,7 +390,7 @@ class EventHandler:
         )))
         payload = {"model": model, "version": previous, "stage": stage, "actor": request.author,
                    "pull_request": request.number, "trigger": "rollback"}
-        journal("dispatch", lambda: forge.repository_dispatch(DEPLOY_EVENT, payload))
+        dispatch(DEPLOY_EVENT, payload)
         return f"Rolled `{model}` in `{stage}` back from {current} to {previous}."
 
 
@@ -380,6 +400,22 @@ class _Refused(Exception):
 
 
 # ------------------------------------------------------------------------------------- helpers
+def _keyed(payload: dict[str, Any], delivery: str | None) -> dict[str, Any]:
+    return {**payload, "delivery": delivery} if delivery else payload
+
+
+def _post_reply(forge: Forge, journal: Journal, number: int, text: str, delivery: str | None) -> None:
+    if delivery is None:
+        journal("reply", lambda: forge.create_comment(number, text).id)
+        return
+    marker = reply_marker(delivery)
+
+    def posted() -> int | None:
+        return next((c.id for c in forge.list_comments(number) if marker in c.body), None)
+
+    journal("reply", lambda: forge.create_comment(number, f"{text}\n\n{marker}").id, posted)
+
+
 def _event_text(event: Any) -> str:
     """Journal results must be JSON: keep the registry event's text form."""
     return str(getattr(event, "tag", None) or event)

@@ -34,6 +34,10 @@ class BotMetrics:
             "mlops_bot_queue_depth", "Jobs pending or running", registry=self.registry
         )
         self.queue_depth.set_function(queue_depth)
+        self.jobs_by_status = Gauge(
+            "mlops_bot_queue_jobs", "Jobs in the queue database by status (pending, running, done, failed)",
+            ["status"], registry=self.registry,
+        )
         self.latency = Histogram(
             "mlops_bot_webhook_latency_seconds", "Time from request to the webhook answer",
             buckets=_LATENCY_BUCKETS, registry=self.registry,

@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS steps (
     job_id INTEGER NOT NULL,
     step TEXT NOT NULL,
     result TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'done',
     PRIMARY KEY (job_id, step)
 );
 """
@@ -139,20 +140,34 @@ class DeliveryQueue:
         return status
 
     # ------------------------------------------------------------------------------ journal
-    def step(self, job_id: int, name: str, action: Callable[[], T]) -> T:
+    def step(self, job_id: int, name: str, action: Callable[[], T],
+             verify: Callable[[], T | None] | None = None) -> T:
         """Run a side effect once per job: a resumed job gets the recorded result instead of
-        repeating it. `action`'s result must be JSON-serialisable."""
+        repeating it. The intent is recorded first; if a crash came between the effect and its
+        record, `verify` (when given) finds the effect instead of repeating it. Results must be
+        JSON-serialisable."""
         conn = self._conn()
-        row = conn.execute("SELECT result FROM steps WHERE job_id=? AND step=?", (job_id, name)).fetchone()
-        if row is not None:
+        row = conn.execute(
+            "SELECT result, state FROM steps WHERE job_id=? AND step=?", (job_id, name)
+        ).fetchone()
+        if row is not None and row[1] == "done":
             value: T = json.loads(row[0])
             return value
+        if row is not None and verify is not None:
+            found = verify()
+            if found is not None:
+                self._record(job_id, name, found, "done")
+                return found
+        self._record(job_id, name, None, "started")
         result = action()
-        conn.execute(
-            "INSERT OR REPLACE INTO steps (job_id, step, result) VALUES (?, ?, ?)",
-            (job_id, name, json.dumps(result)),
-        )
+        self._record(job_id, name, result, "done")
         return result
+
+    def _record(self, job_id: int, name: str, result: object, state: str) -> None:
+        self._conn().execute(
+            "INSERT OR REPLACE INTO steps (job_id, step, result, state) VALUES (?, ?, ?, ?)",
+            (job_id, name, json.dumps(result), state),
+        )
 
     # ------------------------------------------------------------------------------ inspection
     def depth(self) -> int:

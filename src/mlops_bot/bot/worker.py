@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
-from mlops_bot.bot.handlers import EventHandler, Outcome
+from mlops_bot.bot.handlers import EventHandler, Journal, Outcome
 from mlops_bot.bot.metrics import BotMetrics
 from mlops_bot.bot.queue import DeliveryQueue, Job
 
 log = logging.getLogger("mlops_bot.bot")
+T = TypeVar("T")
 
 
 class Worker:
@@ -42,9 +46,7 @@ class Worker:
         started = time.perf_counter()
         try:
             payload = json.loads(job.payload)
-            outcome = self.handler.handle(
-                job.event, payload, journal=lambda step, action: self.queue.step(job.id, step, action)
-            )
+            outcome = self.handler.handle(job.event, payload, self._journal(job), job.delivery)
         except Exception as error:  # the job records it; the worker keeps going
             status = self.queue.fail(job.id, f"{type(error).__name__}: {error}", self.clock())
             log.warning("job %s (%s, delivery %s) failed: %s; now %s",
@@ -60,6 +62,12 @@ class Worker:
         log.info("job %s (%s, delivery %s): %s %s", job.id, job.event, job.delivery, outcome.status,
                  outcome.detail)
         return outcome
+
+    def _journal(self, job: Job) -> Journal:
+        def journal(step: str, action: Callable[[], T], verify: Callable[[], T | None] | None = None) -> T:
+            return self.queue.step(job.id, step, action, verify)
+
+        return journal
 
     def drain(self) -> int:
         """Process jobs until none is pending (in this thread); returns how many were taken."""
@@ -94,3 +102,32 @@ class Worker:
             except Exception:  # a broken database must not kill the thread silently
                 log.exception("worker loop error")
             self._wake.wait(self.poll_seconds)
+
+
+def die_with_parent(parent_pid: int) -> bool:
+    """Make the kernel kill this process when its parent dies (Linux), so a worker never outlives
+    a crashed server and races the restarted one. Returns False when the parent is already gone."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the parent check in the loop still applies
+        pass
+    return os.getppid() == parent_pid
+
+
+def run_worker_process(worker: Worker, threads: int, parent_pid: int | None, check_seconds: float = 0.5
+                       ) -> None:
+    """The body of `mlops-bot bot work`: drain the queue until the parent (if any) goes away or a
+    SIGTERM arrives."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    worker.start(threads)
+    try:
+        while not stop.wait(check_seconds):
+            if parent_pid is not None and os.getppid() != parent_pid:
+                break
+    finally:
+        worker.stop()

@@ -26,7 +26,15 @@ def register(subparsers: Any) -> None:
                        "(default: $MLOPS_BOT_STATE_DIR or .mlops-bot)")
     serve.add_argument("--workers", type=int, default=1,
                        help="worker threads draining the queue (0: only accept and queue)")
+    serve.add_argument("--worker-threads-here", action="store_true",
+                       help="run the workers as threads of the server process instead of a child process")
     serve.set_defaults(func=_serve)
+
+    work = sub.add_parser("work", help="drain the bot's queue (started by `serve`, or run on its own)")
+    work.add_argument("--state-dir", type=Path, default=None)
+    work.add_argument("--threads", type=int, default=1)
+    work.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
+    work.set_defaults(func=_work)
 
     handle = sub.add_parser("handle-event", help="handle one event payload (inside GitHub Actions)")
     handle.add_argument("--event", required=True, help="event name, e.g. issue_comment ($GITHUB_EVENT_NAME)")
@@ -47,10 +55,27 @@ def _serve(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=os.environ.get("MLOPS_BOT_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = BotConfig.from_env(os.environ, _state_dir(args), args.workers)
+    config = BotConfig.from_env(os.environ, _state_dir(args), args.workers,
+                                worker_process=not args.worker_threads_here)
     bot = WebhookBot(config, handler_from_env(os.environ, config.state_dir))
     print(f"mlops-bot: listening on http://{args.host}:{args.port}/webhook", file=sys.stderr, flush=True)
     serve(bot, args.host, args.port)
+    return 0
+
+
+def _work(args: argparse.Namespace) -> int:
+    from mlops_bot.bot.app import handler_from_env
+    from mlops_bot.bot.queue import DeliveryQueue
+    from mlops_bot.bot.worker import Worker, die_with_parent, run_worker_process
+
+    if args.parent_pid is not None and not die_with_parent(args.parent_pid):
+        return 0  # the server that started us is gone already
+    logging.basicConfig(level=os.environ.get("MLOPS_BOT_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s[worker]: %(message)s")
+    state = _state_dir(args)
+    worker = Worker(DeliveryQueue(state / "queue.sqlite3"), handler_from_env(os.environ, state),
+                    poll_seconds=0.05)
+    run_worker_process(worker, args.threads, args.parent_pid)
     return 0
 
 
