@@ -281,10 +281,10 @@ def test_registry_records_promotion_and_abort(world: World) -> None:
     assert drive(world, ctl, 30) == "promoted"
     assert registry.stage_version("credit", "production") == "v1.1.0"
     # The bot assigns the stage before the deploy; an aborted canary moves it back.
-    (world.source.root / "v1.2.0").symlink_to(world.source.root / "v9.0.0-broken", target_is_directory=True)
-    register("v1.2.0")
-    registry.assign("credit", "production", version="v1.2.0")
-    ctl.start("v1.2.0")
+    (world.source.root / "v1.2.5").symlink_to(world.source.root / "v9.0.0-broken", target_is_directory=True)
+    register("v1.2.5")
+    registry.assign("credit", "production", version="v1.2.5")
+    ctl.start("v1.2.5")
     assert drive(world, ctl, 5) == "aborted"
     assert registry.stage_version("credit", "production") == "v1.1.0"
     assert len([e for e in registry.history("credit") if e.stage == "production"]) >= 4
