@@ -228,3 +228,27 @@ def test_report_ranks_drifted_first_and_plots(tmp_path: Path) -> None:
     assert len(written) == 2
     for path in written.values():
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_column_batched_parquet_path_equals_in_memory(tmp_path: Path) -> None:
+    from mlops_bot.analysis.drift import compute_drift_files
+
+    ref, cur = _frames(n_ref=3000, n_cur=2500)
+    ref.to_parquet(tmp_path / "ref.parquet", index=False)
+    cur.to_parquet(tmp_path / "cur.parquet", index=False)
+    settings = DriftSection(correction="benjamini-hochberg")
+    seen: list[int] = []
+    batched = compute_drift_files(
+        tmp_path / "ref.parquet",
+        tmp_path / "cur.parquet",
+        settings,
+        batch_columns=3,
+        progress=lambda done, total, name: seen.append(done),
+    )
+    assert batched.to_json_dict() == compute_drift(ref, cur, settings).to_json_dict()
+    assert seen == list(range(1, 8))
+    profile = build_profile(ref)
+    from_profile = compute_drift_files(profile, tmp_path / "cur.parquet", settings, batch_columns=2)
+    assert from_profile.to_json_dict() == compute_drift(profile, cur, settings).to_json_dict()
+    with pytest.raises(DataError, match="does not exist"):
+        compute_drift_files(tmp_path / "missing.parquet", tmp_path / "cur.parquet")
