@@ -42,7 +42,7 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert len(comments) == 1
     assert comments[0].body.startswith("<!-- mlops-bot:sticky workflow=mlops-pr model=credit-risk -->")
     assert "| Metric | base | head | Change | 95% CI |" in comments[0].body
-    checks = [c for c in forge.list_check_runs(head_sha) if c.name == "mlops-bot / validate"]
+    checks = [c for c in forge.list_check_runs(head_sha) if c.name == "mlops-bot / credit-risk"]
     assert [c.conclusion for c in checks] == ["success"]
     report = json.loads((ctx.state["head_report_dir"] / "report.json").read_text())
     assert report["verdict"] == "pass" and report["baseline"]["source"] == "model"
@@ -52,7 +52,7 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     # The deliberately worse PR: exit code 1, failing check run, the failed gate named in the comment.
     assert ctx.state["worse_exit_code"] == 1
     worse = forge.get_pull_request(ctx.state["worse_pr_number"])
-    (check,) = [c for c in forge.list_check_runs(worse.head_sha) if c.name == "mlops-bot / validate"]
+    (check,) = [c for c in forge.list_check_runs(worse.head_sha) if c.name == "mlops-bot / credit-risk"]
     assert check.conclusion == "failure" and "roc_auc" in check.summary
     body = next(c.body for c in forge.list_comments(worse.number) if "workflow=mlops-pr" in c.body)
     assert "| ❌ | roc_auc |" in body

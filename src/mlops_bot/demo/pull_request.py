@@ -19,32 +19,23 @@ import pandas as pd
 from mlops_bot.config import load_config
 from mlops_bot.demo import dataset
 from mlops_bot.demo.project import HOLDOUT_ROWS, git, train_script
-from mlops_bot.forge.base import Forge, sticky_marker
+from mlops_bot.forge.base import Forge
+from mlops_bot.forge.publish import publish_report
 from mlops_bot.pipeline.validate import ValidationRun, validate
-from mlops_bot.report.markdown import MARKER_WORKFLOW, check_summary
 
 if TYPE_CHECKING:
     from mlops_bot.demo import DemoContext
 
-CHECK_NAME = "mlops-bot / validate"
 BRANCH = "improve-model"
 WORSE_BRANCH = "smaller-model"
 
 
 def publish(forge: Forge, pr_number: int, head_sha: str, run: ValidationRun) -> int:
-    """Sticky comment (created or updated in place) + a completed check run. Returns the check id."""
-    forge.upsert_sticky_comment(pr_number, sticky_marker(MARKER_WORKFLOW, run.report.model), run.markdown)
-    title, summary = check_summary(run.report)
-    check = forge.create_check_run(
-        head_sha,
-        CHECK_NAME,
-        status="completed",
-        conclusion="success" if run.report.verdict == "pass" else "failure",
-        title=title,
-        summary=summary,
-        text=run.markdown[:65_535],
-    )
-    return check.id
+    """Sticky comment (created or updated in place) + a completed check run, through the same code
+    as `mlops-bot comment` in a workflow. Returns the check run id."""
+    published = publish_report(forge, run.output, pr_number, head_sha=head_sha)
+    assert published.check_run is not None  # report.json is always written beside report.md
+    return published.check_run.id
 
 
 def _validate_branch(ctx: DemoContext, out: Path, base_dir: Path, reference: Path) -> ValidationRun:
