@@ -2,43 +2,51 @@
 
 Read commands print GTO's JSON with `--json` (byte-for-byte what `gto show --json` / `gto history
 --json` print for the same repository); write commands print the tag they created.
+
+Imports are deliberately minimal: `registry show` must start in a few tens of milliseconds (it is
+benchmarked against `gto show`), so the read commands import only `mlops_bot.registry.views`, and
+the config schema (pydantic), the forge (PyGithub, httpx), tabulate and the write side of the
+registry are imported inside the handlers that need them.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-from tabulate import tabulate
-
-from mlops_bot.config import DEFAULT_CONFIG_PATH, RegistrySection, load_config
 from mlops_bot.errors import RegistryError
-from mlops_bot.forge.base import Forge
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from mlops_bot.config import RegistrySection
+    from mlops_bot.forge.base import Forge
+    from mlops_bot.registry.registry import Registry
+
+# Same value as mlops_bot.config.DEFAULT_CONFIG_PATH (checked by a test), spelled out here so the
+# parser does not import the config schema.
+CONFIG_PATH = ".github/mlops.yml"
+
+# Any of these means a forge is configured (see mlops_bot.forge.select.forge_from_env).
+FORGE_ENV = ("MLOPS_BOT_LOCAL_FORGE", "GITHUB_TOKEN", "GH_TOKEN", "MLOPS_BOT_APP_ID",
+             "MLOPS_BOT_APP_PRIVATE_KEY", "MLOPS_BOT_APP_PRIVATE_KEY_FILE")
 
 
-def _forge() -> Forge | None:
-    """The forge from the environment; None when none is configured (tags-only operation)."""
-    try:
-        from mlops_bot.forge.select import forge_from_env  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        local = os.environ.get("MLOPS_BOT_LOCAL_FORGE")
-        if not local:
-            return None
-        from mlops_bot.forge.local import LocalForge
-
-        return LocalForge(Path(local), repo=os.environ.get("GITHUB_REPOSITORY", "local/example"))
-    if not (os.environ.get("MLOPS_BOT_LOCAL_FORGE") or os.environ.get("GITHUB_TOKEN")
-            or os.environ.get("GH_TOKEN") or os.environ.get("GITHUB_APP_ID")):
+def _forge(required: bool) -> Forge | None:
+    """The forge from the environment (`forge_from_env`). When not `required` and nothing is
+    configured, None: tags-only operation. A configured but incomplete forge is an error."""
+    if not required and not any(os.environ.get(key, "").strip() for key in FORGE_ENV):
         return None
-    forge: Forge = forge_from_env(os.environ)
-    return forge
+    from mlops_bot.forge.select import forge_from_env
+
+    return forge_from_env(os.environ)
 
 
 def _policy(args: argparse.Namespace) -> RegistrySection | None:
+    from mlops_bot.config import DEFAULT_CONFIG_PATH, load_config
+
     path = Path(args.config) if args.config else Path(args.repo) / DEFAULT_CONFIG_PATH
     if not path.is_file():
         if args.config:
@@ -47,14 +55,16 @@ def _policy(args: argparse.Namespace) -> RegistrySection | None:
     return load_config(path, root=Path(args.repo)).registry
 
 
-def _registry(args: argparse.Namespace, with_policy: bool = False) -> Any:
+def _registry(args: argparse.Namespace, *, policy: RegistrySection | None = None,
+              forge: Forge | None = None) -> Registry:
     from mlops_bot.registry.registry import Registry
 
-    policy = _policy(args) if with_policy else None
-    return Registry(Path(args.repo), forge=_forge(), remote=args.remote, policy=policy)
+    return Registry(Path(args.repo), forge=forge, remote=args.remote, policy=policy)
 
 
 def _print_json(data: Any) -> None:
+    import json
+
     # GTO prints json.dumps(indent=4) through click.echo: same separators, same escaping.
     print(json.dumps(data, indent=4))
 
@@ -86,14 +96,17 @@ def _done(event: Any) -> int:
 
 # ----------------------------------------------------------------------------------- handlers
 def _register(args: argparse.Namespace) -> int:
-    reg = _registry(args)
+    files = _artifacts(args.artifact)
+    reg = _registry(args, forge=_forge(required=bool(files)))
     return _done(reg.register(args.name, version=args.version, bump=args.bump, ref=args.ref,
-                              artifacts=_artifacts(args.artifact), trailers=_trailers(args.trailer),
+                              artifacts=files, trailers=_trailers(args.trailer),
                               push=args.push, actor=args.actor))
 
 
 def _assign(args: argparse.Namespace) -> int:
-    reg = _registry(args, with_policy=True)
+    policy = _policy(args)
+    # The forge is only read for the version's report.json verdict when a policy requires gates.
+    reg = _registry(args, policy=policy, forge=_forge(required=False) if policy is not None else None)
     gates = {"pass": True, "fail": False}.get(args.gates) if args.gates else None
     return _done(reg.assign(args.name, args.stage, version=args.version, ref=args.ref, actor=args.actor,
                             gates_passed=gates, trailers=_trailers(args.trailer), push=args.push,
@@ -115,14 +128,21 @@ def _deprecate(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    reg = _registry(args)
+    from datetime import UTC, datetime
+
+    from mlops_bot.registry import views
+
+    repo = Path(args.repo)
     at = datetime.fromisoformat(args.at) if args.at else None
     if at is not None and at.tzinfo is None:
         at = at.replace(tzinfo=UTC)
     if args.json:
-        _print_json(reg.show_versions(args.name) if args.name and at is None else reg.show(args.name, at))
+        _print_json(views.show_versions(repo, args.name) if args.name and at is None
+                    else views.show(repo, args.name, at))
         return 0
-    state = reg.show(args.name, at)
+    from tabulate import tabulate
+
+    state = views.show(repo, args.name, at)
     stages = sorted({s for row in state.values() for s in row["stage"]})
     rows = [[name, row["version"] or "-", *[row["stage"].get(s) or "-" for s in stages]]
             for name, row in sorted(state.items())]
@@ -132,19 +152,24 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _history(args: argparse.Namespace) -> int:
-    reg = _registry(args)
     if args.json:
-        _print_json(reg.history_json(args.name))
+        from mlops_bot.registry import views
+
+        _print_json(views.history(Path(args.repo), args.name))
         return 0
+    from tabulate import tabulate
+
     rows = [[e.created_at.isoformat(), e.name, e.action.value, e.version or "-", e.stage or "-",
-             e.commit[:7], e.actor, e.tag] for e in reversed(reg.history(args.name))]
+             e.commit[:7], e.actor, e.tag] for e in reversed(_registry(args).history(args.name))]
     print(tabulate(rows, headers=["timestamp", "name", "event", "version", "stage", "commit", "actor", "tag"])
           if rows else "No registry events")
     return 0
 
 
 def _which(args: argparse.Namespace) -> int:
-    found = _registry(args).which(args.rev)
+    from mlops_bot.registry import views
+
+    found = views.which(Path(args.repo), args.rev)
     if args.json:
         _print_json(found)
     else:
@@ -158,9 +183,7 @@ def _download(args: argparse.Namespace) -> int:
     from mlops_bot.registry.registry import parse_spec
 
     name, spec = parse_spec(args.spec)
-    reg = _registry(args)
-    if reg.forge is None:
-        raise RegistryError("download needs a forge: set MLOPS_BOT_LOCAL_FORGE=DIR or GITHUB_TOKEN")
+    reg = _registry(args, forge=_forge(required=True))
     path = reg.download(name, spec, Path(args.dest))
     print(f"Downloaded and verified {args.spec} into {path}")
     return 0
@@ -199,7 +222,7 @@ def register(subparsers: Any) -> None:
         p.add_argument("--version", default=None)
         p.add_argument("--ref", default=None, help="commit to assign (registered on the fly if needed)")
         p.add_argument("--config", default=None,
-                       help=f"config with the policy (default {DEFAULT_CONFIG_PATH})")
+                       help=f"config with the policy (default {CONFIG_PATH})")
         p.add_argument("--gates", choices=["pass", "fail"], default=None,
                        help="the version's gate verdict (default: from its tag or report.json)")
         p.add_argument("--force", action="store_true", help="assign even if already in the stage")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import subprocess
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -36,26 +35,48 @@ _FIELDS = (
 FOR_EACH_REF_FORMAT = "%00".join(_FIELDS) + "%00"
 
 
-@dataclass(frozen=True)
 class TagRecord:
-    """One annotated tag as git stores it, plus the commit it points to (for GTO's commit events)."""
+    """One annotated tag as git stores it, plus the commit it points to (for GTO's commit events).
 
-    tag: str
-    target: str
-    tagger_name: str
-    tagger_email: str
-    tagged_at: datetime
-    message: str
-    commit_author_name: str
-    commit_author_email: str
-    committer_name: str
-    committer_email: str
-    committed_at: datetime
-    commit_message: str
+    A plain slotted class rather than a dataclass: `registry show` builds thousands of these, and
+    importing `dataclasses` (and `inspect` behind it) is a noticeable share of a quick command.
+    """
 
-    @property
-    def tag_time(self) -> int:
-        return int(self.tagged_at.timestamp())
+    __slots__ = (
+        "commit_author_email",
+        "commit_author_name",
+        "commit_message",
+        "committed_at",
+        "committer_email",
+        "committer_name",
+        "message",
+        "tag",
+        "tag_time",
+        "tagged_at",
+        "tagger_email",
+        "tagger_name",
+        "target",
+    )
+
+    def __init__(self, tag: str, target: str, tagger_name: str, tagger_email: str, tagged_at: datetime,
+                 message: str, commit_author_name: str, commit_author_email: str, committer_name: str,
+                 committer_email: str, committed_at: datetime, commit_message: str) -> None:
+        self.tag = tag
+        self.target = target
+        self.tagger_name = tagger_name
+        self.tagger_email = tagger_email
+        self.tagged_at = tagged_at
+        self.message = message
+        self.commit_author_name = commit_author_name
+        self.commit_author_email = commit_author_email
+        self.committer_name = committer_name
+        self.committer_email = committer_email
+        self.committed_at = committed_at
+        self.commit_message = commit_message
+        self.tag_time = int(tagged_at.timestamp())
+
+    def __repr__(self) -> str:
+        return f"TagRecord({self.tag!r} -> {self.target[:12]})"
 
 
 class GitCommandError(RegistryError):
@@ -90,13 +111,22 @@ def _email(value: str) -> str:
     return value[1:-1] if value.startswith("<") and value.endswith(">") else value
 
 
+_ZONES: dict[str, timezone] = {}
+
+
+def _zone(offset: str) -> timezone:
+    zone = _ZONES.get(offset)
+    if zone is None:
+        sign = -1 if offset.startswith("-") else 1
+        digits = offset.lstrip("+-") or "0000"
+        zone = _ZONES[offset] = timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:4])))
+    return zone
+
+
 def _raw_date(value: str) -> datetime:
     """'1700000000 +0130' -> aware datetime in that offset (what GTO's scmrepo returns)."""
     seconds, _, offset = value.strip().partition(" ")
-    sign = -1 if offset.startswith("-") else 1
-    digits = offset.lstrip("+-") or "0000"
-    delta = timedelta(hours=int(digits[:2]), minutes=int(digits[2:4]))
-    return datetime.fromtimestamp(int(seconds), tz=timezone(sign * delta))
+    return datetime.fromtimestamp(int(seconds), tz=_zone(offset))
 
 
 def check_repo(repo: Path) -> Path:
@@ -109,24 +139,37 @@ def check_repo(repo: Path) -> Path:
 
 
 def read_tags(repo: Path, patterns: Sequence[str] = ("refs/tags",)) -> list[TagRecord]:
-    """All annotated tags under `patterns`, sorted by name; lightweight tags are skipped."""
-    out = git(repo, "for-each-ref", f"--format={FOR_EACH_REF_FORMAT}", *patterns)
+    """All annotated tags under `patterns`, sorted by name; lightweight tags are skipped.
+
+    One process for the whole registry. A repository that is not a git repository gets the
+    friendly error of `check_repo`, checked only on failure so the common path spawns one process.
+    """
+    try:
+        out = git(repo, "for-each-ref", f"--format={FOR_EACH_REF_FORMAT}", *patterns)
+    except GitCommandError:
+        check_repo(repo)
+        raise
     parts = out.split("\0")
     width = len(_FIELDS)
+    dates: dict[str, datetime] = {}  # many tags share a commit, hence a commit date
+
+    def date(raw: str) -> datetime:
+        found = dates.get(raw)
+        if found is None:
+            found = dates[raw] = _raw_date(raw)
+        return found
+
     records = []
     for start in range(0, len(parts) - width + 1, width):
-        row = parts[start:start + width]
-        row[0] = row[0].lstrip("\n")
         (refname, objtype, _tag_sha, target_type, target, tagger, tagger_email, tagger_date,
-         author, author_email, committer, committer_email, commit_date, commit_message, message) = row
+         author, author_email, committer, committer_email, commit_date, commit_message, message
+         ) = parts[start:start + width]
         if objtype != "tag" or target_type != "commit" or not tagger_date:
             continue  # lightweight tags, and tags of trees/blobs/tags, are not registry events
         records.append(TagRecord(
-            tag=refname.removeprefix("refs/tags/"), target=target, tagger_name=tagger,
-            tagger_email=_email(tagger_email), tagged_at=_raw_date(tagger_date), message=message,
-            commit_author_name=author, commit_author_email=_email(author_email),
-            committer_name=committer, committer_email=_email(committer_email),
-            committed_at=_raw_date(commit_date), commit_message=commit_message,
+            refname.lstrip("\n").removeprefix("refs/tags/"), target, tagger, _email(tagger_email),
+            date(tagger_date), message, author, _email(author_email), committer, _email(committer_email),
+            date(commit_date), commit_message,
         ))
     records.sort(key=lambda r: r.tag)
     return records

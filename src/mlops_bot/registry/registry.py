@@ -18,14 +18,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, Field
 
 from mlops_bot.config import Permission, RegistrySection
 from mlops_bot.errors import ForgeError, RegistryError
 from mlops_bot.forge.base import Forge
 from mlops_bot.registry import artifacts as assets
-from mlops_bot.registry import git
+from mlops_bot.registry import git, views
 from mlops_bot.registry.policy import check_promotion
 from mlops_bot.registry.state import Artifact, RegistryState, Version
 from mlops_bot.registry.tags import (
@@ -91,13 +90,6 @@ def _strictly_after(records: list[git.TagRecord]) -> str | None:
     return None if newest < now else f"{newest + 1} +0000"
 
 
-def _patterns(name: str | None) -> list[str]:
-    if name is None:
-        return ["refs/tags"]
-    base = name_to_tag(name)
-    return [f"refs/tags/{base}@*", f"refs/tags/{base}#*"]
-
-
 def parse_spec(spec: str) -> tuple[str, str]:
     """`NAME@vX.Y.Z` or `NAME#STAGE` -> (name, version-or-stage)."""
     match = re.match(r"^(?P<name>[^@#]+)(?:@(?P<version>v[^@#]+)|#(?P<stage>[^@#]+))$", spec)
@@ -118,41 +110,26 @@ class Registry:
 
     # --------------------------------------------------------------------------- reading
     def records(self, name: str | None = None) -> list[git.TagRecord]:
-        return git.read_tags(self.repo, _patterns(name))
+        return views.read_records(self.repo, name)
 
     def state(self, name: str | None = None, at: datetime | None = None) -> RegistryState:
-        records = self.records(name)
-        if at is not None:
-            records = [r for r in records if r.tagged_at <= at]
-        return RegistryState(records)
+        return views.read_state(self.repo, name, at)
 
     def configured_stages(self) -> list[str] | None:
         """Stages from GTO's own `.gto` config, which `gto show` lists even when unused."""
-        path = self.repo / ".gto"
-        if not path.is_file():
-            return None
-        data = yaml.safe_load(path.read_text()) or {}
-        stages = data.get("stages") if isinstance(data, dict) else None
-        return list(stages) if stages else None
+        return views.configured_stages(self.repo)
 
     def show(self, name: str | None = None, at: datetime | None = None) -> dict[str, Any]:
         """Exactly `gto show --json` (for `name`: the registry view restricted to that model)."""
-        if name is not None:
-            check_name(name)
-        state = self.state(name, at)
-        return state.show(self.configured_stages())
+        return views.show(self.repo, name, at)
 
     def show_versions(self, name: str) -> list[dict[str, Any]]:
         """Exactly `gto show NAME --json`: every version with its registrations and stages."""
-        check_name(name)
-        state = self.state(name)
-        if name not in state.artifacts:
-            raise RegistryError(f"model {name!r} is not in the registry (no tags {name}@... or {name}#...)")
-        return state.show_versions(name)
+        return views.show_versions(self.repo, name)
 
     def history_json(self, name: str | None = None) -> list[dict[str, Any]]:
         """Exactly `gto history [NAME] --json`: the audit trail, newest first."""
-        return self.state(name).history(name)
+        return views.history(self.repo, name)
 
     def history(self, name: str | None = None) -> list[RegistryEvent]:
         """Every registry event (oldest first), with actor, commit, message and trailers."""
@@ -181,18 +158,7 @@ class Registry:
 
     def which(self, rev: str = "HEAD") -> list[dict[str, Any]]:
         """Which model versions (and their current stages) sit at a commit."""
-        commit = git.resolve_commit(self.repo, rev)
-        state = self.state()
-        found = []
-        for name, artifact in state.artifacts.items():
-            in_stage = artifact.vstages(sort="timestamp")
-            for version in artifact.get_versions(include_non_explicit=True):
-                if version.commit_hexsha == commit:
-                    stages = sorted(s for s, bucket in in_stage.items()
-                                    if any(v.version == version.version for v in bucket))
-                    found.append({"name": name, "version": version.version, "commit": commit,
-                                  "stages": stages, "active": artifact.is_active})
-        return found
+        return views.which(self.repo, rev)
 
     def trailers_of(self, name: str, version: str) -> dict[str, str]:
         """The trailers of the register tag of a version (metrics digest, verdict, ...)."""

@@ -11,13 +11,18 @@ Not covered: GTO's `artifacts.yaml` annotations (artifacts declared in a file, w
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from operator import attrgetter
 
 from mlops_bot.registry.git import TagRecord
 from mlops_bot.registry.tags import Action, SemVer, parse_tag_name
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # `typing` is not imported at run time: `registry show` start-up
+    from typing import Any, TypeVar
+
+    _T = TypeVar("_T")
 
 # GTO's event priorities (gto/base.py): ties on timestamp in `history` sort by them.
 PRIORITY = {"commit": 0, "creation": 1, "deprecation": 2, "registration": 3, "deregistration": 4,
@@ -25,21 +30,45 @@ PRIORITY = {"commit": 0, "creation": 1, "deprecation": 2, "registration": 3, "de
 ADDITION = {"commit": True, "creation": True, "deprecation": False, "registration": True,
             "deregistration": False, "assignment": True, "unassignment": False}
 
+_BY_TIME = attrgetter("created_at")
 
-@dataclass(eq=False)
+
 class Event:
-    kind: str  # registration, deregistration, assignment, unassignment, deprecation, commit
-    artifact: str
-    created_at: datetime
-    author: str
-    author_email: str
-    message: str
-    commit_hexsha: str
-    tag: str | None = None
-    version: str | None = None
-    stage: str | None = None
-    committer: str = ""
-    committer_email: str = ""
+    """One event of GTO's state: a registry tag, or the commit ("enrichment") a version sits on."""
+
+    __slots__ = (
+        "artifact",
+        "author",
+        "author_email",
+        "commit_hexsha",
+        "committer",
+        "committer_email",
+        "created_at",
+        "kind",
+        "message",
+        "stage",
+        "tag",
+        "version",
+    )
+
+    def __init__(self, kind: str, artifact: str, created_at: datetime, author: str, author_email: str,
+                 message: str, commit_hexsha: str, tag: str | None = None, version: str | None = None,
+                 stage: str | None = None, committer: str = "", committer_email: str = "") -> None:
+        self.kind = kind  # registration, deregistration, assignment, unassignment, deprecation, commit
+        self.artifact = artifact
+        self.created_at = created_at
+        self.author = author
+        self.author_email = author_email
+        self.message = message
+        self.commit_hexsha = commit_hexsha
+        self.tag = tag
+        self.version = version
+        self.stage = stage
+        self.committer = committer
+        self.committer_email = committer_email
+
+    def __repr__(self) -> str:
+        return f"Event({self.kind} {self.artifact} {self.version or ''} {self.stage or ''} {self.ref})"
 
     @property
     def priority(self) -> int:
@@ -56,7 +85,7 @@ class Event:
     def as_dict(self) -> dict[str, Any]:
         """GTO's `model_dump()` of the event, field order included."""
         out: dict[str, Any] = {
-            "priority": self.priority, "addition": self.addition, "artifact": self.artifact,
+            "priority": PRIORITY[self.kind], "addition": ADDITION[self.kind], "artifact": self.artifact,
             "created_at": self.created_at.isoformat(), "author": self.author,
             "author_email": self.author_email, "message": self.message,
             "commit_hexsha": self.commit_hexsha,
@@ -74,7 +103,8 @@ class Event:
 
 
 def _desc(events: Iterable[Event], ascending: bool = False) -> list[Event]:
-    ordered = sorted(events, key=lambda e: e.created_at)
+    # Stable ascending sort, reversed for "newest first": ties come out exactly as in GTO.
+    ordered = sorted(events, key=_BY_TIME)
     return ordered if ascending else ordered[::-1]
 
 
@@ -85,22 +115,52 @@ def _authoring(direct: list[Event], indirect: list[Event]) -> Event:
     return indirect[0]
 
 
-@dataclass(eq=False)
-class VStage:
-    artifact: str
-    version: str
-    stage: str
-    commit_hexsha: str
-    assignments: list[Event] = field(default_factory=list)
-    unassignments: list[Event] = field(default_factory=list)
+class _Memo:
+    """Derived views (sorted events, active versions, stages) computed once per state change.
+
+    GTO recomputes and re-sorts them on every property access, which is most of its cost; here
+    every `add` clears the memo, so answers are identical and each is computed at most once.
+    """
+
+    __slots__ = ("_memo",)
+
+    def __init__(self) -> None:
+        self._memo: dict[tuple[Any, ...], Any] = {}
+
+    def _cached(self, key: tuple[Any, ...], compute: Callable[[], _T]) -> _T:
+        memo = self._memo
+        if key in memo:
+            return memo[key]
+        value = memo[key] = compute()
+        return value
+
+    def _changed(self) -> None:
+        self._memo.clear()
+
+
+class VStage(_Memo):
+    """One version in one stage, with the assignments and unassignments that put it there."""
+
+    __slots__ = ("artifact", "assignments", "commit_hexsha", "stage", "unassignments", "version")
+
+    def __init__(self, artifact: str, version: str, stage: str, commit_hexsha: str) -> None:
+        super().__init__()
+        self.artifact = artifact
+        self.version = version
+        self.stage = stage
+        self.commit_hexsha = commit_hexsha
+        self.assignments: list[Event] = []
+        self.unassignments: list[Event] = []
 
     def add(self, event: Event) -> None:
         target = self.assignments if event.kind == "assignment" else self.unassignments
         target.append(event)
-        target.sort(key=lambda e: e.created_at)
+        target.sort(key=_BY_TIME)
+        self._changed()
 
     def events(self, ascending: bool = False) -> list[Event]:
-        return _desc(self.assignments + self.unassignments, ascending)
+        return self._cached(("events", ascending),
+                            lambda: _desc(self.assignments + self.unassignments, ascending))
 
     @property
     def is_active(self) -> bool:
@@ -121,32 +181,45 @@ class VStage:
         return {
             "artifact": self.artifact, "commit_hexsha": self.commit_hexsha, "version": self.version,
             "stage": self.stage,
-            "assignments": [e.as_dict() for e in self.assignments],
-            "unassignments": [e.as_dict() for e in self.unassignments],
+            "assignments": [e.as_dict() | {"event": "assignment"} for e in self.assignments],
+            "unassignments": [e.as_dict() | {"event": "unassignment"} for e in self.unassignments],
             "is_active": self.is_active,
             "activated_at": activated.isoformat() if activated else None,
             "created_at": authoring.created_at.isoformat(), "author": authoring.author,
             "author_email": authoring.author_email, "message": authoring.message, "ref": authoring.ref,
-        } | {"assignments": [e.as_dict() | {"event": "assignment"} for e in self.assignments],
-             "unassignments": [e.as_dict() | {"event": "unassignment"} for e in self.unassignments]}
+        }
 
 
-@dataclass(eq=False)
-class Version:
-    artifact: str
-    version: str
-    commit_hexsha: str
-    enrichments: list[Event] = field(default_factory=list)
-    registrations: list[Event] = field(default_factory=list)
-    deregistrations: list[Event] = field(default_factory=list)
-    stages: dict[str, VStage] = field(default_factory=dict)
+class Version(_Memo):
+    """One version of an artifact: its registrations, deregistrations, commit and stages."""
+
+    __slots__ = (
+        "artifact",
+        "commit_hexsha",
+        "deregistrations",
+        "enrichments",
+        "registrations",
+        "stages",
+        "version",
+    )
+
+    def __init__(self, artifact: str, version: str, commit_hexsha: str) -> None:
+        super().__init__()
+        self.artifact = artifact
+        self.version = version
+        self.commit_hexsha = commit_hexsha
+        self.enrichments: list[Event] = []
+        self.registrations: list[Event] = []
+        self.deregistrations: list[Event] = []
+        self.stages: dict[str, VStage] = {}
 
     def add(self, event: Event) -> None:
+        self._changed()
         if event.kind in ("registration", "deregistration", "commit"):
             target = {"registration": self.registrations, "deregistration": self.deregistrations,
                       "commit": self.enrichments}[event.kind]
             target.append(event)
-            target.sort(key=lambda e: e.created_at)
+            target.sort(key=_BY_TIME)
             return
         assert event.stage is not None
         if event.stage not in self.stages:
@@ -154,12 +227,15 @@ class Version:
         self.stages[event.stage].add(event)
 
     def events(self, direct: bool = True, indirect: bool = True, ascending: bool = False) -> list[Event]:
-        chosen: list[Event] = []
-        if direct:
-            chosen += self.registrations + self.deregistrations
-        if indirect:
-            chosen += self.enrichments + [e for s in self.stages.values() for e in s.events()]
-        return _desc(chosen, ascending)
+        def compute() -> list[Event]:
+            chosen: list[Event] = []
+            if direct:
+                chosen += self.registrations + self.deregistrations
+            if indirect:
+                chosen += self.enrichments + [e for s in self.stages.values() for e in s.events()]
+            return _desc(chosen, ascending)
+
+        return self._cached(("events", direct, indirect, ascending), compute)
 
     @property
     def is_active(self) -> bool:
@@ -180,7 +256,7 @@ class Version:
 
     @property
     def discovered(self) -> bool:
-        return not self.events(indirect=False)
+        return not (self.registrations or self.deregistrations)
 
     @property
     def created_at(self) -> datetime:
@@ -197,9 +273,12 @@ class Version:
         return non_commit[0] if non_commit else indirect[0]
 
     def vstages(self, active_only: bool = True, ascending: bool = False) -> list[VStage]:
-        chosen = [s for s in self.stages.values() if not active_only or s.is_active]
-        ordered = sorted(chosen, key=lambda s: s.activated_at)  # type: ignore[arg-type,return-value]
-        return ordered if ascending else ordered[::-1]
+        def compute() -> list[VStage]:
+            chosen = [s for s in self.stages.values() if not active_only or s.is_active]
+            ordered = sorted(chosen, key=attrgetter("activated_at"))
+            return ordered if ascending else ordered[::-1]
+
+        return self._cached(("vstages", active_only, ascending), compute)
 
     def as_dict(self) -> dict[str, Any]:
         authoring = self.authoring
@@ -216,22 +295,30 @@ class Version:
         }
 
 
+def _semver_key(version: Version) -> SemVer:
+    return SemVer.parse(version.version)
+
+
 def sort_versions(versions: Sequence[Version], by: str) -> list[Version]:
     """GTO's sort_versions, descending: semver (valid ones first) or by creation time."""
     if by == "semver":
-        valid = sorted((v for v in versions if SemVer.is_valid(v.version)),
-                       key=lambda v: SemVer.parse(v.version))[::-1]
+        valid = sorted((v for v in versions if SemVer.is_valid(v.version)), key=_semver_key)[::-1]
         other = sorted((v for v in versions if not SemVer.is_valid(v.version)),
-                       key=lambda v: v.version)[::-1]
+                       key=attrgetter("version"))[::-1]
         return valid + other
-    return sorted(versions, key=lambda v: v.created_at)[::-1]
+    return sorted(versions, key=attrgetter("created_at"))[::-1]
 
 
-@dataclass(eq=False)
-class Artifact:
-    artifact: str
-    versions: list[Version] = field(default_factory=list)
-    deprecations: list[Event] = field(default_factory=list)
+class Artifact(_Memo):
+    """One model: its versions and deprecations."""
+
+    __slots__ = ("artifact", "deprecations", "versions")
+
+    def __init__(self, artifact: str) -> None:
+        super().__init__()
+        self.artifact = artifact
+        self.versions: list[Version] = []
+        self.deprecations: list[Event] = []
 
     def find_version(self, name: str | None = None, commit: str | None = None, create: bool = False,
                      include_discovered: bool = False) -> Version | None:
@@ -239,22 +326,30 @@ class Artifact:
                  if (name is None or v.version == name) and (commit is None or v.commit_hexsha == commit)
                  and (include_discovered or not v.discovered)]
         if create and not found:
+            self._changed()
             version = Version(self.artifact, name or commit or "", commit or "")
             self.versions.append(version)
             found = [version]
         return found[0] if found else None
 
     def add(self, event: Event) -> None:
+        self._changed()
         if event.kind == "deprecation":
             self.deprecations.append(event)
-            self.deprecations.sort(key=lambda e: e.created_at)
+            self.deprecations.sort(key=_BY_TIME)
             return
         version = self.find_version(event.version, event.commit_hexsha, create=True)
         assert version is not None
         version.add(event)
 
+    def enrich(self, version: Version, event: Event) -> None:
+        """Add the commit event of one of this artifact's versions."""
+        self._changed()
+        version.add(event)
+
     def events(self, ascending: bool = False) -> list[Event]:
-        return _desc(self.deprecations + [e for v in self.versions for e in v.events()], ascending)
+        return self._cached(("events", ascending), lambda: _desc(
+            self.deprecations + [e for v in self.versions for e in v.events()], ascending))
 
     @property
     def is_active(self) -> bool:
@@ -267,11 +362,15 @@ class Artifact:
 
     def get_versions(self, include_non_explicit: bool = False, include_discovered: bool = False,
                      active_only: bool = True, sort: str = "semver") -> list[Version]:
-        chosen = [v for v in self.versions
-                  if not active_only or (v.is_active and (
-                      (v.is_registered and not v.discovered) or (include_discovered and v.discovered)
-                      or (include_non_explicit and not v.is_registered)))]
-        return sort_versions(chosen, sort)
+        def compute() -> list[Version]:
+            chosen = [v for v in self.versions
+                      if not active_only or (v.is_active and (
+                          (v.is_registered and not v.discovered) or (include_discovered and v.discovered)
+                          or (include_non_explicit and not v.is_registered)))]
+            return sort_versions(chosen, sort)
+
+        return self._cached(("versions", include_non_explicit, include_discovered, active_only, sort),
+                            compute)
 
     def latest_version(self, registered_only: bool = True, sort: str = "semver") -> Version | None:
         versions = self.get_versions(include_non_explicit=not registered_only, sort=sort)
@@ -280,18 +379,21 @@ class Artifact:
     def vstages(self, registered_only: bool = False, versions_per_stage: int = 1,
                 sort: str = "semver") -> dict[str, list[VStage]]:
         """Which versions sit in each stage (GTO's Artifact.get_vstages, all assignments per version)."""
-        versions = self.get_versions(include_non_explicit=not registered_only, sort=sort)
-        assignments = [a for v in versions for a in v.vstages(ascending=True)]
-        if sort == "timestamp":
-            assignments = sorted(assignments, key=lambda a: a.created_at)[::-1]
-        stages: dict[str, list[VStage]] = {}
-        for a in assignments:
-            bucket = stages.setdefault(a.stage, [])
-            if versions_per_stage > -1 and len(bucket) >= versions_per_stage:
-                continue
-            if a.version not in [i.version for i in bucket]:
-                bucket.append(a)
-        return stages
+        def compute() -> dict[str, list[VStage]]:
+            versions = self.get_versions(include_non_explicit=not registered_only, sort=sort)
+            assignments = [a for v in versions for a in v.vstages(ascending=True)]
+            if sort == "timestamp":
+                assignments = sorted(assignments, key=attrgetter("created_at"))[::-1]
+            stages: dict[str, list[VStage]] = {}
+            for a in assignments:
+                bucket = stages.setdefault(a.stage, [])
+                if versions_per_stage > -1 and len(bucket) >= versions_per_stage:
+                    continue
+                if a.version not in [i.version for i in bucket]:
+                    bucket.append(a)
+            return stages
+
+        return self._cached(("vstages", registered_only, versions_per_stage, sort), compute)
 
 
 def _event(record: TagRecord, kind: str, name: str, version: str | None = None,
@@ -318,7 +420,9 @@ class RegistryState:
         for actions in groups:
             chosen = sorted(((r, p) for r, p in parsed if p.action in actions), key=lambda rp: rp[0].tag_time)
             for record, tag in chosen:
-                artifact = self.artifacts.setdefault(tag.name, Artifact(tag.name))
+                artifact = self.artifacts.get(tag.name)
+                if artifact is None:
+                    artifact = self.artifacts[tag.name] = Artifact(tag.name)
                 commits.setdefault(record.target, record)
                 kind = _KINDS[tag.action]
                 if tag.action in (Action.ASSIGN, Action.UNASSIGN):
@@ -331,7 +435,7 @@ class RegistryState:
         for artifact in self.artifacts.values():
             for version in artifact.versions:
                 commit = commits[version.commit_hexsha]
-                version.add(Event(
+                artifact.enrich(version, Event(
                     kind="commit", artifact=artifact.artifact, created_at=commit.committed_at,
                     author=commit.commit_author_name, author_email=commit.commit_author_email,
                     message=commit.commit_message, commit_hexsha=version.commit_hexsha,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from enum import StrEnum
 from functools import total_ordering
 
@@ -75,15 +74,25 @@ def check_stage(stage: str) -> str:
 
 
 @total_ordering
-@dataclass(frozen=True)
 class SemVer:
-    """A `vX.Y.Z[-pre][+build]` version with semver 2.0 precedence (build metadata ignored)."""
+    """A `vX.Y.Z[-pre][+build]` version with semver 2.0 precedence (build metadata ignored).
 
-    major: int
-    minor: int
-    patch: int
-    prerelease: str | None = None
-    build: str | None = None
+    Immutable by convention; a slotted class rather than a dataclass so that reading the registry
+    does not import `dataclasses`/`inspect` (start-up time of `registry show`)."""
+
+    __slots__ = ("build", "major", "minor", "patch", "prerelease")
+
+    def __init__(self, major: int, minor: int, patch: int, prerelease: str | None = None,
+                 build: str | None = None) -> None:
+        self.major = major
+        self.minor = minor
+        self.patch = patch
+        self.prerelease = prerelease
+        self.build = build
+
+    def __repr__(self) -> str:
+        return (f"SemVer(major={self.major!r}, minor={self.minor!r}, patch={self.patch!r}, "
+                f"prerelease={self.prerelease!r}, build={self.build!r})")
 
     @classmethod
     def parse(cls, text: str) -> SemVer:
@@ -138,15 +147,33 @@ class SemVer:
 FIRST_VERSION = "v0.0.1"
 
 
-@dataclass(frozen=True)
 class TagName:
-    """A parsed registry tag name."""
+    """A parsed registry tag name (immutable by convention, compared by value)."""
 
-    action: Action
-    name: str  # artifact name in name form (`dir:name`)
-    version: str | None = None
-    stage: str | None = None
-    counter: int | None = None
+    __slots__ = ("action", "counter", "name", "stage", "version")
+
+    def __init__(self, action: Action, name: str, version: str | None = None, stage: str | None = None,
+                 counter: int | None = None) -> None:
+        self.action = action
+        self.name = name  # artifact name in name form (`dir:name`)
+        self.version = version
+        self.stage = stage
+        self.counter = counter
+
+    def _key(self) -> tuple[Action, str, str | None, str | None, int | None]:
+        return (self.action, self.name, self.version, self.stage, self.counter)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TagName):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (f"TagName(action={self.action!r}, name={self.name!r}, version={self.version!r}, "
+                f"stage={self.stage!r}, counter={self.counter!r})")
 
     def render(self) -> str:
         base = name_to_tag(self.name)
