@@ -3,13 +3,11 @@ GitHub (Mermaid, tables) and the comment size limit."""
 
 from __future__ import annotations
 
-import re
-
 from mlops_bot.forge.base import sticky_marker
 from mlops_bot.pipeline.gates import GateResult, compare
 from mlops_bot.pipeline.result import Baseline, Reproducibility, ValidationReport
 from mlops_bot.report.charts import confusion_table, interval_bar, metric_bar_chart
-from mlops_bot.report.markdown import check_summary, fmt, render_markdown
+from mlops_bot.report.markdown import fmt, render_markdown
 
 
 def _report(**overrides: object) -> ValidationReport:
@@ -105,9 +103,3 @@ def test_comment_fits_github_limit_with_a_note() -> None:
     assert "left out to fit GitHub's comment size limit" in text
     assert text.startswith(sticky_marker("mlops-pr", "credit-risk"))
     assert "| Metric | base | head |" in text  # the essentials survive
-
-
-def test_check_summary_lists_failed_gates() -> None:
-    title, summary = check_summary(_report())
-    assert title == "1 gate(s) failed for credit-risk"
-    assert re.search(r"accuracy `drop <= 0.01`", summary)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, computed_field
 
 from mlops_bot.config import GateRule
 from mlops_bot.pipeline.evaluate import lower_is_better
@@ -36,6 +36,12 @@ class GateResult(BaseModel):
     passed: bool
     status: GateStatus
     detail: str
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def message(self) -> str:
+        """One line for check-run annotations: what failed and by how much."""
+        return f"{self.metric} `{self.rule}`: {self.detail}"
 
 
 def compare(base: float | None, head: float | None, ci: list[float] | None = None) -> MetricComparison:

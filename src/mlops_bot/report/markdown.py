@@ -150,15 +150,3 @@ def render_markdown(
 
 def _join(head: list[str], optional: list[str], tail: list[str]) -> str:
     return "\n".join(head) + "\n" + "\n\n".join([*optional, *tail]) + "\n"
-
-
-def check_summary(report: ValidationReport) -> tuple[str, str]:
-    """Title and summary for a check run: short, one line per failed gate."""
-    failed = report.failed_gates()
-    if failed:
-        title = f"{len(failed)} gate(s) failed for {report.model}"
-        summary = "\n".join(f"- {_FAIL} {g.metric} `{g.rule}`: {g.detail}" for g in failed)
-    else:
-        title = f"{report.model}: all gates passed"
-        summary = f"{len(report.gates)} gate(s) passed; baseline: {report.baseline.description}"
-    return title, summary
