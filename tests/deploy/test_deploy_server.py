@@ -244,3 +244,32 @@ def test_predictions_are_logged(model_dirs: dict[str, Path], make_records: Any) 
     client.post("/v2/models/credit/infer", json=oip_columns(make_records(2)))
     assert [r[0] for r in log.rows] == ["req-1-0", "req-1-1"]
     assert set(log.rows[0][3]) == {"income", "age", "region"}
+
+
+def test_feedback_through_the_server_joins_a_logged_prediction(model_dirs: dict[str, Path], make_records: Any,
+                                                               tmp_path: Path) -> None:
+    from mlops_bot.monitor.log import PredictionLog, read_predictions
+
+    log = PredictionLog(tmp_path / "predictions", flush_rows=1, flush_seconds=0)
+    try:
+        _, client = serve(model_dirs, prediction_log=log)
+        answer = client.post("/predict", json={"id": "app-17", "records": make_records(1)})
+        assert answer.status_code == 200 and answer.json()["id"] == "app-17"
+        log.flush()
+        response = client.post("/v2/feedback", json={"labels": [{"id": "app-17", "label": 1},
+                                                                {"id": "never-seen", "label": 0}]})
+        assert response.status_code == 200, response.text
+        assert (response.json()["matched"], response.json()["unknown"]) == (1, 1)
+        frame = read_predictions(tmp_path / "predictions")
+        row = frame.set_index("request_id").loc["app-17"]
+        assert row["label"] == 1 and row["version"] == "v1.0.0"
+        assert row["prediction"] == answer.json()["predictions"][0]
+        bad = client.post("/v2/feedback", json={"labels": []})
+        assert bad.status_code == 422
+    finally:
+        log.close()
+
+
+def test_no_feedback_endpoint_without_a_prediction_log(model_dirs: dict[str, Path]) -> None:
+    _, client = serve(model_dirs)
+    assert client.post("/v2/feedback", json={"labels": [{"id": "a", "label": 1}]}).status_code in (404, 405)

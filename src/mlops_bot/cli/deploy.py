@@ -84,8 +84,8 @@ def _serve(args: argparse.Namespace) -> int:
     if args.host not in ("127.0.0.1", "localhost", "::1") and token:
         print("mlops-bot: warning: the admin API is reachable beyond loopback", file=sys.stderr)
     try:
-        uvicorn.run(create_app(router, admin_token=token), host=args.host, port=args.port,
-                    log_level="warning", access_log=False)
+        app = create_app(router, admin_token=token, log_dir=args.log_dir)
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
     finally:
         router.close()
         if log is not None:

@@ -430,11 +430,22 @@ class NotFound(MlopsError):
 
 
 # ------------------------------------------------------------------------------------ the app
-def create_app(router: ModelRouter, admin_token: str | None = None) -> FastAPI:
+def create_app(router: ModelRouter, admin_token: str | None = None, *,
+               log_dir: str | Path | None = None) -> FastAPI:
     """The ASGI app. Endpoints are sync so inference runs in the thread pool, off the event loop.
-    The admin API answers only with a matching bearer token (compared in constant time)."""
+    The admin API answers only with a matching bearer token (compared in constant time).
+
+    With a prediction log (`log_dir`, or the directory of the router's log) the monitoring
+    feedback endpoint `POST /v2/feedback` is mounted too, so late labels reach the same log the
+    predictions went to and join them by request id (the `id` each response returns)."""
     app = FastAPI(title="mlops-bot model server", version=__version__, docs_url=None, redoc_url=None)
     name = router.name
+    if log_dir is None and router.prediction_log is not None:
+        log_dir = getattr(router.prediction_log, "directory", None)
+    if log_dir is not None:
+        from mlops_bot.monitor.feedback import make_router
+
+        app.include_router(make_router(Path(log_dir)), prefix="/v2")
 
     def error(status: int, message: str) -> JSONResponse:
         return JSONResponse({"error": message}, status_code=status)
