@@ -27,6 +27,7 @@ def register(subparsers: Any) -> None:
         type=Path,
         help="the base branch's model file (.skops): enables paired confidence intervals",
     )
+    parser.add_argument("--base-label", help="how the report names the --base-model (e.g. 'main @ abc123')")
     parser.add_argument(
         "--reference-data", type=Path, help="train data of the base revision, the drift reference"
     )
@@ -43,6 +44,7 @@ def handle(args: argparse.Namespace) -> int:
         args.output,
         base_metrics=args.base_metrics,
         base_model=args.base_model,
+        base_label=args.base_label,
         reference_data=args.reference_data,
     )
     if not args.quiet:

@@ -44,6 +44,7 @@ def _validate_branch(ctx: DemoContext, out: Path, base_dir: Path, reference: Pat
         config,
         out,
         base_model=base_dir / "model.skops",
+        base_label="the model on main (its predictions on this holdout give paired intervals)",
         base_metrics=base_dir / "metrics.json",
         reference_data=reference,
         forge=ctx.forge,

@@ -355,6 +355,7 @@ def validate(
     *,
     base_metrics: Path | None = None,
     base_model: Path | None = None,
+    base_label: str | None = None,
     reference_data: Path | None = None,
     environ: Mapping[str, str] | None = None,
     forge: Any = None,
@@ -381,6 +382,7 @@ def validate(
             holdout,
             staging,
             base_model,
+            base_label,
             base_metrics,
             forge if forge is not None else default_forge(environ),
         )
@@ -489,6 +491,7 @@ def _baseline(
     holdout: pd.DataFrame,
     staging: Path,
     base_model: Path | None,
+    base_label: str | None,
     base_metrics: Path | None,
     forge: Any,
 ) -> tuple[Predictions | None, Baseline, dict[str, float], Any]:
@@ -498,7 +501,7 @@ def _baseline(
         model = load_model(base_model)
         return (
             predict_with_model(model, holdout, config),
-            Baseline(source="model", description=f"model file {base_model}"),
+            Baseline(source="model", description=base_label or f"model file {base_model}"),
             {},
             None,
         )

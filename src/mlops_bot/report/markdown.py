@@ -122,11 +122,11 @@ def render_markdown(
             for k, v in report.metrics.items()
             if k in task_metrics(report.task) and not lower_is_better(k)
         },
-        title="base vs head" if report.baseline.source != "none" else "head",
+        title="base (left bar) vs head (right bar)" if report.baseline.source != "none" else "head",
     )
     optional: list[str] = []
     if chart:
-        optional.append(_details("Chart: base vs head", chart))
+        optional.append(_details("Chart: metrics, base vs head", chart))
     optional.extend(extra_sections)
     if report.confusion_matrix:
         body = confusion_table(report.confusion_matrix, "head")
