@@ -26,7 +26,8 @@ def patterns(name: str | None) -> list[str]:
     if name is None:
         return ["refs/tags"]
     base = name_to_tag(name)
-    return [f"refs/tags/{base}@*", f"refs/tags/{base}#*"]
+    # for-each-ref's `*` stops at `/`; stage names may contain `/` (`NAME#team/prod#3`): `*/**`.
+    return [f"refs/tags/{base}@*", f"refs/tags/{base}#*", f"refs/tags/{base}#*/**"]
 
 
 def read_records(repo: Path, name: str | None = None) -> list[git.TagRecord]:
