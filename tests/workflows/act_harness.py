@@ -50,6 +50,17 @@ data:
 gates:
   roc_auc:
     min: 0.6
+registry:
+  stages: [staging, production]
+  allow_skip: true
+rollout:
+  steps:
+    - {weight: 25, hold: 1s}
+    - {weight: 50, hold: 1s}
+  interval: 0.3s
+  progress_deadline: 90s
+  gates: {min_requests: 3, min_success_rate: 0.95, max_p99_latency_ms: 5000,
+          max_p99_latency_ratio: null, max_prediction_drift: null}
 """
 
 

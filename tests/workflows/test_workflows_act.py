@@ -5,16 +5,19 @@ the mlops-bot CLI, git (bare origin) and the model training are real.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from github_emulator import Emulator
-from mlops_bot.cli import COMMAND_MODULES
+from mlops_bot.cli import build_parser
+from mlops_bot.deploy.traffic import Traffic
 from workflows import act_harness as act
 
 REPO = "octo/credit"
@@ -26,9 +29,15 @@ pytestmark = [
 ]
 
 
-def needs_command(group: str) -> pytest.MarkDecorator:
-    return pytest.mark.skipif(group not in COMMAND_MODULES,
-                              reason=f"`mlops-bot {group}` is not in the CLI yet (owned by another area)")
+def _commands() -> set[str]:
+    parser = build_parser()
+    return {name for action in parser._subparsers._group_actions  # type: ignore[union-attr]
+            for name in getattr(action, "choices", None) or {}}
+
+
+def needs_command(command: str) -> pytest.MarkDecorator:
+    return pytest.mark.skipif(command not in _commands(),
+                              reason=f"`mlops-bot {command}` is not in the CLI yet (owned by another area)")
 
 
 @pytest.fixture
@@ -125,19 +134,28 @@ def test_pull_request_ends_with_one_sticky_comment_and_a_check_run_updated_in_pl
     assert comments[0]["updated_at"] >= first["updated_at"]
 
 
-def register_first_version(example: act.ExampleRepo, gh: Emulator, tmp_path: Path) -> None:
-    """What the pipeline does before anyone can /promote: a registered version with its release."""
+def cli(example: act.ExampleRepo, gh: Emulator, *args: str) -> str:
+    """The mlops-bot CLI as the pipeline runs it outside the workflow under test."""
     env = {**os.environ, **act.GIT_IDENTITY, "GITHUB_API_URL": gh.url, "GITHUB_TOKEN": "ghs_setup",
            "GITHUB_REPOSITORY": REPO}
     env.pop("MLOPS_BOT_LOCAL_FORGE", None)
-    cli = str(act.VENV_BIN / "mlops-bot")
-    report = tmp_path / "report"
-    subprocess.run([cli, "validate", "--config", ".github/mlops.yml", "--output", str(report), "--quiet"],
-                   cwd=example.path, env=env, check=True, capture_output=True)
-    subprocess.run([cli, "registry", "register", act.MODEL, "--version", "v0.1.0", "--push",
-                    "--artifact", f"model.skops={report / 'model.skops'}",
-                    "--artifact", f"report.json={report / 'report.json'}"],
-                   cwd=example.path, env=env, check=True, capture_output=True)
+    result = subprocess.run([str(act.VENV_BIN / "mlops-bot"), *args], cwd=example.path, env=env,
+                            capture_output=True, text=True, timeout=180, check=False)
+    assert result.returncode == 0, f"mlops-bot {' '.join(args)}: {result.stdout}{result.stderr}"
+    return result.stdout
+
+
+def register_version(example: act.ExampleRepo, gh: Emulator, tmp_path: Path, version: str) -> None:
+    """What the pipeline does before anyone can /promote: a registered version with its release."""
+    report = tmp_path / f"report-{version}"
+    cli(example, gh, "validate", "--config", ".github/mlops.yml", "--output", str(report), "--quiet")
+    cli(example, gh, "registry", "register", act.MODEL, "--version", version, "--push",
+        "--artifact", f"model.skops={report / 'model.skops'}",
+        "--artifact", f"report.json={report / 'report.json'}")
+
+
+def register_first_version(example: act.ExampleRepo, gh: Emulator, tmp_path: Path) -> None:
+    register_version(example, gh, tmp_path, "v0.1.0")
 
 
 def test_promote_comment_ends_with_registry_tags_release_and_deploy_dispatch(
@@ -171,3 +189,47 @@ def test_promote_by_a_reader_is_refused_and_changes_nothing(
     reactions = {r["content"] for r in gh.state["reactions"] if r["_comment_id"] == comment["id"]}
     assert "confused" in reactions and "rocket" not in reactions
     assert not [d for d in gh.state["dispatches"] if d.get("event_type") == "mlops-deploy"]
+
+
+@needs_command("deploy")
+def test_push_rolls_out_a_canary_with_deployment_statuses_per_step(
+        example: act.ExampleRepo, gh: Emulator, tmp_path: Path) -> None:
+    state = tmp_path / "deploy-state"  # the self-hosted runner's persistent MLOPS_DEPLOY_STATE_DIR
+    register_first_version(example, gh, tmp_path)
+    cli(example, gh, "registry", "assign", act.MODEL, "--stage", "production", "--push", "--gates", "pass")
+    out = cli(example, gh, "deploy", act.MODEL, "--stage", "production", "--target", "local", "--wait",
+              "--state-dir", str(state), "--timeout", "120")
+    endpoint = json.loads(out.strip().splitlines()[-1])["endpoint"]
+    holdout = pd.read_csv(example.path / "data" / "holdout.csv").drop(columns=["default", "applicant_id"])
+    try:
+        # A merged PR changed the model; the pipeline registered it and it reached production.
+        config = example.path / ".github" / "mlops.yml"
+        config.write_text(config.read_text().replace("estimator: logistic_regression",
+                                                     "estimator: logistic_regression\n    params: {C: 0.5}"))
+        act.git(example.path, "commit", "-q", "-am", "regularise more")
+        act.git(example.path, "push", "-q", "origin", "main")
+        register_version(example, gh, tmp_path, "v0.2.0")
+        cli(example, gh, "registry", "assign", act.MODEL, "--stage", "production", "--version", "v0.2.0",
+            "--push", "--gates", "pass")
+        first_deployments = len(gh.state["deployments"])
+        payload = {"ref": "refs/heads/main", "after": example.head,
+                   "repository": {"full_name": REPO, "default_branch": "main"}}
+        # Live traffic during the rollout: the gates need requests to judge the canary.
+        with Traffic(endpoint, holdout.head(40).to_dict("records"), threads=2) as load:
+            result = act.run_act(example, "push", payload, "mlops-deploy.yml", work=tmp_path / "work",
+                                 api_url=gh.url, repository=REPO, timeout=150,
+                                 env={"MLOPS_MODEL": act.MODEL, "MLOPS_DEPLOY_TARGET": "local",
+                                      "MLOPS_DEPLOY_STATE_DIR": str(state)})
+        result.assert_ok()
+        assert load.failures == 0, load.errors[:3]
+        new = gh.state["deployments"][first_deployments:]
+        assert len(new) == 1 and new[0]["environment"] == "production"
+        statuses = [s for s in gh.state["deployment_statuses"] if s["_deployment_id"] == new[0]["id"]]
+        print("\n".join(f"{s['state']}: {s['description']}" for s in statuses))
+        states = [s["state"] for s in statuses]
+        assert states[-1] == "success", states
+        for weight in (25, 50):
+            assert any(f"{weight}%" in s["description"] for s in statuses), f"no status at {weight}%"
+        assert all(len(s["description"]) <= 140 for s in statuses)
+    finally:
+        cli(example, gh, "deploy", "stop", act.MODEL, "--state-dir", str(state))
