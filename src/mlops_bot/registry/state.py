@@ -295,16 +295,23 @@ class Version(_Memo):
         }
 
 
-def _semver_key(version: Version) -> SemVer:
-    return SemVer.parse(version.version)
+_SEMVERS: dict[str, SemVer | None] = {}
+
+
+def _semver(text: str) -> SemVer | None:
+    """The parsed version, None when not semver; memoized (every view sorts the same versions)."""
+    if text not in _SEMVERS:
+        _SEMVERS[text] = SemVer.parse(text) if SemVer.is_valid(text) else None
+    return _SEMVERS[text]
 
 
 def sort_versions(versions: Sequence[Version], by: str) -> list[Version]:
     """GTO's sort_versions, descending: semver (valid ones first) or by creation time."""
     if by == "semver":
-        valid = sorted((v for v in versions if SemVer.is_valid(v.version)), key=_semver_key)[::-1]
-        other = sorted((v for v in versions if not SemVer.is_valid(v.version)),
-                       key=attrgetter("version"))[::-1]
+        parsed = [(v, _semver(v.version)) for v in versions]
+        valid = [v for v, _key in sorted(((v, k) for v, k in parsed if k is not None),
+                                         key=lambda vk: vk[1])][::-1]
+        other = sorted((v for v, k in parsed if k is None), key=attrgetter("version"))[::-1]
         return valid + other
     return sorted(versions, key=attrgetter("created_at"))[::-1]
 
@@ -445,7 +452,9 @@ class RegistryState:
 
     # ------------------------------------------------------------------------------ views
     def used_stages(self) -> list[str]:
-        return sorted({s for a in self.artifacts.values() for s in a.vstages()})
+        # GTO takes the keys of `vstages()` (semver order); the keys do not depend on the order,
+        # and the timestamp-ordered view is the one `show` computes (memoized) anyway.
+        return sorted({s for a in self.artifacts.values() for s in a.vstages(sort="timestamp")})
 
     def show(self, stages: Sequence[str] | None = None, deprecated: bool = False) -> dict[str, Any]:
         """`gto show --json` for the whole registry."""
