@@ -192,6 +192,7 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=2000)
     parser.add_argument("--command-every", type=int, default=20)
     parser.add_argument("--no-kill", action="store_true")
+    parser.add_argument("--workers", type=int, default=1, help="0: only queue (isolates the answer path)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="mlops-bot-bench-") as tmp:
@@ -216,7 +217,8 @@ def main() -> int:
         url = f"http://127.0.0.1:{port}"
         env = {**os.environ, "MLOPS_BOT_WEBHOOK_SECRET": SECRET, "MLOPS_BOT_LOCAL_FORGE": str(root / "forge"),
                "MLOPS_BOT_STATE_DIR": str(root / "state"), "MLOPS_BOT_LOG_LEVEL": "ERROR"}
-        command = [sys.executable, "-m", "mlops_bot", "bot", "serve", "--port", str(port)]
+        command = [sys.executable, "-m", "mlops_bot", "bot", "serve", "--port", str(port),
+                   "--workers", str(args.workers)]
         procs = [subprocess.Popen(command, env=env)]
         wait_up(url, procs[0])
 
@@ -235,7 +237,8 @@ def main() -> int:
         try:
             bot = asyncio.run(send_all(port, items, args.rate, kill_at, restart))
             deadline = time.monotonic() + 300
-            while time.monotonic() < deadline and httpx.get(f"{url}/healthz").json()["queue_depth"]:
+            while args.workers and time.monotonic() < deadline \
+                    and httpx.get(f"{url}/healthz").json()["queue_depth"]:
                 time.sleep(0.2)
         finally:
             procs[-1].terminate()

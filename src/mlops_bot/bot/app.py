@@ -158,7 +158,7 @@ class WebhookBot:
                  ) -> None:
         self.config = config
         self.clock = clock
-        self.queue = DeliveryQueue(config.state_dir / "queue.sqlite3")
+        self.queue = DeliveryQueue(config.state_dir / "queue.sqlite3", auto_checkpoint=False)
         self.metrics = BotMetrics(lambda: float(self.queue.depth()))
         self.worker = Worker(self.queue, handler, self.metrics, clock)
         self.recovered = 0

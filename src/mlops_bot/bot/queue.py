@@ -3,7 +3,8 @@
 The webhook handler only inserts here and answers 202; workers drain it. The `delivery` column is
 unique, so a redelivery of the same `X-GitHub-Delivery` is detected by the insert itself. Jobs
 left `running` by a crash go back to `pending` when the queue is opened again. A job's side
-effects are journalled step by step (`steps`), so a resumed job skips what it already did.
+effects are journalled step by step (`steps`, in a second file `<queue>.steps.sqlite3`), so a resumed job
+skips what it already did.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     error TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, id);
-CREATE TABLE IF NOT EXISTS steps (
+CREATE TABLE IF NOT EXISTS journal.steps (
     job_id INTEGER NOT NULL,
     step TEXT NOT NULL,
     result TEXT NOT NULL,
@@ -57,11 +58,14 @@ class Job:
 class DeliveryQueue:
     """A queue in one SQLite file. Thread-safe: each thread gets its own connection."""
 
-    def __init__(self, path: str | Path, *, max_attempts: int = 3, retry_seconds: float = 5.0) -> None:
+    def __init__(self, path: str | Path, *, max_attempts: int = 3, retry_seconds: float = 5.0,
+                 auto_checkpoint: bool = True) -> None:
         self.path = Path(path)
+        self.journal_path = self.path.with_suffix(".steps" + self.path.suffix)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.max_attempts = max_attempts
         self.retry_seconds = retry_seconds
+        self.auto_checkpoint = auto_checkpoint
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
@@ -72,11 +76,20 @@ class DeliveryQueue:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            # The step journal is a separate file: a worker journalling effects then never holds
+            # the write lock the webhook handler needs to insert a delivery.
+            conn.execute("ATTACH DATABASE ? AS journal", (str(self.journal_path),))
             conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA journal.journal_mode=WAL")
+            conn.execute("PRAGMA journal.synchronous=NORMAL")
             # NORMAL in WAL mode survives a process crash (the case we design for); only an OS crash
             # or power loss can drop the last transactions.
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=30000")
+            if not self.auto_checkpoint:
+                # A checkpoint fsyncs the database; done by the committing connection it would
+                # stall a webhook answer for as long as the disk takes. Workers call checkpoint().
+                conn.execute("PRAGMA wal_autocheckpoint=0")
             self._local.conn = conn
             with self._guard:
                 self._connections.append(conn)
@@ -148,7 +161,7 @@ class DeliveryQueue:
         JSON-serialisable."""
         conn = self._conn()
         row = conn.execute(
-            "SELECT result, state FROM steps WHERE job_id=? AND step=?", (job_id, name)
+            "SELECT result, state FROM journal.steps WHERE job_id=? AND step=?", (job_id, name)
         ).fetchone()
         if row is not None and row[1] == "done":
             value: T = json.loads(row[0])
@@ -165,9 +178,15 @@ class DeliveryQueue:
 
     def _record(self, job_id: int, name: str, result: object, state: str) -> None:
         self._conn().execute(
-            "INSERT OR REPLACE INTO steps (job_id, step, result, state) VALUES (?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO journal.steps (job_id, step, result, state) VALUES (?, ?, ?, ?)",
             (job_id, name, json.dumps(result), state),
         )
+
+    def checkpoint(self) -> None:
+        """Move the WAL into the database without blocking writers (PASSIVE)."""
+        conn = self._conn()
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        conn.execute("PRAGMA journal.wal_checkpoint(PASSIVE)")
 
     # ------------------------------------------------------------------------------ inspection
     def depth(self) -> int:

@@ -98,7 +98,8 @@ class Worker:
         while not self._stop.is_set():
             self._wake.clear()
             try:
-                self.drain()
+                if self.drain():
+                    self.queue.checkpoint()
             except Exception:  # a broken database must not kill the thread silently
                 log.exception("worker loop error")
             self._wake.wait(self.poll_seconds)

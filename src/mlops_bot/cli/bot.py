@@ -68,8 +68,10 @@ def _work(args: argparse.Namespace) -> int:
     from mlops_bot.bot.queue import DeliveryQueue
     from mlops_bot.bot.worker import Worker, die_with_parent, run_worker_process
 
-    if args.parent_pid is not None and not die_with_parent(args.parent_pid):
-        return 0  # the server that started us is gone already
+    if args.parent_pid is not None:
+        if not die_with_parent(args.parent_pid):
+            return 0  # the server that started us is gone already
+        os.nice(5)  # answering GitHub within its deadline comes first; job work can wait a little
     logging.basicConfig(level=os.environ.get("MLOPS_BOT_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s[worker]: %(message)s")
     state = _state_dir(args)
