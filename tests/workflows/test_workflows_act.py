@@ -233,3 +233,54 @@ def test_push_rolls_out_a_canary_with_deployment_statuses_per_step(
         assert all(len(s["description"]) <= 140 for s in statuses)
     finally:
         cli(example, gh, "deploy", "stop", act.MODEL, "--state-dir", str(state))
+
+
+ALL_IN_ONE = """\
+name: mlops all-in-one
+on: pull_request
+permissions: {}
+jobs:
+  mlops:
+    runs-on: ubuntu-latest
+    permissions: {contents: read, pull-requests: write, checks: write}
+    steps:
+      - uses: actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2
+        with: {persist-credentials: false}
+      - id: mlops
+        uses: mlops-bot/mlops-bot@v0
+        with: {skip-install: "true"}
+      - if: always()
+        env:
+          VERDICT: ${{ steps.mlops.outputs.verdict }}
+          URL: ${{ steps.mlops.outputs.comment-url }}
+          CONCLUSION: ${{ steps.mlops.outputs.check-conclusion }}
+        run: echo "outputs verdict=$VERDICT conclusion=$CONCLUSION url=$URL"
+"""
+
+
+@needs_command("comment")
+def test_all_in_one_action_comments_sets_the_check_and_fails_the_job_on_a_failed_gate(
+        example: act.ExampleRepo, gh: Emulator, tmp_path: Path) -> None:
+    (example.path / ".github" / "workflows" / "mlops-all-in-one.yml").write_text(ALL_IN_ONE)
+    act.git(example.path, "add", "-A")
+    act.git(example.path, "commit", "-q", "-m", "all-in-one workflow")
+    gh.add_pull(REPO, PR, head_ref="feature", head_sha=example.head)
+    work = tmp_path / "work"
+    passed = run(example, gh, "pull_request", pull_request_event(example), "mlops-all-in-one.yml", work)
+    passed.assert_ok()
+    comments = issue_items(gh, "comments")
+    assert len(comments) == 1
+    assert f"outputs verdict=pass conclusion=success url={comments[0]['html_url']}" in passed.output
+    assert (work / "artifacts" / "mlops-report" / "report.md").is_file()
+
+    config = example.path / ".github" / "mlops.yml"
+    config.write_text(config.read_text().replace("min: 0.6", "min: 0.999"))
+    act.git(example.path, "commit", "-q", "-am", "an impossible gate")
+    failed = run(example, gh, "pull_request", pull_request_event(example), "mlops-all-in-one.yml", work)
+    assert failed.returncode != 0
+    assert "outputs verdict=fail conclusion=failure" in failed.output
+    assert "mlops-bot: a model gate failed" in failed.output  # our ::error annotation step ran
+    comments = issue_items(gh, "comments")
+    assert len(comments) == 1, "the second run must update the sticky comment, not add one"
+    conclusions = [c.get("conclusion") for c in issue_items(gh, "check_runs")]
+    assert conclusions[-1] == "failure"
