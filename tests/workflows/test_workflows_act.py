@@ -284,3 +284,34 @@ def test_all_in_one_action_comments_sets_the_check_and_fails_the_job_on_a_failed
     assert len(comments) == 1, "the second run must update the sticky comment, not add one"
     conclusions = [c.get("conclusion") for c in issue_items(gh, "check_runs")]
     assert conclusions[-1] == "failure"
+
+
+@needs_command("monitor")
+def test_scheduled_drift_check_opens_an_issue_and_dispatches_retraining(
+        example: act.ExampleRepo, gh: Emulator, tmp_path: Path) -> None:
+    from mlops_bot.demo.dataset import generate
+    from mlops_bot.monitor.log import PredictionLog
+
+    report = tmp_path / "report-v0.1.0"
+    cli(example, gh, "validate", "--config", ".github/mlops.yml", "--output", str(report), "--quiet")
+    cli(example, gh, "registry", "register", act.MODEL, "--version", "v0.1.0", "--push",
+        "--artifact", f"model.skops={report / 'model.skops'}",
+        "--artifact", f"reference_profile.json={report / 'reference_profile.json'}")
+    cli(example, gh, "registry", "assign", act.MODEL, "--stage", "production", "--push", "--gates", "pass")
+    # Production traffic from a population that moved (higher debt, lower income).
+    log_dir = tmp_path / "predictions"
+    log = PredictionLog(log_dir)
+    shifted = generate(300, seed=9, shift=1.0).drop(columns=["default", "applicant_id"])
+    for i, row in enumerate(shifted.to_dict("records")):
+        log.record(f"req-{i}", act.MODEL, "v0.1.0", row, 1)
+    log.close()
+
+    result = act.run_act(example, "schedule", {"schedule": "17 5 * * *",
+                                               "repository": {"full_name": REPO, "default_branch": "main"}},
+                         "mlops-drift.yml", work=tmp_path / "work", api_url=gh.url, repository=REPO,
+                         env={"MLOPS_CURRENT_DATA": str(log_dir)})
+    result.assert_ok()
+    retrain = [d for d in gh.state["dispatches"] if d.get("event_type") == "mlops-retrain"]
+    assert len(retrain) == 1
+    issues = [i for i in issue_items(gh, "issues") if "pull_request" not in i]
+    assert len(issues) == 1 and act.MODEL in issues[0]["title"]
