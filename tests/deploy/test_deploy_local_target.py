@@ -66,3 +66,31 @@ def test_local_rollout_and_rollback(tmp_path: Path, model_dirs: dict[str, Path],
     finally:
         main(["deploy", "stop", "credit", "--state-dir", str(state_dir)])
     assert not (state_dir / "credit.server.json").exists()
+
+
+@pytest.mark.slow
+def test_local_server_feedback_joins_and_stop_flushes_the_log(tmp_path: Path, model_dirs: dict[str, Path],
+                                                              make_records: Any) -> None:
+    """`mlops-bot serve --log-dir` as a process: a label posted to /v2/feedback joins the logged
+    prediction, and SIGTERM (LocalTarget.stop) flushes the buffered log before the process exits."""
+    import httpx
+
+    from mlops_bot.deploy.server import RoutingRequest, VersionRef
+    from mlops_bot.deploy.targets.local import LocalTarget
+    from mlops_bot.monitor.log import read_predictions
+
+    log_dir = tmp_path / "log"
+    target = LocalTarget(tmp_path / "state", "credit", log_dir=str(log_dir))
+    try:
+        target.apply(RoutingRequest(stable=VersionRef(version="v1.0.0", path=str(model_dirs["v1.0.0"]))))
+        with httpx.Client(base_url=target.endpoint, trust_env=False, timeout=10) as client:
+            answer = client.post("/predict", json={"id": "loan-1", "records": make_records(1)})
+            assert answer.status_code == 200, answer.text
+            feedback = client.post("/v2/feedback", json={"labels": [{"id": "loan-1", "label": 0}]})
+            assert feedback.status_code == 200, feedback.text
+            assert feedback.json()["stored"] == 1
+    finally:
+        target.stop()
+    frame = read_predictions(log_dir)
+    assert frame["request_id"].tolist() == ["loan-1"]
+    assert frame["label"].tolist() == [0] and frame["version"].tolist() == ["v1.0.0"]

@@ -6,6 +6,7 @@ import argparse
 import getpass
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -83,6 +84,9 @@ def _serve(args: argparse.Namespace) -> int:
     token = os.environ.get("MLOPS_BOT_ADMIN_TOKEN") or None
     if args.host not in ("127.0.0.1", "localhost", "::1") and token:
         print("mlops-bot: warning: the admin API is reachable beyond loopback", file=sys.stderr)
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal; exiting through
+    # SystemExit instead lets the prediction log flush its buffer below.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         app = create_app(router, admin_token=token, log_dir=args.log_dir)
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
@@ -91,6 +95,10 @@ def _serve(args: argparse.Namespace) -> int:
         if log is not None:
             log.close()
     return 0
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _target(args: argparse.Namespace, name: str) -> Any:
