@@ -315,3 +315,29 @@ def test_dispatch_on_events_can_be_turned_off() -> None:
     assert type(route("pull_request", payload, BotSection())).__name__ == "DispatchRequest"
     decision = route("pull_request", payload, BotSection(dispatch_on=["push"]))
     assert decision == Ignore("pull_request dispatch is off (bot.dispatch_on)")
+
+
+def test_a_resumed_rollback_keeps_its_plan(world: World) -> None:
+    """Crash after the rollback tag, before the dispatch: re-planning would now 'roll back' to the
+    version just replaced; the journalled plan keeps the resumed job on course."""
+    queue = DeliveryQueue(world.tmp / "q.sqlite3")
+    for version in ("v1.0.0", "v1.1.0"):
+        for stage in ("staging", "production"):
+            run(world, f"/promote {stage} version={version}")
+    handler = world.handler()
+    payload = world.comment("/rollback")
+    crashed = {"done": False}
+
+    def journal(step: str, action: Any, verify: Any = None) -> Any:
+        if step == "dispatch" and not crashed["done"]:
+            crashed["done"] = True
+            raise RuntimeError("killed before dispatching")
+        return queue.step(9, step, action, verify)
+
+    with pytest.raises(RuntimeError):
+        handler.handle("issue_comment", payload, journal, "delivery-9")
+    outcome = handler.handle("issue_comment", payload, journal, "delivery-9")
+    assert outcome.status == "done" and "back from v1.1.0 to v1.0.0" in (outcome.reply or "")
+    assert stage_of(world, "production") == "v1.0.0"
+    sent = [d["client_payload"] for d in world.forge.dispatches() if d["client_payload"].get("delivery")]
+    assert [(p["version"], p["trigger"]) for p in sent] == [("v1.0.0", "rollback")]

@@ -230,7 +230,8 @@ class EventHandler:
         if isinstance(decision, DispatchRequest):
             request = decision
             client_payload = _keyed(request.client_payload, delivery)
-            journal("dispatch", lambda: forge.repository_dispatch(request.event_type, client_payload))
+            journal("dispatch", lambda: forge.repository_dispatch(request.event_type, client_payload),
+                    _dispatch_probe(forge, delivery))
             return Outcome("dispatched", decision.event_type)
         return self._command(decision, forge, settings, journal, delivery)
 
@@ -238,14 +239,16 @@ class EventHandler:
     def _command(self, request: CommentCommand, forge: Forge, settings: RepoSettings, journal: Journal,
                  delivery: str | None) -> Outcome:
         def react(content: Reaction) -> None:
-            journal(f"react-{content}", lambda: forge.add_reaction(request.comment_id, content))
+            journal(f"react-{content}", lambda: forge.add_reaction(request.comment_id, content),
+                    _reaction_probe(forge, request.comment_id, content))
 
         def reply(text: str) -> None:
             _post_reply(forge, journal, request.number, text, delivery)
 
         def dispatch(event_type: str, payload: dict[str, Any]) -> None:
             keyed = _keyed(payload, delivery)
-            journal("dispatch", lambda: forge.repository_dispatch(event_type, keyed))
+            journal("dispatch", lambda: forge.repository_dispatch(event_type, keyed),
+                    _dispatch_probe(forge, delivery))
 
         react("eyes")
         try:
@@ -344,16 +347,24 @@ class EventHandler:
                  have: Permission, journal: Journal, dispatch: Callable[[str, dict[str, Any]], None]) -> str:
         model = self._model(command, settings)
         registry = self._registry(request.repo, forge, settings)
-        version = command.args.get("version") or registry.latest_version(model)
-        if version is None:
-            raise RegistryError(f"model {model} has no registered version yet")
-        shown = registry.show(model).get(model, {})
-        holding = [stage for stage, held in (shown.get("stage") or {}).items() if held == version]
-        stage = command.stage or next_stage(settings.registry.stages, holding)
-        self._check_stage(command, stage, settings, have)
         environment = settings.rollout.environment
-        waiting = stage == settings.rollout.stage and stage in holding
-        if waiting and _rollout_waiting(forge, environment, version):
+
+        def plan() -> list[str]:
+            version = command.args.get("version") or registry.latest_version(model)
+            if version is None:
+                raise RegistryError(f"model {model} has no registered version yet")
+            shown = registry.show(model).get(model, {})
+            holding = [stage for stage, held in (shown.get("stage") or {}).items() if held == version]
+            stage = command.stage or next_stage(settings.registry.stages, holding)
+            waiting = stage == settings.rollout.stage and stage in holding \
+                and _rollout_waiting(forge, environment, version)
+            return [version, stage, "release-hold" if waiting else "assign"]
+
+        # Journalled: a resumed job must act on the plan it made, not re-plan from the state its
+        # own first attempt changed (the next stage would then be one further).
+        version, stage, mode = journal("plan", plan)
+        self._check_stage(command, stage, settings, have)
+        if mode == "release-hold":
             control = self._control()
             journal("control", lambda: control(forge, environment, "promote", request.author))
             return (f"The rollout of `{model}` {version} in `{environment}` was waiting for a manual "
@@ -362,7 +373,7 @@ class EventHandler:
         journal("assign", lambda: _event_text(registry.assign(
             model, stage, version=version, actor=request.author, actor_permission=have,
             trailers={"Pull-Request": f"#{request.number}", "Requested-By": request.author}, push=True,
-        )))
+        )), lambda: f"{model}#{stage}" if registry.stage_version(model, stage) == version else None)
         payload = {"model": model, "version": version, "stage": stage, "actor": request.author,
                    "pull_request": request.number, "trigger": "promote"}
         dispatch(DEPLOY_EVENT, payload)
@@ -376,10 +387,15 @@ class EventHandler:
         stage = command.stage or settings.rollout.stage
         self._check_stage(command, stage, settings, have)
         registry = self._registry(request.repo, forge, settings)
-        current = registry.stage_version(model, stage)
-        previous = _previous_version(registry.history(model), model, stage, current)
-        if current is None or previous is None:
-            raise RegistryError(f"`{model}` has no earlier version in `{stage}` to roll back to")
+
+        def plan() -> list[str]:
+            current = registry.stage_version(model, stage)
+            previous = _previous_version(registry.history(model), model, stage, current)
+            if current is None or previous is None:
+                raise RegistryError(f"`{model}` has no earlier version in `{stage}` to roll back to")
+            return [current, previous]
+
+        current, previous = journal("plan", plan)
         control = self._control() if stage == settings.rollout.stage else None
         environment = settings.rollout.environment
         if control is not None:
@@ -387,7 +403,7 @@ class EventHandler:
         journal("assign", lambda: _event_text(registry.assign(
             model, stage, version=previous, actor=request.author, actor_permission=have,
             trailers={"Pull-Request": f"#{request.number}", "Rollback-Of": current}, push=True, force=True,
-        )))
+        )), lambda: f"{model}#{stage}" if registry.stage_version(model, stage) == previous else None)
         payload = {"model": model, "version": previous, "stage": stage, "actor": request.author,
                    "pull_request": request.number, "trigger": "rollback"}
         dispatch(DEPLOY_EVENT, payload)
@@ -400,6 +416,25 @@ class _Refused(Exception):
 
 
 # ------------------------------------------------------------------------------------- helpers
+def _reaction_probe(forge: Forge, comment_id: int, content: Reaction) -> Callable[[], bool | None] | None:
+    """Whether a reaction is already there, when the forge can list them (the local forge). GitHub
+    answers a repeated reaction with the existing one, so repeating it there is harmless."""
+    listing = getattr(forge, "reactions", None)
+    if not callable(listing):
+        return None
+    return lambda: True if content in listing(comment_id) else None
+
+
+def _dispatch_probe(forge: Forge, delivery: str | None) -> Callable[[], bool | None] | None:
+    """Whether this delivery's dispatch was sent, when the forge can list dispatches (the local
+    forge). GitHub cannot list them: there the `delivery` key lets the workflow drop a repeat."""
+    listing = getattr(forge, "dispatches", None)
+    if delivery is None or not callable(listing):
+        return None
+    return lambda: True if any(d.get("client_payload", {}).get("delivery") == delivery
+                               for d in listing()) else None
+
+
 def _keyed(payload: dict[str, Any], delivery: str | None) -> dict[str, Any]:
     return {**payload, "delivery": delivery} if delivery else payload
 

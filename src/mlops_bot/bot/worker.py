@@ -72,7 +72,7 @@ class Worker:
     def drain(self) -> int:
         """Process jobs until none is pending (in this thread); returns how many were taken."""
         count = 0
-        while (job := self.queue.claim(self.clock())) is not None:
+        while not self._stop.is_set() and (job := self.queue.claim(self.clock())) is not None:
             self.process(job)
             count += 1
         return count
