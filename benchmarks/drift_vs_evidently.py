@@ -161,14 +161,19 @@ def report(result: dict) -> None:
 
 
 def scaling(workers: int, plot: Path) -> None:
-    """Our drift time over rows (25 columns) and over columns (250,000 rows), and a plot."""
+    """Our drift time (best of two) over rows (25 columns) and over columns (250,000 rows), and a plot."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    by_rows = [benchmark(r, 20, 5, workers, False) for r in (125_000, 250_000, 500_000, 1_000_000)]
-    by_cols = [benchmark(250_000, c - c // 5, c // 5, workers, False) for c in (5, 10, 25, 50)]
+    def best_of_two(rows: int, numeric: int, categorical: int) -> dict:
+        # the machine is shared: the faster of two runs is the less disturbed one
+        runs = [benchmark(rows, numeric, categorical, workers, False) for _ in range(2)]
+        return min(runs, key=lambda r: r["ours_s"])
+
+    by_rows = [best_of_two(r, 20, 5) for r in (125_000, 250_000, 500_000, 1_000_000)]
+    by_cols = [best_of_two(250_000, c - c // 5, c // 5) for c in (5, 10, 25, 50)]
     print("rows       columns  drift s   s per million cells")
     for r in by_rows + by_cols:
         cells = r["rows"] * r["columns"] / 1e6
@@ -180,7 +185,7 @@ def scaling(workers: int, plot: Path) -> None:
     ):
         x = np.array([r[key] for r in series], dtype=float)
         y = np.array([r["ours_s"] for r in series])
-        ax.plot(x, y, "o-", label="compute_drift")
+        ax.plot(x, y, "o-", label="compute_drift_files (parquet in, incl. reading)")
         ax.plot(x, y[-1] * x / x[-1], "--", color="grey", label="linear through last point")
         ax.set_xlabel(label)
         ax.set_ylabel("seconds")
