@@ -21,6 +21,7 @@ CHAPTERS: tuple[str, ...] = (
     "project",
     "pull_request",
     "registry",
+    "promote",
     "rollout",
     "monitor",  # keep last: it follows the rollout
 )
