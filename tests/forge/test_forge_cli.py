@@ -72,6 +72,17 @@ def test_dispatch_and_errors(gh: Emulator, tmp_path: Path, capsys: pytest.Captur
     assert "pull-requests: read" in lines[-1]
 
 
+def test_comment_refuses_a_pr_whose_head_is_another_commit(gh: Emulator, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """The PR number may come from a fork's artifact: a report built from another commit is refused."""
+    report = _report(tmp_path / "r", "pass", "ok")
+    assert main(["comment", "--report-dir", str(report), "--pr", "12", "--head-sha", "d" * 40]) == 2
+    assert "refusing to post" in capsys.readouterr().err
+    assert gh.state["comments"] == [] and gh.state["check_runs"] == []
+    assert main(["comment", "--report-dir", str(report), "--pr", "12", "--head-sha", SHA]) == 0
+    assert len(gh.state["comments"]) == 1
+
+
 def test_pure_report_helpers() -> None:
     fields = check_from_report({"model": "m", "verdict": "pass", "gates": []})
     assert (fields.conclusion, fields.title, fields.annotations) == ("success", "m: validation passed", [])

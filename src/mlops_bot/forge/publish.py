@@ -128,13 +128,21 @@ def publish_report(
             report = json.loads(json_path.read_text(encoding="utf-8"))
         except ValueError as error:
             raise ForgeError(f"{json_path}: not valid JSON ({error})") from error
+    pull = forge.get_pull_request(pr)
+    if head_sha and pull.head_sha and pull.head_sha != head_sha:
+        # The PR number may come from an untrusted artifact (a fork's workflow_run): only post on the
+        # PR whose head is the commit the report was built from.
+        raise ForgeError(
+            f"pull request #{pr} is at {pull.head_sha[:12]}, not {head_sha[:12]}: refusing to post a "
+            "report built from another commit (a stale run, or a PR number that does not belong to it)"
+        )
     model = str(report.get("model") or "model")
     marker, body = comment_body(markdown_path.read_text(encoding="utf-8"), workflow, model)
     comment = forge.upsert_sticky_comment(pr, marker, body)
     run = None
     if report:
         fields = check_from_report(report)
-        sha = head_sha or forge.get_pull_request(pr).head_sha
+        sha = head_sha or pull.head_sha
         if not sha:
             raise ForgeError(f"pull request #{pr} has no head sha: pass --head-sha")
         run = forge.create_check_run(
