@@ -129,6 +129,10 @@ def test_bootstrap_intervals_are_seeded_and_shrink_with_more_data() -> None:
     assert width(large) < width(small) / 3
     lo, hi = small.intervals["equalized_odds_ratio"]
     assert 0 <= lo <= hi <= 1
+    # bias-corrected: the max - min estimate sits inside its interval, not below it
+    for report in (small, large):
+        lo, hi = report.intervals[name]
+        assert lo <= report.disparities[name] <= hi
 
 
 def test_non_binary_labels_are_refused() -> None:

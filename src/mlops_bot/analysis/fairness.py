@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
+from scipy import stats
 
 from mlops_bot.config import FairnessSection
 from mlops_bot.errors import DataError
@@ -77,9 +78,7 @@ def _finite(value: float) -> float | None:
 
 
 # ------------------------------------------------------------------------------------ groups
-def group_codes(
-    sensitive: pd.DataFrame, missing: str = "error"
-) -> tuple[np.ndarray, list[str]]:
+def group_codes(sensitive: pd.DataFrame, missing: str = "error") -> tuple[np.ndarray, list[str]]:
     """One integer code per row for the intersectional group, and the group keys ("a|b") in
     lexicographic order of the values (the order fairlearn's by_group uses)."""
     codes = np.zeros(len(sensitive), dtype=np.int64)
@@ -219,7 +218,9 @@ def compute_fairness(
     samples = 0
     if settings.bootstrap and n_groups > 1:
         samples = settings.bootstrap_samples
-        intervals = bootstrap_intervals(cells, samples, settings.confidence, np.random.default_rng(seed))
+        intervals = bootstrap_intervals(
+            cells, samples, settings.confidence, np.random.default_rng(seed), disparities
+        )
     ratio = disparities["demographic_parity_ratio"]
     return FairnessReport(
         sensitive=[str(c) for c in frame.columns],
@@ -237,21 +238,38 @@ def compute_fairness(
 
 
 def bootstrap_intervals(
-    cells: np.ndarray, samples: int, confidence: float, rng: np.random.Generator
+    cells: np.ndarray,
+    samples: int,
+    confidence: float,
+    rng: np.random.Generator,
+    point: dict[str, float] | None = None,
 ) -> dict[str, tuple[float, float]]:
-    """Percentile intervals of each disparity over `samples` row-resamples of the whole table
-    (groups keep their natural sizes in expectation, as when resampling rows)."""
+    """Bias-corrected (BC) percentile intervals of each disparity over `samples` row-resamples.
+
+    A max - min over groups is biased upwards under resampling (noise only ever widens the gap),
+    so plain percentiles can sit entirely above the estimate when groups are equal. BC shifts the
+    percentiles by z0 = Phi^-1(share of replicates below the estimate), Efron's correction."""
     flat = cells.reshape(-1).astype(np.float64)
     n = int(flat.sum())
     draws = rng.multinomial(n, flat / n, size=samples).reshape(samples, *cells.shape)
     values = disparities_from_cells(draws)
+    if point is None:
+        point = {k: float(v) for k, v in disparities_from_cells(cells).items()}
     alpha = (1 - confidence) / 2
+    z_lo, z_hi = stats.norm.ppf(alpha), stats.norm.ppf(1 - alpha)
     out: dict[str, tuple[float, float]] = {}
     for name, series in values.items():
         finite = series[np.isfinite(series)]
-        if finite.size == 0:
+        estimate = point.get(name, float("nan"))
+        if finite.size == 0 or math.isnan(estimate):
             out[name] = (float("nan"), float("nan"))
-        else:
-            lo, hi = np.quantile(finite, [alpha, 1 - alpha])
-            out[name] = (float(lo), float(hi))
+            continue
+        below = (
+            np.count_nonzero(finite < estimate) + 0.5 * np.count_nonzero(finite == estimate)
+        ) / finite.size
+        below = min(max(below, 1 / (finite.size + 1)), finite.size / (finite.size + 1))
+        z0 = stats.norm.ppf(below)
+        q_lo, q_hi = stats.norm.cdf(2 * z0 + z_lo), stats.norm.cdf(2 * z0 + z_hi)
+        lo, hi = np.quantile(finite, [q_lo, q_hi])
+        out[name] = (float(lo), float(hi))
     return out

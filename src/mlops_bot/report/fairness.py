@@ -49,7 +49,9 @@ def render_fairness(report: FairnessReport, title: str = "Fairness") -> str:
         ci_text = f"[{_num(ci[0])}, {_num(ci[1])}]" if ci else "-"
         lines.append(f"| {name.replace('_', ' ')} | {_num(value)} | {ci_text} |")
     if report.bootstrap_samples:
-        lines.append(f"\nIntervals: percentile bootstrap over {report.bootstrap_samples} row resamples.")
+        lines.append(
+            f"\nIntervals: bias-corrected percentile bootstrap over {report.bootstrap_samples} row resamples."
+        )
     if report.four_fifths_passed is not None:
         verdict = "met" if report.four_fifths_passed else "**not met**"
         lines.append(
