@@ -14,6 +14,10 @@ from mlops_bot.bot.queue import DeliveryQueue
 from mlops_bot.config import BotSection
 
 
+class Killed(BaseException):
+    """Stands for the process dying mid-job (not an error the handler could catch)."""
+
+
 def origin_tags(world: World) -> list[str]:
     return sorted(git(world.origin, "tag", "--list").split())
 
@@ -225,7 +229,7 @@ def test_a_resumed_job_does_not_repeat_side_effects(world: World) -> None:
     def flaky_control(*_args: Any) -> None:
         if crashes["left"]:
             crashes["left"] -= 1
-            raise RuntimeError("process killed")
+            raise Killed("process killed")
 
     for stage in ("staging", "production"):
         for version in ("v1.0.0", "v1.1.0"):
@@ -237,7 +241,7 @@ def test_a_resumed_job_does_not_repeat_side_effects(world: World) -> None:
         return queue.step(7, step, action, verify)
 
     tags_before = len(origin_tags(world))
-    with pytest.raises(RuntimeError):
+    with pytest.raises(Killed):
         handler.handle("issue_comment", payload, journal, "delivery-7")
     outcome = handler.handle("issue_comment", payload, journal, "delivery-7")
     assert outcome.status == "done"
@@ -261,10 +265,10 @@ def test_a_reply_posted_just_before_a_crash_is_found_not_repeated(world: World) 
             crashed["done"] = True
             queue._record(8, step, None, "started")
             action()  # the comment is posted...
-            raise RuntimeError("...and the process dies before recording it")
+            raise Killed("...and the process dies before recording it")
         return real_step(8, step, action, verify)
 
-    with pytest.raises(RuntimeError):
+    with pytest.raises(Killed):
         handler.handle("issue_comment", payload, journal, "delivery-8")
     assert handler.handle("issue_comment", payload, journal, "delivery-8").status == "done"
     assert len([b for b in replies(world) if "delivery=delivery-8" in b]) == 1
@@ -331,13 +335,24 @@ def test_a_resumed_rollback_keeps_its_plan(world: World) -> None:
     def journal(step: str, action: Any, verify: Any = None) -> Any:
         if step == "dispatch" and not crashed["done"]:
             crashed["done"] = True
-            raise RuntimeError("killed before dispatching")
+            raise Killed("killed before dispatching")
         return queue.step(9, step, action, verify)
 
-    with pytest.raises(RuntimeError):
+    with pytest.raises(Killed):
         handler.handle("issue_comment", payload, journal, "delivery-9")
     outcome = handler.handle("issue_comment", payload, journal, "delivery-9")
     assert outcome.status == "done" and "back from v1.1.0 to v1.0.0" in (outcome.reply or "")
     assert stage_of(world, "production") == "v1.0.0"
     sent = [d["client_payload"] for d in world.forge.dispatches() if d["client_payload"].get("delivery")]
     assert [(p["version"], p["trigger"]) for p in sent] == [("v1.0.0", "rollback")]
+
+
+def test_a_bug_in_a_command_is_reported_not_retried(world: World) -> None:
+    def broken(*_args: Any) -> None:
+        raise ZeroDivisionError("bug")
+
+    base = world.handler()
+    handler = EventHandler(base.forge_for, base.settings_for, base.registry_for, broken)
+    status, reactions, reply = run(world, "/abort", handler=handler)
+    assert (status, reactions) == ("failed", ["eyes", "confused"])
+    assert "internal error" in reply and "ZeroDivisionError" not in reply

@@ -96,3 +96,36 @@ def test_journal_verifies_a_step_interrupted_between_effect_and_record(tmp_path:
     assert queue.step(3, "reply", lambda: 99, verify=lambda: None) == 41  # now recorded as done
     queue._record(4, "reply", None, "started")
     assert queue.step(4, "reply", lambda: 99, verify=lambda: None) == 99  # it had not: do it
+
+
+def test_worker_retries_a_job_after_a_forge_outage_with_backoff(tmp_path: Path) -> None:
+    import json
+
+    from mlops_bot.bot.handlers import EventHandler
+    from mlops_bot.bot.worker import Worker
+    from mlops_bot.errors import ForgeError
+    from mlops_bot.forge.local import LocalForge
+
+    forge = LocalForge(tmp_path / "forge", repo="acme/churn")
+    outage = {"left": 1}
+
+    def forge_for(repo: str, installation: int | None) -> LocalForge:
+        if outage["left"]:
+            outage["left"] -= 1
+            raise ForgeError("GitHub answered 503 five times")
+        return forge
+
+    now = {"t": 1000.0}
+    queue = DeliveryQueue(tmp_path / "q.sqlite3", retry_seconds=30.0)
+    worker = Worker(queue, EventHandler(forge_for), clock=lambda: now["t"])
+    payload = {"action": "opened", "number": 3, "repository": {"full_name": "acme/churn"},
+               "pull_request": {"head": {"sha": "abc", "ref": "f"}, "base": {"ref": "main"}}}
+    queue.enqueue("d-1", "pull_request", json.dumps(payload).encode(), now["t"])
+    assert worker.drain() == 1
+    assert queue.jobs()[0]["status"] == "pending" and "503" in queue.jobs()[0]["error"]
+    now["t"] += 29
+    assert worker.drain() == 0  # still backing off
+    now["t"] += 1
+    assert worker.drain() == 1
+    assert queue.jobs()[0]["status"] == "done"
+    assert [d["client_payload"]["delivery"] for d in forge.dispatches()] == ["d-1"]

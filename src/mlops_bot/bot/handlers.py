@@ -276,12 +276,13 @@ class EventHandler:
             react("confused")
             reply(text)
             return Outcome("failed", str(error), text)
-        except Exception:
+        except Exception as error:  # a bug: retrying the job would not help, so report and stop
             log.exception("command /%s on %s#%s crashed", command.name, request.repo, request.number)
+            text = (f"@{request.author} `/{command.name}` failed with an internal error; "
+                    "the bot's log has the details.")
             react("confused")
-            reply(f"@{request.author} `/{command.name}` failed with an internal error; "
-                  "the bot's log has the details.")
-            raise
+            reply(text)
+            return Outcome("failed", f"internal error: {type(error).__name__}", text)
         text = f"@{request.author} {text}"
         react("rocket")
         reply(text)
