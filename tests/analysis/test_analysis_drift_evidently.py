@@ -33,6 +33,7 @@ def _small(rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame]:
             "flag": rng.integers(0, 2, n_ref),  # int binary -> categorical, Z-test
             "constant": np.full(n_ref, 3.0),  # constant on both sides -> Z-test, p = 1
             "shifted_cat": rng.choice(["x", "y"], n_ref),
+            "is_member": rng.random(n_ref) < 0.3,  # bool -> categorical, Z-test
         }
     )
     cur = pd.DataFrame(
@@ -44,6 +45,7 @@ def _small(rng: np.random.Generator) -> tuple[pd.DataFrame, pd.DataFrame]:
             "flag": rng.integers(0, 2, n_cur),
             "constant": np.full(n_cur, 3.0),
             "shifted_cat": rng.choice(["x", "y"], n_cur, p=[0.8, 0.2]),
+            "is_member": rng.random(n_cur) < 0.4,
         }
     )
     # NaN and infinities are dropped per column before anything else
@@ -67,6 +69,7 @@ def _large(
             "cat": rng.choice(list("abcdef"), n_ref),
             "cat_new": rng.choice(["p", "q"], n_ref),
             "code": rng.integers(0, 8, n_ref),  # int, 8 values -> categorical
+            "tier": pd.Categorical(rng.choice(["gold", "silver", "bronze"], n_ref)),
         }
     )
     cur = pd.DataFrame(
@@ -80,6 +83,7 @@ def _large(
             "cat": rng.choice(list("abcdef"), n_cur, p=[0.3, 0.3, 0.1, 0.1, 0.1, 0.1]),
             "cat_new": rng.choice(["p", "q", "r"], n_cur),
             "code": rng.integers(0, 8, n_cur),
+            "tier": pd.Categorical(rng.choice(["gold", "silver", "bronze"], n_cur, p=[0.2, 0.3, 0.5])),
         }
     )
     ref.loc[rng.choice(n_ref, 100, replace=False), "x0"] = np.nan
@@ -87,7 +91,14 @@ def _large(
     return ref, cur
 
 
-OVERRIDES = {"x0": "psi", "x1": "jensenshannon", "x2": "ks", "cat": "psi"}
+OVERRIDES = {
+    "x0": "psi",  # Sturges bins over reference + current
+    "x1": "jensenshannon",  # binned JS on a continuous column
+    "x2": "ks",  # K-S with large n
+    "cat": "psi",  # per-value shares
+    "few": "psi",  # a value new in current: zero share filled
+    "zero_std": "ks",  # constant on both sides
+}
 
 
 @pytest.fixture(scope="module")

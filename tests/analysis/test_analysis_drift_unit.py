@@ -252,3 +252,10 @@ def test_column_batched_parquet_path_equals_in_memory(tmp_path: Path) -> None:
     assert from_profile.to_json_dict() == compute_drift(profile, cur, settings).to_json_dict()
     with pytest.raises(DataError, match="does not exist"):
         compute_drift_files(tmp_path / "missing.parquet", tmp_path / "cur.parquet")
+
+
+def test_numerical_method_on_categorical_column_is_a_clear_error() -> None:
+    ref, cur = _frames()
+    settings = DriftSection(columns={"cat": ColumnDriftOverride(method="wasserstein")})
+    with pytest.raises(DataError, match=r"'cat'.*'wasserstein' needs numerical values"):
+        compute_drift(ref, cur, settings, workers=1)
