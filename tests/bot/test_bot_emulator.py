@@ -175,3 +175,30 @@ def test_app_installation_per_repository_through_the_server(tmp_path: Path) -> N
         assert {t["installation_id"] for t in state_now["installation_tokens"].values()} == {100, 101}
         for comment_id in sent:
             assert reactions(gh, comment_id) == ["eyes", "rocket"]
+
+
+def test_rollout_control_through_github_deployments(world: World, gh: Emulator) -> None:
+    """/promote at a manual hold and /abort signal the rollout with marker statuses on its GitHub
+    deployment (the real deploy control), /rollback re-assigns the previous version."""
+    from mlops_bot.deploy.control import request_action
+
+    handler, forge = github_handler(world, gh)
+    handler = EventHandler(handler.forge_for, handler.settings_for, handler.registry_for, request_action)
+    for version in ("v1.0.0", "v1.1.0"):
+        for stage in ("staging", "production"):
+            comment = command(gh, f"/promote {stage} version={version}", "alice")
+            outcome = handler.handle("issue_comment", comment)
+            assert outcome.status == "done", outcome.reply
+    deployment = forge.create_deployment("churn@v1.1.0", "production",
+                                         payload={"model": "churn", "version": "v1.1.0"})
+    forge.create_deployment_status(deployment.id, "in_progress", description="step 1: waiting for /promote")
+    assert handler.handle("issue_comment", command(gh, "/promote production version=v1.1.0", "alice")
+                          ).status == "done"
+    assert handler.handle("issue_comment", command(gh, "/abort", "bob")).status == "done"
+    refused = command(gh, "/abort", "carol")
+    assert handler.handle("issue_comment", refused).status == "refused"
+    descriptions = [s.description for s in forge.list_deployment_statuses(deployment.id)]
+    assert descriptions[:2] == ["mlops-bot:abort by @bob", "mlops-bot:promote by @alice"]
+    outcome = handler.handle("issue_comment", command(gh, "/rollback", "alice"))
+    assert outcome.status == "done" and "back from v1.1.0 to v1.0.0" in (outcome.reply or "")
+    assert world.registry().stage_version("churn", "production") == "v1.0.0"
