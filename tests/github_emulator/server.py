@@ -273,6 +273,16 @@ class Emulator:
             self._save()
             return pull
 
+    def push_pull(self, full_name: str, number: int, head_sha: str) -> dict[str, Any]:
+        """New commits on the PR's branch (GitHub's `synchronize`): the head moves, the number stays."""
+        with self.lock:
+            for pull in self.state["pulls"]:
+                if pull["_repo"] == full_name and pull["number"] == number:
+                    pull["head_sha"] = head_sha
+                    self._save()
+                    return pull
+        raise KeyError(f"{full_name}#{number} is not a pull request")
+
     def add_comment(
         self, full_name: str, number: int, body: str, user: str = "octocat", user_type: str = "User"
     ) -> dict[str, Any]:

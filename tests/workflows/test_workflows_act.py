@@ -276,6 +276,7 @@ def test_all_in_one_action_comments_sets_the_check_and_fails_the_job_on_a_failed
     config = example.path / ".github" / "mlops.yml"
     config.write_text(config.read_text().replace("min: 0.6", "min: 0.999"))
     act.git(example.path, "commit", "-q", "-am", "an impossible gate")
+    gh.push_pull(REPO, PR, example.head)  # the PR's head moves, as on GitHub's `synchronize`
     failed = run(example, gh, "pull_request", pull_request_event(example), "mlops-all-in-one.yml", work)
     assert failed.returncode != 0
     assert "outputs verdict=fail conclusion=failure" in failed.output
