@@ -26,6 +26,8 @@ THIRD_PARTY = {
     "actions/setup-python@a26af69be951a213d495a4c3e4e4022e16d87065": STUBS / "setup-python",
     "actions/upload-artifact@ea165f8d65b6e75b540449e92b4886f43607fa02": STUBS / "upload-artifact",
     "actions/download-artifact@d3f86a106a0bac45b974a628896c90dbdf5c8093": STUBS / "download-artifact",
+    "actions/create-github-app-token@df432ceedc7162793a195dd1713ff69aefc7379e":
+        STUBS / "create-github-app-token",
 }
 MODEL = "credit-risk"
 GIT_IDENTITY = {"GIT_AUTHOR_NAME": "Ada", "GIT_AUTHOR_EMAIL": "ada@example.com",
@@ -118,7 +120,8 @@ class ActRun:
 
 def run_act(repo: ExampleRepo, event: str, payload: dict[str, Any], workflow: str, *, work: Path,
             api_url: str, repository: str, token: str = "ghs_test_token",  # noqa: S107 - emulator token
-            env: dict[str, str] | None = None, timeout: float = 240) -> ActRun:
+            env: dict[str, str] | None = None, secrets: dict[str, str] | None = None,
+            timeout: float = 240) -> ActRun:
     """Run one workflow file for one event; `work` holds act's caches and the shared artifact store."""
     work.mkdir(parents=True, exist_ok=True)
     event_file = work / f"event-{event}.json"
@@ -133,6 +136,8 @@ def run_act(repo: ExampleRepo, event: str, payload: dict[str, Any], workflow: st
         "--local-repository", f"{OWN_ACTIONS}={own_actions_copy(work)}",
         "-s", f"GITHUB_TOKEN={token}",
     ]
+    for name, value in (secrets or {}).items():
+        command += ["-s", f"{name}={value}"]
     for ref, folder in THIRD_PARTY.items():
         command += ["--local-repository", f"{ref}={folder}"]
     variables = {

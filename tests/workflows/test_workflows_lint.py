@@ -21,7 +21,7 @@ from workflows import workflow_lint as lint
 ROOT = lint.ROOT
 ACTIONS = lint.action_files()
 TEMPLATES = lint.template_files()
-STEP_ACTIONS = {"setup", "validate", "comment", "promote", "deploy", "drift-check"}
+STEP_ACTIONS = {"setup", "validate", "comment", "promote", "deploy", "drift-check", "retrain"}
 SHA_PIN = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40} # v\d+(\.\d+)*$")
 
 needs_node = pytest.mark.skipif(
@@ -55,7 +55,8 @@ def test_all_actions_and_templates_exist() -> None:
     assert (ROOT / "action.yml").is_file()
     assert {path.parent.name for path in ACTIONS[1:]} == STEP_ACTIONS
     stems = {path.stem for path in TEMPLATES}
-    assert {"mlops-pr", "mlops-pr-comment", "mlops-commands", "mlops-deploy", "mlops-drift"} <= stems
+    assert {"mlops-pr", "mlops-pr-comment", "mlops-commands", "mlops-deploy", "mlops-drift",
+            "mlops-retrain"} <= stems
 
 
 @needs_node
@@ -166,3 +167,29 @@ def test_template_properties_follow_githubs_format(path: Path) -> None:
     for pattern in properties.get("filePatterns", []):
         re.compile(pattern)
     assert (path.parent / f"{properties['iconName']}.svg").is_file()
+
+
+def test_retrain_workflow_listens_for_the_dispatch_and_runs_the_default_branch_only() -> None:
+    """The event the drift check and the bot's /retrain send; write scopes only where the PR is opened;
+    the App key only in the step that mints the token; client_payload never reaches a shell."""
+    from mlops_bot.bot.handlers import RETRAIN_EVENT
+    from mlops_bot.config import MonitorSection
+
+    path = ROOT / "workflows-templates" / "mlops-retrain.yml"
+    retrain = lint.load_yaml(path)
+    assert set(retrain["on"]) == {"repository_dispatch", "workflow_dispatch"}
+    types = retrain["on"]["repository_dispatch"]["types"]
+    assert types == [RETRAIN_EVENT] == [MonitorSection().retrain_event]
+    assert "client_payload.model" in retrain["concurrency"]["group"]
+    assert retrain["concurrency"]["cancel-in-progress"] is False
+    (job,) = retrain["jobs"].values()
+    assert job["permissions"] == {"contents": "write", "pull-requests": "write"}
+    assert "default_branch" in job["if"]
+    for step in job["steps"]:
+        if "actions/checkout" in step.get("uses", ""):
+            assert "ref" not in step.get("with", {}), "check out the default branch the event runs on"
+        uses_secret = "secrets." in json.dumps(step)
+        assert not uses_secret or "create-github-app-token" in step.get("uses", ""), step
+    assert "client_payload" not in json.dumps(job["steps"])
+    uses = [step.get("uses", "") for step in job["steps"]]
+    assert any(ref.startswith("mlops-bot/mlops-bot/actions/retrain@") for ref in uses)
