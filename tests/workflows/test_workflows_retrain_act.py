@@ -127,4 +127,5 @@ def test_retrain_falls_back_to_github_token_without_the_app_secrets(
     assert "app token from" not in result.output  # the App step was skipped
     pulls = [p for p in gh.state["pulls"] if p["_repo"] == REPO]
     assert len(pulls) == 1 and pulls[0]["user"] == "github-actions[bot]"
+    assert "why: /retrain comment" in pulls[0]["body"]  # the bot's payload, read by the CLI from the event
     assert pulls[0]["head_ref"] in origin_branches(example)

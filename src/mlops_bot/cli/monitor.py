@@ -155,7 +155,14 @@ def run_retrain_command(args: argparse.Namespace) -> int:
     config = _config(args.config, args.repo)
     forge = forge_from_env(os.environ)
     payload = _dispatch_payload(args.event)
-    reason = args.reason or "; ".join(str(r) for r in payload.get("reasons") or [])
+    # A dispatch for another model (`/retrain model=NAME`) must not retrain this config's model.
+    wanted = payload.get("model")
+    if wanted and wanted != config.model.name:
+        raise DataError(f"the dispatch asks to retrain model {str(wanted)[:100]!r}, but {args.config} "
+                        f"trains {config.model.name!r}; dispatch with model={config.model.name}")
+    reasons = payload.get("reasons")  # the drift check's list; the bot's /retrain sends one `reason`
+    reasons = reasons if isinstance(reasons, list) else [payload.get("reason") or ""]
+    reason = args.reason or "; ".join(str(r) for r in reasons if r)
     issue = args.issue if args.issue is not None else payload.get("issue")
     now = args.now if args.now is not None else time.time()
     log = None
