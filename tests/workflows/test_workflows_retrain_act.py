@@ -65,7 +65,8 @@ def labeled_prediction_log(directory: Path, rows: int = 150) -> Path:
     log = PredictionLog(directory)
     now = time.time()
     for i, row in enumerate(frame.drop(columns=["default", "applicant_id"]).to_dict("records")):
-        log.record(f"req-{i}", act.MODEL, "v0.1.0", row, 0, timestamp=now - 600 + i)
+        log.record(f"req-{i}", act.MODEL, "v0.1.0", {str(k): v for k, v in row.items()}, 0,
+                   timestamp=now - 600 + i)
     log.close()
     attach_labels(directory, [(f"req-{i}", int(label)) for i, label in enumerate(frame["default"])])
     return directory
