@@ -1,1 +1,1 @@
-"""deploy"""
+"""Serving and rollout: the model server, canary gates, the rollout controller and its targets."""

@@ -1,1 +1,1 @@
-"""pipeline"""
+"""PR validation: train, evaluate on the holdout, compare with the baseline, gate."""

@@ -1,1 +1,1 @@
-"""deploy/targets"""
+"""Where the model server runs: a local process, a Docker container, or KServe on Kubernetes."""
