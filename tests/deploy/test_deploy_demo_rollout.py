@@ -39,14 +39,19 @@ def test_recall_hotfix_loads_through_skops_and_drifts(tmp_path: Path) -> None:
     bad_counts = {str(k): int((bad == k).sum()) for k in (0, 1)}
     good_counts = {str(k): int((truth == k).sum()) for k in (0, 1)}
     drift = prediction_drift(bad_counts, good_counts)
-    assert drift is not None and drift > RolloutGates().max_prediction_drift  # type: ignore[operator]
+    assert drift is not None and drift > demo_gates(RolloutGates()).max_prediction_drift  # type: ignore[operator]
 
 
-def test_demo_gates_relax_latency_only() -> None:
+def test_demo_gates_keep_success_rate_and_loosen_small_sample_gates() -> None:
     configured = RolloutGates()
     relaxed = demo_gates(configured)
     assert relaxed.min_requests == 10 and relaxed.min_success_rate == configured.min_success_rate
-    assert relaxed.max_prediction_drift == configured.max_prediction_drift
+    assert relaxed.max_prediction_drift == 0.4
+    # A healthy canary (20 % positives, like stable) passes at 10 requests unless 7+ are positive...
+    healthy = [prediction_drift({"0": 10 - x, "1": x}, {"0": 800, "1": 200}) for x in range(11)]
+    assert [x for x, d in enumerate(healthy) if d is not None and d > 0.4] == [7, 8, 9, 10]
+    # ...while the hotfix (nearly all positive) fails with 8 or more of 10.
+    assert all(d is not None and d > 0.4 for d in healthy[8:])
     assert relaxed.max_p99_latency_ms is not None and configured.max_p99_latency_ms is not None
     assert relaxed.max_p99_latency_ms >= configured.max_p99_latency_ms
     off = demo_gates(RolloutGates(max_p99_latency_ms=None, max_p99_latency_ratio=None, min_requests=5))

@@ -48,6 +48,7 @@ CATEGORICAL = list(dataset.FEATURES_CATEGORICAL)
 DEMO_MIN_REQUESTS = 10  # per step; the project's default (50) needs more traffic than a demo sends
 DEMO_MAX_P99_MS = 2000.0
 DEMO_MAX_P99_RATIO = 5.0
+DEMO_MAX_DRIFT = 0.4
 ROLLOUT_TIMEOUT = 60.0
 
 
@@ -126,14 +127,18 @@ def gate_figures(decision: GateDecision | None) -> str:
 
 
 def demo_gates(gates: RolloutGates) -> RolloutGates:
-    """The project's gates at demo scale: fewer requests per step, latency gates loose enough that
-    scheduling noise on a shared machine cannot fail a healthy canary; success rate and prediction
-    drift as configured."""
+    """The project's gates at demo scale: fewer requests per step, so the gates that compare small
+    samples are loosened to match. Latency: scheduling noise on a shared machine must not fail a
+    healthy canary. Prediction drift: over 10 requests the Jensen-Shannon distance of a healthy
+    canary exceeds 0.2 about one time in seven (0 of 10 positives against stable's 20 % is 0.33),
+    while the bad canary in this chapter scores ~0.75. Success rate stays as configured."""
     update: dict[str, Any] = {"min_requests": min(gates.min_requests, DEMO_MIN_REQUESTS)}
     if gates.max_p99_latency_ms is not None:
         update["max_p99_latency_ms"] = max(gates.max_p99_latency_ms, DEMO_MAX_P99_MS)
     if gates.max_p99_latency_ratio is not None:
         update["max_p99_latency_ratio"] = max(gates.max_p99_latency_ratio, DEMO_MAX_P99_RATIO)
+    if gates.max_prediction_drift is not None:
+        update["max_prediction_drift"] = max(gates.max_prediction_drift, DEMO_MAX_DRIFT)
     return gates.model_copy(update=update)
 
 
@@ -262,8 +267,8 @@ def run(ctx: DemoContext) -> None:
     ctx.say(f"rollout plan ({config_path.name}): {plan.describe()}; gates: success rate >= "
             f"{gates.min_success_rate}, prediction drift <= {gates.max_prediction_drift}, p99 <= "
             f"{gates.max_p99_latency_ms:g} ms and <= {gates.max_p99_latency_ratio}x stable's, >= "
-            f"{gates.min_requests} requests per step (the demo lowers the count and relaxes the latency "
-            "gates: a p99 over a dozen requests on a busy laptop is noise)")
+            f"{gates.min_requests} requests per step (the demo lowers the count, so the latency and "
+            "drift gates are loosened to match: figures over a dozen requests are noisy)")
 
     state_dir = ctx.workdir / "deploy"
     log_dir = ctx.workdir / "serving-log"
