@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from mlops_bot import __version__
+from mlops_bot.analysis.fairness import DISPARITIES
 from mlops_bot.config import MlopsConfig
 from mlops_bot.dataset import read_table, require_columns, sha256_file
 from mlops_bot.errors import DataError, MlopsError, TrainingError
@@ -276,21 +277,13 @@ def base_fairness(
     return _fairness_metrics(report.to_json_dict())
 
 
-_FAIRNESS_KEYS = (
-    "demographic_parity_difference",
-    "demographic_parity_ratio",
-    "equalized_odds_difference",
-    "equalized_odds_ratio",
-    "equal_opportunity_difference",
-    "equal_opportunity_ratio",
-)
 
 
 def _fairness_metrics(data: Mapping[str, Any]) -> dict[str, float]:
     """Find the disparity numbers in the fairness JSON (top level or under 'metrics')."""
     out: dict[str, float] = {}
     pools = [data, *(v for v in data.values() if isinstance(v, Mapping))]
-    for key in _FAIRNESS_KEYS:
+    for key in DISPARITIES:
         for pool in pools:
             value = pool.get(key)
             if isinstance(value, Mapping):
