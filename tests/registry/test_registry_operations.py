@@ -195,6 +195,35 @@ def test_artifacts_upload_download_and_tamper(repo: Path, tmp_path: Path) -> Non
         reg.download("m", "staging", tmp_path / "out4")
 
 
+def test_download_refuses_files_the_tag_does_not_record(repo: Path, tmp_path: Path) -> None:
+    import hashlib
+
+    forge = LocalForge(tmp_path / "forge")
+    reg = Registry(repo, forge=forge)
+    src = tmp_path / "src"
+    src.mkdir()
+    reg.register("m", artifacts=_artifacts(src), push=True)
+    release = forge.get_release("m@v0.0.1")
+    assert release is not None
+    extra = tmp_path / "extra.pkl"
+    extra.write_bytes(b"not-registered")
+    forge.upload_release_asset(release.id, extra, name="extra.pkl")
+    stored = tmp_path / "forge" / "releases" / str(release.id) / "SHA256SUMS"
+    stored.write_text(stored.read_text() + f"{hashlib.sha256(b'not-registered').hexdigest()}  extra.pkl\n")
+    with pytest.raises(IntegrityError, match=r"lists extra\.pkl, which the registry tag does not record"):
+        reg.download("m", "v0.0.1", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("name", ["../model.skops", "sub/model.skops", "..", "a\\b"])
+def test_sha256sums_names_must_be_plain_file_names(name: str) -> None:
+    from mlops_bot.registry.artifacts import parse_sha256sums
+
+    with pytest.raises(IntegrityError, match="not a plain file name"):
+        parse_sha256sums(f"{'0' * 64}  {name}\n")
+    assert parse_sha256sums(f"{'0' * 64}  model.skops\n") == {"model.skops": "0" * 64}
+
+
 def _assign_in(path: Path, stage: str, results: list[object], barrier: threading.Barrier) -> None:
     reg = Registry(path)
     barrier.wait()

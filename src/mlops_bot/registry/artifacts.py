@@ -44,13 +44,20 @@ def parse_sha256sums(text: str) -> dict[str, str]:
             digest, sep, name = line.partition(" *")  # binary-mode marker
         if not sep or len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest.lower()):
             raise IntegrityError(f"{SUMS_NAME} line {number} is not '<sha256>  <file>': {line!r}")
+        if not _is_plain_name(name):
+            # The names become paths under the download directory: no separators, no `..`.
+            raise IntegrityError(f"{SUMS_NAME} line {number} names {name!r}, not a plain file name")
         found[name] = digest.lower()
     return found
 
 
+def _is_plain_name(name: str) -> bool:
+    return not any(sep in name for sep in ("/", "\\", "\0")) and name not in ("", ".", "..")
+
+
 def checksums(files: Mapping[str, Path]) -> dict[str, str]:
     for name, path in files.items():
-        if "/" in name or name in ("", ".", "..", SUMS_NAME):
+        if not _is_plain_name(name) or name == SUMS_NAME:
             raise RegistryError(f"invalid artifact name {name!r}")
         if not Path(path).is_file():
             raise RegistryError(f"artifact {name}: file {path} does not exist")
@@ -97,6 +104,12 @@ def download_release(forge: Forge, tag: str, dest: Path, expected: Mapping[str, 
                         f"{tag}: {SUMS_NAME} disagrees with the registry tag for {name}; "
                         "the release was modified after registration"
                     )
+            extra = sorted(set(listed) - set(expected))
+            if extra:
+                raise IntegrityError(
+                    f"{tag}: {SUMS_NAME} lists {', '.join(extra)}, which the registry tag does not "
+                    "record; the release was modified after registration"
+                )
         for name, digest in sorted(listed.items()):
             if name not in names:
                 raise IntegrityError(f"release {tag} lacks {name}, listed in {SUMS_NAME}")
