@@ -21,7 +21,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, cast
 
 import numpy as np
 import pandas as pd
@@ -296,18 +296,19 @@ class RoutingRequest(BaseModel):
     shadow: bool = False
 
 
-class PredictionSink:
-    """What the server needs from a prediction log (monitor.log.PredictionLog fits)."""
+class PredictionSink(Protocol):
+    """What the server needs from a prediction log (monitor.log.PredictionLog fits), so the
+    server does not import the monitoring package just to type its argument."""
 
     def record(self, request_id: str, model: str, version: str, features: dict[str, Any],
-               prediction: Any, timestamp: float | None = None) -> bool:  # pragma: no cover - protocol
-        raise NotImplementedError
+               prediction: Any, timestamp: float | None = None) -> bool: ...
 
 
 class ModelRouter:
     """Serving state shared by all requests: loaded versions, routing, metrics."""
 
-    def __init__(self, name: str, *, prediction_log: Any | None = None, seed: int | None = None) -> None:
+    def __init__(self, name: str, *, prediction_log: PredictionSink | None = None,
+                 seed: int | None = None) -> None:
         self.name = name
         self.routing = Routing(stable=None)
         self.prediction_log = prediction_log
@@ -413,7 +414,8 @@ class ModelRouter:
     def log(self, request_id: str, model: LoadedModel, frame: pd.DataFrame, predictions: list[Any]) -> None:
         if self.prediction_log is None:
             return
-        for index, (row, prediction) in enumerate(zip(frame.to_dict("records"), predictions, strict=True)):
+        rows = cast(list[dict[str, Any]], frame.to_dict("records"))  # columns are the request's str names
+        for index, (row, prediction) in enumerate(zip(rows, predictions, strict=True)):
             rid = request_id if len(predictions) == 1 else f"{request_id}-{index}"
             self.prediction_log.record(rid, self.name, model.version, row, prediction)
 
