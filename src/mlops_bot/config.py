@@ -183,6 +183,7 @@ class FairnessSection(_Strict):
     enabled: bool = True
     min_group_size: int = Field(default=30, ge=1)
     missing: Literal["error", "group"] = "error"
+    method: Literal["between_groups", "to_overall"] = "between_groups"
     bootstrap: bool = True
     bootstrap_samples: int = Field(default=1000, ge=100, le=100_000)
     confidence: float = Field(default=0.95, gt=0.5, lt=1.0)

@@ -8,7 +8,7 @@ multinomial draw over its cells, so B replicates are one (B x cells) array."""
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -18,6 +18,8 @@ from scipy import stats
 from mlops_bot.config import FairnessSection
 from mlops_bot.errors import DataError
 
+Method = Literal["between_groups", "to_overall"]
+METHODS: tuple[str, ...] = get_args(Method)
 FOUR_FIFTHS_LABEL = "four-fifths heuristic (US employment law), not a legal test"
 MISSING_GROUP = "missing"
 DISPARITIES = (
@@ -43,6 +45,7 @@ class FairnessReport(BaseModel):
 
     sensitive: list[str]
     pos_label: Any
+    method: Method = "between_groups"
     overall: GroupMetrics
     by_group: dict[str, GroupMetrics]
     disparities: dict[str, float]
@@ -57,6 +60,7 @@ class FairnessReport(BaseModel):
         """The `mlops-bot fairness` JSON: disparities at the top level as plain numbers."""
         data: dict[str, Any] = {
             "sensitive": list(self.sensitive),
+            "method": self.method,
             "overall": self.overall.model_dump(),
             "by_group": {k: v.model_dump() for k, v in self.by_group.items()},
         }
@@ -120,11 +124,24 @@ def _rates(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _between(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """difference (max - min) and ratio (min / max) over the last axis, NaN-skipping like pandas."""
+    """difference (max - min) and ratio (min / max) over the last axis, NaN-skipping like pandas
+    (fmax/fmin skip NaN and give NaN, without a warning, when every group is NaN)."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        high = np.nanmax(values, axis=-1)
-        low = np.nanmin(values, axis=-1)
+        high = np.fmax.reduce(values, axis=-1)
+        low = np.fmin.reduce(values, axis=-1)
         return high - low, low / high
+
+
+def _to_overall(values: np.ndarray, overall: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """fairlearn's method="to_overall": difference = max over groups of |m_g - overall|; ratio =
+    min over groups of m_g / overall, each ratio above 1 inverted (so 0/0 is NaN and skipped,
+    x/0 is inf and becomes 0, as pandas does in MetricFrame.ratio)."""
+    reference = np.asarray(overall)[..., np.newaxis]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        difference = np.fmax.reduce(np.abs(values - reference), axis=-1)
+        ratios = values / reference
+        ratios = np.where(ratios > 1, 1 / ratios, ratios)
+        return difference, np.fmin.reduce(ratios, axis=-1)
 
 
 def _builtin_max(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -139,12 +156,26 @@ def _builtin_min(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.where(b < a, b, a)
 
 
-def disparities_from_cells(cells: np.ndarray) -> dict[str, np.ndarray]:
-    """The named disparities from (..., groups, 4) counts; vectorised over leading axes."""
+def disparities_from_cells(cells: np.ndarray, method: str = "between_groups") -> dict[str, np.ndarray]:
+    """The named disparities from (..., groups, 4) counts; vectorised over leading axes.
+
+    A group with no rows (possible only in a bootstrap replicate) is left out, as fairlearn only
+    sees the groups present: its rates are NaN, which the reductions skip."""
     selection, tpr, fpr = _rates(cells)
-    dp_diff, dp_ratio = _between(selection)
-    tpr_diff, tpr_ratio = _between(tpr)
-    fpr_diff, fpr_ratio = _between(fpr)
+    empty = cells.sum(axis=-1) == 0
+    tpr = np.where(empty, np.nan, tpr)
+    fpr = np.where(empty, np.nan, fpr)
+    if method == "between_groups":
+        dp_diff, dp_ratio = _between(selection)
+        tpr_diff, tpr_ratio = _between(tpr)
+        fpr_diff, fpr_ratio = _between(fpr)
+    elif method == "to_overall":
+        o_sel, o_tpr, o_fpr = _rates(cells.sum(axis=-2))
+        dp_diff, dp_ratio = _to_overall(selection, o_sel)
+        tpr_diff, tpr_ratio = _to_overall(tpr, o_tpr)
+        fpr_diff, fpr_ratio = _to_overall(fpr, o_fpr)
+    else:
+        raise DataError(f"fairness method must be one of {', '.join(METHODS)}, not {method!r}")
     return {
         "demographic_parity_difference": dp_diff,
         "demographic_parity_ratio": dp_ratio,
@@ -164,10 +195,15 @@ def compute_fairness(
     pos_label: Any = 1,
     settings: FairnessSection | None = None,
     seed: int = 0,
+    method: Method | None = None,
 ) -> FairnessReport:
     """Per-group accuracy, selection rate, TPR, FPR and counts over the intersection of the
-    sensitive columns, the fairlearn disparities between groups, and bootstrap intervals."""
+    sensitive columns, the fairlearn disparities (`method`, default `settings.method`: between
+    groups or each group to overall), and bootstrap intervals."""
     settings = settings or FairnessSection()
+    method = method or settings.method
+    if method not in METHODS:
+        raise DataError(f"fairness method must be one of {', '.join(METHODS)}, not {method!r}")
     frame = sensitive.to_frame() if isinstance(sensitive, pd.Series) else sensitive
     yt = np.asarray(y_true)
     yp = np.asarray(y_pred)
@@ -179,12 +215,7 @@ def compute_fairness(
         raise DataError("fairness: no rows")
     if frame.shape[1] == 0:
         raise DataError("fairness: no sensitive column given")
-    labels = pd.unique(np.concatenate([pd.unique(yt), pd.unique(yp)]))
-    if len(labels) > 2:
-        raise DataError(
-            f"fairness needs binary labels; y_true and y_pred hold {len(labels)} distinct values "
-            f"({', '.join(map(str, labels[:5]))}...)"
-        )
+    _require_binary(yt, yp, pos_label)
     codes, keys = group_codes(frame, settings.missing)
     true_pos = yt == pos_label
     pred_pos = yp == pos_label
@@ -213,18 +244,19 @@ def compute_fairness(
         fpr=float(o_fpr),
         count=len(yt),
     )
-    disparities = {k: float(v) for k, v in disparities_from_cells(cells).items()}
+    disparities = {k: float(v) for k, v in disparities_from_cells(cells, method).items()}
     intervals: dict[str, tuple[float, float]] = {}
     samples = 0
     if settings.bootstrap and n_groups > 1:
         samples = settings.bootstrap_samples
         intervals = bootstrap_intervals(
-            cells, samples, settings.confidence, np.random.default_rng(seed), disparities
+            cells, samples, settings.confidence, np.random.default_rng(seed), disparities, method
         )
     ratio = disparities["demographic_parity_ratio"]
     return FairnessReport(
         sensitive=[str(c) for c in frame.columns],
         pos_label=pos_label.item() if isinstance(pos_label, np.generic) else pos_label,
+        method=method,
         overall=overall,
         by_group=by_group,
         disparities=disparities,
@@ -237,24 +269,54 @@ def compute_fairness(
     )
 
 
+def _require_binary(y_true: np.ndarray, y_pred: np.ndarray, pos_label: Any) -> None:
+    """Refuse what fairlearn would not compute consistently: more than two labels (its
+    selection_rate quietly scores multiclass predictions one-vs-rest while TPR/FPR raise), or two
+    labels neither of which is pos_label (selection_rate quietly gives 0 for every group)."""
+    labels = pd.unique(np.concatenate([pd.unique(y_true), pd.unique(y_pred)]))
+    shown = ", ".join(repr(v.item() if isinstance(v, np.generic) else v) for v in labels[:5])
+    if len(labels) > 5:
+        shown += ", ..."
+    if len(labels) > 2:
+        raise DataError(
+            f"fairness needs binary labels, but y_true and y_pred hold {len(labels)} distinct values "
+            f"({shown}); pass class predictions, not scores, and for a multiclass model binarise "
+            f"both columns one-vs-rest (e.g. y == {pos_label!r}) before the analysis"
+        )
+    if len(labels) == 2 and not any(_equal(v, pos_label) for v in labels):
+        raise DataError(
+            f"fairness positive label {pos_label!r} is neither of the labels in y_true and y_pred "
+            f"({shown}); set --pos-label (or model.positive_label) to one of them"
+        )
+
+
+def _equal(value: Any, pos_label: Any) -> bool:
+    try:
+        return bool(value == pos_label)
+    except (TypeError, ValueError):
+        return False
+
+
 def bootstrap_intervals(
     cells: np.ndarray,
     samples: int,
     confidence: float,
     rng: np.random.Generator,
     point: dict[str, float] | None = None,
+    method: str = "between_groups",
 ) -> dict[str, tuple[float, float]]:
     """Bias-corrected (BC) percentile intervals of each disparity over `samples` row-resamples.
 
-    A max - min over groups is biased upwards under resampling (noise only ever widens the gap),
-    so plain percentiles can sit entirely above the estimate when groups are equal. BC shifts the
-    percentiles by z0 = Phi^-1(share of replicates below the estimate), Efron's correction."""
+    A max - min over groups (or max |group - overall|) is biased upwards under resampling (noise
+    only ever widens the gap), so plain percentiles can sit entirely above the estimate when groups
+    are equal. BC shifts the percentiles by z0 = Phi^-1(share of replicates below the estimate),
+    Efron's correction."""
     flat = cells.reshape(-1).astype(np.float64)
     n = int(flat.sum())
     draws = rng.multinomial(n, flat / n, size=samples).reshape(samples, *cells.shape)
-    values = disparities_from_cells(draws)
+    values = disparities_from_cells(draws, method)
     if point is None:
-        point = {k: float(v) for k, v in disparities_from_cells(cells).items()}
+        point = {k: float(v) for k, v in disparities_from_cells(cells, method).items()}
     alpha = (1 - confidence) / 2
     z_lo, z_hi = stats.norm.ppf(alpha), stats.norm.ppf(1 - alpha)
     out: dict[str, tuple[float, float]] = {}

@@ -34,6 +34,12 @@ def register(subparsers: Any) -> None:
     fair.add_argument("--y-pred", required=True, dest="y_pred")
     fair.add_argument("--sensitive", required=True, help="COL[,COL...]: intersectional groups in this order")
     fair.add_argument("--pos-label", dest="pos_label", default="1")
+    fair.add_argument(
+        "--method",
+        choices=("between_groups", "to_overall"),
+        help="disparities between groups (max - min, min/max) or each group to overall "
+        "(fairlearn's method); overrides the config, default between_groups",
+    )
     fair.add_argument("--format", choices=("json", "markdown"), default="json")
     fair.add_argument("--config", help="mlops.yml whose `fairness:` section sets options (optional)")
     fair.add_argument("--seed", type=int, default=0)
@@ -96,6 +102,8 @@ def run_fairness(args: argparse.Namespace) -> int:
     from mlops_bot.report.fairness import render_fairness
 
     settings = load_config(args.config).fairness if args.config else FairnessSection()
+    if args.method:
+        settings = settings.model_copy(update={"method": args.method})
     frame = read_table(args.predictions, "predictions")
     sensitive = [c.strip() for c in args.sensitive.split(",") if c.strip()]
     if not sensitive:

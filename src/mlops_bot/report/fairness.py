@@ -42,7 +42,8 @@ def render_fairness(report: FairnessReport, title: str = "Fairness") -> str:
         f"| {_num(o.fpr)} |"
     )
     pct = f"{report.confidence:.0%}"
-    lines += ["", f"| Disparity (between groups) | Value | {pct} CI |", "|---|---:|---|"]
+    scope = "between groups" if report.method == "between_groups" else "each group to overall"
+    lines += ["", f"| Disparity ({scope}) | Value | {pct} CI |", "|---|---:|---|"]
     for name in DISPARITIES:
         value = report.disparities.get(name)
         ci = report.intervals.get(name)
