@@ -92,6 +92,15 @@ def test_base_metrics_file_gives_diffs_without_ci(tmp_path: Path) -> None:
     assert ci_gate["status"] == "skipped"
 
 
+def test_base_metrics_file_with_a_non_number_is_a_user_error(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    config = _project(tmp_path)
+    base = tmp_path / "base.json"
+    base.write_text(json.dumps({"accuracy": "0.99", "roc_auc": 0.5}))
+    assert _cli(config, tmp_path / "out", "--base-metrics", str(base)) == 2
+    assert "accuracy is '0.99'; expected a number" in capsys.readouterr().err
+
+
 def test_regression_task(tmp_path: Path) -> None:
     config = _project(
         tmp_path,

@@ -91,8 +91,12 @@ def read_base_metrics(path: Path) -> dict[str, float]:
     for name, value in data.items():
         if isinstance(value, dict):
             value = value.get("head")
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            out[str(name)] = float(value)
+        if value is None:  # a report.json metric the head could not compute
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            # Skipping it would silently turn the comparison into "no baseline" for this metric.
+            raise DataError(f"base metrics file {path}: {name} is {value!r}; expected a number")
+        out[str(name)] = float(value)
     return out
 
 
