@@ -199,6 +199,12 @@ def _action(args: argparse.Namespace, action: str, name: str | None) -> int:
         if name is None:
             raise MlopsError(f"which model? mlops-bot deploy {action} NAME")
         state = StateStore(Path(args.state_dir), name).load(name)
+        if action == "stop" and args.target == "docker":
+            from mlops_bot.deploy.targets.docker import DockerTarget
+
+            DockerTarget(Path(args.state_dir), name).stop()
+            print(f"stopped the model server container of {name}")
+            return 0
         if action == "stop":
             from mlops_bot.deploy.targets.local import LocalTarget
 
