@@ -65,6 +65,22 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert len([c for c in forge.list_comments(pr) if "workflow=mlops-pr" in c.body]) == 1
     assert "PR #1" in out.getvalue() and "FAIL" in out.getvalue()
 
+    # The rest of the lifecycle: merge, canary promotion, the bad canary rolled back, the monitor loop.
+    merged = forge.get_pull_request(pr)
+    assert merged.merged and merged.state == "closed"
+    origin_main = subprocess.run(["git", "-C", str(ctx.origin), "rev-parse", "main"], capture_output=True,
+                                 text=True, check=True).stdout.strip()
+    assert origin_main == ctx.state["merge_sha"]
+    assert ctx.state["rollout_phase"] == "promoted" and ctx.state["rollout_promoted"]
+    assert ctx.state["rollout_failed_phase"] == "aborted"
+    assert ctx.state["rollout_client_failures"] == 0 and ctx.state["rollout_requests"] > 0
+    tags = subprocess.run(["git", "-C", str(ctx.origin), "tag", "--list", "credit-risk#production#*"],
+                          capture_output=True, text=True, check=True).stdout.split()
+    assert len(tags) >= 2  # the baseline's promotion, then the canary's
+    assert [i.number for i in forge.list_issues(labels=["mlops-drift"])] == [ctx.state["monitor_issue"]]
+    retrain = forge.get_pull_request(ctx.state["retrain_pr"])
+    assert retrain.state == "open" and retrain.head_ref.startswith("mlops-retrain/")
+
 
 def test_demo_refuses_to_wipe_the_current_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                   capsys: pytest.CaptureFixture[str]) -> None:

@@ -265,12 +265,15 @@ def test_registry_records_promotion_and_abort(world: World) -> None:
     repo = world.tmp / "repo"
     repo.mkdir()
     _git(repo, "init", "-q", "-b", "main")
+    origin = world.tmp / "origin.git"
+    _git(world.tmp, "init", "-q", "--bare", str(origin))
+    _git(repo, "remote", "add", "origin", str(origin))
     registry = Registry(repo)
 
     def register(version: str) -> None:
         _git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "--allow-empty",
              "-m", version)
-        registry.register("credit", version=version)
+        registry.register("credit", version=version, push=True)
 
     for version in ("v1.0.0", "v1.1.0"):
         register(version)
@@ -283,8 +286,12 @@ def test_registry_records_promotion_and_abort(world: World) -> None:
     # The bot assigns the stage before the deploy; an aborted canary moves it back.
     (world.source.root / "v1.2.5").symlink_to(world.source.root / "v9.0.0-broken", target_is_directory=True)
     register("v1.2.5")
-    registry.assign("credit", "production", version="v1.2.5")
+    registry.assign("credit", "production", version="v1.2.5", push=True)
     ctl.start("v1.2.5")
     assert drive(world, ctl, 5) == "aborted"
     assert registry.stage_version("credit", "production") == "v1.1.0"
     assert len([e for e in registry.history("credit") if e.stage == "production"]) >= 4
+    # Every stage move the controller made reached the remote, not only the runner's clone.
+    pushed = _git(origin, "tag", "--list", "credit#production#*").split()
+    local = _git(repo, "tag", "--list", "credit#production#*").split()
+    assert sorted(pushed) == sorted(local) and len(pushed) >= 4

@@ -8,6 +8,8 @@ rollout control, `repository_dispatch`, and a reply.
 1. `/promote production` moves main's baseline (in staging since the registry chapter) to production.
 2. The PR's validated model is registered; `/promote staging` puts it in staging.
 3. A reader (read permission) trying `/promote production` is refused.
+4. The PR is merged; GitHub's `push` event for main reaches the bot, which dispatches the deploy
+   workflow (the rollout chapter plays that workflow).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from mlops_bot.bot.checkout import settings_from_directory
 from mlops_bot.bot.handlers import EventHandler, RegistryLike, RepoSettings, default_deploy_control
 from mlops_bot.bot.queue import DeliveryQueue
 from mlops_bot.bot.worker import Worker
+from mlops_bot.demo.project import git
 from mlops_bot.forge.base import Forge
 from mlops_bot.forge.local import LocalForge
 from mlops_bot.registry.registry import Registry
@@ -89,6 +92,21 @@ def run(ctx: DemoContext) -> None:
         ctx.say(f"the PR's model is registered as {event.tag}")
         command("/promote staging", ctx.forge.actor)
         command("/promote production", "carol")
+
+    branch = ctx.state.get("branch")
+    if branch:
+        git(ctx.repo, "checkout", "-q", "main")
+        git(ctx.repo, "merge", "-q", "--no-ff", branch, "-m", f"Merge pull request #{number} from {branch}")
+        git(ctx.repo, "push", "-q", "origin", "main")
+        merged = git(ctx.repo, "rev-parse", "HEAD").strip()
+        ctx.forge.update_pull_request(number, merged=True, state="closed")
+        ctx.state["merge_sha"] = merged
+        push = {"ref": "refs/heads/main", "after": merged, "deleted": False,
+                "repository": {"full_name": ctx.forge.repo, "default_branch": "main"}}
+        queue.enqueue(f"demo-push-{merged[:12]}", "push", json.dumps(push).encode(), time.time())
+        worker.drain()
+        ctx.say(f"PR #{number} merged into main at {merged[:8]} and pushed; GitHub's push event reached the "
+                "bot, which dispatched the deploy workflow")
 
     sent = [d for d in bot_forge.dispatches() if d["event_type"] == "mlops-deploy"]
     ctx.say(f"deploy workflow dispatches (repository_dispatch mlops-deploy): {len(sent)}; registry now: "

@@ -215,8 +215,11 @@ class RolloutController:
         if self.registry is None or self._registry_stage() == version:
             return
         try:
+            # Push when the repository has its remote: a stage tag left in a CI runner's clone
+            # would be lost with the runner, and nobody else would see the promotion.
+            push = bool(self.registry.has_remote())
             self.registry.assign(self.name, self.plan.stage, version=version, actor=BOT_ACTOR,
-                                 trailers=trailers, force=True)
+                                 trailers=trailers, force=True, push=push)
         except MlopsError as exc:
             self._say(f"[{self.name}] registry not updated: {exc}")
 

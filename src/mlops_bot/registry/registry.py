@@ -108,6 +108,10 @@ class Registry:
         self.policy = policy
         self.remote = remote or (policy.remote if policy else "origin")
 
+    def has_remote(self) -> bool:
+        """Whether writes can be pushed (a clone with its remote, as in CI and the bot)."""
+        return git.has_remote(self.repo, self.remote)
+
     # --------------------------------------------------------------------------- reading
     def records(self, name: str | None = None) -> list[git.TagRecord]:
         return views.read_records(self.repo, name)
