@@ -141,3 +141,11 @@ def test_cli_show_history_which_text(repo: Path) -> None:
     assert code == 0 and "churn#dev#1" in out and "churn@v0.0.1" in out
     code, out = ours(repo, "which")
     assert code == 0 and out.strip() == "churn v0.0.1 [dev]"
+
+
+def test_cli_show_at_a_bad_time_is_a_one_line_error(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    Registry(repo).register("churn")
+    assert ours(repo, "show", "--at", "yesterday")[0] == 2
+    assert "--at 'yesterday' is not an ISO time" in capsys.readouterr().err
+    code, out = ours(repo, "show", "--at", "2999-01-01T00:00:00Z")
+    assert code == 0 and "churn" in out

@@ -133,7 +133,10 @@ def _show(args: argparse.Namespace) -> int:
     from mlops_bot.registry import views
 
     repo = Path(args.repo)
-    at = datetime.fromisoformat(args.at) if args.at else None
+    try:
+        at = datetime.fromisoformat(args.at) if args.at else None
+    except ValueError:
+        raise RegistryError(f"--at {args.at!r} is not an ISO time, e.g. 2024-05-01T12:00:00Z") from None
     if at is not None and at.tzinfo is None:
         at = at.replace(tzinfo=UTC)
     if args.json:
