@@ -94,3 +94,12 @@ def test_local_server_feedback_joins_and_stop_flushes_the_log(tmp_path: Path, mo
     frame = read_predictions(log_dir)
     assert frame["request_id"].tolist() == ["loan-1"]
     assert frame["label"].tolist() == [0] and frame["version"].tolist() == ["v1.0.0"]
+
+
+@pytest.mark.parametrize("rate", ["0", "5"])
+def test_serve_rejects_a_sample_rate_outside_zero_one(tmp_path: Path, rate: str,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["serve", "credit", "--log-dir", str(tmp_path / "log"), "--sample-rate", rate])
+    assert code == 2
+    assert f"--sample-rate {float(rate)}: expected a fraction in (0, 1]" in capsys.readouterr().err
+    assert not (tmp_path / "log").exists()

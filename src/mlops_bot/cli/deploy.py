@@ -73,6 +73,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     from mlops_bot.deploy.server import ModelRouter, RoutingRequest, VersionRef, create_app
 
+    if not 0.0 < args.sample_rate <= 1.0:
+        raise MlopsError(f"--sample-rate {args.sample_rate}: expected a fraction in (0, 1], e.g. 0.1")
     log = None
     if args.log_dir:
         from mlops_bot.monitor.log import PredictionLog
