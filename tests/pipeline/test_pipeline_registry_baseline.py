@@ -14,8 +14,7 @@ import pytest
 from mlops_bot.config import load_config
 from mlops_bot.forge.local import LocalForge
 from mlops_bot.pipeline.validate import validate
-
-registry_module = pytest.importorskip("mlops_bot.registry.registry")
+from mlops_bot.registry.registry import Registry
 
 
 def _validate_tests() -> ModuleType:
@@ -47,7 +46,7 @@ def test_registry_stage_model_is_the_baseline(tmp_path: Path) -> None:
 
     first = validate(config, tmp_path / "v1", forge=forge)
     assert first.report.baseline.source == "none"
-    registry = registry_module.Registry(repo, forge=forge)
+    registry = Registry(repo, forge=forge)
     files = {name: tmp_path / "v1" / name for name in ("model.skops", "report.json")}
     event = registry.register("credit-risk", artifacts=files)
     registry.assign("credit-risk", "production", version=event.version)
