@@ -28,7 +28,7 @@ from starlette.routing import Route
 
 from mlops_bot.bot.checkout import (
     RepoCheckouts,
-    git_auth_env,
+    TokenSource,
     settings_from_directory,
     settings_from_text,
 )
@@ -44,8 +44,11 @@ from mlops_bot.bot.queue import DeliveryQueue
 from mlops_bot.bot.signature import parse_secrets, verify
 from mlops_bot.bot.worker import Worker
 from mlops_bot.errors import MlopsError
+from mlops_bot.forge.auth import AppInstallationAuth, token_from_env
 from mlops_bot.forge.base import Forge
+from mlops_bot.forge.github import DEFAULT_API_URL
 from mlops_bot.forge.local import LocalForge
+from mlops_bot.forge.select import _app_private_key
 
 log = logging.getLogger("mlops_bot.bot")
 
@@ -108,34 +111,74 @@ def forge_factory_from_env(environ: Mapping[str, str]) -> Callable[[str, int | N
     return forge_for
 
 
-def handler_from_env(environ: Mapping[str, str], state_dir: Path, repo_dir: Path | None = None
-                     ) -> EventHandler:
+def git_token_source(environ: Mapping[str, str], clock: Callable[[], float] = time.time
+                     ) -> TokenSource | None:
+    """What the bot's git clones authenticate with: with GitHub App credentials the installation
+    token of the payload's installation (one cached `AppInstallationAuth` per installation, which
+    mints a new token before the hour is up); else `GITHUB_TOKEN`/`GH_TOKEN`; else nothing."""
+    app_id = environ.get("MLOPS_BOT_APP_ID", "").strip()
+    key = _app_private_key(environ)
+    if app_id and key:
+        api_url = environ.get("GITHUB_API_URL", "").strip() or DEFAULT_API_URL
+        sources: dict[tuple[str, str], AppInstallationAuth] = {}
+        guard = threading.Lock()
+
+        def app_token(repo: str, installation: int | None) -> str:
+            # Without an installation id (a hand-made payload) the repository finds its installation.
+            cache_key = ("installation", str(installation)) if installation is not None else ("repo", repo)
+            with guard:
+                source = sources.get(cache_key)
+                if source is None:
+                    source = sources[cache_key] = AppInstallationAuth(
+                        app_id, key, api_url=api_url, repo=repo, installation_id=installation, clock=clock
+                    )
+            return source.token()
+
+        return app_token
+    static = token_from_env(environ)
+    if static:
+        return lambda _repo, _installation: static
+    return None
+
+
+def handler_from_env(environ: Mapping[str, str], state_dir: Path, repo_dir: Path | None = None,
+                     clock: Callable[[], float] = time.time) -> EventHandler:
     """The production handler: forge per repository, settings and registry from a git checkout
     (`repo_dir` when running inside the repository, e.g. in GitHub Actions; else a clone per
-    repository under the state directory, from `MLOPS_BOT_GIT_URL_TEMPLATE`)."""
-    forge_for = forge_factory_from_env(environ)
+    repository under the state directory, from `MLOPS_BOT_GIT_URL_TEMPLATE`, fetched with the
+    token of the payload's installation)."""
+    make_forge = forge_factory_from_env(environ)
     template = environ.get("MLOPS_BOT_GIT_URL_TEMPLATE")
     if not template and not environ.get("MLOPS_BOT_LOCAL_FORGE"):
         server = environ.get("GITHUB_SERVER_URL", "https://github.com").rstrip("/")
         template = server + "/{repo}.git"
-    token = environ.get("GITHUB_TOKEN") or environ.get("GH_TOKEN")
-    checkouts = RepoCheckouts(state_dir / "repos", template, git_auth_env(token)) if template else None
+    checkouts = (RepoCheckouts(state_dir / "repos", template, token=git_token_source(environ, clock))
+                 if template else None)
+    # The handler passes settings_for/registry_for the forge of the payload's installation; forges
+    # are cached for the life of the process, so the forge's identity tells the installation back.
+    installation_of: dict[int, int | None] = {}
 
-    def directory(repo: str) -> Path | None:
+    def forge_for(repo: str, installation: int | None) -> Forge:
+        forge = make_forge(repo, installation)
+        installation_of[id(forge)] = installation
+        return forge
+
+    def directory(repo: str, forge: Forge) -> Path | None:
         if repo_dir is not None:
             return repo_dir
-        return checkouts.sync(repo) if checkouts is not None else None
+        return checkouts.sync(repo, installation_of.get(id(forge))) if checkouts is not None else None
 
-    def settings_for(repo: str, _forge: Forge) -> RepoSettings:
+    def settings_for(repo: str, forge: Forge) -> RepoSettings:
         if repo_dir is not None:
             return settings_from_directory(repo_dir)
         if checkouts is None:
             return RepoSettings()
-        checkouts.sync(repo)
-        return settings_from_text(checkouts.read_default_branch_file(repo, ".github/mlops.yml"))
+        installation = installation_of.get(id(forge))
+        checkouts.sync(repo, installation)
+        return settings_from_text(checkouts.read_default_branch_file(repo, ".github/mlops.yml", installation))
 
     def registry_for(repo: str, forge: Forge, settings: RepoSettings) -> RegistryLike:
-        path = directory(repo)
+        path = directory(repo, forge)
         if path is None:
             raise MlopsError("the bot has no git checkout of the repository: set MLOPS_BOT_GIT_URL_TEMPLATE")
         from mlops_bot.registry.registry import Registry

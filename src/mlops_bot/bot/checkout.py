@@ -3,7 +3,11 @@
 The registry lives in git tags and the config in `.github/mlops.yml` on the default branch, so the
 bot keeps a `--filter=blob:none --no-checkout` clone per repository and fetches tags before each
 command. Credentials never go on a command line or into `.git/config`: a token is passed to git
-through `GIT_CONFIG_*` environment variables of the child process only.
+through `GIT_CONFIG_*` environment variables of the child process only (the same as `git -c
+http.extraHeader=...`, without the header showing in `ps`), and is redacted from error messages.
+
+With a GitHub App the token is the installation token of the payload's installation, asked for
+on every clone/fetch (`TokenSource`), so an hour-old token is replaced before git sends it.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ import os
 import re
 import subprocess
 import threading
-from collections.abc import Mapping
+import urllib.parse
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import yaml
@@ -23,6 +28,12 @@ from mlops_bot.config import DEFAULT_CONFIG_PATH, parse_config
 from mlops_bot.errors import ForgeError, MlopsError
 
 _SAFE_REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+_URL_USERINFO = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
+
+_FETCH_FAILURES = ("unable to access", "could not fetch", "Authentication failed", "could not read")
+
+TokenSource = Callable[[str, "int | None"], "str | None"]
+"""(repository, installation id of the payload) -> the token git should send, or None."""
 
 
 def git_auth_env(token: str | None) -> dict[str, str]:
@@ -34,13 +45,34 @@ def git_auth_env(token: str | None) -> dict[str, str]:
             "GIT_CONFIG_VALUE_0": f"AUTHORIZATION: basic {basic}"}
 
 
-class RepoCheckouts:
-    """Clones under `root/<owner>/<name>`; `url_template` has `{repo}` (owner/name), `{owner}`, `{name}`."""
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """`text` without the secrets, their basic-auth encodings, or credentials inside URLs."""
+    for secret in secrets:
+        if not secret:
+            continue
+        basic = base64.b64encode(f"x-access-token:{secret}".encode()).decode()
+        text = text.replace(basic, "***").replace(secret, "***")
+    return _URL_USERINFO.sub(r"\1***@", text)
 
-    def __init__(self, root: str | Path, url_template: str, env: Mapping[str, str] | None = None) -> None:
+
+class RepoCheckouts:
+    """Clones under `root/<owner>/<name>`; `url_template` has `{repo}` (owner/name), `{owner}`, `{name}`.
+
+    `env` is fixed extra environment for git; `token`, when given, is asked for a token before
+    each clone or fetch (`sync(repo, installation)`), which git then sends as a header."""
+
+    def __init__(self, root: str | Path, url_template: str, env: Mapping[str, str] | None = None,
+                 token: TokenSource | None = None) -> None:
+        parts = urllib.parse.urlsplit(url_template)
+        if parts.username or parts.password:
+            raise MlopsError(
+                "MLOPS_BOT_GIT_URL_TEMPLATE must not hold credentials (git would store them in "
+                ".git/config): the bot sends GITHUB_TOKEN or the App's installation token as a header"
+            )
         self.root = Path(root)
         self.url_template = url_template
         self._env = dict(env or {})
+        self._token = token
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
@@ -48,15 +80,17 @@ class RepoCheckouts:
         with self._guard:
             return self._locks.setdefault(repo, threading.Lock())
 
-    def _git(self, *args: str, cwd: Path | None = None, check: bool = True
+    def _git(self, *args: str, cwd: Path | None = None, check: bool = True, token: str | None = None
              ) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, **self._env, "GIT_TERMINAL_PROMPT": "0"}
+        extra = git_auth_env(token) if token else self._env
+        env = {**os.environ, **extra, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "", "SSH_ASKPASS": ""}
         result = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True,
                                 timeout=300, check=False)
         if check and result.returncode != 0:
-            # stderr of git never contains the header value; keep the first line only.
+            # git does not print the header, but a remote's message or a URL might carry a secret.
             detail = (result.stderr.strip().splitlines() or ["no output"])[-1]
-            raise ForgeError(f"git {args[0]} failed for the bot's checkout: {detail}")
+            secrets = [token or "", *(v.rsplit(" ", 1)[-1] for v in self._env.values())]
+            raise ForgeError(redact(f"git {args[0]} failed for the bot's checkout: {detail}", secrets))
         return result
 
     def path(self, repo: str) -> Path:
@@ -64,25 +98,37 @@ class RepoCheckouts:
             raise MlopsError(f"refusing unexpected repository name {repo!r}")
         return self.root / repo
 
-    def sync(self, repo: str) -> Path:
-        """Clone on first use, else fetch branches and tags (moved tags too: `--force`)."""
+    def sync(self, repo: str, installation: int | None = None) -> Path:
+        """Clone on first use, else fetch branches and tags (moved tags too: `--force`), with the
+        token of `installation` when a token source is configured."""
         target = self.path(repo)
         with self._lock(repo):
+            token = self._token(repo, installation) if self._token is not None else None
             if not (target / ".git").exists():
                 target.parent.mkdir(parents=True, exist_ok=True)
                 url = self.url_template.format(repo=repo, owner=repo.split("/")[0], name=repo.split("/")[1])
-                self._git("clone", "--quiet", "--filter=blob:none", "--no-checkout", url, str(target))
+                self._git("clone", "--quiet", "--filter=blob:none", "--no-checkout", url, str(target),
+                          token=token)
                 self._git("config", "user.name", "mlops-bot", cwd=target)
                 self._git("config", "user.email", "mlops-bot@users.noreply.github.com", cwd=target)
             else:
                 self._git("fetch", "--quiet", "--prune", "--prune-tags", "--tags", "--force", "origin",
-                          cwd=target)
-                self._git("remote", "set-head", "origin", "--auto", cwd=target, check=False)
+                          cwd=target, token=token)
+                self._git("remote", "set-head", "origin", "--auto", cwd=target, check=False, token=token)
         return target
 
-    def read_default_branch_file(self, repo: str, path: str) -> str | None:
-        result = self._git("show", f"origin/HEAD:{path}", cwd=self.path(repo), check=False)
-        return result.stdout if result.returncode == 0 else None
+    def read_default_branch_file(self, repo: str, path: str, installation: int | None = None) -> str | None:
+        """The file on the default branch, None when absent. The clone is partial, so git may fetch
+        the blob here: that needs the token too (else a private repository reads as config-less)."""
+        token = self._token(repo, installation) if self._token is not None else None
+        result = self._git("show", f"origin/HEAD:{path}", cwd=self.path(repo), check=False, token=token)
+        if result.returncode == 0:
+            return result.stdout
+        if not any(word in result.stderr for word in _FETCH_FAILURES):
+            return None  # no such file, or no default branch yet
+        detail = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        message = f"cannot read {path} of {repo} from the bot's checkout: {detail}"
+        raise ForgeError(redact(message, [token or ""]))
 
 
 def settings_from_text(text: str | None, source: str = DEFAULT_CONFIG_PATH) -> RepoSettings:
