@@ -95,6 +95,9 @@ def test_shift_opens_issue_dispatches_and_retrain_opens_pr(
     truth = (frame["income"] > 60).astype(int)  # the world moved: the old rule is now wrong
     labels.write_text("id,label\n" + "".join(f"{i},{y}\n" for i, y in zip(frame["request_id"], truth,
                                                                             strict=True)))
+    typo = tmp_path / "predictons"
+    assert main(["feedback", "--labels", str(labels), "--log-dir", str(typo)]) == 2
+    assert "holds no prediction log" in capsys.readouterr().err and not typo.exists()
     assert main(["feedback", "--labels", str(labels), "--log-dir", str(log_dir)]) == 0
     assert json.loads(capsys.readouterr().out)["matched"] == 250
 

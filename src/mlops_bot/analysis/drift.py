@@ -302,6 +302,27 @@ def column_drift(
 
 
 # ----------------------------------------------------------------------------------- the dataset
+def shared_columns(reference: list[Any], current: list[Any], settings: DriftSection,
+                   columns: list[str] | None) -> list[Any]:
+    """The columns to compare: `columns` when given (each must be in both tables), else every
+    column the two tables share minus `ignore`. Comparing nothing is an error, not "no drift"."""
+    if columns is not None:
+        missing = [c for c in columns if c not in current or c not in reference]
+        if missing:
+            listed = ", ".join(map(str, missing))
+            raise DataError(f"drift: column(s) {listed} not in both the reference and the current data")
+        return list(columns)
+    in_reference = set(reference)
+    names = [c for c in current if c in in_reference and c not in settings.ignore]
+    if not names:
+        ref_list, cur_list = ", ".join(map(str, reference[:10])), ", ".join(map(str, current[:10]))
+        raise DataError(
+            "drift: the reference and the current data share no columns to compare "
+            f"(reference: {ref_list}; current: {cur_list})"
+        )
+    return names
+
+
 def compute_drift(
     reference: pd.DataFrame | ReferenceProfile,
     current: pd.DataFrame,
@@ -318,14 +339,7 @@ def compute_drift(
 
     settings = settings or DriftSection()
     ref_columns = list(reference.columns)
-    if columns is None:
-        names = [c for c in current.columns if c in ref_columns and c not in settings.ignore]
-    else:
-        missing = [c for c in columns if c not in current.columns or c not in ref_columns]
-        if missing:
-            listed = ", ".join(map(str, missing))
-            raise DataError(f"drift: column(s) {listed} not in both the reference and the current data")
-        names = list(columns)
+    names = shared_columns(ref_columns, list(current.columns), settings, columns)
 
     results = _column_results(reference, current, names, settings, progress, workers, 0, len(names))
     return summarise(results, settings)
@@ -429,14 +443,7 @@ def compute_drift_files(
         if isinstance(reference, ReferenceProfile)
         else names_of(reference, "reference")
     )
-    if columns is None:
-        names = [c for c in cur_names if c in ref_names and c not in settings.ignore]
-    else:
-        missing = [c for c in columns if c not in cur_names or c not in ref_names]
-        if missing:
-            listed = ", ".join(map(str, missing))
-            raise DataError(f"drift: column(s) {listed} not in both the reference and the current data")
-        names = list(columns)
+    names = shared_columns(ref_names, cur_names, settings, columns)
     results: dict[str, ColumnDrift | str] = {}
     for start in range(0, len(names), batch_columns):
         batch = names[start : start + batch_columns]

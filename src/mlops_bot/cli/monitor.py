@@ -123,11 +123,16 @@ def run_monitor_command(args: argparse.Namespace) -> int:
 
 def run_feedback_command(args: argparse.Namespace) -> int:
     from mlops_bot.monitor.feedback import attach_labels, labels_from_file
+    from mlops_bot.monitor.log import list_segments
 
     log_dir = args.log_dir
     if log_dir is None:
         config = _config(args.config)
         log_dir = config.resolve(config.monitor.log_dir)
+    if not list_segments(log_dir):
+        # A mistyped path would otherwise start a new, empty label store and "match" nothing.
+        raise DataError(f"{log_dir} holds no prediction log (predictions-NNNNNN.sqlite): check --log-dir "
+                        "or monitor.log_dir")
     labels = labels_from_file(args.labels, args.id_column, args.label_column)
     result = attach_labels(log_dir, labels)
     print(json.dumps(result.model_dump()))
