@@ -175,3 +175,39 @@ def test_redaction_and_credentials_in_the_url_template(tmp_path: Path) -> None:
     assert redact("https://user@host/x and ssh://git@host/y", []) == "https://***@host/x and ssh://***@host/y"
     with pytest.raises(MlopsError, match="must not hold credentials"):
         RepoCheckouts(tmp_path, "https://x-access-token:" + token + "@github.com/{repo}.git")
+
+
+def test_registry_tags_are_fetched_and_pushed_with_the_installation_token(
+    world: World, app_keys: tuple[str, str], capfd: pytest.CaptureFixture[str]
+) -> None:
+    """/promote writes registry tags from the bot's checkout: the fetch and the atomic push to a
+    private remote must carry the installation token too, and leave it nowhere on disk."""
+    clock = Clock()
+    private, public = app_keys
+    with (
+        Emulator(clock=clock, app_id=APP_ID, app_public_key=public) as gh,
+        GitHttpRemote(world.tmp / "remotes", gh) as remote,
+    ):
+        gh.add_repo(REPO)
+        gh.add_installation(100, [REPO])
+        env = {
+            "MLOPS_BOT_APP_ID": str(APP_ID),
+            "MLOPS_BOT_APP_PRIVATE_KEY": private,
+            "GITHUB_API_URL": gh.url,
+            "MLOPS_BOT_GIT_URL_TEMPLATE": remote.url + "/{repo}.git",
+        }
+        state = world.tmp / "state-registry"
+        handler = handler_from_env(env, state, clock=clock)
+        forge = handler.forge_for(REPO, 100)
+        settings = handler.settings_for(REPO, forge)
+        registry = handler.registry_for(REPO, forge, settings)
+        seen = len(remote.requests)
+        event = registry.assign("churn", "staging", version="v1.1.0", push=True, actor="alice")
+        pushes = [r for r in remote.requests[seen:] if "receive-pack" in r["path"]]
+        assert pushes and all(r["allowed"] and r["token"] for r in pushes), remote.requests[seen:]
+        bare = world.tmp / "remotes" / f"{REPO}.git"
+        assert event.tag in git(bare, "tag", "--list").split()
+        secrets = [t for tokens in _tokens_by_installation(gh).values() for t in tokens]
+        assert _files_containing(state, secrets) == []
+    captured = capfd.readouterr()
+    assert all(s not in captured.out + captured.err for s in secrets)

@@ -29,6 +29,7 @@ from starlette.routing import Route
 from mlops_bot.bot.checkout import (
     RepoCheckouts,
     TokenSource,
+    git_auth_env,
     settings_from_directory,
     settings_from_text,
 )
@@ -152,8 +153,8 @@ def handler_from_env(environ: Mapping[str, str], state_dir: Path, repo_dir: Path
     if not template and not environ.get("MLOPS_BOT_LOCAL_FORGE"):
         server = environ.get("GITHUB_SERVER_URL", "https://github.com").rstrip("/")
         template = server + "/{repo}.git"
-    checkouts = (RepoCheckouts(state_dir / "repos", template, token=git_token_source(environ, clock))
-                 if template else None)
+    token_source = git_token_source(environ, clock)
+    checkouts = RepoCheckouts(state_dir / "repos", template, token=token_source) if template else None
     # The handler passes settings_for/registry_for the forge of the payload's installation; forges
     # are cached for the life of the process, so the forge's identity tells the installation back.
     installation_of: dict[int, int | None] = {}
@@ -183,7 +184,13 @@ def handler_from_env(environ: Mapping[str, str], state_dir: Path, repo_dir: Path
             raise MlopsError("the bot has no git checkout of the repository: set MLOPS_BOT_GIT_URL_TEMPLATE")
         from mlops_bot.registry.registry import Registry
 
-        registry: RegistryLike = Registry(path, forge=forge, remote="origin", policy=settings.registry)
+        installation = installation_of.get(id(forge))
+        # Tag fetches and pushes carry the same per-installation token as the clone.
+        def remote_env() -> dict[str, str]:
+            return git_auth_env(token_source(repo, installation) if token_source else None)
+
+        registry: RegistryLike = Registry(path, forge=forge, remote="origin", policy=settings.registry,
+                                          remote_env=remote_env)
         return registry
 
     return EventHandler(forge_for, settings_for, registry_for, default_deploy_control())

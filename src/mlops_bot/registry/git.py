@@ -217,7 +217,7 @@ class PushRejected(RegistryError):
 
 
 def push_tags(repo: Path, remote: str, names: Sequence[str], *, delete: bool = False,
-              lease: tuple[str, str, str] | None = None) -> None:
+              lease: tuple[str, str, str] | None = None, env: Mapping[str, str] | None = None) -> None:
     """Push tags all-or-nothing (`--atomic`), never forcing an existing tag.
 
     `lease=(ref, expected_sha_or_empty, new_source)` also moves `ref` on the remote with a
@@ -233,7 +233,7 @@ def push_tags(repo: Path, remote: str, names: Sequence[str], *, delete: bool = F
         options.append(f"--force-with-lease={ref}:{expected}")
         refspecs.append(f"{source}:{ref}")
     try:
-        git(repo, "push", "--atomic", "--porcelain", *options, remote, *refspecs)
+        git(repo, "push", "--atomic", "--porcelain", *options, remote, *refspecs, env=env)
     except GitCommandError as error:
         text = error.stderr + " " + str(error)
         if any(word in text for word in ("rejected", "already exists", "atomic", "stale")):
@@ -246,12 +246,13 @@ SEQUENCE_PREFIX = "refs/mlops-registry/"
 SEQUENCE_TRACKING = "refs/mlops-registry-remote/"
 
 
-def fetch_tags(repo: Path, remote: str, patterns: Sequence[str]) -> None:
+def fetch_tags(repo: Path, remote: str, patterns: Sequence[str], env: Mapping[str, str] | None = None
+               ) -> None:
     """Fetch only the registry tags matching `patterns` (e.g. `NAME@*`) and the per-model sequence
     refs, nothing else."""
     refspecs = [f"refs/tags/{p}:refs/tags/{p}" for p in patterns]
     refspecs.append(f"+{SEQUENCE_PREFIX}*:{SEQUENCE_TRACKING}*")
-    git(repo, "fetch", "--quiet", "--no-tags", remote, *refspecs)
+    git(repo, "fetch", "--quiet", "--no-tags", remote, *refspecs, env=env)
 
 
 def ref_sha(repo: Path, ref: str) -> str | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import tempfile
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -102,11 +102,15 @@ class Registry:
     """The model registry of one git repository (optionally with its forge and remote)."""
 
     def __init__(self, repo: Path, forge: Forge | None = None, remote: str | None = None,
-                 policy: RegistrySection | None = None) -> None:
+                 policy: RegistrySection | None = None,
+                 remote_env: Callable[[], Mapping[str, str]] | None = None) -> None:
+        """`remote_env` gives extra environment for git's fetch and push (the bot's per-installation
+        token as an HTTP header), asked for on each call so a refreshed token is used."""
         self.repo = git.check_repo(Path(repo))
         self.forge = forge
         self.policy = policy
         self.remote = remote or (policy.remote if policy else "origin")
+        self.remote_env = remote_env
 
     def has_remote(self) -> bool:
         """Whether writes can be pushed (a clone with its remote, as in CI and the bot)."""
@@ -187,10 +191,13 @@ class Registry:
             raise RegistryError(f"cannot push: {self.repo} has no remote named {self.remote!r}")
         return True
 
+    def _remote_env(self) -> Mapping[str, str] | None:
+        return self.remote_env() if self.remote_env is not None else None
+
     def _fetch(self, name: str) -> None:
         base = name_to_tag(name)
         try:
-            git.fetch_tags(self.repo, self.remote, [f"{base}@*", f"{base}#*"])
+            git.fetch_tags(self.repo, self.remote, [f"{base}@*", f"{base}#*"], env=self._remote_env())
         except git.GitCommandError as error:
             raise RegistryError(f"cannot fetch registry tags of {name} from {self.remote}: "
                                 f"{error.stderr.strip()}") from None
@@ -225,7 +232,8 @@ class Registry:
             expected = git.ref_sha(self.repo, git.SEQUENCE_TRACKING + base) or ""
             try:
                 git.push_tags(self.repo, self.remote, [tag],
-                              lease=(git.SEQUENCE_PREFIX + base, expected, f"refs/tags/{tag}"))
+                              lease=(git.SEQUENCE_PREFIX + base, expected, f"refs/tags/{tag}"),
+                              env=self._remote_env())
                 return self._event(name, tag)
             except git.PushRejected as error:
                 git.delete_tags(self.repo, [tag])
