@@ -16,7 +16,7 @@ start)
   if ! command -v dockerd >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
       echo "docker engine: installing docker.io"
-      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io) \
+      (timeout 300 apt-get update -qq && DEBIAN_FRONTEND=noninteractive timeout 400 apt-get install -y -qq docker.io) \
         >"$STATE/install.log" 2>&1 || { echo "docker engine: install failed (see $STATE/install.log)"; exit 0; }
     else
       echo "docker engine: dockerd missing and cannot install it (needs root and apt-get)"; exit 0
