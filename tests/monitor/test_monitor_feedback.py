@@ -114,3 +114,29 @@ def test_feedback_endpoint_over_http(tmp_path: Path) -> None:
             thread.join(timeout=10)
     frame = read_predictions(tmp_path).set_index("request_id")
     assert frame.loc["r3", "label"] == 1 and frame.loc["r4", "label"] == 0
+
+
+def test_feedback_token_is_required_when_configured(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    _log(tmp_path)
+    app = FastAPI()
+    app.include_router(make_router(tmp_path, token="s3cret"), prefix="/v2")
+    client = TestClient(app)
+    body = {"labels": [{"id": "r3", "label": 1}]}
+    assert client.post("/v2/feedback", json=body).status_code == 401
+    assert client.post("/v2/feedback", json=body, headers={"Authorization": "Bearer nope"}).status_code == 401
+    reply = client.post("/v2/feedback", json=body, headers={"Authorization": "Bearer s3cret"})
+    assert reply.status_code == 200 and reply.json()["matched"] == 1
+
+
+def test_serving_a_log_beyond_loopback_needs_a_feedback_token(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from mlops_bot.cli import main
+
+    monkeypatch.delenv("MLOPS_BOT_FEEDBACK_TOKEN", raising=False)
+    log_dir = tmp_path / "log"
+    code = main(["serve", "credit", "--host", "0.0.0.0", "--log-dir", str(log_dir)])  # noqa: S104 - refused before binding
+    assert code == 2 and "MLOPS_BOT_FEEDBACK_TOKEN" in capsys.readouterr().err
+    assert not log_dir.exists()

@@ -75,6 +75,14 @@ def _serve(args: argparse.Namespace) -> int:
 
     if not 0.0 < args.sample_rate <= 1.0:
         raise MlopsError(f"--sample-rate {args.sample_rate}: expected a fraction in (0, 1], e.g. 0.1")
+    token = os.environ.get("MLOPS_BOT_ADMIN_TOKEN") or None
+    feedback_token = os.environ.get("MLOPS_BOT_FEEDBACK_TOKEN") or None
+    loopback = args.host in ("127.0.0.1", "localhost", "::1")
+    if not loopback and token:
+        print("mlops-bot: warning: the admin API is reachable beyond loopback", file=sys.stderr)
+    if not loopback and args.log_dir and not feedback_token:
+        raise MlopsError("serving beyond loopback with a prediction log exposes POST /v2/feedback: set "
+                         "MLOPS_BOT_FEEDBACK_TOKEN so only your labelling system can post labels")
     log = None
     if args.log_dir:
         from mlops_bot.monitor.log import PredictionLog
@@ -83,14 +91,11 @@ def _serve(args: argparse.Namespace) -> int:
     router = ModelRouter(args.name, prediction_log=log)
     if args.model:
         router.set_versions(RoutingRequest(stable=VersionRef(version=args.version, path=args.model)))
-    token = os.environ.get("MLOPS_BOT_ADMIN_TOKEN") or None
-    if args.host not in ("127.0.0.1", "localhost", "::1") and token:
-        print("mlops-bot: warning: the admin API is reachable beyond loopback", file=sys.stderr)
     # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal; exiting through
     # SystemExit instead lets the prediction log flush its buffer below.
     signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
-        app = create_app(router, admin_token=token, log_dir=args.log_dir)
+        app = create_app(router, admin_token=token, log_dir=args.log_dir, feedback_token=feedback_token)
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
     finally:
         router.close()

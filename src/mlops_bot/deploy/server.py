@@ -433,7 +433,7 @@ class NotFound(MlopsError):
 
 # ------------------------------------------------------------------------------------ the app
 def create_app(router: ModelRouter, admin_token: str | None = None, *,
-               log_dir: str | Path | None = None) -> FastAPI:
+               log_dir: str | Path | None = None, feedback_token: str | None = None) -> FastAPI:
     """The ASGI app. Endpoints are sync so inference runs in the thread pool, off the event loop.
     The admin API answers only with a matching bearer token (compared in constant time).
 
@@ -447,7 +447,7 @@ def create_app(router: ModelRouter, admin_token: str | None = None, *,
     if log_dir is not None:
         from mlops_bot.monitor.feedback import make_router
 
-        app.include_router(make_router(Path(log_dir)), prefix="/v2")
+        app.include_router(make_router(Path(log_dir), token=feedback_token), prefix="/v2")
 
     def error(status: int, message: str) -> JSONResponse:
         return JSONResponse({"error": message}, status_code=status)

@@ -7,6 +7,7 @@ idempotent upsert keyed by request id (the latest label wins). Readers join on r
 
 from __future__ import annotations
 
+import hmac
 import json
 import sqlite3
 import time
@@ -127,13 +128,20 @@ def labels_from_file(path: str | Path, id_column: str = "id", label_column: str 
 
 
 # ----------------------------------------------------------------------------------- endpoint
-def make_router(directory: str | Path) -> APIRouter:
-    """`POST /feedback` with `{"labels": [{"id": ..., "label": ...}, ...]}` for a given log dir."""
+def make_router(directory: str | Path, token: str | None = None) -> APIRouter:
+    """`POST /feedback` with `{"labels": [{"id": ..., "label": ...}, ...]}` for a given log dir.
+
+    Labels decide decay verdicts and retraining, so beyond loopback the endpoint needs a bearer
+    `token` (compared in constant time): anyone who can post labels could otherwise steer both."""
     router = APIRouter()
     log_dir = Path(directory)
 
     @router.post("/feedback", response_model=FeedbackResult)
-    def feedback(body: FeedbackRequest) -> FeedbackResult:
+    def feedback(body: FeedbackRequest, request: Request) -> FeedbackResult:
+        if token is not None:
+            given = request.headers.get("authorization", "").encode()
+            if not hmac.compare_digest(given, f"Bearer {token}".encode()):
+                raise HTTPException(status_code=401, detail="missing or wrong feedback token")
         return _attach(log_dir, body)
 
     return router
