@@ -49,7 +49,7 @@ from mlops_bot.forge.auth import AppInstallationAuth, token_from_env
 from mlops_bot.forge.base import Forge
 from mlops_bot.forge.github import DEFAULT_API_URL
 from mlops_bot.forge.local import LocalForge
-from mlops_bot.forge.select import _app_private_key
+from mlops_bot.forge.select import app_private_key
 
 log = logging.getLogger("mlops_bot.bot")
 
@@ -118,7 +118,7 @@ def git_token_source(environ: Mapping[str, str], clock: Callable[[], float] = ti
     token of the payload's installation (one cached `AppInstallationAuth` per installation, which
     mints a new token before the hour is up); else `GITHUB_TOKEN`/`GH_TOKEN`; else nothing."""
     app_id = environ.get("MLOPS_BOT_APP_ID", "").strip()
-    key = _app_private_key(environ)
+    key = app_private_key(environ)
     if app_id and key:
         api_url = environ.get("GITHUB_API_URL", "").strip() or DEFAULT_API_URL
         sources: dict[tuple[str, str], AppInstallationAuth] = {}

@@ -24,7 +24,7 @@ from mlops_bot.forge.github import DEFAULT_API_URL, GitHubForge
 from mlops_bot.forge.local import LocalForge
 
 
-def _app_private_key(environ: Mapping[str, str]) -> str | None:
+def app_private_key(environ: Mapping[str, str]) -> str | None:
     text = environ.get("MLOPS_BOT_APP_PRIVATE_KEY", "").strip()
     if text:
         return text.replace("\\n", "\n")  # keys pasted into one-line env files
@@ -53,7 +53,7 @@ def forge_from_env(environ: Mapping[str, str] = os.environ) -> Forge:
             "or MLOPS_BOT_LOCAL_FORGE=<dir> to work offline"
         )
     app_id = environ.get("MLOPS_BOT_APP_ID", "").strip()
-    key = _app_private_key(environ)
+    key = app_private_key(environ)
     if app_id and key:
         installation = environ.get("MLOPS_BOT_APP_INSTALLATION_ID", "").strip()
         source = AppInstallationAuth(
