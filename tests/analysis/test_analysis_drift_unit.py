@@ -228,6 +228,9 @@ def test_report_ranks_drifted_first_and_plots(tmp_path: Path) -> None:
     assert len(written) == 2
     for path in written.values():
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    named = render_drift(report, plots={n: f"plots/{p.name}" for n, p in written.items()})
+    assert all(f"`plots/{p.name}`" in named for p in written.values())
+    assert "](plots/" not in named  # a PR comment cannot resolve links relative to the report folder
 
 
 def test_column_batched_parquet_path_equals_in_memory(tmp_path: Path) -> None:

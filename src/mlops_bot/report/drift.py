@@ -54,7 +54,7 @@ def _cell(text: str) -> str:
 
 
 def render_drift(report: DriftReport, title: str = "Data drift", plots: dict[str, str] | None = None) -> str:
-    """Markdown: verdict line, the per-column table, skipped columns, and plot links when given."""
+    """Markdown: verdict line, the per-column table, skipped columns, and the plot files when given."""
     verdict = "**Dataset drift detected**" if report.dataset_drift else "No dataset drift"
     lines = [
         f"### {title}",
@@ -74,7 +74,10 @@ def render_drift(report: DriftReport, title: str = "Data drift", plots: dict[str
         reasons = "; ".join(f"`{_cell(n)}` ({why})" for n, why in report.skipped.items())
         lines += ["", "Not checked: " + reasons]
     if plots:
-        lines += ["", "Distributions: " + ", ".join(f"[{_cell(n)}]({p})" for n, p in plots.items())]
+        # Named, not linked: a PR comment cannot resolve paths relative to the report folder; the
+        # PNGs travel with the report (the workflow's artifact, the job summary).
+        lines += ["", "Distribution plots beside the report: "
+                  + ", ".join(f"`{p}` ({_cell(n)})" for n, p in plots.items())]
     return "\n".join(lines) + "\n"
 
 
