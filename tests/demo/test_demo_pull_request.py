@@ -77,6 +77,11 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     tags = subprocess.run(["git", "-C", str(ctx.origin), "tag", "--list", "credit-risk#production#*"],
                           capture_output=True, text=True, check=True).stdout.split()
     assert len(tags) >= 2  # the baseline's promotion, then the canary's
+    for version in (ctx.state["registry_version"], ctx.state["rollout_promoted"]):
+        release = forge.get_release(f"credit-risk@{version}")
+        assert release is not None
+        assert {"model.skops", "report.json", "model_card.md", "reference_profile.json", "SHA256SUMS"} <= {
+            a.name for a in release.assets}
     assert [i.number for i in forge.list_issues(labels=["mlops-drift"])] == [ctx.state["monitor_issue"]]
     retrain = forge.get_pull_request(ctx.state["retrain_pr"])
     assert retrain.state == "open" and retrain.head_ref.startswith("mlops-retrain/")

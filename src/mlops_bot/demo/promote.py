@@ -26,6 +26,7 @@ from mlops_bot.bot.worker import Worker
 from mlops_bot.demo.project import git
 from mlops_bot.forge.base import Forge
 from mlops_bot.forge.local import LocalForge
+from mlops_bot.registry.artifacts import KNOWN_ASSETS
 from mlops_bot.registry.registry import Registry
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ def run(ctx: DemoContext) -> None:
 
     head_dir, head_sha = ctx.state.get("head_report_dir"), ctx.state.get("head_sha")
     if head_dir is not None and head_sha is not None and (Path(head_dir) / "model.skops").is_file():
-        files = {n: Path(head_dir) / n for n in ("model.skops", "report.json", "reference_profile.json")
+        files = {n: Path(head_dir) / n for n in KNOWN_ASSETS
                  if (Path(head_dir) / n).is_file()}
         report = json.loads(files["report.json"].read_text()) if "report.json" in files else {}
         event = registry.register(name, ref=head_sha, artifacts=files, push=True, actor=ctx.forge.actor,

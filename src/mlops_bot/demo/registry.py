@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlops_bot.config import load_config
-from mlops_bot.registry.model_card import render_model_card
+from mlops_bot.registry.artifacts import KNOWN_ASSETS
 from mlops_bot.registry.registry import Registry
 
 if TYPE_CHECKING:
@@ -20,11 +20,8 @@ def run(ctx: DemoContext) -> None:
     name = ctx.state.get("model_name", config.model.name)
     base_dir = Path(ctx.state["base_report_dir"])
     report = json.loads((base_dir / "report.json").read_text()) if (base_dir / "report.json").exists() else {}
-    card = base_dir / "model_card.md"
-    card.write_text(render_model_card(config, report, "baseline"))
-    files = {n: base_dir / n for n in ("model.skops", "report.json", "reference_profile.json")
-             if (base_dir / n).exists()}
-    files["model_card.md"] = card
+    # validate wrote the model card beside the report: every artifact comes from that one run.
+    files = {n: base_dir / n for n in KNOWN_ASSETS if (base_dir / n).exists()}
     registry = Registry(ctx.repo, forge=ctx.forge, policy=config.registry)
     ref = ctx.state.get("main_sha", "main")
     verdict = report.get("verdict", "pass")

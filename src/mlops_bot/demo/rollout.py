@@ -37,6 +37,7 @@ from mlops_bot.deploy.targets.local import LocalTarget
 from mlops_bot.deploy.traffic import Traffic
 from mlops_bot.model_file import save_model
 from mlops_bot.monitor.log import read_predictions
+from mlops_bot.registry.artifacts import KNOWN_ASSETS
 from mlops_bot.registry.registry import Registry
 
 if TYPE_CHECKING:
@@ -173,7 +174,7 @@ def _register_pr_version(ctx: DemoContext, registry: Registry, name: str) -> str
     head_dir = Path(head_dir)
     report_path = head_dir / "report.json"
     report = json.loads(report_path.read_text()) if report_path.is_file() else {}
-    files = {n: head_dir / n for n in ("model.skops", "report.json", "reference_profile.json")
+    files = {n: head_dir / n for n in KNOWN_ASSETS
              if (head_dir / n).is_file()}
     event = registry.register(name, ref=head_sha, artifacts=files, push=True, actor=ctx.forge.actor,
                               trailers={"Verdict": str(report.get("verdict", "pass"))})

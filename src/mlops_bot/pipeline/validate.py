@@ -42,8 +42,10 @@ from mlops_bot.pipeline.evaluate import (
 )
 from mlops_bot.pipeline.gates import MetricComparison, compare, evaluate_gates, verdict
 from mlops_bot.pipeline.result import Baseline, Reproducibility, ValidationReport
+from mlops_bot.registry.model_card import render_model_card
 
 METRICS_FILE = "metrics.json"
+MODEL_CARD_FILE = "model_card.md"
 
 
 @dataclass
@@ -474,6 +476,11 @@ def validate(
         (staging / "report.json").write_text(report.model_dump_json(indent=2), encoding="utf-8")
         (staging / METRICS_FILE).write_text(
             json.dumps(report.head_metrics(), indent=2, sort_keys=True), encoding="utf-8"
+        )
+        # The card registered with this model if it is promoted: written now, from the same report.
+        label = f"(commit {report.reproducibility.git_sha[:8]})" if report.reproducibility.git_sha else ""
+        (staging / MODEL_CARD_FILE).write_text(
+            render_model_card(config, json.loads(report.model_dump_json()), label), encoding="utf-8"
         )
         shutil.rmtree(staging / "baseline", ignore_errors=True)
         _publish(staging, output)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlops_bot.analysis.fairness import DISPARITIES
 from mlops_bot.config import MlopsConfig
 
 
@@ -15,7 +16,8 @@ def render_model_card(config: MlopsConfig, report: dict[str, Any], version: str)
     """Intended use, data, metrics, fairness summary and limitations, for people deciding to use it."""
     model = config.model
     unstated = "Not stated in .github/mlops.yml"
-    lines = [f"# Model card: {model.name} {version}", "", model.description or f"A {model.task} model.", "",
+    title = f"# Model card: {model.name} {version}".rstrip()
+    lines = [title, "", model.description or f"A {model.task} model.", "",
              "## Intended use", "", model.intended_use or f"{unstated} (model.intended_use).", "",
              "## Data", "", f"- training data: `{config.data.train}`",
              f"- holdout: `{config.data.holdout}`", f"- target: `{config.data.target}`"]
@@ -30,11 +32,25 @@ def render_model_card(config: MlopsConfig, report: dict[str, Any], version: str)
     lines += ["", f"Validation verdict: **{report.get('verdict', 'unknown')}**", "", "## Fairness", ""]
     fairness = report.get("fairness")
     if isinstance(fairness, dict) and fairness:
-        for key, value in sorted(fairness.items()):
-            if isinstance(value, int | float | str):
-                lines.append(f"- {key}: {_fmt(value)}")
+        method = str(fairness.get("method", "between_groups")).replace("_", " ")
+        groups = ", ".join(config.data.sensitive) or "the sensitive features"
+        lines.append(f"Disparities across groups of {groups} ({method}), on the holdout:")
         lines.append("")
-        lines.append("The four-fifths rule (ratio >= 0.8) is a heuristic from US employment law.")
+        intervals = fairness.get("confidence_intervals") or {}
+        for key in DISPARITIES:
+            value = fairness.get(key)
+            if isinstance(value, int | float):
+                ci = intervals.get(key) if isinstance(intervals, dict) else None
+                ci_text = ""
+                if isinstance(ci, list) and len(ci) == 2:
+                    ci_text = f" (95% CI [{_fmt(ci[0])}, {_fmt(ci[1])}])"
+                lines.append(f"- {key.replace('_', ' ')}: {_fmt(float(value))}{ci_text}")
+        small = fairness.get("small_groups")
+        if small:
+            lines.append(f"- groups too small to judge: {', '.join(map(str, small))}")
+        lines.append("")
+        lines.append("The four-fifths rule (demographic parity ratio >= 0.8) is a heuristic from US "
+                     "employment law, not a legal test.")
     else:
         lines.append("No fairness analysis was recorded for this version.")
     lines += ["", "## Limitations", "", model.limitations or f"{unstated} (model.limitations).", ""]
