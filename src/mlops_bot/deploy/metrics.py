@@ -127,31 +127,47 @@ def prediction_key(value: Any) -> str:
 
 
 class VersionRecorder:
-    """Thread-safe cumulative counters for one version, updated by request handlers."""
+    """Thread-safe cumulative counters for one version, updated by request handlers.
+
+    Plain ints, a list and a dict behind one short lock: the pydantic `VersionStats` is built only
+    when a snapshot is taken, not touched per request (its attribute writes cost more than the rest
+    of the update)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._stats = VersionStats()
+        self._requests = 0
+        self._errors = 0
+        self._client_errors = 0
+        self._buckets = _empty_buckets()
+        self._latency_sum = 0.0
+        self._predictions: dict[str, int] = {}
 
     def observe(self, seconds: float, predictions: list[Any] | None = None, *, error: bool = False,
                 client_error: bool = False) -> None:
         index = bisect.bisect_left(LATENCY_BUCKETS, seconds)
-        keys = [prediction_key(p) for p in predictions or []]
+        keys = [prediction_key(p) for p in predictions] if predictions else ()
         with self._lock:
-            stats = self._stats
-            stats.requests += 1
+            self._requests += 1
             if error:
-                stats.errors += 1
+                self._errors += 1
             if client_error:
-                stats.client_errors += 1
-            stats.latency_buckets[index] += 1
-            stats.latency_sum += seconds
+                self._client_errors += 1
+            self._buckets[index] += 1
+            self._latency_sum += seconds
+            counts = self._predictions
             for key in keys:
-                stats.predictions[key] = stats.predictions.get(key, 0) + 1
+                counts[key] = counts.get(key, 0) + 1
 
     def snapshot(self) -> VersionStats:
         with self._lock:
-            return self._stats.model_copy(deep=True)
+            return VersionStats(
+                requests=self._requests,
+                errors=self._errors,
+                client_errors=self._client_errors,
+                latency_buckets=list(self._buckets),
+                latency_sum=self._latency_sum,
+                predictions=dict(self._predictions),
+            )
 
 
 def _label(value: str) -> str:
