@@ -150,7 +150,9 @@ def make_world(tmp: Path, config: str = CONFIG) -> World:
                                                  push=True)
     git(work, "push", "--quiet", "origin", "main")
     forge = LocalForge(tmp / "forge", repo=REPO, actor="mlops-bot[bot]")
-    pr = forge.create_pull_request("Better churn model", "feature", "main").number
+    # The PR's head is the commit of the newest version (v1.2.0): what its validation registered.
+    pr = forge.create_pull_request("Better churn model", "feature", "main",
+                                   head_sha=git(work, "rev-parse", "HEAD")).number
     for user, permission in (("alice", "admin"), ("bob", "write"), ("carol", "read"), ("tina", "triage")):
         forge.set_permission(user, permission)  # type: ignore[arg-type]
     return World(tmp, origin, work, forge, pr, [])

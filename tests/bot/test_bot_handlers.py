@@ -81,7 +81,7 @@ def test_promote_refused_for_insufficient_permission(world: World) -> None:
 
 def test_promote_enforces_gates_and_stage_order(world: World) -> None:
     tags = origin_tags(world)
-    status, reactions, reply = run(world, "/promote staging")  # latest = v1.2.0, whose gates failed
+    status, reactions, reply = run(world, "/promote staging")  # the PR head's v1.2.0: gates failed
     assert (status, reactions[-1]) == ("failed", "confused")
     assert "v1.2.0" in reply and "gates failed" in reply
     status, _, reply = run(world, "/promote production version=v1.0.0")  # skips staging
@@ -92,6 +92,50 @@ def test_promote_enforces_gates_and_stage_order(world: World) -> None:
     assert status == "failed" and "not registered" in reply
     assert origin_tags(world) == tags
     assert not any(d["event_type"] == "mlops-deploy" for d in world.forge.dispatches())
+
+
+def registered_commit(world: World, version: str) -> str:
+    return git(world.origin, "rev-list", "-n", "1", f"churn@{version}")
+
+
+def test_promote_on_a_pr_ships_the_version_registered_at_its_head_not_the_latest(world: World) -> None:
+    # Another PR registered v1.2.0 later; this PR's head carries v1.1.0.
+    world.forge.update_pull_request(world.pr, head_sha=registered_commit(world, "v1.1.0"))
+    status, reactions, reply = run(world, "/promote staging")
+    assert (status, reactions) == ("done", ["eyes", "rocket"]), reply
+    assert "Promoted `churn` v1.1.0 to `staging`" in reply
+    assert stage_of(world, "staging") == "v1.1.0"
+    assert world.forge.dispatches()[-1]["client_payload"]["version"] == "v1.1.0"
+
+
+def test_promote_on_a_pr_whose_head_is_unregistered_is_refused(world: World) -> None:
+    (world.work / "model.txt").write_text("unvalidated")
+    git(world.work, "commit", "--quiet", "-am", "not validated yet")
+    head = git(world.work, "rev-parse", "HEAD")  # never pushed: the bot has not even seen the commit
+    world.forge.update_pull_request(world.pr, head_sha=head)
+    tags = origin_tags(world)
+    status, reactions, reply = run(world, "/promote staging")
+    assert (status, reactions) == ("failed", ["eyes", "confused"])
+    assert f"head commit `{head[:7]}` has no registered version of `churn`" in reply
+    assert "validation registers it when its gates pass" in reply and "version=vX.Y.Z" in reply
+    assert origin_tags(world) == tags
+    assert not any(d["event_type"] == "mlops-deploy" for d in world.forge.dispatches())
+    # An explicit version still works on that PR.
+    status, _, reply = run(world, "/promote staging version=v1.0.0")
+    assert status == "done" and "Promoted `churn` v1.0.0 to `staging`" in reply
+
+
+def test_promote_outside_a_pr_keeps_the_latest_version(world: World) -> None:
+    from mlops_bot.bot.handlers import CommentCommand, version_at_commit
+
+    registry = world.registry()
+    assert version_at_commit(registry, "churn", registered_commit(world, "v1.0.0")) == "v1.0.0"
+    assert version_at_commit(registry, "churn", "0" * 40) is None
+    assert version_at_commit(registry, "nosuch", "0" * 40) is None
+    request = CommentCommand(REPO, world.pr, 1, "alice", "/promote", pull_request=False)
+    assert EventHandler._default_version("churn", request, world.forge, registry) == "v1.2.0"
+    decision = route("issue_comment", world.comment("/promote"), BotSection())
+    assert isinstance(decision, CommentCommand) and decision.pull_request
 
 
 def test_promote_at_a_manual_hold_lets_the_rollout_proceed(world: World) -> None:

@@ -65,6 +65,9 @@ class CommentCommand:
     comment_id: int
     author: str
     body: str
+    # A comment on a pull request (the only kind `route` passes on today): `/promote` without
+    # `version=` then means the version registered at the PR's head commit, not the latest one.
+    pull_request: bool = True
 
 
 @dataclass(frozen=True)
@@ -103,7 +106,8 @@ def route(event: str, payload: dict[str, Any], bot: BotSection) -> Route:
         if not body.lstrip().startswith("/"):
             return Ignore("not a command")
         author = str(user.get("login", ""))
-        return CommentCommand(repo, int(issue["number"]), int(comment["id"]), author, body)
+        return CommentCommand(repo, int(issue["number"]), int(comment["id"]), author, body,
+                              pull_request="pull_request" in issue)
     if event in ("pull_request", "push") and event not in bot.dispatch_on:
         return Ignore(f"{event} dispatch is off (bot.dispatch_on)")
     if event == "pull_request":
@@ -135,6 +139,7 @@ class RegistryLike(Protocol):
 
     def show(self, name: str | None = None) -> dict[str, Any]: ...
     def latest_version(self, name: str) -> str | None: ...
+    def show_versions(self, name: str) -> list[dict[str, Any]]: ...
     def stage_version(self, name: str, stage: str) -> str | None: ...
     def history(self, name: str | None = None) -> list[Any]: ...
     def assign(self, name: str, stage: str, *, version: str | None = None, ref: str | None = None,
@@ -351,9 +356,7 @@ class EventHandler:
         environment = settings.rollout.environment
 
         def plan() -> list[str]:
-            version = command.args.get("version") or registry.latest_version(model)
-            if version is None:
-                raise RegistryError(f"model {model} has no registered version yet")
+            version = command.args.get("version") or self._default_version(model, request, forge, registry)
             shown = registry.show(model).get(model, {})
             holding = [stage for stage, held in (shown.get("stage") or {}).items() if held == version]
             stage = command.stage or next_stage(settings.registry.stages, holding)
@@ -380,6 +383,26 @@ class EventHandler:
         dispatch(DEPLOY_EVENT, payload)
         return (f"Promoted `{model}` {version} to `{stage}` (tag pushed) and started the deploy workflow "
                 f"(`repository_dispatch` `{DEPLOY_EVENT}`).")
+
+    @staticmethod
+    def _default_version(model: str, request: CommentCommand, forge: Forge, registry: RegistryLike) -> str:
+        """On a PR: the version registered at its head commit, so `/promote` ships the model this PR
+        validated and never another PR's newer one. Elsewhere: the latest registered version."""
+        if not request.pull_request:
+            latest = registry.latest_version(model)
+            if latest is None:
+                raise RegistryError(f"model {model} has no registered version yet")
+            return latest
+        head = forge.get_pull_request(request.number).head_sha
+        version = version_at_commit(registry, model, head) if head else None
+        if version is None:
+            where = f"head commit `{head[:7]}`" if head else "head commit (unknown to the forge)"
+            raise RegistryError(
+                f"this pull request's {where} has no registered version of `{model}`. The PR "
+                "validation registers it when its gates pass (push a commit or re-run it); or name one "
+                "with `version=vX.Y.Z`."
+            )
+        return version
 
     def _rollback(self, command: Command, request: CommentCommand, forge: Forge, settings: RepoSettings,
                   have: Permission, journal: Journal, dispatch: Callable[[str, dict[str, Any]], None]
@@ -417,6 +440,20 @@ class _Refused(Exception):
 
 
 # ------------------------------------------------------------------------------------- helpers
+def version_at_commit(registry: RegistryLike, model: str, commit: str) -> str | None:
+    """The highest active version of `model` whose register tag points at `commit` (a full sha).
+
+    Compares shas as text: the commit itself need not be in the bot's checkout when unregistered."""
+    try:
+        rows = registry.show_versions(model)
+    except RegistryError:  # the model has no tags at all
+        return None
+    for row in rows:  # semver order, highest first
+        if row.get("commit_hexsha") == commit and row.get("registrations") and not row.get("discovered"):
+            return str(row["version"])
+    return None
+
+
 def _reaction_probe(forge: Forge, comment_id: int, content: Reaction) -> Callable[[], bool | None] | None:
     """Whether a reaction is already there, when the forge can list them (the local forge). GitHub
     answers a repeated reaction with the existing one, so repeating it there is harmless."""
