@@ -120,6 +120,25 @@ def test_pull_request_ends_with_one_sticky_comment_and_a_check_run_updated_in_pl
     assert comments[0]["id"] == first["id"]
     assert comments[0]["updated_at"] >= first["updated_at"]
 
+    # The passing validation registered the PR's model once (the second run found it registered).
+    registered = [tag for tag in example.origin_tags() if tag.startswith(f"{act.MODEL}@")]
+    assert registered == [f"{act.MODEL}@v0.0.1"], example.origin_tags()
+    assert act.git(example.origin, "rev-list", "-n", "1", registered[0]) == example.head
+    (release,) = [r for r in issue_items(gh, "releases") if r["tag_name"] == registered[0]]
+    assets = {a["name"] for a in gh.state["assets"] if a["_release_id"] == release["id"]}
+    assert {"model.skops", "report.json", "model_card.md", "SHA256SUMS"} <= assets, assets
+    assert "Verdict: pass" in act.git(example.origin, "tag", "-l", "--format=%(contents)", registered[0])
+
+    # `/promote` on the PR ships exactly that version. (On GitHub the commands job's checkout fetches
+    # every tag; act copies the local repository, so fetch what the pipeline pushed first.)
+    act.git(example.path, "fetch", "-q", "--tags", "origin")
+    comment = gh.add_comment(REPO, PR, "/promote", user="alice")
+    run(example, gh, "issue_comment", comment_event(comment, "/promote", "alice"), "mlops-commands.yml",
+        work).assert_ok()
+    assert f"{act.MODEL}#staging#1" in example.origin_tags(), example.origin_tags()
+    dispatches = [d for d in gh.state["dispatches"] if d.get("event_type") == "mlops-deploy"]
+    assert [d["client_payload"]["version"] for d in dispatches] == ["v0.0.1"]
+
 
 def cli(example: act.ExampleRepo, gh: Emulator, *args: str) -> str:
     """The mlops-bot CLI as the pipeline runs it outside the workflow under test."""

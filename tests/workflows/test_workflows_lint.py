@@ -21,7 +21,7 @@ from workflows import workflow_lint as lint
 ROOT = lint.ROOT
 ACTIONS = lint.action_files()
 TEMPLATES = lint.template_files()
-STEP_ACTIONS = {"setup", "validate", "comment", "promote", "deploy", "drift-check", "retrain"}
+STEP_ACTIONS = {"setup", "validate", "comment", "promote", "register", "deploy", "drift-check", "retrain"}
 SHA_PIN = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40} # v\d+(\.\d+)*$")
 
 needs_node = pytest.mark.skipif(
@@ -146,7 +146,18 @@ def test_pull_request_workflow_has_no_write_token_and_comment_workflow_runs_no_p
     comment = lint.load_yaml(ROOT / "workflows-templates" / "mlops-pr-comment.yml")
     assert comment["on"]["workflow_run"]["workflows"] == [pr["name"]]
     for job in comment["jobs"].values():
-        assert not any("actions/checkout" in step.get("uses", "") for step in job["steps"])
+        # It checks out the default branch only (for the registry tag), never the PR: no `ref:`, and
+        # the PR head commit is fetched as objects, never checked out, merged or run.
+        checkouts = [step for step in job["steps"] if "actions/checkout" in step.get("uses", "")]
+        assert all("ref" not in (step.get("with") or {}) for step in checkouts)
+        scripts = " ".join(step.get("run", "") for step in job["steps"])
+        assert "git fetch" in scripts and not any(word in scripts for word in ("checkout", "merge", "switch"))
+        assert job["permissions"]["contents"] == "write"
+        uses = [step.get("uses", "") for step in job["steps"]]
+        assert any(ref.startswith("mlops-bot/mlops-bot/actions/register@") for ref in uses)
+        # The register step runs after the comment, and only the CLI decides (verdict, re-runs).
+        assert uses.index(next(u for u in uses if "/actions/register@" in u)) > uses.index(
+            next(u for u in uses if "/actions/comment@" in u))
 
 
 def test_commands_workflow_never_checks_out_pr_code() -> None:

@@ -95,12 +95,62 @@ def _done(event: Any) -> int:
 
 
 # ----------------------------------------------------------------------------------- handlers
+def _skip(reason: str) -> int:
+    """A register that has nothing to do succeeds with a notice (an annotation in GitHub Actions)."""
+    print(("::notice::" if os.environ.get("GITHUB_ACTIONS") == "true" else "") + f"Not registering: {reason}")
+    return 0
+
+
+def _report_verdict(path: Path) -> str:
+    """The verdict of a validation report.json, read as untrusted data (a downloaded artifact)."""
+    import json
+
+    try:
+        with path.open("rb") as handle:
+            data = json.loads(handle.read(8_000_000))
+    except (OSError, ValueError) as error:
+        raise RegistryError(f"cannot read the validation report {path}: {error}") from None
+    verdict = data.get("verdict") if isinstance(data, dict) else None
+    return verdict if isinstance(verdict, str) else "missing"
+
+
+def _registered_at(args: argparse.Namespace, reg: Registry) -> str | None:
+    """The active version already registered at `--ref` (after fetching the remote's tags)."""
+    from mlops_bot.registry import git
+    from mlops_bot.registry.tags import name_to_tag
+
+    if args.push and reg.has_remote():
+        base = name_to_tag(args.name)
+        try:
+            git.fetch_tags(reg.repo, reg.remote, [f"{base}@*", f"{base}#*"])
+        except git.GitCommandError as error:
+            raise RegistryError(f"cannot fetch registry tags from {reg.remote}: "
+                                f"{error.stderr.strip()}") from None
+    commit = git.resolve_commit(reg.repo, args.ref)
+    artifact = reg.state(args.name).artifacts.get(args.name)
+    found = artifact.find_version(commit=commit) if artifact else None
+    return found.version if found is not None and found.is_registered and found.is_active else None
+
+
 def _register(args: argparse.Namespace) -> int:
+    if args.name is None:  # the model of the repository's (trusted, default-branch) config
+        from mlops_bot.config import DEFAULT_CONFIG_PATH, load_config
+
+        args.name = load_config(Path(args.repo) / DEFAULT_CONFIG_PATH, root=Path(args.repo)).model.name
+    trailers = _trailers(args.trailer)
+    if args.if_verdict_pass:
+        verdict = _report_verdict(Path(args.if_verdict_pass))
+        if verdict != "pass":
+            return _skip(f"the validation verdict is {verdict!r}, not 'pass'")
+        trailers.setdefault("Verdict", "pass")
     files = _artifacts(args.artifact)
     reg = _registry(args, forge=_forge(required=bool(files)))
+    if args.skip_if_registered:
+        existing = _registered_at(args, reg)
+        if existing is not None:
+            return _skip(f"{args.ref} is already registered as {args.name} {existing}")
     return _done(reg.register(args.name, version=args.version, bump=args.bump, ref=args.ref,
-                              artifacts=files, trailers=_trailers(args.trailer),
-                              push=args.push, actor=args.actor))
+                              artifacts=files, trailers=trailers, push=args.push, actor=args.actor))
 
 
 def _assign(args: argparse.Namespace) -> int:
@@ -209,12 +259,17 @@ def register(subparsers: Any) -> None:
 
     p = sub.add_parser("register", help="register a commit as a new model version")
     common(p, True)
-    p.add_argument("name")
+    p.add_argument("name", nargs="?", help=f"model name (default: model.name in {CONFIG_PATH})")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--version", help="explicit version vX.Y.Z")
     group.add_argument("--bump", choices=["major", "minor", "patch"], help="bump the latest (default patch)")
     p.add_argument("--ref", default="HEAD")
     p.add_argument("--artifact", action="append", metavar="NAME=PATH", help="release asset to upload")
+    p.add_argument("--if-verdict-pass", metavar="REPORT",
+                   help="register only if this validation report.json has verdict pass (else exit 0 with "
+                        "a notice); adds the trailer Verdict: pass")
+    p.add_argument("--skip-if-registered", action="store_true",
+                   help="exit 0 with a notice when --ref is already registered (re-runs are no-ops)")
     p.set_defaults(func=_register)
 
     for command, aliases in (("assign", ["promote"]),):
