@@ -273,3 +273,43 @@ def test_feedback_through_the_server_joins_a_logged_prediction(model_dirs: dict[
 def test_no_feedback_endpoint_without_a_prediction_log(model_dirs: dict[str, Path]) -> None:
     _, client = serve(model_dirs)
     assert client.post("/v2/feedback", json={"labels": [{"id": "a", "label": 1}]}).status_code in (404, 405)
+
+
+@pytest.mark.parametrize("numeric, categorical", [
+    ([1.5, 2, None], ["a", "b", "c"]),
+    ([1, 2, 3], ["a", None, "c"]),
+    ([0.0, -3, 2**70], [1, 2.0, 3]),
+    ([None, None, 1], ["a", 3, None]),
+    ([4, 5, 6], [True, False, "x"]),
+    ([7, 8, 9], [None, None, None]),
+])
+def test_request_frame_is_what_pandas_inference_gave(numeric: list[Any], categorical: list[Any]) -> None:
+    """The request frame is built column by column with final dtypes (fast path); it must equal
+    the frame pandas' own inference followed by astype(float/object) gives, value types included."""
+    import math
+
+    import pandas as pd
+
+    from mlops_bot.deploy.server import FeatureSpec, frame_from_records
+
+    features = [FeatureSpec(name="n"), FeatureSpec(name="c", kind="categorical")]
+    records = [{"n": n, "c": c} for n, c in zip(numeric, categorical, strict=True)]
+    expected = pd.DataFrame({"n": [math.nan if v is None else v for v in numeric], "c": categorical})
+    expected["n"] = expected["n"].astype(float)
+    expected["c"] = expected["c"].astype(object)
+    frame = frame_from_records({"records": records}, features)
+    pd.testing.assert_frame_equal(frame, expected, check_exact=True)
+    assert [type(v) for v in frame["c"].tolist()] == [type(v) for v in expected["c"].tolist()]
+    assert repr(frame.to_dict("records")) == repr(expected.to_dict("records"))  # what the prediction log gets
+
+
+def test_nested_and_flat_tensor_data_give_the_same_frame(model_dirs: dict[str, Path],
+                                                         make_records: Any) -> None:
+    model = load_version("credit", "v1.0.0", model_dirs["v1.0.0"])
+    rows = make_records(2)
+    flat = oip_columns(rows)
+    nested = {"inputs": [{**t, "shape": [2, 1], "data": [[v] for v in t["data"]]} for t in flat["inputs"]]}
+    import pandas as pd
+
+    pd.testing.assert_frame_equal(frame_from_oip(flat, model.features),
+                                  frame_from_oip(nested, model.features))
