@@ -290,7 +290,7 @@ def test_request_frame_is_what_pandas_inference_gave(numeric: list[Any], categor
 
     import pandas as pd
 
-    from mlops_bot.deploy.server import FeatureSpec, frame_from_records
+    from mlops_bot.deploy.server import FeatureSpec, frame_from_records, records_of
 
     features = [FeatureSpec(name="n"), FeatureSpec(name="c", kind="categorical")]
     records = [{"n": n, "c": c} for n, c in zip(numeric, categorical, strict=True)]
@@ -300,7 +300,11 @@ def test_request_frame_is_what_pandas_inference_gave(numeric: list[Any], categor
     frame = frame_from_records({"records": records}, features)
     pd.testing.assert_frame_equal(frame, expected, check_exact=True)
     assert [type(v) for v in frame["c"].tolist()] == [type(v) for v in expected["c"].tolist()]
-    assert repr(frame.to_dict("records")) == repr(expected.to_dict("records"))  # what the prediction log gets
+    assert repr(frame.to_dict("records")) == repr(expected.to_dict("records"))
+    logged = records_of(frame)  # what the prediction log gets: to_dict("records"), same value types
+    assert repr(logged) == repr(expected.to_dict("records"))
+    assert [type(v) for r in logged for v in r.values()] == \
+        [type(v) for r in expected.to_dict("records") for v in r.values()]
 
 
 def test_nested_and_flat_tensor_data_give_the_same_frame(model_dirs: dict[str, Path],

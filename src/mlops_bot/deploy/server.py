@@ -22,7 +22,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Protocol, cast
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import pandas as pd
@@ -262,6 +262,18 @@ def _frame(columns: dict[str, list[Any]], features: list[FeatureSpec]) -> pd.Dat
     return pd.DataFrame(data, copy=False)
 
 
+def records_of(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """`frame.to_dict("records")` (plain Python values) for the request frames built above, column
+    by column: a third of the cost of pandas' per-value boxing, paid on every logged request."""
+    names = [str(name) for name in frame.columns]
+    columns = []
+    for name in frame.columns:
+        column = frame[name]
+        values = column.tolist()
+        columns.append([_plain(v) for v in values] if column.dtype == object else values)
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
+
+
 def _oip_datatype(values: list[Any]) -> str:
     if all(isinstance(v, bool) for v in values):
         return "BOOL"
@@ -428,7 +440,7 @@ class ModelRouter:
     def log(self, request_id: str, model: LoadedModel, frame: pd.DataFrame, predictions: list[Any]) -> None:
         if self.prediction_log is None:
             return
-        rows = cast(list[dict[str, Any]], frame.to_dict("records"))  # columns are the request's str names
+        rows = records_of(frame)
         for index, (row, prediction) in enumerate(zip(rows, predictions, strict=True)):
             rid = request_id if len(predictions) == 1 else f"{request_id}-{index}"
             self.prediction_log.record(rid, self.name, model.version, row, prediction)
