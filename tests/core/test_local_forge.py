@@ -51,6 +51,10 @@ def test_release_assets_round_trip(tmp_path: Path) -> None:
         forge.create_release("credit@v1.0.0")
     out = forge.download_release_asset("credit@v1.0.0", "model.skops", tmp_path / "dl")
     assert out.read_bytes() == b"\x00model-bytes"
+    for bad in ("../escape", "a/b", "..", "x\\y"):
+        with pytest.raises(ForgeError, match="not a valid release asset name"):
+            forge.upload_release_asset(release.id, src, name=bad)
+    assert not (tmp_path / "forge" / "releases" / "escape").exists()
 
 
 def test_deployment_statuses_newest_first_and_description_limit(tmp_path: Path) -> None:

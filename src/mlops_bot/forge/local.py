@@ -302,6 +302,9 @@ class LocalForge(Forge):
 
     def upload_release_asset(self, release_id: int, path: Path, name: str | None = None) -> ReleaseAsset:
         name = name or Path(path).name
+        if not name or name in (".", "..") or any(c in name for c in "/\\\0"):
+            # GitHub stores asset names, not paths; here a name becomes a file under the release.
+            raise ForgeError(f"local forge: {name!r} is not a valid release asset name")
         folder = self.root / "releases" / str(release_id)
         with self._state() as state:
             row = state["releases"].get(str(release_id))
