@@ -93,45 +93,44 @@ def evaluate_gates(canary: VersionStats, stable: VersionStats, gates: RolloutGat
         ))
 
     stable_p99 = stable.latency_quantile(0.99)
+    # Gates that compare the canary with stable need stable traffic, and enough of both.
+    compared = enough and stable.requests >= gates.min_requests
     if gates.max_p99_latency_ratio is not None:
-        if stable.requests <= 0:
-            results.append(GateResult(gate="p99_latency_ratio", outcome="skipped",
-                                      threshold=gates.max_p99_latency_ratio,
-                                      message="no stable traffic to compare latency with"))
-        else:
-            ratio = None if p99 is None or not stable_p99 else p99 / stable_p99
-            if ratio is None or not enough or stable.requests < gates.min_requests:
-                outcome = "inconclusive"
-            else:
-                outcome = "pass" if ratio <= gates.max_p99_latency_ratio else "fail"
-            shown = "n/a" if ratio is None else f"{ratio:.2f}x"
-            results.append(GateResult(
-                gate="p99_latency_ratio", outcome=outcome, value=ratio, threshold=gates.max_p99_latency_ratio,
-                message=f"p99 {shown} stable's (max {gates.max_p99_latency_ratio:g}x)",
-            ))
+        ratio = None if p99 is None or not stable_p99 else p99 / stable_p99
+        limit = gates.max_p99_latency_ratio
+        shown = "n/a" if ratio is None else f"{ratio:.2f}x"
+        results.append(_against_stable(
+            "p99_latency_ratio", ratio, limit, stable.requests, compared,
+            f"p99 {shown} stable's (max {limit:g}x)", "no stable traffic to compare latency with",
+        ))
 
     if gates.max_prediction_drift is not None:
-        if stable.requests <= 0:
-            results.append(GateResult(gate="prediction_drift", outcome="skipped",
-                                      threshold=gates.max_prediction_drift,
-                                      message="no stable predictions to compare with"))
-        else:
-            drift = prediction_drift(canary.predictions, stable.predictions)
-            if drift is None or not enough or stable.requests < gates.min_requests:
-                outcome = "inconclusive"
-            else:
-                outcome = "pass" if drift <= gates.max_prediction_drift else "fail"
-            shown = "n/a" if drift is None else f"{drift:.3f}"
-            results.append(GateResult(
-                gate="prediction_drift", outcome=outcome, value=drift, threshold=gates.max_prediction_drift,
-                message=f"prediction drift (JS distance) {shown} (max {gates.max_prediction_drift:g})",
-            ))
+        drift = prediction_drift(canary.predictions, stable.predictions) if stable.requests > 0 else None
+        limit = gates.max_prediction_drift
+        shown = "n/a" if drift is None else f"{drift:.3f}"
+        results.append(_against_stable(
+            "prediction_drift", drift, limit, stable.requests, compared,
+            f"prediction drift (JS distance) {shown} (max {limit:g})",
+            "no stable predictions to compare with",
+        ))
 
     outcomes = {r.outcome for r in results}
     verdict: Outcome = (
         "fail" if "fail" in outcomes else "inconclusive" if "inconclusive" in outcomes else "pass"
     )
     return GateDecision(outcome=verdict, results=results)
+
+
+def _against_stable(gate: str, value: float | None, limit: float, stable_requests: int, compared: bool,
+                    message: str, no_stable: str) -> GateResult:
+    """A canary-vs-stable gate: skipped without stable traffic, inconclusive until both sides have
+    enough requests (or the value cannot be computed), else pass when `value <= limit`."""
+    if stable_requests <= 0:
+        return GateResult(gate=gate, outcome="skipped", threshold=limit, message=no_stable)
+    if value is None or not compared:
+        return GateResult(gate=gate, outcome="inconclusive", value=value, threshold=limit, message=message)
+    outcome: Outcome = "pass" if value <= limit else "fail"
+    return GateResult(gate=gate, outcome=outcome, value=value, threshold=limit, message=message)
 
 
 def _ms(value: float | None) -> str:
