@@ -213,7 +213,8 @@ def run_direct_server(port: int, model_dir: str) -> None:
     from fastapi.responses import JSONResponse
     from starlette.concurrency import run_in_threadpool
 
-    from mlops_bot.deploy.server import frame_from_oip, load_version
+    from mlops_bot.deploy.loading import load_version
+    from mlops_bot.deploy.oip import frame_from_oip
 
     model = load_version(NAME, "v1.0.0", model_dir)
     app = FastAPI()
@@ -309,11 +310,11 @@ def rollouts(
     paths: dict[str, Path], records: list[dict[str, Any]], state: Path, rate: float
 ) -> dict[str, Any]:
     from mlops_bot.config import RolloutGates, RolloutSection, RolloutStep
+    from mlops_bot.demo.traffic import Traffic
     from mlops_bot.deploy.controller import RolloutController, StateStore
     from mlops_bot.deploy.plan import plan_from_config
     from mlops_bot.deploy.sources import DirectorySource
     from mlops_bot.deploy.targets.local import LocalTarget
-    from mlops_bot.deploy.traffic import Traffic
 
     section = RolloutSection(
         steps=[RolloutStep(weight=20, hold=3), RolloutStep(weight=50, hold=3)],

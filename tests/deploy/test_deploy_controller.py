@@ -15,8 +15,9 @@ import pytest
 from mlops_bot.config import RolloutGates, RolloutSection, RolloutStep
 from mlops_bot.deploy.control import parse_marker, request_action
 from mlops_bot.deploy.controller import RolloutController, StateStore
+from mlops_bot.deploy.oip import frame_from_records
 from mlops_bot.deploy.plan import plan_from_config
-from mlops_bot.deploy.server import ModelRouter, frame_from_records
+from mlops_bot.deploy.router import ModelRouter
 from mlops_bot.deploy.sources import DirectorySource
 from mlops_bot.deploy.targets.local import InProcessTarget
 from mlops_bot.errors import ConfigError, MlopsError

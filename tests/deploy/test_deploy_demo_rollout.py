@@ -14,7 +14,7 @@ from mlops_bot.deploy.controller import RolloutState, Transition
 from mlops_bot.deploy.gates import evaluate_gates, prediction_drift
 from mlops_bot.deploy.metrics import VersionStats
 from mlops_bot.deploy.plan import plan_from_config
-from mlops_bot.deploy.server import VersionRef
+from mlops_bot.deploy.routing import VersionRef
 from mlops_bot.model_file import load_model, save_model
 
 

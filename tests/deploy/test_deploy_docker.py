@@ -162,8 +162,8 @@ def _listening_addresses(pid: int, port: int) -> set[str]:
 def test_docker_image_serves_a_rollout_step(tmp_path: Path, model_dirs: dict[str, Path], make_records: Any,
                                             docker_client: Any, capsys: pytest.CaptureFixture[str]) -> None:
     from mlops_bot.cli import main
+    from mlops_bot.demo.traffic import Traffic
     from mlops_bot.deploy.controller import StateStore
-    from mlops_bot.deploy.traffic import Traffic
 
     config = tmp_path / "mlops.yml"
     config.write_text(CONFIG)

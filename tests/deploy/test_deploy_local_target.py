@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from mlops_bot.cli import main
+from mlops_bot.demo.traffic import Traffic
 from mlops_bot.deploy.controller import StateStore
-from mlops_bot.deploy.traffic import Traffic
 from mlops_bot.forge.local import LocalForge
 
 CONFIG = """
@@ -75,7 +75,7 @@ def test_local_server_feedback_joins_and_stop_flushes_the_log(tmp_path: Path, mo
     prediction, and SIGTERM (LocalTarget.stop) flushes the buffered log before the process exits."""
     import httpx
 
-    from mlops_bot.deploy.server import RoutingRequest, VersionRef
+    from mlops_bot.deploy.routing import RoutingRequest, VersionRef
     from mlops_bot.deploy.targets.local import LocalTarget
     from mlops_bot.monitor.log import read_predictions
 

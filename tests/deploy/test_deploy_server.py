@@ -9,16 +9,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from mlops_bot.deploy.server import (
-    ModelRouter,
-    RoutingRequest,
-    VersionRef,
-    create_app,
-    frame_from_oip,
-    infer_features,
-    load_version,
-    route,
-)
+from mlops_bot.deploy.loading import load_version
+from mlops_bot.deploy.oip import frame_from_oip
+from mlops_bot.deploy.router import ModelRouter
+from mlops_bot.deploy.routing import RoutingRequest, VersionRef, route
+from mlops_bot.deploy.server import create_app
+from mlops_bot.deploy.signature import infer_features
 
 TOKEN = "s3cret-admin-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -290,7 +286,8 @@ def test_request_frame_is_what_pandas_inference_gave(numeric: list[Any], categor
 
     import pandas as pd
 
-    from mlops_bot.deploy.server import FeatureSpec, frame_from_records, records_of
+    from mlops_bot.deploy.oip import frame_from_records, records_of
+    from mlops_bot.deploy.signature import FeatureSpec
 
     features = [FeatureSpec(name="n"), FeatureSpec(name="c", kind="categorical")]
     records = [{"n": n, "c": c} for n, c in zip(numeric, categorical, strict=True)]

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from github_emulator import Emulator
-from mlops_bot.deploy.traffic import Traffic
+from mlops_bot.demo.traffic import Traffic
 from workflows import act_harness as act
 
 REPO = "octo/credit"

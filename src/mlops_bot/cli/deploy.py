@@ -71,7 +71,9 @@ def register(subparsers: Any) -> None:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from mlops_bot.deploy.server import ModelRouter, RoutingRequest, VersionRef, create_app
+    from mlops_bot.deploy.router import ModelRouter
+    from mlops_bot.deploy.routing import RoutingRequest, VersionRef
+    from mlops_bot.deploy.server import create_app
 
     if not 0.0 < args.sample_rate <= 1.0:
         raise MlopsError(f"--sample-rate {args.sample_rate}: expected a fraction in (0, 1], e.g. 0.1")

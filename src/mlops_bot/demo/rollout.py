@@ -28,13 +28,13 @@ import httpx
 from mlops_bot.config import MlopsConfig, RolloutGates, load_config
 from mlops_bot.demo import dataset
 from mlops_bot.demo.project import git
+from mlops_bot.demo.traffic import Traffic
 from mlops_bot.deploy.control import request_action
 from mlops_bot.deploy.controller import RolloutController, RolloutState, StateStore
 from mlops_bot.deploy.gates import GateDecision
 from mlops_bot.deploy.plan import RolloutPlan, plan_from_config
 from mlops_bot.deploy.sources import RegistrySource
 from mlops_bot.deploy.targets.local import LocalTarget
-from mlops_bot.deploy.traffic import Traffic
 from mlops_bot.model_file import save_model
 from mlops_bot.monitor.log import read_predictions
 from mlops_bot.registry.artifacts import KNOWN_ASSETS

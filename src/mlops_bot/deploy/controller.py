@@ -29,7 +29,7 @@ from mlops_bot.deploy.control import pending_requests
 from mlops_bot.deploy.gates import GateDecision, evaluate_gates
 from mlops_bot.deploy.metrics import VersionStats
 from mlops_bot.deploy.plan import RolloutPlan
-from mlops_bot.deploy.server import RoutingRequest, VersionRef
+from mlops_bot.deploy.routing import RoutingRequest, VersionRef
 from mlops_bot.deploy.sources import ModelSource
 from mlops_bot.deploy.targets.base import Target
 from mlops_bot.errors import MlopsError

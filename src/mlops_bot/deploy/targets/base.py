@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from mlops_bot.deploy.metrics import MetricsSnapshot
-from mlops_bot.deploy.server import RoutingRequest
+from mlops_bot.deploy.routing import RoutingRequest
 
 
 class Target(Protocol):

@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 
 import mlops_bot
-from mlops_bot.deploy.server import RoutingRequest, VersionRef
+from mlops_bot.deploy.routing import RoutingRequest, VersionRef
 from mlops_bot.deploy.targets.docker_base import PYTHON, SERVER_UID, ensure_base_image
 from mlops_bot.deploy.targets.local import LOOPBACK, DeployError, HttpTarget, free_port
 

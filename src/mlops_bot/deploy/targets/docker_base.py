@@ -43,8 +43,8 @@ SERVER_UID = 10001
 # Bump when the layout changes, so an old cached image is not mistaken for a new one.
 LAYOUT = "1"
 
-# What `mlops-bot serve` imports (deploy/server.py, cli/deploy.py -> config.py, model_file.py) plus
-# the ASGI server; their own requirements are added from the installed metadata.
+# What `mlops-bot serve` imports (deploy/server.py and its modules, cli/deploy.py -> config.py,
+# model_file.py) plus the ASGI server; their own requirements are added from the installed metadata.
 SERVER_REQUIREMENTS = ("fastapi", "numpy", "pandas", "pydantic", "PyYAML", "scikit-learn", "scipy",
                        "skops", "uvicorn")
 

@@ -23,7 +23,8 @@ from typing import Any
 import httpx
 
 from mlops_bot.deploy.metrics import MetricsSnapshot
-from mlops_bot.deploy.server import ModelRouter, RoutingRequest
+from mlops_bot.deploy.router import ModelRouter
+from mlops_bot.deploy.routing import RoutingRequest
 from mlops_bot.errors import MlopsError
 
 LOOPBACK = "127.0.0.1"
