@@ -43,3 +43,7 @@ class ForgeError(MlopsError):
 
 class IntegrityError(MlopsError):
     """A downloaded artifact does not match its recorded checksum, or a model file is untrusted."""
+
+
+class MissingExtraError(MlopsError):
+    """A command needs a package of an optional extra (`mlops-bot[serve]`, ...) that is not installed."""

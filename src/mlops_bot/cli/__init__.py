@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from mlops_bot import __version__
 from mlops_bot.errors import ConfigError, MlopsError
+from mlops_bot.extras import missing_extra
 
 # One module per command group; each registers its own subcommands.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -93,6 +94,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         _annotate(error)
         print(f"mlops-bot: error: {error}", file=sys.stderr)
         return error.exit_code
+    except ModuleNotFoundError as error:
+        # A command of an extra (serve, bot, kubernetes, docker) run on the core install.
+        missing = missing_extra(error)
+        if missing is None:
+            raise
+        _annotate(missing)
+        print(f"mlops-bot: error: {missing}", file=sys.stderr)
+        return missing.exit_code
     except KeyboardInterrupt:
         print("mlops-bot: interrupted", file=sys.stderr)
         return 130
