@@ -4,10 +4,10 @@ GitHub (Mermaid, tables) and the comment size limit."""
 from __future__ import annotations
 
 from mlops_bot.forge.base import sticky_marker
+from mlops_bot.pipeline.comment import fmt, render_markdown
 from mlops_bot.pipeline.gates import GateResult, compare
 from mlops_bot.pipeline.result import Baseline, Reproducibility, ValidationReport
 from mlops_bot.report.charts import confusion_table, interval_bar, metric_bar_chart
-from mlops_bot.report.markdown import fmt, render_markdown
 
 
 def _report(**overrides: object) -> ValidationReport:

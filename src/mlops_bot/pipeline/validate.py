@@ -8,7 +8,6 @@ everything succeeded, so a failed run never leaves a half-written report that lo
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import platform
@@ -23,17 +22,22 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import sklearn
 
 from mlops_bot import __version__
-from mlops_bot.analysis.fairness import DISPARITIES
+from mlops_bot.analysis.profile import build_profile
 from mlops_bot.config import MlopsConfig
 from mlops_bot.dataset import read_table, require_columns, sha256_file
 from mlops_bot.errors import DataError, MlopsError, TrainingError
+from mlops_bot.forge.base import Forge
+from mlops_bot.forge.select import forge_from_env
 from mlops_bot.model_file import load_model, save_model
 from mlops_bot.pipeline import train as training
+from mlops_bot.pipeline.analyses import base_fairness, run_analyses
+from mlops_bot.pipeline.baseline import choose_baseline
 from mlops_bot.pipeline.bootstrap import paired_bootstrap
+from mlops_bot.pipeline.comment import render_markdown
 from mlops_bot.pipeline.evaluate import (
-    EvaluationTarget,
     Predictions,
     confusion_matrix,
     evaluate,
@@ -41,7 +45,8 @@ from mlops_bot.pipeline.evaluate import (
     task_metrics,
 )
 from mlops_bot.pipeline.gates import MetricComparison, compare, evaluate_gates, verdict
-from mlops_bot.pipeline.result import Baseline, Reproducibility, ValidationReport
+from mlops_bot.pipeline.plots import write_plots
+from mlops_bot.pipeline.result import Reproducibility, ValidationReport
 from mlops_bot.registry.model_card import render_model_card
 
 METRICS_FILE = "metrics.json"
@@ -75,31 +80,6 @@ def load_split(config: MlopsConfig, role: str) -> tuple[pd.DataFrame, Path]:
     if config.data.id is not None:
         require_columns(frame, [config.data.id], f"{role} data {path} (data.id)")
     return frame, path
-
-
-def read_base_metrics(path: Path) -> dict[str, float]:
-    """A `metrics.json` ({name: value}), or a report.json ({"metrics": {name: {"head": ...}}})."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"base metrics file {path} does not exist") from None
-    except (OSError, ValueError) as exc:
-        raise DataError(f"base metrics file {path} is not valid JSON: {exc}") from None
-    if isinstance(data, dict) and isinstance(data.get("metrics"), dict):
-        data = data["metrics"]
-    if not isinstance(data, dict):
-        raise DataError(f"base metrics file {path}: expected an object of metric name -> number")
-    out: dict[str, float] = {}
-    for name, value in data.items():
-        if isinstance(value, dict):
-            value = value.get("head")
-        if value is None:  # a report.json metric the head could not compute
-            continue
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            # Skipping it would silently turn the comparison into "no baseline" for this metric.
-            raise DataError(f"base metrics file {path}: {name} is {value!r}; expected a number")
-        out[str(name)] = float(value)
-    return out
 
 
 # ------------------------------------------------------------------------------------- training
@@ -156,174 +136,17 @@ def train_head(
     )
 
 
-def predict_with_model(model: Any, holdout: pd.DataFrame, config: MlopsConfig) -> Predictions:
-    """A baseline model may use other features than the head: try every non-target column first
-    (a ColumnTransformer picks its own), then the head's feature list."""
-    columns = [c for c in holdout.columns if c != config.data.target]
+def default_forge(environ: Mapping[str, str]) -> Forge | None:
+    """The forge the registry baseline is downloaded through; none when the environment names none
+    (a local-only registry still works without one)."""
     try:
-        return training.predict(model, holdout, columns, config.model.task)
-    except (TrainingError, DataError):
-        return training.predict(model, holdout, training.feature_columns(config, holdout), config.model.task)
-
-
-# ------------------------------------------------------------------------------------- baseline
-def registry_baseline(config: MlopsConfig, dest: Path, forge: Any) -> tuple[Any, str, Any] | None:
-    """The model in `baseline.stage` of the registry, when this repository has one."""
-    try:
-        registry_module = importlib.import_module("mlops_bot.registry.registry")
-    except ImportError:
-        return None
-    if not (config.root / ".git").exists():
-        return None
-    registry = registry_module.Registry(config.root, forge=forge, policy=config.registry)
-    version = registry.stage_version(config.model.name, config.baseline.stage)
-    if version is None:
-        return None
-    folder = Path(registry.download(config.model.name, version, dest))
-    profile = None
-    if (folder / "reference_profile.json").is_file():
-        try:
-            loader = importlib.import_module("mlops_bot.analysis.profile").ReferenceProfile
-            profile = loader.load(folder / "reference_profile.json")
-        except ImportError:
-            profile = None
-    return load_model(folder / "model.skops"), version, profile
-
-
-def default_forge(environ: Mapping[str, str]) -> Any:
-    try:
-        select = importlib.import_module("mlops_bot.forge.select")
-        return select.forge_from_env(environ)
-    except ImportError:
-        from mlops_bot.forge.local import LocalForge
-
-        local = environ.get("MLOPS_BOT_LOCAL_FORGE")
-        return LocalForge(local) if local else None
+        return forge_from_env(environ)
     except MlopsError:
         return None
 
 
-# ------------------------------------------------------------------------------------- analyses
-def run_analyses(
-    config: MlopsConfig,
-    train: pd.DataFrame,
-    holdout: pd.DataFrame,
-    head: Predictions,
-    target: EvaluationTarget,
-    reference: pd.DataFrame | None,
-    reference_profile: Any,
-    staging: Path,
-) -> tuple[dict[str, Any] | None, dict[str, Any] | None, dict[str, float], list[str], list[str]]:
-    """Drift (holdout vs the reference) and fairness (head predictions by sensitive group), when
-    the analysis package provides them. Returns (drift, fairness, extra metrics, notes, markdown)."""
-    notes: list[str] = []
-    sections: list[str] = []
-    extra: dict[str, float] = {}
-    drift_json = fairness_json = None
-    features = [c for c in training.feature_columns(config, holdout) if c in holdout.columns]
-    if config.drift.enabled:
-        try:
-            drift = importlib.import_module("mlops_bot.analysis.drift")
-        except ImportError:
-            notes.append("drift analysis is not available in this mlops-bot version")
-        else:
-            ref: Any = (
-                reference_profile
-                if reference_profile is not None
-                else (reference if reference is not None else train)
-            )
-            shared = [c for c in features if c in list(ref.columns)]
-            report = drift.compute_drift(ref, holdout, settings=config.drift, columns=shared)
-            drift_json = report.to_json_dict()
-            share = drift_json.get("drift_share")
-            if isinstance(share, int | float):
-                extra["drift_share"] = float(share)
-            plots = _plot_drift(report, ref, holdout, staging, config)
-            drift_report = importlib.import_module("mlops_bot.report.drift")
-            sections.append(drift_report.render_drift(report, plots=plots or None))
-    if config.fairness.enabled and config.data.sensitive and config.model.task == "classification":
-        try:
-            fairness = importlib.import_module("mlops_bot.analysis.fairness")
-        except ImportError:
-            notes.append("fairness analysis is not available in this mlops-bot version")
-        else:
-            report = fairness.compute_fairness(
-                target.y_true,
-                np.asarray(head.y_pred),
-                holdout[config.data.sensitive],
-                pos_label=target.positive_label,
-                settings=config.fairness,
-                seed=config.seed,
-            )
-            fairness_json = report.to_json_dict()
-            for key, value in _fairness_metrics(fairness_json).items():
-                extra[key] = value
-            sections.append(_render("mlops_bot.report.fairness", "render_fairness", report))
-    return drift_json, fairness_json, extra, notes, [s for s in sections if s]
-
-
-def base_fairness(
-    config: MlopsConfig, holdout: pd.DataFrame, base: Predictions, target: EvaluationTarget
-) -> dict[str, float]:
-    """The baseline model's disparities on the same holdout, so the table shows their change."""
-    if not (config.fairness.enabled and config.data.sensitive and config.model.task == "classification"):
-        return {}
-    try:
-        fairness = importlib.import_module("mlops_bot.analysis.fairness")
-    except ImportError:
-        return {}
-    report = fairness.compute_fairness(
-        target.y_true,
-        np.asarray(base.y_pred),
-        holdout[config.data.sensitive],
-        pos_label=target.positive_label,
-        settings=config.fairness.model_copy(update={"bootstrap": False}),
-        seed=config.seed,
-    )
-    return _fairness_metrics(report.to_json_dict())
-
-
-
-
-def _fairness_metrics(data: Mapping[str, Any]) -> dict[str, float]:
-    """Find the disparity numbers in the fairness JSON (top level or under 'metrics')."""
-    out: dict[str, float] = {}
-    pools = [data, *(v for v in data.values() if isinstance(v, Mapping))]
-    for key in DISPARITIES:
-        for pool in pools:
-            value = pool.get(key)
-            if isinstance(value, Mapping):
-                value = value.get("value")
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                out[key] = float(value)
-                break
-    return out
-
-
-def _render(module: str, function: str, report: Any) -> str:
-    try:
-        return str(getattr(importlib.import_module(module), function)(report))
-    except (ImportError, AttributeError):
-        return ""
-
-
-def _plot_drift(
-    report: Any, reference: Any, current: pd.DataFrame, staging: Path, config: MlopsConfig
-) -> dict[str, str]:
-    """Distribution plots of the most drifted columns (needs reference rows, not just a profile)."""
-    if config.drift.plots <= 0 or not isinstance(reference, pd.DataFrame):
-        return {}
-    drift_report = importlib.import_module("mlops_bot.report.drift")
-    written = drift_report.plot_distributions(
-        reference, current, report, staging / "plots", limit=config.drift.plots
-    )
-    return {str(k): Path(v).relative_to(staging).as_posix() for k, v in written.items()}
-
-
 # ------------------------------------------------------------------------------ reproducibility
 def package_versions() -> dict[str, str]:
-    import sklearn
-
     return {
         "python": platform.python_version(),
         "mlops-bot": __version__,
@@ -361,10 +184,7 @@ def validate(
     now: datetime | None = None,
 ) -> ValidationRun:
     """Run the whole PR validation and write DIR/report.md, report.json, metrics.json, plots/*.png,
-    model.skops (when the model is a file) and reference_profile.json (when available)."""
-    from mlops_bot.report.markdown import render_markdown
-    from mlops_bot.report.plots import write_plots
-
+    model.skops (when the model is a file) and reference_profile.json."""
     environ = dict(os.environ if environ is None else environ)
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -376,15 +196,16 @@ def validate(
         if len(head.y_pred) != len(holdout):
             raise TrainingError(f"the model returned {len(head.y_pred)} predictions for {len(holdout)} rows")
 
-        base_pred, baseline, base_values, base_profile = _baseline(
+        chosen = choose_baseline(
             config,
             holdout,
-            staging,
-            base_model,
-            base_label,
-            base_metrics,
-            forge if forge is not None else default_forge(environ),
+            staging / "baseline",
+            base_model=base_model,
+            base_label=base_label,
+            base_metrics=base_metrics,
+            forge=forge if forge is not None else default_forge(environ),
         )
+        base_pred, base_values = chosen.predictions, dict(chosen.metrics)
         y_true = holdout[config.data.target].to_numpy()
         target = make_target(
             config.model.task,
@@ -410,17 +231,16 @@ def validate(
             intervals = {k: (v.as_list() if v else None) for k, v in cis.items()}
 
         reference = read_table(reference_data, "reference data") if reference_data is not None else None
-        profile = _reference_profile(train, staging)
-        drift_json, fairness_json, extra, notes, sections = run_analyses(
-            config, train, holdout, head, target, reference, base_profile, staging
-        )
+        build_profile(train).save(staging / "reference_profile.json")
+        analyses = run_analyses(config, train, holdout, head, target, reference, chosen.profile, staging)
+        notes = analyses.notes
 
         metrics: dict[str, MetricComparison] = {}
         for name in model_names:
             metrics[name] = compare(base_values.get(name), head_values.get(name), intervals.get(name))
         if base_pred is not None:
             base_values.update(base_fairness(config, holdout, base_pred, target))
-        for name, value in extra.items():
+        for name, value in analyses.metrics.items():
             metrics[name] = compare(base_values.get(name), value)
         for name in names:
             if name not in metrics:
@@ -428,15 +248,13 @@ def validate(
         gates = evaluate_gates(config.gates, metrics)
         write_plots(target, head, config.model.task, staging / "plots")
         plots = sorted((staging / "plots").glob("*.png"))  # ours and the drift plots
-        if profile is None:
-            notes.append("no reference profile written (analysis.profile not available)")
         report = ValidationReport(
             model=config.model.name,
             task=config.model.task,
             verdict=verdict(gates),
             metrics=metrics,
             gates=gates,
-            baseline=baseline,
+            baseline=chosen.baseline,
             bootstrap={
                 "samples": config.bootstrap.samples,
                 "confidence": config.bootstrap.confidence,
@@ -453,8 +271,8 @@ def validate(
                 if base_pred is not None and config.model.task == "classification"
                 else None
             ),
-            drift=drift_json,
-            fairness=fairness_json,
+            drift=analyses.drift,
+            fairness=analyses.fairness,
             analysis_notes=notes,
             plots=sorted(p.relative_to(staging).as_posix() for p in plots),
             reproducibility=Reproducibility(
@@ -471,7 +289,7 @@ def validate(
             ),
             created_at=(now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ"),
         )
-        markdown = render_markdown(report, extra_sections=sections)
+        markdown = render_markdown(report, extra_sections=analyses.sections)
         (staging / "report.md").write_text(markdown, encoding="utf-8")
         (staging / "report.json").write_text(report.model_dump_json(indent=2), encoding="utf-8")
         (staging / METRICS_FILE).write_text(
@@ -488,73 +306,6 @@ def validate(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-
-
-def _baseline(
-    config: MlopsConfig,
-    holdout: pd.DataFrame,
-    staging: Path,
-    base_model: Path | None,
-    base_label: str | None,
-    base_metrics: Path | None,
-    forge: Any,
-) -> tuple[Predictions | None, Baseline, dict[str, float], Any]:
-    """Pick the baseline: an explicit model file, the registry's stage, a metrics file, or none."""
-    notes: list[str] = []
-    if base_model is not None:
-        model = load_model(base_model)
-        return (
-            predict_with_model(model, holdout, config),
-            Baseline(source="model", description=base_label or f"model file {base_model}"),
-            {},
-            None,
-        )
-    try:
-        found = registry_baseline(config, staging / "baseline", forge)
-    except MlopsError as exc:
-        found = None
-        notes.append(f"registry baseline unavailable: {exc}")
-    if found is not None:
-        model, version, profile = found
-        return (
-            predict_with_model(model, holdout, config),
-            Baseline(
-                source="registry",
-                version=version,
-                description=f"{config.model.name} {version} (stage {config.baseline.stage})",
-            ),
-            {},
-            profile,
-        )
-    metrics_path = base_metrics
-    if metrics_path is None and config.baseline.metrics_file:
-        candidate = config.resolve(config.baseline.metrics_file)
-        metrics_path = candidate if candidate.is_file() else None
-    if metrics_path is not None:
-        notes.append("no baseline model: metric differences have no confidence intervals")
-        return (
-            None,
-            Baseline(source="metrics_file", description=f"metrics file {metrics_path}", notes=notes),
-            read_base_metrics(metrics_path),
-            None,
-        )
-    notes.append(f"no model in stage {config.baseline.stage!r} and no base metrics file")
-    return (
-        None,
-        Baseline(source="none", description="no baseline: nothing to compare with", notes=notes),
-        {},
-        None,
-    )
-
-
-def _reference_profile(train: pd.DataFrame, staging: Path) -> Path | None:
-    try:
-        profile = importlib.import_module("mlops_bot.analysis.profile")
-    except ImportError:
-        return None
-    path = staging / "reference_profile.json"
-    profile.build_profile(train).save(path)
-    return path
 
 
 def _publish(staging: Path, output: Path) -> None:

@@ -1,0 +1,138 @@
+"""The baseline a PR is compared with: an explicit model file, the registry's stage, a metrics file,
+or none, in that order. Reads models and metrics (I/O edge); the choice itself is plain ifs."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mlops_bot.analysis.profile import ReferenceProfile
+from mlops_bot.config import MlopsConfig
+from mlops_bot.errors import DataError, MlopsError, TrainingError
+from mlops_bot.model_file import load_model
+from mlops_bot.pipeline import train as training
+from mlops_bot.pipeline.evaluate import Predictions
+from mlops_bot.pipeline.result import Baseline
+from mlops_bot.registry.registry import Registry
+
+
+@dataclass(frozen=True)
+class RegistryBaseline:
+    """The model in `baseline.stage` of the registry, downloaded."""
+
+    model: Any
+    version: str
+    profile: ReferenceProfile | None
+
+
+@dataclass(frozen=True)
+class ChosenBaseline:
+    """What the head is compared with: predictions on the holdout (for paired CIs) when there is a
+    model, else only metric values from a file, else nothing."""
+
+    baseline: Baseline
+    predictions: Predictions | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    profile: ReferenceProfile | None = None
+
+
+def read_base_metrics(path: Path) -> dict[str, float]:
+    """A `metrics.json` ({name: value}), or a report.json ({"metrics": {name: {"head": ...}}})."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DataError(f"base metrics file {path} does not exist") from None
+    except (OSError, ValueError) as exc:
+        raise DataError(f"base metrics file {path} is not valid JSON: {exc}") from None
+    if isinstance(data, dict) and isinstance(data.get("metrics"), dict):
+        data = data["metrics"]
+    if not isinstance(data, dict):
+        raise DataError(f"base metrics file {path}: expected an object of metric name -> number")
+    out: dict[str, float] = {}
+    for name, value in data.items():
+        if isinstance(value, dict):
+            value = value.get("head")
+        if value is None:  # a report.json metric the head could not compute
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            # Skipping it would silently turn the comparison into "no baseline" for this metric.
+            raise DataError(f"base metrics file {path}: {name} is {value!r}; expected a number")
+        out[str(name)] = float(value)
+    return out
+
+
+def predict_with_model(model: Any, holdout: pd.DataFrame, config: MlopsConfig) -> Predictions:
+    """A baseline model may use other features than the head: try every non-target column first
+    (a ColumnTransformer picks its own), then the head's feature list."""
+    columns = [c for c in holdout.columns if c != config.data.target]
+    try:
+        return training.predict(model, holdout, columns, config.model.task)
+    except (TrainingError, DataError):
+        return training.predict(model, holdout, training.feature_columns(config, holdout), config.model.task)
+
+
+def registry_baseline(config: MlopsConfig, dest: Path, forge: Any) -> RegistryBaseline | None:
+    """The model in `baseline.stage` of the registry, when this repository has one."""
+    if not (config.root / ".git").exists():
+        return None
+    registry = Registry(config.root, forge=forge, policy=config.registry)
+    version = registry.stage_version(config.model.name, config.baseline.stage)
+    if version is None:
+        return None
+    folder = Path(registry.download(config.model.name, version, dest))
+    profile_path = folder / "reference_profile.json"
+    profile = ReferenceProfile.load(profile_path) if profile_path.is_file() else None
+    return RegistryBaseline(load_model(folder / "model.skops"), version, profile)
+
+
+def choose_baseline(
+    config: MlopsConfig,
+    holdout: pd.DataFrame,
+    download_dir: Path,
+    *,
+    base_model: Path | None,
+    base_label: str | None,
+    base_metrics: Path | None,
+    forge: Any,
+) -> ChosenBaseline:
+    """Pick the baseline: an explicit model file, the registry's stage, a metrics file, or none."""
+    notes: list[str] = []
+    if base_model is not None:
+        model = load_model(base_model)
+        return ChosenBaseline(
+            Baseline(source="model", description=base_label or f"model file {base_model}"),
+            predictions=predict_with_model(model, holdout, config),
+        )
+    try:
+        found = registry_baseline(config, download_dir, forge)
+    except MlopsError as exc:
+        found = None
+        notes.append(f"registry baseline unavailable: {exc}")
+    if found is not None:
+        return ChosenBaseline(
+            Baseline(
+                source="registry",
+                version=found.version,
+                description=f"{config.model.name} {found.version} (stage {config.baseline.stage})",
+            ),
+            predictions=predict_with_model(found.model, holdout, config),
+            profile=found.profile,
+        )
+    metrics_path = base_metrics
+    if metrics_path is None and config.baseline.metrics_file:
+        candidate = config.resolve(config.baseline.metrics_file)
+        metrics_path = candidate if candidate.is_file() else None
+    if metrics_path is not None:
+        notes.append("no baseline model: metric differences have no confidence intervals")
+        return ChosenBaseline(
+            Baseline(source="metrics_file", description=f"metrics file {metrics_path}", notes=notes),
+            metrics=read_base_metrics(metrics_path),
+        )
+    notes.append(f"no model in stage {config.baseline.stage!r} and no base metrics file")
+    return ChosenBaseline(
+        Baseline(source="none", description="no baseline: nothing to compare with", notes=notes)
+    )
