@@ -1,14 +1,56 @@
-"""Saving and loading model files safely.
+"""Saving and loading model files safely: the one allow-list of loadable types.
 
-skops is the default format: loading it never executes code, and we trust only an explicit
-allow-list of scikit-learn / numpy / scipy types, never whatever the file asks for. Pickle and joblib
-files execute code on load, so they need `trusted_pickle=True` from the caller.
+A model file comes from whoever wrote it: a pull request's training command, a registry release
+asset, a folder on disk. Loading it must never run code the file chose. skops is the default
+format: a skops file is a JSON tree of nodes that name a type (`module.Name`) and the data to rebuild
+it from; some nodes *call* the named thing with arguments from the file (a "reduce": skops'
+`ConstructorFromReduceNode`, `ReduceNode`/`LossNode`/`TreeNode`, the type cast of `NdArrayNode`).
+So a name we trust is a name a file may call with arguments of its choosing.
+
+How a file is checked (`check_skops`, then `load_model`):
+
+1. skops parses the node tree without importing or building anything (`get_untrusted_types`) and
+   reports every name that skops itself does not trust *for that kind of node*. skops' own default
+   set is narrow per node kind: JSON primitives and containers, numpy dtypes and arrays (read with
+   `allow_pickle=False`), numpy / scipy.special ufuncs as functions, numpy bit generators, scipy
+   sparse matrices, and scikit-learn's public estimator classes plus its loss/link types as objects
+   rebuilt from attributes (never called with arguments).
+2. Every reported name must be on OUR list, compared as an exact full name: no prefixes, no
+   patterns, no "anything under sklearn.". Anything else refuses the whole file, naming the types,
+   before a single object is built.
+3. Only then does skops build the objects, trusting exactly the names it reported (a subset of our
+   list), from the same bytes we checked.
+
+The list is per framework so each one's types stay reviewable on their own:
+
+- `SKLEARN_TYPES`: what fitted scikit-learn models need beyond skops' defaults (tree storage,
+  neighbour search trees, distance metrics, optimizers, calibration and kernel helpers, ...).
+- `NUMPY_TYPES`, `SCIPY_TYPES`: numpy / scipy types beyond skops' defaults.
+- `FRAMEWORK_TYPES` maps a framework name to its list; a new framework (XGBoost, LightGBM, CatBoost)
+  adds one frozenset of exact names here and one entry in `FRAMEWORK_TYPES`. A repository's own
+  additions (a config `trusted_types` list) go through `allowed_types(extra=...)`, which refuses
+  names in `NEVER_TRUSTED_MODULES` whatever the config says.
+
+Rule for adding a name: it must be harmless wherever a file may put it: as a class rebuilt from
+attributes, as a callable called with any arguments, or handed back as a value. Classes whose
+constructors only store data qualify; functions that touch the OS, the filesystem, imports or
+evaluation never do (`sklearn.utils._testing.check_output`, `scipy._lib._tmpdirs.rmtree` and
+`numpy.memmap` all live under trusted package names and are exactly what a prefix list let through).
+
+Tree storage (`sklearn.tree._tree.Tree`, HistGradientBoosting's `TreePredictor`) is trusted because
+the tree models need it; skops itself does not trust them by default because their node indices are
+used without bounds checks at predict time. scikit-learn's `Tree.__setstate__` checks the node array's
+dtype and shape only, so crafted indices remain a crash risk (not code execution); see
+docs/security.md.
+
+Pickle and joblib files execute code on load: they load only with `trusted_pickle=True` from a caller
+that produced the file itself; no command of ours passes it.
 """
 
 from __future__ import annotations
 
 import pickle
-import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,20 +61,99 @@ from mlops_bot.errors import IntegrityError
 SKOPS_SUFFIXES = (".skops",)
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
 
-# Module prefixes whose types we accept from a skops file. Anything else is refused by name.
-_TRUSTED_PREFIXES = re.compile(r"^(sklearn|numpy|scipy)\.[A-Za-z0-9_.]+$")
-_TRUSTED_EXACT = frozenset({"builtins.slice", "collections.OrderedDict", "collections.defaultdict"})
+# Exact names, checked with skops 0.16 / scikit-learn 1.9 by fitting every estimator of
+# `sklearn.utils.all_estimators()` inside the built-in ColumnTransformer pipeline and listing
+# `get_untrusted_types` of the saved file (plus the neighbour, MLP, calibration and loss variants).
+SKLEARN_TYPES: frozenset[str] = frozenset({
+    # tree storage of DecisionTree*, RandomForest*, ExtraTrees*, GradientBoosting*, AdaBoost, Bagging
+    "sklearn.tree._tree.Tree",
+    # HistGradientBoosting*
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    # KNeighbors*, RadiusNeighbors*: the search trees and their distance metrics
+    "sklearn.neighbors._kd_tree.KDTree",
+    "sklearn.neighbors._ball_tree.BallTree",
+    "sklearn.metrics._dist_metrics.EuclideanDistance64",
+    "sklearn.metrics._dist_metrics.ManhattanDistance64",
+    "sklearn.metrics._dist_metrics.ChebyshevDistance64",
+    "sklearn.metrics._dist_metrics.MinkowskiDistance64",
+    # MLP*
+    "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
+    "sklearn.neural_network._stochastic_optimizers.SGDOptimizer",
+    # CalibratedClassifierCV
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
+    # GaussianProcess* (default kernels)
+    "sklearn.gaussian_process._gpc._BinaryGaussianProcessClassifierLaplace",
+    "sklearn.gaussian_process.kernels.ConstantKernel",
+    "sklearn.gaussian_process.kernels.Product",
+    "sklearn.gaussian_process.kernels.Sum",
+    "sklearn.gaussian_process.kernels.RBF",
+    "sklearn.gaussian_process.kernels.WhiteKernel",
+    # TweedieRegressor's losses (the others are in skops' defaults)
+    "sklearn._loss.loss.HalfTweedieLoss",
+    "sklearn._loss.loss.HalfTweedieLossIdentity",
+})
+
+NUMPY_TYPES: frozenset[str] = frozenset({
+    "numpy.dtype",  # the dtype objects of encoders' categories_ and feature_names_in_
+})
+
+SCIPY_TYPES: frozenset[str] = frozenset()  # sparse matrices are in skops' defaults
+
+FRAMEWORK_TYPES: Mapping[str, frozenset[str]] = {
+    "scikit-learn": SKLEARN_TYPES,
+    "numpy": NUMPY_TYPES,
+    "scipy": SCIPY_TYPES,
+}
+
+# Top-level modules no list may ever name, whatever a repository's config asks for.
+NEVER_TRUSTED_MODULES = frozenset({
+    "builtins", "os", "posix", "nt", "sys", "subprocess", "shutil", "importlib", "runpy", "pickle",
+    "marshal", "ctypes", "socket", "code", "codeop", "pty", "io", "pathlib", "tempfile", "webbrowser",
+    "multiprocessing", "threading", "signal", "operator", "functools", "types", "inspect", "gc",
+})
+
+DEFAULT_TRUSTED: frozenset[str] = frozenset().union(*FRAMEWORK_TYPES.values())
 
 
-def is_trusted_type(name: str) -> bool:
-    """Whether a type named in a skops file is on our allow-list."""
-    if name in _TRUSTED_EXACT:
-        return True
-    if not _TRUSTED_PREFIXES.match(name):
-        return False
-    # sklearn's own modules are fine, but not anything reaching back into the stdlib through them.
-    banned = {"os", "subprocess", "sys", "builtins", "eval", "exec"}
-    return not any(part in banned for part in name.split("."))
+def allowed_types(extra: Iterable[str] = ()) -> frozenset[str]:
+    """Our list, plus exact names a repository adds (refused when they name a forbidden module)."""
+    extra = [str(name) for name in extra]
+    forbidden = sorted(name for name in extra
+                       if name.split(".", 1)[0] in NEVER_TRUSTED_MODULES or "." not in name)
+    if forbidden:
+        raise IntegrityError(
+            f"trusted model types {', '.join(forbidden)} can never be trusted: they are not "
+            "'package.module.Type' names or they reach the OS, imports or evaluation"
+        )
+    return DEFAULT_TRUSTED.union(extra)
+
+
+def is_trusted_type(name: str, extra: Iterable[str] = ()) -> bool:
+    """Whether a type named in a skops file (beyond skops' own defaults) is on the list: exact match."""
+    return name in allowed_types(extra)
+
+
+def refused_types(needed: Iterable[str], extra: Iterable[str] = ()) -> list[str]:
+    """The names a file needs that are not on the list, sorted (pure)."""
+    allowed = allowed_types(extra)
+    return sorted({name for name in needed if name not in allowed})
+
+
+def check_skops(data: bytes, source: str, extra: Iterable[str] = ()) -> list[str]:
+    """Parse a skops file's node tree (nothing is imported or built) and return the names it needs
+    beyond skops' defaults; raise, naming them, when any is not on the list."""
+    try:
+        needed = sio.get_untrusted_types(data=data)
+    except Exception as exc:  # a crafted or damaged zip/JSON: skops raises many types
+        raise IntegrityError(f"model file {source} is not a valid skops file: {exc}") from None
+    refused = refused_types(needed, extra)
+    if refused:
+        raise IntegrityError(
+            f"model file {source} needs type(s) not on the model-type allow-list: {', '.join(refused)}; "
+            "refused before building any object (see docs/security.md for what is trusted)"
+        )
+    return needed
 
 
 def save_model(model: Any, path: str | Path) -> Path:
@@ -45,23 +166,18 @@ def save_model(model: Any, path: str | Path) -> Path:
     return path
 
 
-def load_model(path: str | Path, trusted_pickle: bool = False) -> Any:
-    """Load a model file. skops files load only if every type they need is on the allow-list."""
+def load_model(path: str | Path, trusted_pickle: bool = False, extra_types: Iterable[str] = ()) -> Any:
+    """Load a model file. A skops file loads only if every type it needs is on the allow-list."""
     path = Path(path)
     if not path.is_file():
         raise IntegrityError(f"model file {path} does not exist")
     if path.suffix in SKOPS_SUFFIXES:
+        data = path.read_bytes()  # checked and loaded from the same bytes
+        needed = check_skops(data, str(path), extra_types)
         try:
-            needed = sio.get_untrusted_types(file=path)
+            return sio.loads(data, trusted=needed)
         except Exception as exc:
-            raise IntegrityError(f"model file {path} is not a valid skops file: {exc}") from None
-        refused = [name for name in needed if not is_trusted_type(name)]
-        if refused:
-            raise IntegrityError(
-                f"model file {path} needs untrusted type(s) {', '.join(sorted(refused))}; "
-                "refusing to load it (only scikit-learn, numpy and scipy types are trusted)"
-            )
-        return sio.load(path, trusted=needed)
+            raise IntegrityError(f"model file {path} could not be rebuilt by skops: {exc}") from None
     if path.suffix in PICKLE_SUFFIXES:
         if not trusted_pickle:
             raise IntegrityError(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from mlops_bot.errors import IntegrityError
-from mlops_bot.model_file import is_trusted_type, load_model, save_model
+from mlops_bot.model_file import DEFAULT_TRUSTED, allowed_types, is_trusted_type, load_model, save_model
 
 
 def _data() -> tuple[np.ndarray, np.ndarray]:
@@ -70,7 +71,59 @@ def test_refuses_to_save_pickle_and_unknown_formats(tmp_path: Path) -> None:
         ("os.system", False),
         ("sklearn.externals.os.system", False),
         ("pathlib.PosixPath", False),
+        # under trusted package names, and exactly what a prefix list let through
+        ("sklearn.utils._testing.check_output", False),
+        ("scipy._lib._tmpdirs.rmtree", False),
+        ("numpy.memmap", False),
+        ("numpy.lib.format.open_memmap", False),
+        ("sklearn.tree._tree", False),
+        ("sklearn.tree._tree.Tree.__reduce__", False),
     ],
 )
-def test_allow_list(name: str, trusted: bool) -> None:
+def test_allow_list_is_exact(name: str, trusted: bool) -> None:
     assert is_trusted_type(name) is trusted
+
+
+def test_a_repository_may_add_exact_names_but_never_os_or_builtins() -> None:
+    assert is_trusted_type("mypkg.models.Ensemble", extra=["mypkg.models.Ensemble"])
+    assert not is_trusted_type("mypkg.models.EnsembleX", extra=["mypkg.models.Ensemble"])
+    for bad in ("os.system", "builtins.eval", "subprocess.Popen", "importlib.import_module", "eval"):
+        with pytest.raises(IntegrityError, match="can never be trusted"):
+            allowed_types([bad])
+
+
+def test_every_list_entry_names_something_that_exists() -> None:
+    """A typo in the list would trust nothing useful; a name must resolve to a class (never a function)."""
+    import importlib
+
+    for name in DEFAULT_TRUSTED:
+        module, _, attr = name.rpartition(".")
+        obj = getattr(importlib.import_module(module), attr)
+        assert isinstance(obj, type), name
+
+
+def _supported_models() -> list[Any]:
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
+    from sklearn.gaussian_process import GaussianProcessClassifier
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.neural_network import MLPClassifier
+
+    return [GradientBoostingClassifier(n_estimators=5), HistGradientBoostingClassifier(max_iter=5),
+            KNeighborsClassifier(algorithm="ball_tree"), KNeighborsClassifier(algorithm="kd_tree"),
+            MLPClassifier(solver="sgd", max_iter=30), MLPClassifier(max_iter=30),
+            CalibratedClassifierCV(), GaussianProcessClassifier()]
+
+
+def test_the_estimators_we_support_load_through_the_list(tmp_path: Path) -> None:
+    import warnings
+
+    x, y = _data()
+    labels = np.where(y == 1, "yes", "no")
+    for model in _supported_models():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # convergence warnings of the tiny fits
+            model.fit(np.abs(x), labels)
+        path = save_model(model, tmp_path / "m.skops")
+        loaded = load_model(path)
+        assert (loaded.predict(np.abs(x)) == model.predict(np.abs(x))).all(), type(model).__name__
