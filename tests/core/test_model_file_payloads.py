@@ -192,7 +192,7 @@ def test_every_entry_point_refuses_the_crafted_model(tmp_path: Path,
     """The model server (`serve --model`, the deploy targets' server), validate's `--base-model` and
     the server's loader all go through the one loader."""
     from mlops_bot.cli import main
-    from mlops_bot.deploy.server import load_version
+    from mlops_bot.deploy.loading import load_version
 
     victim = Victim(tmp_path)
     folder = tmp_path / "v1"
