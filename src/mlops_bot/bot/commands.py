@@ -14,6 +14,7 @@ from typing import Literal
 
 from mlops_bot.config import PERMISSION_ORDER, BotSection, Permission, RegistrySection
 from mlops_bot.errors import MlopsError
+from mlops_bot.report.escape import quote
 
 CommandName = Literal["promote", "rollback", "abort", "retrain", "drift", "help"]
 
@@ -95,7 +96,7 @@ def parse_command(body: str) -> Command | None:
     name = match.group(1).lower()
     spec = COMMANDS.get(name)
     if spec is None:
-        raise CommandSyntaxError(f"unknown command `/{name}`.")
+        raise CommandSyntaxError(f"unknown command {quote('/' + name)}.")
     positional: list[str] = []
     args: dict[str, str] = {}
     for token in (match.group(2) or "").split():
@@ -105,7 +106,9 @@ def parse_command(body: str) -> Command | None:
             if key not in spec.keys:
                 allowed = ", ".join(sorted(spec.keys)) or "none"
                 raise CommandSyntaxError(
-                    f"`/{name}` does not take `{key}=` (allowed: {allowed}). Usage: `{spec.usage}`", name
+                    f"`/{name}` does not take {quote(key + '=')} (allowed: {allowed}). "
+                    f"Usage: `{spec.usage}`",
+                    name,
                 )
             if not value:
                 raise CommandSyntaxError(f"`{key}=` needs a value. Usage: `{spec.usage}`", name)
@@ -118,15 +121,16 @@ def parse_command(body: str) -> Command | None:
         raise CommandSyntaxError(f"too many arguments. Usage: `{spec.usage}`", name)
     for word in positional:
         if not _WORD.match(word):
-            raise CommandSyntaxError(f"`{word}` is not a valid stage name. Usage: `{spec.usage}`", name)
+            raise CommandSyntaxError(f"{quote(word)} is not a valid stage name. Usage: `{spec.usage}`", name)
     if "version" in args and not _VERSION.match(args["version"]):
         raise CommandSyntaxError(
-            f"`version={args['version']}` is not a version like `v1.2.3`. Usage: `{spec.usage}`", name
+            f"{quote('version=' + args['version'])} is not a version like `v1.2.3`. Usage: `{spec.usage}`",
+            name,
         )
     if "model" in args and not _NAME.match(args["model"]):
-        raise CommandSyntaxError(f"`model={args['model']}` is not a valid model name.", name)
+        raise CommandSyntaxError(f"{quote('model=' + args['model'])} is not a valid model name.", name)
     if "environment" in args and not _WORD.match(args["environment"]):
-        raise CommandSyntaxError(f"`environment={args['environment']}` is not a valid name.", name)
+        raise CommandSyntaxError(f"{quote('environment=' + args['environment'])} is not a valid name.", name)
     return Command(name=name, positional=tuple(positional), args=args)  # type: ignore[arg-type]
 
 

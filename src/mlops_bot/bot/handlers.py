@@ -27,6 +27,7 @@ from mlops_bot.bot.commands import (
 from mlops_bot.config import BotSection, Permission, RegistrySection, RolloutSection
 from mlops_bot.errors import MlopsError, RegistryError
 from mlops_bot.forge.base import Forge, Reaction
+from mlops_bot.report import escape
 
 log = logging.getLogger("mlops_bot.bot")
 
@@ -225,7 +226,7 @@ class EventHandler:
             if not isinstance(quick, CommentCommand):
                 raise
             # A broken config must be visible where the command was typed, not only in our log.
-            text = f"@{quick.author} cannot run commands: {error}"
+            text = f"@{quick.author} cannot run commands: {_said(error)}"
             journal("react-confused", lambda: forge.add_reaction(quick.comment_id, "confused"))
             _post_reply(forge, journal, quick.number, text, delivery)
             return Outcome("failed", str(error), text)
@@ -277,7 +278,7 @@ class EventHandler:
         except _Refused as refused:
             return self._refuse(request, command, have, refused.need, react, reply)
         except MlopsError as error:
-            text = f"@{request.author} `/{command.name}` failed: {error}"
+            text = f"@{request.author} `/{command.name}` failed: {_said(error)}"
             react("confused")
             reply(text)
             return Outcome("failed", str(error), text)
@@ -471,6 +472,11 @@ def _dispatch_probe(forge: Forge, delivery: str | None) -> Callable[[], bool | N
         return None
     return lambda: True if any(d.get("client_payload", {}).get("delivery") == delivery
                                for d in listing()) else None
+
+
+def _said(error: Exception) -> str:
+    """An error message in a reply: bounded and inert (it may quote config or forge text)."""
+    return escape.message(error)
 
 
 def _keyed(payload: dict[str, Any], delivery: str | None) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from mlops_bot.config import Permission
+from mlops_bot.report.escape import comment_text
 
 Reaction = Literal["+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes"]
 CheckConclusion = Literal[
@@ -28,7 +29,7 @@ STICKY_MARKER_PREFIX = "<!-- mlops-bot:sticky"
 
 def sticky_marker(workflow: str, model: str) -> str:
     """Hidden HTML marker identifying the one sticky comment per workflow and model on a PR."""
-    return f"{STICKY_MARKER_PREFIX} workflow={workflow} model={model} -->"
+    return f"{STICKY_MARKER_PREFIX} workflow={comment_text(workflow)} model={comment_text(model)} -->"
 
 
 class Comment(BaseModel):

@@ -23,6 +23,7 @@ from mlops_bot.forge.base import (
     Forge,
     sticky_marker,
 )
+from mlops_bot.report import escape
 
 COMMENT_LIMIT = 65536  # GitHub refuses longer comment bodies
 CONFIG_PATH = ".github/mlops.yml"
@@ -46,7 +47,7 @@ def check_from_report(report: dict[str, Any], config_path: str = CONFIG_PATH) ->
     verdict = report.get("verdict")
     if verdict not in ("pass", "fail"):
         raise ForgeError(f"report.json: 'verdict' must be 'pass' or 'fail', got {verdict!r}")
-    model = str(report.get("model") or "model")
+    model = escape.truncate(str(report.get("model") or "model"), 100)
     gates = [g for g in report.get("gates") or [] if isinstance(g, dict)]
     failed = [g for g in gates if not g.get("passed")]
     if verdict == "fail":
@@ -55,27 +56,32 @@ def check_from_report(report: dict[str, Any], config_path: str = CONFIG_PATH) ->
         )
     else:
         title = f"{model}: all {len(gates)} gates passed" if gates else f"{model}: validation passed"
-    lines = [f"**{title}**", ""]
+    lines = [f"**{escape.text(title)}**", ""]
     if gates:
         lines += ["| Gate | Rule | Result |", "|---|---|---|"]
         for gate in gates:
             mark = "✅ pass" if gate.get("passed") else "❌ fail"
-            lines.append(f"| {gate.get('metric', '?')} | `{gate.get('rule', '')}` | {mark} |")
+            lines.append(
+                f"| {escape.cell(gate.get('metric', '?'))} | {escape.code(gate.get('rule', ''), table=True)} "
+                f"| {mark} |"
+            )
     metrics = report.get("metrics") or {}
     if isinstance(metrics, dict) and metrics:
         lines += ["", "| Metric | Base | Head | Change |", "|---|---|---|---|"]
         for name, row in metrics.items():
             if isinstance(row, dict):
                 lines.append(
-                    f"| {name} | {_fmt(row.get('base'))} | {_fmt(row.get('head'))} | "
+                    f"| {escape.cell(name)} | {_fmt(row.get('base'))} | {_fmt(row.get('head'))} | "
                     f"{_fmt(row.get('diff'))} |"
                 )
     annotations = [
         Annotation(
             path=config_path,
             annotation_level="failure",
-            title=f"Gate failed: {g.get('metric', '?')}",
-            message=str(g.get("message") or f"{g.get('metric', '?')} did not meet `{g.get('rule', '')}`"),
+            title=escape.truncate(f"Gate failed: {g.get('metric', '?')}", 255),
+            message=escape.truncate(
+                str(g.get("message") or f"{g.get('metric', '?')} did not meet {g.get('rule', '')}"), 2000
+            ),
         )
         for g in failed
     ]
@@ -92,7 +98,9 @@ def _fmt(value: Any) -> str:
         return "-"
     if isinstance(value, float):
         return f"{value:.5g}"
-    return str(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return escape.cell(value)  # report.json may come from an untrusted run: text stays text
 
 
 def comment_body(markdown: str, workflow: str, model: str) -> tuple[str, str]:

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from mlops_bot.monitor.monitor import MonitorReport
+from mlops_bot.report import escape
 
 _STATUS = {"ok": "✅ ok", "decayed": "❌ decayed", "insufficient_data": "⚠️ not enough data"}
 
@@ -21,7 +22,8 @@ def _num(value: float | None, digits: int = 4) -> str:
 def render_monitor(report: MonitorReport, plot: str | None = None) -> str:
     """Markdown: verdict and reasons first, then drift per column, metrics, and the timeline."""
     lines = [
-        f"## Production monitor: {report.model} {report.version or ''} ({report.stage})",
+        f"## Production monitor: {escape.text(report.model)} {escape.text(report.version or '')} "
+        f"({escape.text(report.stage)})",
         "",
         f"**Status:** {_STATUS[report.status]}  ",
         f"**Window:** {_when(report.window_start)} → {_when(report.window_end)}; "
@@ -29,7 +31,7 @@ def render_monitor(report: MonitorReport, plot: str | None = None) -> str:
         "",
     ]
     if report.reasons:
-        lines += ["**Why:**", *[f"- {reason}" for reason in report.reasons], ""]
+        lines += ["**Why:**", *[f"- {escape.text(reason)}" for reason in report.reasons], ""]
     if report.drift:
         lines += [
             f"### Input drift: {report.drift['number_of_drifted_columns']} of "
@@ -41,14 +43,15 @@ def render_monitor(report: MonitorReport, plot: str | None = None) -> str:
         ]
         for name, col in report.drift["columns"].items():
             lines.append(
-                f"| {name} | {col['type']} | {col['method']} | {_num(col['score'])} | "
+                f"| {escape.cell(name)} | {escape.cell(col['type'])} | {escape.cell(col['method'])} | "
+                f"{_num(col['score'])} | "
                 f"{col['threshold']:g} | {'yes' if col['drifted'] else 'no'} |"
             )
         lines.append("")
     if report.prediction_drift:
         p = report.prediction_drift
         lines += [
-            f"### Prediction drift: {p.method} {_num(p.score)} (threshold {p.threshold:g}) "
+            f"### Prediction drift: {escape.text(p.method)} {_num(p.score)} (threshold {p.threshold:g}) "
             f"{'— drifted' if p.drifted else ''}",
             "",
         ]
@@ -59,13 +62,14 @@ def render_monitor(report: MonitorReport, plot: str | None = None) -> str:
         for name, m in report.metrics.items():
             drop = "-" if m.drop is None else f"{m.drop:.1%}"
             allowed = "-" if m.max_drop is None else f"{m.max_drop:.1%}"
-            lines.append(f"| {name} | {_num(m.registered)} | {_num(m.live)} | {drop} | {allowed} | "
-                         f"{'yes' if m.decayed else 'no'} |")
+            lines.append(f"| {escape.cell(name)} | {_num(m.registered)} | {_num(m.live)} | {drop} | "
+                         f"{allowed} | {'yes' if m.decayed else 'no'} |")
         lines.append("")
     if report.timeline:
         metric = _timeline_metric(report)
         lines += ["### Over time", "",
-                  f"| Window start | Rows | Drift share | Prediction drift | {metric or 'Metric'} |",
+                  "| Window start | Rows | Drift share | Prediction drift | "
+                  f"{escape.cell(metric or 'Metric')} |",
                   "|---|---:|---:|---:|---:|"]
         for point in report.timeline:
             value = point.metrics.get(metric) if metric else None
@@ -73,7 +77,7 @@ def render_monitor(report: MonitorReport, plot: str | None = None) -> str:
                          f"{_num(point.prediction_drift, 3)} | {_num(value)} |")
         lines.append("")
     if plot:
-        lines += [f"![signals over time]({plot})", ""]
+        lines += [f"![signals over time](<{escape.link_target(plot)}>)", ""]
     return "\n".join(lines)
 
 

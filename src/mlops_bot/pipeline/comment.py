@@ -14,6 +14,7 @@ from mlops_bot.forge.base import sticky_marker
 from mlops_bot.pipeline.evaluate import lower_is_better, task_metrics
 from mlops_bot.pipeline.gates import GateResult, MetricComparison
 from mlops_bot.pipeline.result import ValidationReport
+from mlops_bot.report import escape
 from mlops_bot.report.charts import confusion_table, interval_bar, metric_bar_chart
 
 GITHUB_COMMENT_LIMIT = 65_536
@@ -55,7 +56,8 @@ def metric_table(report: ValidationReport) -> str:
     for name, row in report.metrics.items():
         span = max((abs(x) for x in (row.ci or [])), default=0.0)
         lines.append(
-            f"| {name} | {fmt(row.base)} | {fmt(row.head)} | {_change(name, row)} | {_ci(name, row, span)} |"
+            f"| {escape.cell(name)} | {fmt(row.base)} | {fmt(row.head)} | {_change(name, row)} "
+            f"| {_ci(name, row, span)} |"
         )
     return "\n".join(lines)
 
@@ -66,18 +68,21 @@ def gate_table(gates: Sequence[GateResult]) -> str:
     lines = ["| | Metric | Rule | Result |", "|---|---|---|---|"]
     for g in gates:
         mark = {"pass": _PASS, "fail": _FAIL, "skipped": _SKIP}[g.status]
-        lines.append(f"| {mark} | {g.metric} | `{g.rule}` | {g.detail} |")
+        lines.append(f"| {mark} | {escape.cell(g.metric)} | {escape.code(g.rule, table=True)} | {g.detail} |")
     return "\n".join(lines)
 
 
 def headline(report: ValidationReport) -> str:
     failed = report.failed_gates()
     if failed:
-        names = ", ".join(sorted({g.metric for g in failed}))
-        return f"## {_FAIL} `{report.model}`: {len(failed)} of {len(report.gates)} gate(s) failed ({names})"
+        names = escape.text(", ".join(sorted({g.metric for g in failed})))
+        return (
+            f"## {_FAIL} {escape.code(report.model)}: {len(failed)} of {len(report.gates)} gate(s) failed "
+            f"({names})"
+        )
     if not report.gates:
-        return f"## {_PASS} `{report.model}`: validated (no gates configured)"
-    return f"## {_PASS} `{report.model}`: all {len(report.gates)} gate(s) passed"
+        return f"## {_PASS} {escape.code(report.model)}: validated (no gates configured)"
+    return f"## {_PASS} {escape.code(report.model)}: all {len(report.gates)} gate(s) passed"
 
 
 def _details(summary: str, body: str) -> str:
@@ -86,15 +91,15 @@ def _details(summary: str, body: str) -> str:
 
 def _run_details(report: ValidationReport) -> str:
     r = report.reproducibility
-    rows = [f"- seed: `{r.seed}`"]
+    rows = [f"- seed: {escape.code(r.seed)}"]
     if r.git_sha:
-        rows.append(f"- commit: `{r.git_sha}`")
+        rows.append(f"- commit: {escape.code(r.git_sha)}")
     if r.estimator:
-        rows.append(f"- estimator: `{r.estimator}` (built-in pipeline)")
+        rows.append(f"- estimator: {escape.code(r.estimator)} (built-in pipeline)")
     if r.command:
-        rows.append(f"- training command: `{r.command}`")
-    rows += [f"- {role} data sha256: `{digest}`" for role, digest in r.data.items()]
-    rows.append("- packages: " + ", ".join(f"{k} {v}" for k, v in r.packages.items()))
+        rows.append(f"- training command: {escape.code(r.command)}")
+    rows += [f"- {escape.text(role)} data sha256: {escape.code(digest)}" for role, digest in r.data.items()]
+    rows.append("- packages: " + escape.text(", ".join(f"{k} {v}" for k, v in r.packages.items())))
     rows.append(f"- rows: train {report.train_rows}, holdout {report.holdout_rows}")
     boot = report.bootstrap
     if boot.get("paired"):
@@ -112,9 +117,9 @@ def render_markdown(
 ) -> str:
     """The full comment. `extra_sections` (drift, fairness) come from their own renderers."""
     head = [sticky_marker(MARKER_WORKFLOW, report.model), headline(report), ""]
-    baseline = f"**Baseline:** {report.baseline.description}"
+    baseline = f"**Baseline:** {escape.text(report.baseline.description)}"
     if report.baseline.notes:
-        baseline += " (" + "; ".join(report.baseline.notes) + ")"
+        baseline += " (" + escape.text("; ".join(report.baseline.notes)) + ")"
     head += [baseline, "", metric_table(report), "", "### Gates", "", gate_table(report.gates), ""]
     chart = metric_bar_chart(
         {
@@ -134,10 +139,10 @@ def render_markdown(
             body += "\n\n" + confusion_table(report.base_confusion_matrix, "base")
         optional.append(_details("Confusion matrix", body))
     if report.analysis_notes:
-        optional.append("\n".join(f"> {n}" for n in report.analysis_notes))
+        optional.append("\n".join(f"> {escape.text(n)}" for n in report.analysis_notes))
     tail = [_details("Run details (reproducibility)", _run_details(report))]
     if report.plots:
-        tail.append("Plots beside this report: " + ", ".join(f"`{p}`" for p in report.plots))
+        tail.append("Plots beside this report: " + ", ".join(escape.code(p) for p in report.plots))
     text = _join(head, optional, tail)
     note = "\n\n> Some details were left out to fit GitHub's comment size limit; see report.json."
     while len(text) > limit and optional:

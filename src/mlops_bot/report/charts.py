@@ -10,6 +10,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mlops_bot.report import escape
+
 _SAFE_LABEL = re.compile(r"[^A-Za-z0-9_ .:-]")
 
 
@@ -56,13 +58,13 @@ def confusion_table(confusion: Mapping[str, Any], title: str = "") -> str:
     """Confusion matrix as a markdown table: rows are true classes, columns predicted ones."""
     labels: Sequence[Any] = confusion["labels"]
     matrix: Sequence[Sequence[int]] = confusion["matrix"]
-    header = "| true \\ predicted | " + " | ".join(f"`{label}`" for label in labels) + " |"
+    header = "| true \\ predicted | " + " | ".join(escape.code(label, table=True) for label in labels) + " |"
     rule = "|---|" + "---:|" * len(labels)
     body = [
-        f"| `{label}` | " + " | ".join(str(v) for v in row) + " |"
+        f"| {escape.code(label, table=True)} | " + " | ".join(str(v) for v in row) + " |"
         for label, row in zip(labels, matrix, strict=True)
     ]
-    return "\n".join(([f"**{title}**", ""] if title else []) + [header, rule, *body])
+    return "\n".join(([f"**{escape.text(title)}**", ""] if title else []) + [header, rule, *body])
 
 
 def interval_bar(low: float, high: float, span: float, width: int = 21) -> str:

@@ -10,6 +10,7 @@ import pandas as pd
 
 from mlops_bot.analysis.drift import ColumnDrift, DriftReport
 from mlops_bot.analysis.drift_methods import psi_band
+from mlops_bot.report import escape
 
 METHOD_NAMES = {
     "ks": "K-S p-value",
@@ -49,10 +50,6 @@ def _rule(col: ColumnDrift) -> str:
     return f">= {_num(col.threshold)}"
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
 def render_drift(report: DriftReport, title: str = "Data drift", plots: dict[str, str] | None = None) -> str:
     """Markdown: verdict line, the per-column table, skipped columns, and the plot files when given."""
     verdict = "**Dataset drift detected**" if report.dataset_drift else "No dataset drift"
@@ -68,16 +65,17 @@ def render_drift(report: DriftReport, title: str = "Data drift", plots: dict[str
     for col in report.ranked():
         mark = "🔴 yes" if col.drifted else "no"
         lines.append(
-            f"| {_cell(col.name)} | {col.type} | {_method(col)} | {_num(col.score)} | {_rule(col)} | {mark} |"
+            f"| {escape.cell(col.name)} | {col.type} | {_method(col)} | {_num(col.score)} | {_rule(col)} "
+            f"| {mark} |"
         )
     if report.skipped:
-        reasons = "; ".join(f"`{_cell(n)}` ({why})" for n, why in report.skipped.items())
+        reasons = "; ".join(f"{escape.code(n)} ({escape.text(why)})" for n, why in report.skipped.items())
         lines += ["", "Not checked: " + reasons]
     if plots:
         # Named, not linked: a PR comment cannot resolve paths relative to the report folder; the
         # PNGs travel with the report (the workflow's artifact, the job summary).
         lines += ["", "Distribution plots beside the report: "
-                  + ", ".join(f"`{p}` ({_cell(n)})" for n, p in plots.items())]
+                  + ", ".join(f"{escape.code(p)} ({escape.text(n)})" for n, p in plots.items())]
     return "\n".join(lines) + "\n"
 
 

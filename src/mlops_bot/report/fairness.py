@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 from mlops_bot.analysis.fairness import DISPARITIES, FOUR_FIFTHS_LABEL, FairnessReport
+from mlops_bot.report import escape
 
 
 def _num(value: float | None) -> str:
@@ -14,24 +15,20 @@ def _num(value: float | None) -> str:
     return f"{value:.4f}"
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
 def render_fairness(report: FairnessReport, title: str = "Fairness") -> str:
     """Markdown section; group keys join the sensitive values in column order with ' | '."""
     columns = " × ".join(report.sensitive)
     lines = [
         f"### {title}",
         "",
-        f"Groups by {_cell(columns)} (positive label `{report.pos_label}`).",
+        f"Groups by {escape.text(columns)} (positive label {escape.code(report.pos_label)}).",
         "",
         "| Group | Count | Accuracy | Selection rate | TPR | FPR |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     for key, g in report.by_group.items():
         small = " ⚠️ small" if key in report.small_groups else ""
-        label = _cell(key.replace("|", " | "))
+        label = escape.cell(key.replace("|", " | "))
         lines.append(
             f"| {label}{small} | {g.count} | {_num(g.accuracy)} | {_num(g.selection_rate)} "
             f"| {_num(g.tpr)} | {_num(g.fpr)} |"
@@ -60,7 +57,7 @@ def render_fairness(report: FairnessReport, title: str = "Fairness") -> str:
             f"{verdict} ({FOUR_FIFTHS_LABEL})."
         )
     if report.small_groups:
-        groups = ", ".join(f"`{_cell(g)}`" for g in report.small_groups)
+        groups = ", ".join(escape.code(g) for g in report.small_groups)
         lines.append(
             f"\n⚠️ Groups with fewer than {report.min_group_size} rows are too small to judge: {groups}."
         )
