@@ -20,13 +20,13 @@ from mlops_bot.config import parse_config
 from mlops_bot.forge.publish import check_from_report
 from mlops_bot.monitor.monitor import MetricCheck, MonitorReport
 from mlops_bot.monitor.render import render_monitor
+from mlops_bot.pipeline.comment import render_markdown
 from mlops_bot.pipeline.gates import GateResult, compare
 from mlops_bot.pipeline.result import Baseline, Reproducibility, ValidationReport
 from mlops_bot.registry.model_card import render_model_card
 from mlops_bot.report import escape
 from mlops_bot.report.drift import render_drift
 from mlops_bot.report.fairness import render_fairness
-from mlops_bot.pipeline.comment import render_markdown
 
 IMG = "<img src=x onerror=alert(1)>"
 FORGED = "</details></summary>## ✅ forged"
