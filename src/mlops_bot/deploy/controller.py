@@ -1,14 +1,14 @@
-"""The rollout controller: walks the canary steps, judges each with the gates, promotes or aborts.
+"""The rollout controller: the edge around the pure state machine in `deploy/rollout.py`.
 
-It is a state machine advanced by `tick()`; `run()` is just tick + sleep until a terminal phase.
-The state lives in a JSON file (atomic writes under a lock) and is re-read on every tick, so a
+It loads the state, observes the world (clock, the target's health and metrics, /abort /rollback
+/promote requests on the rollout's GitHub deployment, the registry stage it watches), hands that to
+`rollout.begin` / `rollout.advance`, carries the returned effects out in order (routing, server
+recovery, deployment statuses, registry stage moves) and stores the new state; `run()` repeats
+that every `plan.interval` seconds until a terminal phase. The state store is a JSON file here
+(atomic writes under a lock) or the cluster (`targets/kserve.py`), re-read on every tick, so a
 controller killed mid-rollout resumes where it was, and a second controller started for a newer
 version takes over: the old one sees a different `rollout_id` and stops. Clock and sleep are passed
 in, so tests drive hours of holds in milliseconds.
-
-Every transition becomes a GitHub deployment status (environment = `rollout.environment`, payload
-`{"model", "version"}`), and the outcome goes to the registry: a promotion assigns the stage to the
-new version; an abort moves the stage back to the stable version if it had already moved.
 """
 
 from __future__ import annotations
@@ -21,56 +21,48 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Literal, TextIO
-
-from pydantic import BaseModel, Field
+from typing import Any, Protocol, TextIO
 
 from mlops_bot.deploy.control import pending_requests
-from mlops_bot.deploy.gates import GateDecision, evaluate_gates
-from mlops_bot.deploy.metrics import VersionStats
-from mlops_bot.deploy.plan import RolloutPlan
-from mlops_bot.deploy.routing import RoutingRequest, VersionRef
+from mlops_bot.deploy.rollout import (
+    BOT_ACTOR,
+    TERMINAL,
+    ApplyRouting,
+    AssignStage,
+    CreateDeployment,
+    Decision,
+    Observation,
+    Phase,
+    RecoverServer,
+    ReportStatus,
+    Restart,
+    RetireLive,
+    RolloutState,
+    Say,
+    Transition,
+    advance,
+    begin,
+    is_resume,
+    resume,
+    routing_of,
+)
+from mlops_bot.deploy.routing import VersionRef
 from mlops_bot.deploy.sources import ModelSource
 from mlops_bot.deploy.targets.base import Target
 from mlops_bot.errors import MlopsError
-from mlops_bot.forge.base import DeploymentState, Forge
+from mlops_bot.forge.base import Forge
 
-Phase = Literal["idle", "progressing", "paused", "promoted", "aborted", "rolled_back", "superseded"]
-TERMINAL: frozenset[str] = frozenset({"idle", "promoted", "aborted", "rolled_back", "superseded"})
-BOT_ACTOR = "mlops-bot"
+__all__ = ["TERMINAL", "Phase", "RolloutController", "RolloutState", "StateStore", "Transition"]
 
 
-class Transition(BaseModel):
-    at: float
-    phase: str
-    version: str | None
-    message: str
+class RolloutStore(Protocol):
+    """Where a model's rollout state lives: a file (`StateStore`) or the cluster."""
 
+    def locked(self) -> contextlib.AbstractContextManager[None]: ...
 
-class RolloutState(BaseModel):
-    """Everything needed to resume a rollout after a restart."""
+    def load(self, model: str) -> RolloutState: ...
 
-    model: str
-    rollout_id: str = ""
-    phase: Phase = "idle"
-    stable: VersionRef | None = None
-    canary: VersionRef | None = None
-    previous_stable: str | None = None
-    step: int = 0
-    weight: int = 0
-    step_started: float = 0.0
-    last_progress: float = 0.0
-    failures: int = 0
-    canary_baseline: VersionStats | None = None
-    stable_baseline: VersionStats | None = None
-    deployment_id: int | None = None
-    live_deployment_id: int | None = None
-    handled_status_id: int = 0
-    promote_requested: bool = False
-    waiting_notice: str = ""
-    decision: GateDecision | None = None
-    reason: str = ""
-    history: list[Transition] = Field(default_factory=list)
+    def save(self, state: RolloutState) -> None: ...
 
 
 class StateStore:
@@ -105,14 +97,6 @@ class StateStore:
         os.replace(tmp, self.path)
 
 
-def _is_older(candidate: str, than: str) -> bool:
-    from mlops_bot.registry.tags import SemVer
-
-    if not (SemVer.is_valid(candidate) and SemVer.is_valid(than)):
-        return False
-    return SemVer.parse(candidate) < SemVer.parse(than)
-
-
 class RolloutController:
     """Drives one model's rollouts on one target. `registry` (optional) records promotions and
     rollbacks; `forge` (optional) records deployment statuses and carries /abort, /rollback and
@@ -121,10 +105,10 @@ class RolloutController:
     def __init__(
         self,
         name: str,
-        plan: RolloutPlan,
+        plan: Any,
         target: Target,
         source: ModelSource,
-        store: StateStore,
+        store: RolloutStore,
         *,
         cache: Path,
         forge: Forge | None = None,
@@ -147,34 +131,15 @@ class RolloutController:
         self.sleep = sleep
         self.out = out
         self.rollout_id = ""
-        self._pending_restart: str | None = None
 
     # ------------------------------------------------------------------------------ helpers
     def _say(self, message: str) -> None:
         if self.out is not None:
-            print(message, file=self.out, flush=True)
+            print(f"[{self.name}] {message}", file=self.out, flush=True)
 
     def state(self) -> RolloutState:
         with self.store.locked():
             return self.store.load(self.name)
-
-    def _record(self, state: RolloutState, phase: Phase, message: str,
-                status: DeploymentState | None = None) -> None:
-        state.phase = phase
-        state.history.append(Transition(at=self.clock(), phase=phase,
-                                        version=state.canary.version if state.canary else None,
-                                        message=message))
-        self._say(f"[{self.name}] {message}")
-        if status is not None and self.forge is not None and state.deployment_id is not None:
-            text = message if len(message) <= 140 else message[:139] + "…"
-            self.forge.create_deployment_status(state.deployment_id, status, description=text,
-                                                environment_url=self.target.endpoint)
-
-    def _routing(self, state: RolloutState) -> RoutingRequest:
-        assert state.stable is not None
-        return RoutingRequest(stable=state.stable, canary=state.canary,
-                              weight=state.weight if state.canary else 0,
-                              shadow=self.plan.shadow and state.canary is not None)
 
     def _ref(self, version: str) -> VersionRef:
         path = self.source.fetch(self.name, version, self.cache)
@@ -221,7 +186,97 @@ class RolloutController:
             self.registry.assign(self.name, self.plan.stage, version=version, actor=BOT_ACTOR,
                                  trailers=trailers, force=True, push=push)
         except MlopsError as exc:
-            self._say(f"[{self.name}] registry not updated: {exc}")
+            self._say(f"registry not updated: {exc}")
+
+    def _retire_live(self, state: RolloutState) -> None:
+        if self.forge is not None and state.live_deployment_id not in (None, state.deployment_id):
+            with contextlib.suppress(MlopsError):
+                self.forge.create_deployment_status(state.live_deployment_id, "inactive",
+                                                    description="replaced by a newer deployment")
+        state.live_deployment_id = state.deployment_id
+
+    # ------------------------------------------------------------------- observe and carry out
+    def _observe(self, state: RolloutState) -> Observation:
+        now = self.clock()
+        requests = []
+        if self.forge is not None and state.deployment_id is not None:
+            requests = pending_requests(self.forge, state.deployment_id, state.handled_status_id)
+        alive, ready, detail = True, True, ""
+        health = getattr(self.target, "health", None)
+        if health is not None and state.stable is not None:
+            alive, ready, detail = health(routing_of(self.plan, state))
+        metrics = None
+        if alive:
+            try:
+                metrics = self.target.metrics()
+            except MlopsError as exc:
+                detail = detail or str(exc)
+        return Observation(now=now, metrics=metrics, alive=alive, ready=ready, detail=detail,
+                           requests=requests, newer=self._stage_version(state))
+
+    def _stage_version(self, state: RolloutState) -> str | None:
+        if self.watch_stage is None or self.registry is None or state.canary is None:
+            return None
+        with contextlib.suppress(MlopsError):
+            current = self.registry.stage_version(self.name, self.watch_stage)
+            return None if current is None else str(current)
+        return None
+
+    def _apply(self, routing: Any) -> None:
+        """Set the routing; a target whose server died gets it re-created first (so an abort
+        reaches stable even when the server had gone)."""
+        try:
+            self.target.apply(routing)
+        except MlopsError:
+            recover = getattr(self.target, "recover", None)
+            if recover is None:
+                raise
+            recover(routing)
+
+    def _carry_out(self, decision: Decision) -> tuple[RolloutState, str | None]:
+        """Do what the decision says, in order; returns the state (with the deployment ids the
+        forge handed out) and a version to restart with, if any."""
+        state = decision.state
+        restart = None
+        for effect in decision.effects:
+            if isinstance(effect, ApplyRouting):
+                self._apply(effect.routing)
+            elif isinstance(effect, RecoverServer):
+                recover = getattr(self.target, "recover", None)
+                try:
+                    if recover is None:
+                        self.target.apply(effect.routing)
+                    else:
+                        recover(effect.routing)
+                except MlopsError as exc:
+                    self._say(f"model server not back yet: {exc}")
+            elif isinstance(effect, CreateDeployment):
+                self._new_deployment(state, effect.version, effect.description)
+            elif isinstance(effect, ReportStatus):
+                self._say(effect.message)
+                if self.forge is not None and state.deployment_id is not None:
+                    text = effect.message if len(effect.message) <= 140 else effect.message[:139] + "…"
+                    self.forge.create_deployment_status(state.deployment_id, effect.state, description=text,
+                                                        environment_url=self.target.endpoint)
+            elif isinstance(effect, Say):
+                self._say(effect.message)
+            elif isinstance(effect, RetireLive):
+                self._retire_live(state)
+            elif isinstance(effect, AssignStage):
+                if effect.only_if_stage_is is None or self._registry_stage() == effect.only_if_stage_is:
+                    self._assign(effect.version, effect.trailers)
+            elif isinstance(effect, Restart):
+                restart = effect.version
+        return state, restart
+
+    def _settle(self, state: RolloutState) -> RolloutState:
+        """Right after a step's routing went out: when the target is ready at once (a local
+        server), take the step's baselines now rather than on the next tick."""
+        if not state.settling or state.phase in TERMINAL:
+            return state
+        seen = self._observe(state).model_copy(update={"requests": [], "newer": None})
+        state, _ = self._carry_out(advance(self.plan, state, seen))
+        return state
 
     # ------------------------------------------------------------------------- entry points
     def start(self, version: str) -> RolloutState:
@@ -231,217 +286,30 @@ class RolloutController:
         with self.store.locked():
             state = self.store.load(self.name)
             now = self.clock()
-            if state.phase not in TERMINAL and state.canary is not None and state.canary.version == version:
-                self.rollout_id = state.rollout_id
-                self._say(f"[{self.name}] resuming the rollout of {version} at step {state.step + 1}")
-                self.target.apply(self._routing(state))
-                self.store.save(state)
-                return state
-            ref = self._ref(version)
-            if state.stable is None:
-                state = RolloutState(model=self.name, rollout_id=uuid.uuid4().hex, stable=ref,
-                                     history=state.history)
-                self.rollout_id = state.rollout_id
-                self._new_deployment(state, version, f"first deploy of {version}")
-                self.target.apply(self._routing(state))
-                self._record(state, "promoted", f"{version} deployed as the first stable version", "success")
-                state.live_deployment_id = state.deployment_id
-                self._assign(version, {"Deployed-By": BOT_ACTOR})
-                self.store.save(state)
-                return state
-            if state.phase not in TERMINAL and state.canary is not None:
-                old = state.canary.version
-                self._record(state, "superseded", f"rollout of {old} superseded by {version}", "inactive")
-            if state.stable.version == version and state.phase in TERMINAL | {"superseded"}:
-                state.canary = None
-                state.weight = 0
-                self.target.apply(self._routing(state))
-                self.rollout_id = state.rollout_id
-                self.store.save(state)
-                self._say(f"[{self.name}] {version} is already the stable version")
-                return state
-            state.rollout_id = uuid.uuid4().hex
-            self.rollout_id = state.rollout_id
-            state.failures = 0
-            state.promote_requested = False
-            state.decision = None
-            state.reason = ""
-            state.waiting_notice = ""
-            if _is_older(version, state.stable.version):
-                self._new_deployment(state, version, f"rollback to {version}")
-                previous = state.stable.version
-                state.previous_stable, state.stable, state.canary, state.weight = previous, ref, None, 0
-                self.target.apply(self._routing(state))
-                self._record(state, "rolled_back",
-                             f"rolled back from {previous} to {version} (steps skipped)", "success")
-                self._retire_live(state)
-                self._assign(version, {"Rollback-Of": previous})
-                self.store.save(state)
-                return state
-            state.canary = ref
-            state.step = 0
-            state.weight = self.plan.steps[0].weight
-            self._new_deployment(state, version, f"canary {version}: {self.plan.describe()}")
-            if state.deployment_id is not None and self.forge is not None:
-                self.forge.create_deployment_status(state.deployment_id, "queued",
-                                                    description=f"canary {version} queued")
-            self.target.apply(self._routing(state))
-            self._begin_step(state, now)
-            state.last_progress = now
-            snapshot = self.target.metrics()
-            state.stable_baseline = snapshot.stats(state.stable.version)
-            self._record(state, "progressing", f"canary {version} {self.plan.step_label(0)}", "in_progress")
+            if is_resume(state, version):
+                decision = resume(self.plan, state, now=now)
+            else:
+                decision = begin(self.plan, state, self._ref(version), now=now, rollout_id=uuid.uuid4().hex)
+            self.rollout_id = decision.state.rollout_id
+            state, _ = self._carry_out(decision)
+            state = self._settle(state)
             self.store.save(state)
             return state
 
-    def _begin_step(self, state: RolloutState, now: float) -> None:
-        assert state.canary is not None
-        state.step_started = now
-        state.failures = 0
-        state.waiting_notice = ""
-        state.canary_baseline = self.target.metrics().stats(state.canary.version)
-
     def tick(self) -> RolloutState:
-        """One pass: act on control requests, judge the gates, move on if the step is done."""
-        self._pending_restart = None
-        state = self._locked_tick()
-        if self._pending_restart is not None:
-            return self.start(self._pending_restart)
-        return state
-
-    def _locked_tick(self) -> RolloutState:
+        """One pass: observe, decide (pure), carry the effects out, store."""
         with self.store.locked():
             state = self.store.load(self.name)
             if self.rollout_id and state.rollout_id != self.rollout_id:
-                state = state.model_copy(update={"phase": "superseded"})
-                return state  # another controller owns the rollout now; do not write
+                return state.model_copy(update={"phase": "superseded"})  # another controller owns it now
             if state.phase in TERMINAL or state.canary is None:
                 return state
-            self._tick(state)
+            state, restart = self._carry_out(advance(self.plan, state, self._observe(state)))
+            state = self._settle(state)
             self.store.save(state)
-            return state
-
-    def _tick(self, state: RolloutState) -> None:
-        assert state.canary is not None and state.stable is not None
-        now = self.clock()
-        for request in self._requests(state):
-            if request.action == "abort":
-                self._abort(state, "aborted", f"aborted by @{request.actor}: all traffic back to "
-                            f"{state.stable.version}")
-                return
-            if request.action == "rollback":
-                self._abort(state, "rolled_back",
-                            f"rolled back by @{request.actor} to {state.stable.version}")
-                return
-            state.promote_requested = True
-        newer = self._newer_in_stage(state)
-        if newer is not None:
-            self._say(f"[{self.name}] stage {self.watch_stage} moved to {newer}: restarting the steps")
-            self._pending_restart = newer
-            return
-        if state.phase == "paused":
-            if state.promote_requested:
-                self._advance(state, now, "resumed by /promote")
-            return
-        step = self.plan.steps[state.step]
-        # Like Argo Rollouts: time spent waiting for a person does not count against the deadline.
-        if step.hold != "manual" and now - state.last_progress > self.plan.progress_deadline:
-            self._abort(state, "aborted", f"progress deadline ({self.plan.progress_deadline:g}s) exceeded")
-            return
-        elapsed = now - state.step_started
-        if elapsed < self.plan.initial_delay:
-            return
-        snapshot = self.target.metrics()
-        canary = snapshot.stats(state.canary.version).minus(state.canary_baseline)
-        stable = snapshot.stats(state.stable.version).minus(state.stable_baseline)
-        decision = evaluate_gates(canary, stable, self.plan.gates)
-        state.decision = decision
-        if decision.outcome == "fail":
-            state.failures += 1
-            if state.failures >= self.plan.failure_limit:
-                self._abort(state, "aborted", f"gate failed: {decision.summary(100)}")
-                return
-        if step.hold == "manual":
-            if state.promote_requested:
-                self._advance(state, now, "promoted manually")
-            elif not state.waiting_notice:
-                state.waiting_notice = "manual"
-                self._record(state, "progressing",
-                             f"{self.plan.step_label(state.step)}: waiting for /promote", "in_progress")
-            return
-        if elapsed < step.hold:
-            return
-        if decision.outcome == "pass":
-            self._advance(state, now, "gates passed")
-        elif decision.outcome == "inconclusive":
-            if self.plan.on_inconclusive == "abort":
-                self._abort(state, "aborted", f"inconclusive: {decision.summary(100)}")
-            else:
-                state.phase = "paused"
-                self._record(state, "paused", f"paused, inconclusive ({decision.summary(60)}); "
-                             "/promote to go on or /abort", "in_progress")
-
-    def _requests(self, state: RolloutState) -> list[Any]:
-        if self.forge is None or state.deployment_id is None:
-            return []
-        found = pending_requests(self.forge, state.deployment_id, state.handled_status_id)
-        if found:
-            state.handled_status_id = found[-1].status_id
-        return found
-
-    def _newer_in_stage(self, state: RolloutState) -> str | None:
-        if self.watch_stage is None or state.canary is None:
-            return None
-        current = None
-        with contextlib.suppress(MlopsError):
-            current = self.registry.stage_version(self.name, self.watch_stage) if self.registry else None
-        serving = (state.canary.version, state.stable.version if state.stable else None)
-        if current is None or current in serving:
-            return None
-        return str(current) if _is_older(state.canary.version, str(current)) else None
-
-    def _advance(self, state: RolloutState, now: float, why: str) -> None:
-        assert state.canary is not None
-        state.promote_requested = False
-        state.phase = "progressing"
-        state.last_progress = now
-        if state.step + 1 >= len(self.plan.steps):
-            self._promote(state, why)
-            return
-        state.step += 1
-        state.weight = self.plan.steps[state.step].weight
-        self.target.apply(self._routing(state))
-        self._begin_step(state, now)
-        self._record(state, "progressing", f"{why}; canary {state.canary.version} "
-                     f"{self.plan.step_label(state.step)}", "in_progress")
-
-    def _promote(self, state: RolloutState, why: str) -> None:
-        assert state.canary is not None and state.stable is not None
-        previous = state.stable.version
-        state.previous_stable, state.stable, state.canary, state.weight = previous, state.canary, None, 0
-        self.target.apply(self._routing(state))
-        self._record(state, "promoted", f"{why}; {state.stable.version} promoted to 100% (was {previous})",
-                     "success")
-        self._retire_live(state)
-        self._assign(state.stable.version, {"Promoted-From": previous, "Rollout": state.rollout_id})
-
-    def _retire_live(self, state: RolloutState) -> None:
-        if self.forge is not None and state.live_deployment_id not in (None, state.deployment_id):
-            with contextlib.suppress(MlopsError):
-                self.forge.create_deployment_status(state.live_deployment_id, "inactive",
-                                                    description="replaced by a newer deployment")
-        state.live_deployment_id = state.deployment_id
-
-    def _abort(self, state: RolloutState, phase: Phase, message: str) -> None:
-        """All traffic to stable at once; failure status; no retry."""
-        assert state.canary is not None and state.stable is not None
-        failed = state.canary.version
-        state.canary, state.weight = None, 0
-        self.target.apply(self._routing(state))
-        state.reason = message
-        self._record(state, phase, message, "failure")
-        if self._registry_stage() == failed:
-            self._assign(state.stable.version, {"Rollback-Of": failed, "Reason": message[:100]})
+        if restart is not None:
+            return self.start(restart)
+        return state
 
     # ------------------------------------------------------------------------------ the loop
     def run(self, version: str, *, timeout: float | None = None,
@@ -450,7 +318,7 @@ class RolloutController:
         state = self.start(version)
         deadline = None if timeout is None else self.clock() + timeout
         while state.phase not in TERMINAL:
-            self.sleep(min(self.plan.interval, 1.0) if self.plan.interval > 0 else 0.05)
+            self.sleep(self.plan.interval if self.plan.interval > 0 else 0.05)
             state = self.tick()
             if on_tick is not None:
                 on_tick(state)

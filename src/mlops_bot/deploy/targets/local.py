@@ -105,6 +105,8 @@ class LocalTarget(HttpTarget):
         self.name = name
         self.info_path = self.state_dir / f"{name.replace('/', '_')}.server.json"
         self.token_path = self.state_dir / f"{name.replace('/', '_')}.token"
+        self.log_dir = log_dir
+        self.startup_timeout = startup_timeout
         info = self._running()
         if info is None:
             info = self._spawn(port, log_dir, startup_timeout)
@@ -158,6 +160,43 @@ class LocalTarget(HttpTarget):
         info = {"pid": process.pid, "port": port}
         self.info_path.write_text(json.dumps(info))
         return info
+
+    def health(self, routing: RoutingRequest) -> tuple[bool, bool, str]:
+        """(alive, ready, detail): the recorded process runs and answers its liveness probe. The
+        routing is set synchronously by `apply`, so a live server is ready."""
+        if not _alive(self.pid):
+            return False, False, f"model server process {self.pid} is gone"
+        try:
+            response = self._client.get(self.endpoint + "/v2/health/live", timeout=5)
+        except httpx.HTTPError as exc:
+            return False, False, f"model server at {self.endpoint} unreachable: {exc}"
+        if response.status_code != 200:
+            return False, False, f"model server liveness probe answered {response.status_code}"
+        try:
+            serving = self.metrics()
+        except DeployError as exc:
+            return False, False, str(exc)
+        canary = routing.canary.version if routing.canary is not None else None
+        if (serving.stable, serving.canary) != (routing.stable.version, canary):
+            return False, False, (f"model server serves {serving.stable}/{serving.canary}, "
+                                  f"not {routing.stable.version}/{canary}")
+        return True, True, ""
+
+    def recover(self, routing: RoutingRequest) -> None:
+        """Re-create a dead server (on its old port when free) and serve `routing` again."""
+        if self.health(routing)[0]:
+            self.apply(routing)
+            return
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):
+            os.waitpid(self.pid, os.WNOHANG)  # reap it when it was our child
+        old_port = int(self.endpoint.rsplit(":", 1)[1])
+        try:
+            info = self._spawn(old_port, self.log_dir, self.startup_timeout)
+        except DeployError:
+            info = self._spawn(None, self.log_dir, self.startup_timeout)
+        self.pid = int(info["pid"])
+        self.endpoint = f"http://{LOOPBACK}:{info['port']}"
+        self.apply(routing)
 
     def stop(self) -> None:
         """Stop the server process this target started (by its recorded pid only)."""
