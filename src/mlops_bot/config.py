@@ -144,6 +144,102 @@ class GateRule(_Strict):
         return self
 
 
+# --------------------------------------------------------------------------------------- data gates
+DataCheckName = Literal[
+    "missing_columns",
+    "extra_columns",
+    "dtype_change",
+    "missing_share",
+    "out_of_range",
+    "unseen_categories",
+    "constant_columns",
+    "duplicated_rows",
+    "leakage",
+    "target_balance",
+]
+DataCheckAction = Literal["fail", "warn", "off"]
+# What each data check does when nobody configures it: (action, max). `max` is the largest value
+# that still passes, in the check's own unit (docs/data-validation.md); None = the check has no number.
+DATA_CHECK_DEFAULTS: dict[str, tuple[DataCheckAction, float | None]] = {
+    "missing_columns": ("warn", None),
+    "extra_columns": ("warn", None),
+    "dtype_change": ("fail", None),
+    "missing_share": ("fail", 0.10),  # growth of the missing share, in points (0.10 = 10 points)
+    "out_of_range": ("warn", 0.01),  # share of non-missing values outside the reference [min, max]
+    "unseen_categories": ("fail", 0.01),  # share of non-missing values not among the reference's
+    "constant_columns": ("warn", None),
+    "duplicated_rows": ("warn", 0.05),  # share of rows that repeat an earlier row
+    "leakage": ("fail", 0.0),  # share of holdout rows (or ids) also in the training data
+    "target_balance": ("warn", 0.10),  # largest change of a class share, in points
+}
+COLUMN_DATA_CHECKS: tuple[str, ...] = (
+    "dtype_change",
+    "missing_share",
+    "out_of_range",
+    "unseen_categories",
+    "constant_columns",
+)
+
+
+class DataCheckRule(_Strict):
+    """One data check's gate: `fail` fails the verdict, `warn` only shows a row, `off` skips it.
+    Written as a mapping (`{action: warn, max: 0.2}`) or just the action (`warn`)."""
+
+    action: DataCheckAction | None = None
+    max: float | None = Field(default=None, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        # YAML 1.1 reads a bare `off` as false: accept it as the action it was meant to be.
+        if isinstance(value, str) or value is False:
+            value = {"action": value}
+        if isinstance(value, dict) and value.get("action") is False:
+            value = {**value, "action": "off"}
+        return value
+
+
+class ColumnDataGates(_Strict):
+    """Per-column overrides of the column-level data checks (unset fields inherit `gates.data`)."""
+
+    dtype_change: DataCheckRule | None = None
+    missing_share: DataCheckRule | None = None
+    out_of_range: DataCheckRule | None = None
+    unseen_categories: DataCheckRule | None = None
+    constant_columns: DataCheckRule | None = None
+
+
+class DataGates(_Strict):
+    """`gates.data`: the data validation checks and their gates (docs/data-validation.md)."""
+
+    enabled: bool = True
+    missing_columns: DataCheckRule | None = None
+    extra_columns: DataCheckRule | None = None
+    dtype_change: DataCheckRule | None = None
+    missing_share: DataCheckRule | None = None
+    out_of_range: DataCheckRule | None = None
+    unseen_categories: DataCheckRule | None = None
+    constant_columns: DataCheckRule | None = None
+    duplicated_rows: DataCheckRule | None = None
+    leakage: DataCheckRule | None = None
+    target_balance: DataCheckRule | None = None
+    columns: dict[str, ColumnDataGates] = Field(default_factory=dict)
+    ignore: list[str] = Field(default_factory=list, description="columns no data check looks at")
+
+    def rule(self, check: str, column: str | None = None) -> tuple[DataCheckAction, float | None]:
+        """The effective (action, max) of a check, for a column when given: the column's override,
+        then `gates.data.CHECK`, then the default."""
+        action, limit = DATA_CHECK_DEFAULTS[check]
+        layers: list[DataCheckRule | None] = [getattr(self, check)]
+        if column is not None and column in self.columns and check in COLUMN_DATA_CHECKS:
+            layers.append(getattr(self.columns[column], check))
+        for layer in layers:
+            if layer is not None:
+                action = layer.action or action
+                limit = layer.max if layer.max is not None else limit
+        return action, limit
+
+
 class BaselineSection(_Strict):
     """Where the model to compare against comes from, in order of preference."""
 
@@ -308,6 +404,8 @@ class MlopsConfig(_Strict):
     data: DataSection
     metrics: list[str] = Field(default_factory=list, description="default: all metrics for the task")
     gates: dict[str, GateRule] = Field(default_factory=dict)
+    # `gates.data` in the file: lifted out of `gates` (whose other keys are metric names) on load.
+    data_gates: DataGates = Field(default_factory=DataGates)
     seed: int = 0
     baseline: BaselineSection = Field(default_factory=BaselineSection)
     bootstrap: BootstrapSection = Field(default_factory=BootstrapSection)
@@ -320,6 +418,16 @@ class MlopsConfig(_Strict):
 
     # Where the file was read from: relative data paths resolve against the repository root.
     root: Path = Field(default=Path("."), exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lift_data_gates(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("gates"), dict) and "data" in data["gates"]:
+            if "data_gates" in data:
+                raise ValueError("set data gates under gates.data only")
+            gates = dict(data["gates"])
+            data = {**data, "gates": gates, "data_gates": gates.pop("data")}
+        return data
 
     def resolve(self, relative: str) -> Path:
         path = Path(relative)
@@ -374,6 +482,8 @@ def parse_config(data: Any, source: str = DEFAULT_CONFIG_PATH, text: str | None 
         lines = _line_index(text) if text is not None else {}
         first = exc.errors()[0]
         loc = tuple(str(p) for p in first["loc"])
+        if loc[:1] == ("data_gates",):  # reported where the user wrote it
+            loc = ("gates", "data", *loc[1:])
         line = None
         for cut in range(len(loc), 0, -1):
             if loc[:cut] in lines:

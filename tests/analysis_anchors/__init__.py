@@ -36,3 +36,25 @@ def run_evidently(
     if done.returncode != 0:
         raise RuntimeError(f"evidently runner failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout)
+
+
+DATA_RUNNER = Path(__file__).with_name("evidently_data_runner.py")
+
+
+def run_evidently_data(
+    jobs: list[tuple[pd.DataFrame, dict[str, Any]]], workdir: Path
+) -> list[dict[str, Any]]:
+    """Evidently's data-quality metrics (evidently_data_runner.py) on each (table, job spec)."""
+    specs = []
+    for i, (current, spec) in enumerate(jobs):
+        path = workdir / f"data{i}.parquet"
+        current.to_parquet(path, index=False)
+        specs.append({"current": str(path), **spec})
+    jobs_path = workdir / "data_jobs.json"
+    jobs_path.write_text(json.dumps(specs))
+    done = subprocess.run(
+        [str(EVIDENTLY_PYTHON), str(DATA_RUNNER), str(jobs_path)], capture_output=True, text=True, timeout=600
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"evidently data runner failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout)

@@ -57,6 +57,18 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     body = next(c.body for c in forge.list_comments(worse.number) if "workflow=mlops-pr" in c.body)
     assert "| ❌ | roc_auc |" in body
 
+    # The broken holdout export: the model copes, the data gates fail, each row names column and values.
+    assert ctx.state["corrupt_exit_code"] == 1
+    corrupt = forge.get_pull_request(ctx.state["corrupt_pr_number"])
+    body = next(c.body for c in forge.list_comments(corrupt.number) if "workflow=mlops-pr" in c.body)
+    failed = {g["metric"] for g in json.loads((ctx.state["corrupt_report_dir"] / "report.json").read_text())[
+        "gates"] if not g["passed"]}
+    assert failed == {"data.dtype_change", "data.missing_share", "data.unseen_categories"}
+    rows = [line for line in body.splitlines() if line.startswith("| ❌ | ") and "| holdout |" in line]
+    assert any("`credit_history_years`" in r and "int64 (integer)" in r and "float64 (float)" in r for r in rows)
+    assert any("`employment`" in r and "+15.2 points" in r for r in rows)
+    assert any("`purpose`" in r and "'medical'" in r for r in rows)
+
     # Re-publishing updates the sticky comment in place instead of adding another.
     head_dir = ctx.state["head_report_dir"]
     report_model = ValidationReport.model_validate_json((head_dir / "report.json").read_text())

@@ -125,3 +125,32 @@ def test_metric_drop_direction_and_registered_metrics() -> None:
     report = {"metrics": {"accuracy": {"base": 0.8, "head": 0.9, "diff": 0.1}, "f1": {"head": None},
                           "auc": 0.7}}
     assert registered_metrics_from_report(report) == {"accuracy": 0.9, "auc": 0.7}
+
+
+def test_production_batch_is_data_checked_against_the_registered_schema(
+    tmp_path: Path, reference: pd.DataFrame
+) -> None:
+    """Logged through the real prediction log (types as the log returns them): a clean batch passes
+    every data check; a batch with a region never seen in training fails with the values named."""
+    from mlops_bot.analysis.data_schema import infer_schema
+    from mlops_bot.monitor.render import render_monitor
+
+    rng = np.random.default_rng(4)
+    schema = infer_schema(reference, target="default", classification=True)
+    settings = MonitorSection(window=HOUR, min_rows=100)
+    clean = _population(rng, 300)
+    _write_log(tmp_path / "clean", [(NOW - HOUR, clean, _model(clean))])
+    report = check(read_predictions(tmp_path / "clean"), build_profile(reference), model="credit",
+                   stage="production", version="v1.0.0", target="default", task="classification",
+                   now=NOW, settings=settings, schema=schema)
+    assert report.data_checks is not None
+    assert [c for c in report.data_checks["checks"] if c["status"] == "fail"] == []
+    broken = _population(rng, 300)
+    broken.loc[:29, "region"] = "w"
+    _write_log(tmp_path / "broken", [(NOW - HOUR, broken, _model(broken))])
+    report = check(read_predictions(tmp_path / "broken"), build_profile(reference), model="credit",
+                   stage="production", version="v1.0.0", target="default", task="classification",
+                   now=NOW, settings=settings, schema=schema)
+    assert report.status == "decayed"
+    assert any(r.startswith("input data: region: 30 value(s) (10 %)") and "'w'" in r for r in report.reasons)
+    assert "### Input data validation" in render_monitor(report)

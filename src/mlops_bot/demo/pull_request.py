@@ -6,6 +6,9 @@
    logistic regression for gradient boosting. Validation posts the sticky PR comment and a check run
    through the local forge.
 3. A second PR tries a much smaller model; its gates fail (exit code 1) and its check run fails.
+4. A third PR re-exports the holdout with a broken pipeline (a column turned into fractional years,
+   missing employment values, a purpose category never seen in training); the model still trains
+   and predicts, but the data gates fail and the comment names each column and its values.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 from mlops_bot.config import load_config
@@ -28,6 +32,21 @@ if TYPE_CHECKING:
 
 BRANCH = "improve-model"
 WORSE_BRANCH = "smaller-model"
+CORRUPT_BRANCH = "new-holdout-export"
+
+
+def corrupt_holdout(frame: pd.DataFrame, seed: int = 5) -> pd.DataFrame:
+    """What a broken export does to a table: integer years become fractional, 15 % of
+    `employment` goes missing, 5 % of `purpose` holds a category training never saw."""
+    rng = np.random.default_rng(seed)
+    out = frame.copy()
+    out["credit_history_years"] = (
+        out["credit_history_years"] + rng.choice([0.25, 0.5, 0.75], len(out))
+    ).round(2)
+    out["employment"] = out["employment"].astype(object)
+    out.loc[rng.random(len(out)) < 0.15, "employment"] = None
+    out.loc[rng.random(len(out)) < 0.05, "purpose"] = "medical"
+    return out
 
 
 def publish(forge: Forge, pr_number: int, head_sha: str, run: ValidationRun) -> int:
@@ -130,6 +149,25 @@ def run(ctx: DemoContext) -> None:
     )
     _say_metrics(ctx, worse)
 
+    # 4. A broken holdout export: the model copes, the data gates do not let it through.
+    git(ctx.repo, "checkout", "-q", "main")
+    git(ctx.repo, "checkout", "-q", "-b", CORRUPT_BRANCH)
+    holdout_csv = ctx.repo / "data" / "holdout.csv"
+    corrupt_holdout(pd.read_csv(holdout_csv)).to_csv(holdout_csv, index=False)
+    git(ctx.repo, "commit", "-q", "-am", "Holdout from the new export pipeline")
+    git(ctx.repo, "push", "-q", "-u", "origin", CORRUPT_BRANCH)
+    corrupt_sha = git(ctx.repo, "rev-parse", "HEAD")
+    corrupt_pr = ctx.forge.create_pull_request(
+        "Holdout from the new export pipeline", CORRUPT_BRANCH, "main", head_sha=corrupt_sha
+    )
+    corrupt = _validate_branch(ctx, runs / f"pr-{corrupt_pr.number}", base_dir, reference)
+    publish(ctx.forge, corrupt_pr.number, corrupt_sha, corrupt)
+    ctx.say(
+        f"PR #{corrupt_pr.number} ({CORRUPT_BRANCH}): verdict {corrupt.report.verdict.upper()} "
+        f"(exit code {corrupt.exit_code}), the data gates fail:"
+    )
+    _say_metrics(ctx, corrupt)
+
     # Leave the developer on the good PR's branch for the next chapters.
     git(ctx.repo, "checkout", "-q", BRANCH)
     ctx.state.update(
@@ -143,6 +181,9 @@ def run(ctx: DemoContext) -> None:
             "worse_pr_number": worse_pr.number,
             "worse_exit_code": worse.exit_code,
             "worse_report_dir": runs / f"pr-{worse_pr.number}",
+            "corrupt_pr_number": corrupt_pr.number,
+            "corrupt_exit_code": corrupt.exit_code,
+            "corrupt_report_dir": runs / f"pr-{corrupt_pr.number}",
         }
     )
     comment = head_dir / "report.md"

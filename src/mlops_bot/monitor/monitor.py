@@ -19,9 +19,11 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
+from mlops_bot.analysis.data_checks import DataChecksReport, check_table
+from mlops_bot.analysis.data_schema import SCHEMA_FILENAME, DataSchema
 from mlops_bot.analysis.drift import DriftReport, compute_drift
 from mlops_bot.analysis.profile import PROFILE_FILENAME, ReferenceProfile
-from mlops_bot.config import ColumnDriftOverride, DriftSection, MlopsConfig, MonitorSection
+from mlops_bot.config import ColumnDriftOverride, DataGates, DriftSection, MlopsConfig, MonitorSection
 from mlops_bot.errors import DataError, MlopsError
 from mlops_bot.pipeline.evaluate import Predictions, evaluate, lower_is_better, make_target, task_metrics
 
@@ -69,6 +71,7 @@ class MonitorReport(BaseModel):
     rows: int
     labeled_rows: int
     drift: dict[str, Any] | None = None
+    data_checks: dict[str, Any] | None = None
     prediction_drift: PredictionDrift | None = None
     metrics: dict[str, MetricCheck] = Field(default_factory=dict)
     timeline: list[WindowPoint] = Field(default_factory=list)
@@ -176,6 +179,8 @@ def check(
     features: list[str] | None = None,
     window: float | None = None,
     history: int = 6,
+    schema: DataSchema | None = None,
+    data_gates: DataGates | None = None,
 ) -> MonitorReport:
     """Decide whether the model decayed over the last `window` seconds before `now`, and build a
     timeline of the same signals over the `history` windows before it (for plots)."""
@@ -221,6 +226,12 @@ def check(
                 f"input drift: {found.n_drifted} of {len(found.columns)} columns drifted "
                 f"(share {found.drift_share:.2f} >= {settings.drift_share:.2f}): {', '.join(drifted[:5])}"
             )
+    if schema is not None:
+        checked = _data_checks(schema, feature_frame(current, profile, target, features), data_gates)
+        report.data_checks = checked.to_json_dict()
+        for row in checked.problems():
+            if row.status == "fail":
+                report.reasons.append(f"input data: {row.detail}")
     report.prediction_drift = _prediction_drift(profile, current["prediction"], target, task, settings)
     if report.prediction_drift and report.prediction_drift.drifted:
         report.reasons.append(
@@ -238,6 +249,16 @@ def check(
     if report.reasons:
         report.status = "decayed"
     return report
+
+
+def _data_checks(schema: DataSchema, batch: pd.DataFrame, gates: DataGates | None) -> DataChecksReport:
+    """The production batch's features against the registered version's training data schema
+    (target and unlogged columns left out: a log holds the features the model was called with)."""
+    columns = {k: v for k, v in schema.columns.items() if k in batch.columns}
+    features = schema.model_copy(update={"columns": columns, "target_shares": None})
+    name = "the training data of the registered version"
+    checks = check_table(features, batch, gates or DataGates(), dataset="production", reference_name=name)
+    return DataChecksReport(reference=name, checks=checks)
 
 
 def registered_metrics_from_report(report: dict[str, Any]) -> dict[str, float]:
@@ -278,6 +299,7 @@ def run_monitor(
         if not profile_path.exists():
             raise DataError(f"release {name}@{version} has no {PROFILE_FILENAME}; register it with one")
         profile = ReferenceProfile.load(profile_path)
+        schema = DataSchema.load(folder / SCHEMA_FILENAME) if (folder / SCHEMA_FILENAME).exists() else None
         report_path = folder / "report.json"
         registered = (
             registered_metrics_from_report(json.loads(report_path.read_text(encoding="utf-8")))
@@ -291,4 +313,5 @@ def run_monitor(
         task=config.model.task, now=now, settings=config.monitor, drift=config.drift,
         registered_metrics=registered, positive_label=config.model.positive_label,
         features=config.data.features, window=window, history=history,
+        schema=schema, data_gates=config.data_gates,
     )

@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+from mlops_bot.analysis.data_checks import DataChecksReport
 from mlops_bot.monitor.monitor import MonitorReport
 from mlops_bot.report import escape
+from mlops_bot.report.data_checks import render_data_checks
 
 _STATUS = {"ok": "✅ ok", "decayed": "❌ decayed", "insufficient_data": "⚠️ not enough data"}
 
@@ -48,6 +50,9 @@ def render_monitor(report: MonitorReport, plot: str | None = None) -> str:
                 f"{col['threshold']:g} | {'yes' if col['drifted'] else 'no'} |"
             )
         lines.append("")
+    if report.data_checks:
+        checked = DataChecksReport.model_validate(report.data_checks)
+        lines += [render_data_checks(checked, title="Input data validation"), ""]
     if report.prediction_drift:
         p = report.prediction_drift
         lines += [

@@ -68,7 +68,9 @@ def gate_table(gates: Sequence[GateResult]) -> str:
     lines = ["| | Metric | Rule | Result |", "|---|---|---|---|"]
     for g in gates:
         mark = {"pass": _PASS, "fail": _FAIL, "skipped": _SKIP}[g.status]
-        lines.append(f"| {mark} | {escape.cell(g.metric)} | {escape.code(g.rule, table=True)} | {g.detail} |")
+        # the detail may quote data values (data gates): shown verbatim
+        rule = escape.code(g.rule, table=True)
+        lines.append(f"| {mark} | {escape.cell(g.metric)} | {rule} | {escape.cell(g.detail)} |")
     return "\n".join(lines)
 
 

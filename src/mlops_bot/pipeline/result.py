@@ -46,6 +46,7 @@ class ValidationReport(BaseModel):
     base_confusion_matrix: dict[str, Any] | None = None
     drift: dict[str, Any] | None = None
     fairness: dict[str, Any] | None = None
+    data_checks: dict[str, Any] | None = None
     analysis_notes: list[str] = Field(default_factory=list)
     plots: list[str] = Field(default_factory=list)
     reproducibility: Reproducibility

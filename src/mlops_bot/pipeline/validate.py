@@ -37,6 +37,7 @@ from mlops_bot.pipeline.analyses import base_fairness, run_analyses
 from mlops_bot.pipeline.baseline import choose_baseline
 from mlops_bot.pipeline.bootstrap import paired_bootstrap
 from mlops_bot.pipeline.comment import render_markdown
+from mlops_bot.pipeline.data_validation import data_gate_results, validate_data
 from mlops_bot.pipeline.evaluate import (
     Predictions,
     confusion_matrix,
@@ -48,6 +49,7 @@ from mlops_bot.pipeline.gates import MetricComparison, compare, evaluate_gates, 
 from mlops_bot.pipeline.plots import write_plots
 from mlops_bot.pipeline.result import Reproducibility, ValidationReport
 from mlops_bot.registry.model_card import render_model_card
+from mlops_bot.report.data_checks import render_data_checks
 
 METRICS_FILE = "metrics.json"
 MODEL_CARD_FILE = "model_card.md"
@@ -184,7 +186,7 @@ def validate(
     now: datetime | None = None,
 ) -> ValidationRun:
     """Run the whole PR validation and write DIR/report.md, report.json, metrics.json, plots/*.png,
-    model.skops (when the model is a file) and reference_profile.json."""
+    model.skops (when the model is a file), reference_profile.json and data_schema.json."""
     environ = dict(os.environ if environ is None else environ)
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -206,6 +208,7 @@ def validate(
             forge=forge if forge is not None else default_forge(environ),
         )
         base_pred, base_values = chosen.predictions, dict(chosen.metrics)
+        data_checks = validate_data(config, train, holdout, staging, staging / "baseline", chosen.baseline)
         y_true = holdout[config.data.target].to_numpy()
         target = make_target(
             config.model.task,
@@ -245,7 +248,7 @@ def validate(
         for name in names:
             if name not in metrics:
                 notes.append(f"metric {name!r} is not computed for a {config.model.task} model here")
-        gates = evaluate_gates(config.gates, metrics)
+        gates = evaluate_gates(config.gates, metrics) + data_gate_results(data_checks.checks)
         write_plots(target, head, config.model.task, staging / "plots")
         plots = sorted((staging / "plots").glob("*.png"))  # ours and the drift plots
         report = ValidationReport(
@@ -273,6 +276,7 @@ def validate(
             ),
             drift=analyses.drift,
             fairness=analyses.fairness,
+            data_checks=data_checks.to_json_dict(),
             analysis_notes=notes,
             plots=sorted(p.relative_to(staging).as_posix() for p in plots),
             reproducibility=Reproducibility(
@@ -289,7 +293,8 @@ def validate(
             ),
             created_at=(now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ"),
         )
-        markdown = render_markdown(report, extra_sections=analyses.sections)
+        sections = [render_data_checks(data_checks), *analyses.sections]
+        markdown = render_markdown(report, extra_sections=sections)
         (staging / "report.md").write_text(markdown, encoding="utf-8")
         (staging / "report.json").write_text(report.model_dump_json(indent=2), encoding="utf-8")
         (staging / METRICS_FILE).write_text(

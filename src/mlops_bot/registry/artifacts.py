@@ -18,7 +18,7 @@ from mlops_bot.errors import ForgeError, IntegrityError, RegistryError
 from mlops_bot.forge.base import Forge
 
 SUMS_NAME = "SHA256SUMS"
-KNOWN_ASSETS = ("model.skops", "report.json", "model_card.md", "reference_profile.json")
+KNOWN_ASSETS = ("model.skops", "report.json", "model_card.md", "reference_profile.json", "data_schema.json")
 
 
 def sha256_file(path: Path) -> str:

@@ -1,0 +1,163 @@
+"""The inferred data schema: what the training data of a registered version looked like, stored with
+the version as `data_schema.json` so later PRs and production batches are checked against it.
+
+Per column: pandas dtype and its family (integer, float, boolean, string, datetime, other), row and
+missing counts (missing = null/NaN, as Evidently's MissingValueCount counts), distinct values,
+numeric range and quantiles, and the complete list of categories for string/boolean columns with
+at most `max_categories` distinct values. Plus the class shares of the target for classification.
+Inference is pure (frame in, model out); `save`/`load` are the only file I/O.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, Field, ValidationError
+
+from mlops_bot.errors import DataError
+
+SCHEMA_FILENAME = "data_schema.json"
+SCHEMA_VERSION = 1
+QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+DtypeFamily = Literal["integer", "float", "boolean", "string", "datetime", "other"]
+
+
+class ColumnSchema(BaseModel):
+    dtype: str = Field(description="pandas dtype name as read (int64, float64, object, bool, ...)")
+    family: DtypeFamily
+    rows: int
+    missing: int = Field(description="null/NaN values (infinities are values, as in Evidently)")
+    n_unique: int = Field(description="distinct non-missing values")
+    min: float | None = None
+    max: float | None = None
+    quantiles: dict[str, float] = Field(default_factory=dict)
+    categories: list[Any] | None = Field(
+        default=None, description="every distinct value (string/boolean columns with few values)"
+    )
+
+    @property
+    def nullable(self) -> bool:
+        return self.missing > 0
+
+    @property
+    def missing_share(self) -> float:
+        return self.missing / self.rows if self.rows else 0.0
+
+
+class DataSchema(BaseModel):
+    schema_version: Literal[1] = 1
+    rows: int
+    columns: dict[str, ColumnSchema]
+    target: str | None = None
+    target_shares: dict[str, float] | None = Field(
+        default=None, description="class -> share of rows (classification targets), keys as text"
+    )
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.model_dump(mode="json"), allow_nan=False) + "\n", encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> DataSchema:
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise DataError(f"data schema {path} does not exist") from None
+        except (OSError, ValueError) as exc:
+            raise DataError(f"data schema {path} cannot be read: {exc}") from None
+        version = data.get("schema_version") if isinstance(data, dict) else None
+        if version != SCHEMA_VERSION:
+            raise DataError(
+                f"data schema {path} has schema_version {version!r}; this mlops-bot reads "
+                f"version {SCHEMA_VERSION}"
+            )
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise DataError(f"data schema {path} is malformed: {exc.errors()[0]['msg']}") from None
+
+
+def dtype_family(series: pd.Series) -> DtypeFamily:
+    """The family a dtype belongs to; object columns holding only strings are `string`."""
+    dtype = series.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        return "boolean"
+    if pd.api.types.is_integer_dtype(dtype):
+        return "integer"
+    if pd.api.types.is_float_dtype(dtype):
+        return "float"
+    if pd.api.types.is_datetime64_any_dtype(dtype):
+        return "datetime"
+    if isinstance(dtype, pd.CategoricalDtype):
+        return dtype_family(pd.Series(dtype.categories))
+    if pd.api.types.is_string_dtype(dtype):
+        values = series.dropna()
+        if all(isinstance(v, str) for v in values):
+            return "string"
+        if all(isinstance(v, bool | np.bool_) for v in values):
+            return "boolean"
+    return "other"
+
+
+def plain(value: Any) -> Any:
+    """A JSON-friendly scalar (numpy scalars unwrapped)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def numeric_values(series: pd.Series) -> np.ndarray:
+    """The non-missing values of a numeric column as float64 (infinities kept)."""
+    values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+    return values[~np.isnan(values)]
+
+
+def infer_column(series: pd.Series, max_categories: int = 1000) -> ColumnSchema:
+    family = dtype_family(series)
+    present = series.dropna()
+    column: dict[str, Any] = {
+        "dtype": series.dtype.name,
+        "family": family,
+        "rows": len(series),
+        "missing": len(series) - len(present),
+        "n_unique": int(present.nunique()),
+    }
+    if family in ("integer", "float"):
+        values = numeric_values(series)
+        finite = values[np.isfinite(values)]
+        if finite.size:
+            column |= {
+                "min": float(finite.min()),
+                "max": float(finite.max()),
+                "quantiles": {
+                    str(q): float(v) for q, v in zip(QUANTILES, np.quantile(finite, QUANTILES), strict=True)
+                },
+            }
+    elif family in ("string", "boolean") and column["n_unique"] <= max_categories:
+        column["categories"] = sorted((plain(v) for v in present.unique()), key=lambda v: (str(type(v)), v))
+    return ColumnSchema(**column)
+
+
+def infer_schema(
+    frame: pd.DataFrame,
+    *,
+    target: str | None = None,
+    classification: bool = False,
+    max_categories: int = 1000,
+) -> DataSchema:
+    """Summarise a table; with a classification target, also its class shares."""
+    shares = None
+    if target is not None and classification and target in frame.columns:
+        counts = frame[target].dropna().value_counts(normalize=True)
+        shares = {str(plain(k)): float(v) for k, v in counts.items()}
+    return DataSchema(
+        rows=len(frame),
+        columns={str(n): infer_column(frame[n], max_categories) for n in frame.columns},
+        target=target,
+        target_shares=shares,
+    )
