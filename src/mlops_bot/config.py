@@ -285,6 +285,19 @@ class FairnessSection(_Strict):
     confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
 
 
+# ------------------------------------------------------------------------------------------- report
+class ReportSection(_Strict):
+    """How the PR comment shows the report's images (docs/report-images.md)."""
+
+    images: Literal["branch", "artifact", "none"] = Field(
+        default="branch",
+        description="branch: commit them to `assets_branch` and embed them by commit URL; artifact: name "
+        "the files (they travel with the workflow artifact); none: leave them out of the comment",
+    )
+    assets_branch: str = Field(default="mlops-bot/assets", pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
+    keep_commits_per_pr: int = Field(default=3, ge=1, le=100)
+
+
 # ----------------------------------------------------------------------------------------- registry
 class StagePolicy(_Strict):
     permission: Permission = "write"
@@ -411,6 +424,7 @@ class MlopsConfig(_Strict):
     bootstrap: BootstrapSection = Field(default_factory=BootstrapSection)
     drift: DriftSection = Field(default_factory=DriftSection)
     fairness: FairnessSection = Field(default_factory=FairnessSection)
+    report: ReportSection = Field(default_factory=ReportSection)
     registry: RegistrySection = Field(default_factory=RegistrySection)
     rollout: RolloutSection = Field(default_factory=RolloutSection)
     monitor: MonitorSection = Field(default_factory=MonitorSection)

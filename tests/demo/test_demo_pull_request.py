@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
+import gfm
 from mlops_bot.demo import CHAPTERS, pull_request, run_demo
 from mlops_bot.pipeline.result import ValidationReport
 from mlops_bot.pipeline.validate import ValidationRun
@@ -42,6 +44,16 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert len(comments) == 1
     assert comments[0].body.startswith("<!-- mlops-bot:sticky workflow=mlops-pr model=credit-risk -->")
     assert "| Metric | base | head | Change | 95% CI |" in comments[0].body
+    # Its plots render: committed to mlops-bot/assets of the origin, embedded by commit-SHA URL.
+    urls = gfm.image_urls(gfm.render(comments[0].body))
+    assert {"roc_curve.png", "pr_curve.png", "confusion_matrix.png"} <= {u.split("?")[0].rsplit("/", 1)[-1]
+                                                                         for u in urls}
+    for url in urls:
+        found = re.fullmatch(r"file://.+/demo/credit-risk/blob/([0-9a-f]{40})/(.+)\?raw=true", url)
+        assert found, url
+        sha, path = found.groups()
+        assert path.startswith(f"pr-{ctx.state['pr_number']}/{head_sha}/")
+        subprocess.run(["git", "-C", str(ctx.origin), "cat-file", "-e", f"{sha}:{path}"], check=True)
     checks = [c for c in forge.list_check_runs(head_sha) if c.name == "mlops-bot / credit-risk"]
     assert [c.conclusion for c in checks] == ["success"]
     report = json.loads((ctx.state["head_report_dir"] / "report.json").read_text())

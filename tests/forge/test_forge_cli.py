@@ -92,3 +92,47 @@ def test_pure_report_helpers() -> None:
     assert marker == sticky_marker("wf", "m") and body.startswith(marker)
     _, long_body = comment_body("x" * 100_000, "wf", "m")
     assert len(long_body) <= COMMENT_LIMIT and long_body.endswith("artifacts)_")
+
+
+def test_comment_pushes_images_to_the_assets_branch_and_embeds_their_urls(
+    gh: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The comment job's step against the GitHub stand-in: images committed to `mlops-bot/assets`
+    of the base repository's origin (a real bare repo), the comment embeds their commit-SHA URLs,
+    and every URL, read back from the rendered comment, names a pushed file with the same bytes."""
+    import re
+    import subprocess
+
+    import gfm
+
+    origin, checkout = tmp_path / "origin.git", tmp_path / "checkout"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(origin)], check=True)
+    subprocess.run(["git", "clone", "-q", str(origin), str(checkout)], check=True, capture_output=True)
+    (checkout / ".github").mkdir()
+    (checkout / ".github" / "mlops.yml").write_text(
+        "model: {name: churn, task: classification}\ntrain: {builtin: {estimator: random_forest}}\n"
+        "data: {train: a.csv, holdout: b.csv, target: y}\nreport: {images: branch}\n")
+    report = _report(tmp_path / "r", "pass", "## churn\n\n<!-- mlops-bot:images -->\n"
+                     "Plots beside this report: `plots/roc_curve.png`\n<!-- /mlops-bot:images -->")
+    (report / "plots").mkdir()
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
+    (report / "plots" / "roc_curve.png").write_bytes(png)
+    monkeypatch.setenv("GITHUB_SERVER_URL", "https://github.example")
+    monkeypatch.chdir(checkout)  # the job's workspace: the base branch's checkout and config
+    assert main(["comment", "--report-dir", str(report), "--pr", "12", "--head-sha", SHA]) == 0
+    body = gh.state["comments"][0]["body"]
+    (url,) = gfm.image_urls(gfm.render(body))
+    match = re.fullmatch(rf"https://github\.example/{REPO}/blob/([0-9a-f]{{40}})/(pr-12/{SHA}/roc_curve\.png)"
+                         r"\?raw=true", url)
+    assert match, url
+    pushed = subprocess.run(["git", "-C", str(origin), "cat-file", "blob", f"{match[1]}:{match[2]}"],
+                            capture_output=True, check=True).stdout
+    assert pushed == png
+    tip = subprocess.run(["git", "-C", str(origin), "rev-parse", "refs/heads/mlops-bot/assets"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert tip == match[1] and "Plots beside this report" not in body
+    # --images artifact keeps the plot list; none drops it
+    assert main(["comment", "--report-dir", str(report), "--pr", "12", "--images", "artifact"]) == 0
+    assert "Plots beside this report" in gh.state["comments"][0]["body"]
+    assert main(["comment", "--report-dir", str(report), "--pr", "12", "--images", "none"]) == 0
+    assert "roc_curve" not in gh.state["comments"][0]["body"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+import gfm
 from github_emulator import Emulator
 from mlops_bot.demo.traffic import Traffic
 from workflows import act_harness as act
@@ -113,6 +115,15 @@ def test_pull_request_ends_with_one_sticky_comment_and_a_check_run_updated_in_pl
         comments = issue_items(gh, "comments")
         assert len(comments) == 1, f"run {attempt + 1}: expected one sticky comment, got {len(comments)}"
         assert "credit-risk" in comments[0]["body"]
+        # The plots were committed to mlops-bot/assets of the origin and every embedded URL (read from
+        # the comment rendered by cmark-gfm) names a file in that commit.
+        urls = gfm.image_urls(gfm.render(comments[0]["body"]))
+        assert urls, "the comment embeds the report's plots"
+        tip = act.git(example.origin, "rev-parse", "refs/heads/mlops-bot/assets")
+        for url in urls:
+            found = re.fullmatch(r".+/blob/([0-9a-f]{40})/(pr-\d+/[0-9a-f]{40}/[\w.-]+\.png)\?raw=true", url)
+            assert found and found[1] == tip, url
+            act.git(example.origin, "cat-file", "-e", f"{found[1]}:{found[2]}")
         checks = [c for c in issue_items(gh, "check_runs") if c.get("head_sha") == example.head]
         assert checks and checks[-1].get("conclusion") == "success"
         if attempt == 0:

@@ -22,6 +22,25 @@ def register(subparsers: Any) -> None:
     comment.add_argument("--workflow", default="mlops-pr", help="names the sticky comment (default mlops-pr)")
     comment.add_argument("--check-name", default=None, help="check run name (default 'mlops-bot / MODEL')")
     comment.add_argument("--head-sha", default=None, help="commit for the check run (default: the PR head)")
+    comment.add_argument(
+        "--images",
+        choices=("branch", "artifact", "none"),
+        default=None,
+        help="how the comment shows the report's images (default: report.images of --config, else artifact)",
+    )
+    comment.add_argument(
+        "--config",
+        type=Path,
+        default=Path(".github/mlops.yml"),
+        help="the base branch's config, for report.* (default .github/mlops.yml)",
+    )
+    comment.add_argument(
+        "--repo-dir",
+        type=Path,
+        default=Path("."),
+        help="checkout of the base repository the assets branch is pushed from",
+    )
+    comment.add_argument("--assets-remote", default="origin", help="git remote of the assets branch")
     comment.set_defaults(func=_comment)
 
     dispatch = subparsers.add_parser("dispatch", help="send a repository_dispatch event")
@@ -34,18 +53,54 @@ def _comment(args: argparse.Namespace) -> int:
     from mlops_bot.forge.publish import publish_report
     from mlops_bot.forge.select import forge_from_env
 
+    forge = forge_from_env(os.environ)
     result = publish_report(
-        forge_from_env(os.environ),
+        forge,
         args.report_dir,
         args.pr,
         workflow=args.workflow,
         check_name=args.check_name,
         head_sha=args.head_sha,
+        images=_images_step(args, forge),
     )
     print(f"comment {result.comment.id} {result.comment.html_url}".rstrip())
     if result.check_run is not None:
         print(f"check run {result.check_run.id} {result.check_run.conclusion}")
     return 0
+
+
+def _images_step(args: argparse.Namespace, forge: Any) -> Any:
+    """The images step of `comment` for the configured mode (None: keep the plot list as it is)."""
+    from mlops_bot.config import ReportSection, load_config
+    from mlops_bot.forge.assets_branch import branch_images_step
+
+    section = load_config(args.config).report if args.config.is_file() else ReportSection(images="artifact")
+    mode = args.images or section.images
+    if mode == "artifact":
+        return None
+    if mode == "none":
+        return lambda sha: ({}, "")
+    local = os.environ.get("MLOPS_BOT_LOCAL_FORGE", "").strip()
+    server = (
+        f"file://{Path(local).resolve()}"
+        if local
+        else (os.environ.get("GITHUB_SERVER_URL", "").strip() or "https://github.com")
+    )
+    repository = os.environ.get("GITHUB_REPOSITORY", "").strip() or getattr(forge, "repo", "")
+    if not repository:
+        raise ForgeError("report.images is 'branch' but GITHUB_REPOSITORY is not set (owner/name)")
+
+    return branch_images_step(
+        forge,
+        args.repo_dir,
+        args.report_dir,
+        args.pr,
+        server=server,
+        repository=repository,
+        remote=args.assets_remote,
+        branch=section.assets_branch,
+        keep=section.keep_commits_per_pr,
+    )
 
 
 def _dispatch(args: argparse.Namespace) -> int:

@@ -23,7 +23,9 @@ import pandas as pd
 from mlops_bot.config import load_config
 from mlops_bot.demo import dataset
 from mlops_bot.demo.project import HOLDOUT_ROWS, git, train_script
+from mlops_bot.forge.assets_branch import branch_images_step
 from mlops_bot.forge.base import Forge
+from mlops_bot.forge.local import LocalForge
 from mlops_bot.forge.publish import publish_report
 from mlops_bot.pipeline.validate import ValidationRun, validate
 
@@ -49,10 +51,15 @@ def corrupt_holdout(frame: pd.DataFrame, seed: int = 5) -> pd.DataFrame:
     return out
 
 
-def publish(forge: Forge, pr_number: int, head_sha: str, run: ValidationRun) -> int:
+def publish(forge: Forge, pr_number: int, head_sha: str, run: ValidationRun, repo: Path | None = None) -> int:
     """Sticky comment (created or updated in place) + a completed check run, through the same code
-    as `mlops-bot comment` in a workflow. Returns the check run id."""
-    published = publish_report(forge, run.output, pr_number, head_sha=head_sha)
+    as `mlops-bot comment` in a workflow; with `repo`, the plots are committed to the assets branch
+    of its origin and embedded by commit URL (`report.images: branch`). Returns the check run id."""
+    images = None
+    if repo is not None and isinstance(forge, LocalForge):
+        server = f"file://{forge.root.resolve()}"
+        images = branch_images_step(forge, repo, run.output, pr_number, server=server, repository=forge.repo)
+    published = publish_report(forge, run.output, pr_number, head_sha=head_sha, images=images)
     assert published.check_run is not None  # report.json is always written beside report.md
     return published.check_run.id
 
@@ -119,7 +126,7 @@ def run(ctx: DemoContext) -> None:
     )
     head_dir = runs / f"pr-{pr.number}"
     head = _validate_branch(ctx, head_dir, base_dir, reference)
-    check_id = publish(ctx.forge, pr.number, head_sha, head)
+    check_id = publish(ctx.forge, pr.number, head_sha, head, repo=ctx.repo)
     ctx.say(
         f"PR #{pr.number} ({BRANCH} @ {head_sha[:8]}): verdict {head.report.verdict.upper()} "
         f"(exit code {head.exit_code}); sticky comment and check run {check_id} posted"
@@ -142,7 +149,7 @@ def run(ctx: DemoContext) -> None:
         "Smaller model for faster serving", WORSE_BRANCH, "main", head_sha=worse_sha
     )
     worse = _validate_branch(ctx, runs / f"pr-{worse_pr.number}", base_dir, reference)
-    publish(ctx.forge, worse_pr.number, worse_sha, worse)
+    publish(ctx.forge, worse_pr.number, worse_sha, worse, repo=ctx.repo)
     ctx.say(
         f"PR #{worse_pr.number} ({WORSE_BRANCH}): verdict {worse.report.verdict.upper()} "
         f"(exit code {worse.exit_code}), the check run fails:"
@@ -161,7 +168,7 @@ def run(ctx: DemoContext) -> None:
         "Holdout from the new export pipeline", CORRUPT_BRANCH, "main", head_sha=corrupt_sha
     )
     corrupt = _validate_branch(ctx, runs / f"pr-{corrupt_pr.number}", base_dir, reference)
-    publish(ctx.forge, corrupt_pr.number, corrupt_sha, corrupt)
+    publish(ctx.forge, corrupt_pr.number, corrupt_sha, corrupt, repo=ctx.repo)
     ctx.say(
         f"PR #{corrupt_pr.number} ({CORRUPT_BRANCH}): verdict {corrupt.report.verdict.upper()} "
         f"(exit code {corrupt.exit_code}), the data gates fail:"

@@ -8,6 +8,7 @@ the forge calls.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,12 @@ from mlops_bot.forge.base import (
     sticky_marker,
 )
 from mlops_bot.report import escape
+from mlops_bot.report.images import embed_images
 
 COMMENT_LIMIT = 65536  # GitHub refuses longer comment bodies
 CONFIG_PATH = ".github/mlops.yml"
+
+ImagesStep = Callable[[str], tuple[Mapping[str, str] | None, str]]
 
 
 class CheckFields(BaseModel):
@@ -123,7 +127,11 @@ def publish_report(
     workflow: str = "mlops-pr",
     check_name: str | None = None,
     head_sha: str | None = None,
+    images: ImagesStep | None = None,
 ) -> PublishedReport:
+    """Upsert the sticky comment and create the check run. `images(head_sha)`, when given, runs
+    after the PR/commit check and returns ({report file: image URL} or None to keep the plot list,
+    a note): the comment then shows the images (report/images.py)."""
     markdown_path = report_dir / "report.md"
     if not markdown_path.is_file():
         raise ForgeError(
@@ -145,7 +153,15 @@ def publish_report(
             "report built from another commit (a stale run, or a PR number that does not belong to it)"
         )
     model = str(report.get("model") or "model")
-    marker, body = comment_body(markdown_path.read_text(encoding="utf-8"), workflow, model)
+    markdown = markdown_path.read_text(encoding="utf-8")
+    if images is not None:
+        sha = head_sha or pull.head_sha
+        if not sha:
+            raise ForgeError(f"pull request #{pr} has no head sha: pass --head-sha")
+        urls, note = images(sha)
+        if urls is not None:
+            markdown = embed_images(markdown, urls, note)
+    marker, body = comment_body(markdown, workflow, model)
     comment = forge.upsert_sticky_comment(pr, marker, body)
     run = None
     if report:

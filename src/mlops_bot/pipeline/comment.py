@@ -16,6 +16,7 @@ from mlops_bot.pipeline.gates import GateResult, MetricComparison
 from mlops_bot.pipeline.result import ValidationReport
 from mlops_bot.report import escape
 from mlops_bot.report.charts import confusion_table, interval_bar, metric_bar_chart
+from mlops_bot.report.images import image_reserve, plot_list_block
 
 GITHUB_COMMENT_LIMIT = 65_536
 MARKER_WORKFLOW = "mlops-pr"
@@ -143,8 +144,9 @@ def render_markdown(
     if report.analysis_notes:
         optional.append("\n".join(f"> {escape.text(n)}" for n in report.analysis_notes))
     tail = [_details("Run details (reproducibility)", _run_details(report))]
-    if report.plots:
-        tail.append("Plots beside this report: " + ", ".join(escape.code(p) for p in report.plots))
+    if report.plots:  # the comment job swaps this list for the images (report/images.py)
+        tail.append(plot_list_block([escape.code(p) for p in report.plots]))
+        limit -= image_reserve(len(report.plots))
     text = _join(head, optional, tail)
     note = "\n\n> Some details were left out to fit GitHub's comment size limit; see report.json."
     while len(text) > limit and optional:
