@@ -52,6 +52,7 @@ data:
 gates:
   roc_auc:
     min: 0.6
+    max_drop_ci: 0.0
 registry:
   stages: [staging, production]
   allow_skip: true

@@ -84,8 +84,64 @@ def test_pull_request_validates_with_read_only_inputs_and_uploads_the_report(
     assert '"verdict": "pass"' in (report / "report.json").read_text()
     assert (report / "report.md").read_text().startswith("<!--")  # the sticky marker comes first
     assert list((report / "plots").glob("*.png"))
+    # An empty registry: a notice, no baseline, and the CI gate is skipped (not passed).
+    assert "No version of credit-risk is in stage 'production'" in result.output
+    data = json.loads((report / "report.json").read_text())
+    assert data["baseline"]["source"] == "none"
+    assert [g["status"] for g in data["gates"] if g["rule"].startswith("significant drop")] == ["skipped"]
     # The pull_request run posts nothing: it had no write token and the comment is another workflow's job.
     assert not issue_items(gh, "comments") and not issue_items(gh, "check_runs")
+
+
+# The team's training code, as a PR would run it; it refuses to train when it can see a GitHub token.
+TOKEN_CHECKING_TRAIN = """\
+import os, sys
+import pandas as pd, skops.io as sio
+from sklearn.compose import ColumnTransformer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+leaked = sorted(k for k in ("GITHUB_TOKEN", "GH_TOKEN", "INPUT_GITHUB-TOKEN") if os.environ.get(k))
+if leaked:
+    sys.exit(f"the training command can read {leaked}")
+frame = pd.read_csv(os.environ["MLOPS_TRAIN_PATH"])
+numeric = ["age", "income", "debt_ratio", "credit_history_years", "late_payments", "loan_amount"]
+model = Pipeline([("features", ColumnTransformer([("numeric", "passthrough", numeric)])),
+                  ("model", LogisticRegression(max_iter=500))])
+sio.dump(model.fit(frame, frame["default"]), os.environ["MLOPS_MODEL_PATH"])
+"""
+
+
+def test_pull_request_compares_with_production_and_the_training_command_gets_no_token(
+        example: act.ExampleRepo, gh: Emulator, tmp_path: Path) -> None:
+    config = example.path / ".github" / "mlops.yml"
+    text = config.read_text()
+    builtin = text[text.index("train:\n"):text.index("data:\n")]
+    own = "train:\n  command: python train.py\n  model_path: model.skops\n"
+    config.write_text(text.replace(builtin, own))
+    (example.path / "train.py").write_text(TOKEN_CHECKING_TRAIN)
+    act.git(example.path, "add", "-A")
+    act.git(example.path, "commit", "-q", "-m", "own training code")
+    act.git(example.path, "push", "-q", "origin", "main")
+    first = tmp_path / "report-v0.1.0"
+    env = {k: v for k, v in os.environ.items() if k not in ("GITHUB_TOKEN", "GH_TOKEN")}
+    made = subprocess.run([str(act.VENV_BIN / "mlops-bot"), "validate", "--output", str(first), "--quiet"],
+                          cwd=example.path, env=env, check=False, capture_output=True, text=True, timeout=180)
+    assert made.returncode == 0, made.stdout + made.stderr
+    cli(example, gh, "registry", "register", act.MODEL, "--version", "v0.1.0", "--push",
+        "--artifact", f"model.skops={first / 'model.skops'}",
+        "--artifact", f"report.json={first / 'report.json'}")
+    cli(example, gh, "registry", "assign", act.MODEL, "--stage", "production", "--push", "--gates", "pass")
+    gh.add_pull(REPO, PR, head_ref="feature", head_sha=example.head)
+
+    result = run(example, gh, "pull_request", pull_request_event(example), "mlops-pr.yml", tmp_path / "work")
+    result.assert_ok()
+    assert "Downloaded and verified credit-risk#production" in result.output
+    report = json.loads((tmp_path / "work" / "artifacts" / "mlops-report" / "report.json").read_text())
+    assert report["baseline"]["source"] == "registry" and report["baseline"]["version"] == "v0.1.0"
+    roc = report["metrics"]["roc_auc"]
+    assert roc["base"] is not None and roc["ci"] is not None
+    significant = [g for g in report["gates"] if g["rule"].startswith("significant drop")]
+    assert [g["status"] for g in significant] == ["pass"]
 
 
 def test_comment_workflow_refuses_a_forged_pr_number_without_running_pr_code(

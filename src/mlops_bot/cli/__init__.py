@@ -16,7 +16,6 @@ from collections.abc import Sequence
 
 from mlops_bot import __version__
 from mlops_bot.errors import ConfigError, MlopsError
-from mlops_bot.extras import missing_extra
 
 # One module per command group; each registers its own subcommands.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -95,7 +94,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"mlops-bot: error: {error}", file=sys.stderr)
         return error.exit_code
     except ModuleNotFoundError as error:
-        # A command of an extra (serve, bot, kubernetes, docker) run on the core install.
+        # A command of an extra (serve, bot, kubernetes, docker) run on the core install. Imported
+        # here: `registry show` must not pay for packaging's import.
+        from mlops_bot.extras import missing_extra
+
         missing = missing_extra(error)
         if missing is None:
             raise

@@ -235,10 +235,27 @@ def _which(args: argparse.Namespace) -> int:
 def _download(args: argparse.Namespace) -> int:
     from mlops_bot.registry.registry import parse_spec
 
-    name, spec = parse_spec(args.spec)
+    if args.spec:
+        name, spec = parse_spec(args.spec)
+    else:
+        # The baseline the config names: model.name in baseline.stage.
+        from mlops_bot.config import load_config
+
+        config = load_config(Path(args.config or Path(args.repo) / CONFIG_PATH), root=Path(args.repo))
+        name, spec = config.model.name, config.baseline.stage
+    if args.if_exists:
+        from mlops_bot.registry.tags import SemVer
+
+        reg = _registry(args)
+        version = spec if SemVer.is_valid(spec) else reg.stage_version(name, spec)
+        if version is None:
+            print(("::notice::" if os.environ.get("GITHUB_ACTIONS") == "true" else "")
+                  + f"No version of {name} is in stage {spec!r}: nothing downloaded, the report compares "
+                  "with baseline.metrics_file when there is one")
+            return 0
     reg = _registry(args, forge=_forge(required=True))
     path = reg.download(name, spec, Path(args.dest))
-    print(f"Downloaded and verified {args.spec} into {path}")
+    print(f"Downloaded and verified {name}#{spec} into {path}")
     return 0
 
 
@@ -323,6 +340,10 @@ def register(subparsers: Any) -> None:
 
     p = sub.add_parser("download", help="download a version's artifacts, verifying checksums")
     common(p, False)
-    p.add_argument("spec", metavar="NAME@vX.Y.Z|NAME#STAGE")
+    p.add_argument("spec", metavar="NAME@vX.Y.Z|NAME#STAGE", nargs="?",
+                   help=f"default: model.name in baseline.stage of {CONFIG_PATH}, the PR baseline")
     p.add_argument("--dest", required=True)
+    p.add_argument("--config", default=None, help=f"config naming the baseline (default {CONFIG_PATH})")
+    p.add_argument("--if-exists", action="store_true",
+                   help="a stage without a version is not an error: exit 0 with a notice, nothing downloaded")
     p.set_defaults(func=_download)

@@ -29,6 +29,12 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--base-label", help="how the report names the --base-model (e.g. 'main @ abc123')")
     parser.add_argument(
+        "--baseline-dir",
+        type=Path,
+        help="the registry baseline's artifacts, fetched beforehand by `mlops-bot registry download "
+        "--if-exists` (so this step needs no token); empty or absent: no registry baseline",
+    )
+    parser.add_argument(
         "--reference-data", type=Path, help="train data of the base revision, the drift reference"
     )
     parser.add_argument("--quiet", action="store_true", help="do not print the report")
@@ -39,6 +45,11 @@ def handle(args: argparse.Namespace) -> int:
     from mlops_bot.pipeline.validate import validate
 
     config = load_config(args.config)
+    forge = None  # None: the forge from the environment, when one is configured
+    if args.baseline_dir is not None:
+        from mlops_bot.forge.mirror import ReleaseMirror
+
+        forge = ReleaseMirror(args.baseline_dir)
     run = validate(
         config,
         args.output,
@@ -46,6 +57,7 @@ def handle(args: argparse.Namespace) -> int:
         base_model=args.base_model,
         base_label=args.base_label,
         reference_data=args.reference_data,
+        forge=forge,
     )
     if not args.quiet:
         print(run.markdown)
