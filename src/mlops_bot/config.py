@@ -12,9 +12,9 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from mlops_bot import config_yaml
 from mlops_bot.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = ".github/mlops.yml"
@@ -449,30 +449,6 @@ class MlopsConfig(_Strict):
 
 
 # -------------------------------------------------------------------------------------------- loader
-def _line_index(text: str) -> dict[tuple[str, ...], int]:
-    """Map each key path in the YAML document to its 1-based line, for error messages."""
-    lines: dict[tuple[str, ...], int] = {}
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return lines
-
-    def walk(n: yaml.Node | None, prefix: tuple[str, ...]) -> None:
-        if isinstance(n, yaml.MappingNode):
-            for key, value in n.value:
-                path = (*prefix, str(key.value))
-                lines[path] = key.start_mark.line + 1
-                walk(value, path)
-        elif isinstance(n, yaml.SequenceNode):
-            for i, item in enumerate(n.value):
-                path = (*prefix, str(i))
-                lines[path] = item.start_mark.line + 1
-                walk(item, path)
-
-    walk(node, ())
-    return lines
-
-
 def _describe(error: dict[str, Any]) -> str:
     kind = error.get("type", "")
     if kind == "extra_forbidden":
@@ -493,16 +469,11 @@ def parse_config(data: Any, source: str = DEFAULT_CONFIG_PATH, text: str | None 
     try:
         return MlopsConfig.model_validate(data)
     except ValidationError as exc:
-        lines = _line_index(text) if text is not None else {}
         first = exc.errors()[0]
         loc = tuple(str(p) for p in first["loc"])
         if loc[:1] == ("data_gates",):  # reported where the user wrote it
             loc = ("gates", "data", *loc[1:])
-        line = None
-        for cut in range(len(loc), 0, -1):
-            if loc[:cut] in lines:
-                line = lines[loc[:cut]]
-                break
+        line = config_yaml.line_of(text, loc, source) if text is not None else None
         key = ".".join(loc)
         more = len(exc.errors()) - 1
         detail = _describe(dict(first)) + (f" (and {more} more problem(s))" if more else "")
@@ -513,20 +484,8 @@ def load_config(path: str | Path = DEFAULT_CONFIG_PATH, root: str | Path | None 
     """Read and validate a config file. `root` (default: the repository holding the file) anchors
     relative data paths."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(str(path), "", "file not found") from None
-    except OSError as exc:
-        raise ConfigError(str(path), "", f"cannot read file: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(str(path), "", f"invalid YAML: {problem}", line) from None
-    config = parse_config(data, str(path), text)
+    document = config_yaml.load_file(path)  # bounded: size, UTF-8, depth, aliases, duplicate keys
+    config = parse_config(document.data, str(path), document.text)
     if root is None:
         root = _default_root(path)
     return config.model_copy(update={"root": Path(root)})

@@ -21,8 +21,7 @@ import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
-import yaml
-
+from mlops_bot import config_yaml
 from mlops_bot.bot.handlers import RepoSettings
 from mlops_bot.config import DEFAULT_CONFIG_PATH, parse_config
 from mlops_bot.errors import ForgeError, MlopsError
@@ -85,7 +84,7 @@ class RepoCheckouts:
         extra = git_auth_env(token) if token else self._env
         env = {**os.environ, **extra, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "", "SSH_ASKPASS": ""}
         result = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                                timeout=300, check=False)
+                                errors="surrogateescape", timeout=300, check=False)  # bytes survive
         if check and result.returncode != 0:
             # git does not print the header, but a remote's message or a URL might carry a secret.
             detail = (result.stderr.strip().splitlines() or ["no output"])[-1]
@@ -131,14 +130,15 @@ class RepoCheckouts:
         raise ForgeError(redact(message, [token or ""]))
 
 
-def settings_from_text(text: str | None, source: str = DEFAULT_CONFIG_PATH) -> RepoSettings:
-    """The bot's view of a repository's config; defaults when the repository has none."""
+def settings_from_text(text: str | bytes | None, source: str = DEFAULT_CONFIG_PATH) -> RepoSettings:
+    """The bot's view of a repository's config; defaults when the repository has none. The text is
+    the repository's to write: parsed with the bounded loader (size, UTF-8, depth, aliases)."""
     if text is None:
         return RepoSettings()
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise MlopsError(f"{source}: invalid YAML: {getattr(exc, 'problem', None) or exc}") from None
+    if isinstance(text, str):  # git output keeps undecodable bytes as surrogates: report them
+        text = text.encode("utf-8", "surrogateescape")
+    text = config_yaml.decode(text, source)
+    data = config_yaml.loads(text, source)
     config = parse_config(data, source, text)
     return RepoSettings(bot=config.bot, registry=config.registry, rollout=config.rollout,
                         model=config.model.name)
@@ -146,4 +146,4 @@ def settings_from_text(text: str | None, source: str = DEFAULT_CONFIG_PATH) -> R
 
 def settings_from_directory(directory: Path) -> RepoSettings:
     path = directory / DEFAULT_CONFIG_PATH
-    return settings_from_text(path.read_text(encoding="utf-8") if path.exists() else None, str(path))
+    return settings_from_text(path.read_bytes() if path.exists() else None, str(path))

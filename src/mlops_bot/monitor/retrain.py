@@ -20,6 +20,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel
 
+from mlops_bot import config_yaml
 from mlops_bot.config import DEFAULT_CONFIG_PATH, MlopsConfig, load_config
 from mlops_bot.dataset import read_table, require_columns, sha256_file, write_table
 from mlops_bot.errors import ConfigError, DataError
@@ -44,7 +45,7 @@ class RetrainResult(BaseModel):
 # --------------------------------------------------------------------------------- pure helpers
 def set_yaml_scalar(text: str, path: tuple[str, ...], value: str, source: str = DEFAULT_CONFIG_PATH) -> str:
     """Replace one scalar in a YAML document in place, keeping comments and layout intact."""
-    node = yaml.compose(text, Loader=yaml.SafeLoader)
+    node = config_yaml.compose(text, source)
     for key in path:
         if not isinstance(node, yaml.MappingNode):
             raise ConfigError(source, ".".join(path), "expected a mapping here")

@@ -48,9 +48,9 @@ def configured_stages(repo: Path) -> list[str] | None:
     path = Path(repo) / ".gto"
     if not path.is_file():
         return None
-    import yaml  # only for repositories that have a `.gto` file
+    from mlops_bot.config_yaml import load_file  # the repository's file: parsed with bounds
 
-    data = yaml.safe_load(path.read_text()) or {}
+    data = load_file(path).data or {}
     stages = data.get("stages") if isinstance(data, dict) else None
     return list(stages) if stages else None
 
