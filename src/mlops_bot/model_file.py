@@ -56,6 +56,7 @@ from typing import Any
 
 import skops.io as sio
 
+from mlops_bot.checksums import SUMS_NAME, mismatch, sha256_bytes, sha256_file, verify_folder
 from mlops_bot.errors import IntegrityError
 
 SKOPS_SUFFIXES = (".skops",)
@@ -166,13 +167,20 @@ def save_model(model: Any, path: str | Path) -> Path:
     return path
 
 
-def load_model(path: str | Path, trusted_pickle: bool = False, extra_types: Iterable[str] = ()) -> Any:
-    """Load a model file. A skops file loads only if every type it needs is on the allow-list."""
+def load_model(path: str | Path, trusted_pickle: bool = False, extra_types: Iterable[str] = (),
+               expected_sha256: str | None = None, expected_from: str = "SHA256SUMS") -> Any:
+    """Load a model file. A skops file loads only if every type it needs is on the allow-list, and,
+    when `expected_sha256` is given (from a SHA256SUMS or the registry tag, named by
+    `expected_from`), only if the bytes read are exactly those."""
     path = Path(path)
     if not path.is_file():
         raise IntegrityError(f"model file {path} does not exist")
     if path.suffix in SKOPS_SUFFIXES:
-        data = path.read_bytes()  # checked and loaded from the same bytes
+        data = path.read_bytes()  # hashed, checked and loaded from the same bytes
+        if expected_sha256 is not None:
+            actual = sha256_bytes(data)
+            if actual != expected_sha256.lower():
+                raise mismatch(f"model file {path}", actual, expected_sha256, expected_from)
         needed = check_skops(data, str(path), extra_types)
         try:
             return sio.loads(data, trusted=needed)
@@ -184,6 +192,8 @@ def load_model(path: str | Path, trusted_pickle: bool = False, extra_types: Iter
                 f"model file {path} is a pickle: loading it can run arbitrary code. Save it with skops "
                 "(.skops), or pass the explicit trusted flag if you produced this file yourself"
             )
+        if expected_sha256 is not None and sha256_file(path) != expected_sha256.lower():
+            raise mismatch(f"model file {path}", sha256_file(path), expected_sha256, expected_from)
         if path.suffix == ".joblib":
             import joblib
 
@@ -191,3 +201,17 @@ def load_model(path: str | Path, trusted_pickle: bool = False, extra_types: Iter
         with open(path, "rb") as handle:
             return pickle.load(handle)  # noqa: S301 - the caller vouched for this file
     raise IntegrityError(f"model file {path}: unknown format {path.suffix!r} (use .skops)")
+
+
+def load_verified(path: str | Path, expected: Mapping[str, str] | None = None,
+                  extra_types: Iterable[str] = ()) -> Any:
+    """Load a model file after checking its folder: every file the `SHA256SUMS` beside it lists must
+    match (the model file must be listed), and so must the registry tag's digests when `expected` is
+    given. A folder without SHA256SUMS and without expected digests loads through the allow-list
+    only. Every load of a model the server or a deploy target serves goes through here."""
+    path = Path(path)
+    listed = verify_folder(path.parent, expected, require=[path.name])
+    if listed is None:
+        return load_model(path, extra_types=extra_types)
+    where = "the registry tag" if expected else f"{path.parent / SUMS_NAME}"
+    return load_model(path, extra_types=extra_types, expected_sha256=listed[path.name], expected_from=where)

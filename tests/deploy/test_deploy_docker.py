@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from mlops_bot.checksums import sha256_file
 from mlops_bot.deploy.targets import docker_base
 from mlops_bot.deploy.targets.docker import LABEL, SERVER_UID, dockerfile, engine_available
 from mlops_bot.deploy.targets.docker_base import (
@@ -73,7 +74,7 @@ def test_base_digest_covers_path_mode_and_content_but_not_order(tmp_path: Path) 
     two.write_text("b")
     entries = [Entry("/opt/a", source=str(one)), Entry("/etc/passwd", text="root\n"),
                Entry("/var", mode=0o1777)]
-    sha = docker_base.file_sha256
+    sha = sha256_file
     base = digest(entries, sha)
     assert digest(list(reversed(entries)), sha) == base
     assert digest([Entry("/opt/a", source=str(two)), *entries[1:]], sha) != base

@@ -217,7 +217,7 @@ def test_download_refuses_files_the_tag_does_not_record(repo: Path, tmp_path: Pa
 
 @pytest.mark.parametrize("name", ["../model.skops", "sub/model.skops", "..", "a\\b"])
 def test_sha256sums_names_must_be_plain_file_names(name: str) -> None:
-    from mlops_bot.registry.artifacts import parse_sha256sums
+    from mlops_bot.checksums import parse_sums as parse_sha256sums
 
     with pytest.raises(IntegrityError, match="not a plain file name"):
         parse_sha256sums(f"{'0' * 64}  {name}\n")

@@ -14,7 +14,7 @@ import pandas as pd
 from mlops_bot.deploy.metrics import VersionRecorder
 from mlops_bot.deploy.oip import plain
 from mlops_bot.deploy.signature import SIGNATURE_FILE, FeatureSpec, features_from_signature, infer_features
-from mlops_bot.model_file import load_model
+from mlops_bot.model_file import load_verified
 
 MODEL_FILE = "model.skops"
 
@@ -45,10 +45,10 @@ class LoadedModel:
 
 def load_version(name: str, version: str, path: str | Path) -> LoadedModel:
     """Load a model directory (model.skops [+ signature.json], as `Registry.download` leaves it) or a
-    single model file, through the skops allow-list."""
+    single model file, through the skops allow-list, after checking the folder's SHA256SUMS."""
     path = Path(path)
     model_path = path / MODEL_FILE if path.is_dir() else path
-    model = load_model(model_path)
+    model = load_verified(model_path)
     signature = model_path.parent / SIGNATURE_FILE
     if signature.is_file():
         features = features_from_signature(json.loads(signature.read_text(encoding="utf-8")))

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 from typing import Protocol
 
+from mlops_bot.checksums import verify_folder
 from mlops_bot.errors import RegistryError
 
 
@@ -30,6 +31,10 @@ class RegistrySource:
     def fetch(self, name: str, version: str, dest: Path) -> Path:
         target = dest / name.replace("/", "_") / version
         if (target / "model.skops").is_file():
+            # A cached download is re-verified against the digests the register tag recorded, every
+            # time: the cache is a folder anyone with disk access could have edited since.
+            expected = self.registry.checksums_of(name, version)  # type: ignore[attr-defined]
+            verify_folder(target, expected or None, require=["model.skops"])
             return target
         if target.exists():
             shutil.rmtree(target)

@@ -21,8 +21,9 @@ import yaml
 from pydantic import BaseModel
 
 from mlops_bot import config_yaml
+from mlops_bot.checksums import sha256_file
 from mlops_bot.config import DEFAULT_CONFIG_PATH, MlopsConfig, load_config
-from mlops_bot.dataset import read_table, require_columns, sha256_file, write_table
+from mlops_bot.dataset import read_table, require_columns, write_table
 from mlops_bot.errors import ConfigError, DataError
 from mlops_bot.forge.base import Forge
 from mlops_bot.monitor.triggers import retrain_branch

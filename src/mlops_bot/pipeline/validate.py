@@ -26,8 +26,9 @@ import sklearn
 
 from mlops_bot import __version__
 from mlops_bot.analysis.profile import build_profile
+from mlops_bot.checksums import sha256_file
 from mlops_bot.config import MlopsConfig
-from mlops_bot.dataset import read_table, require_columns, sha256_file
+from mlops_bot.dataset import read_table, require_columns
 from mlops_bot.errors import DataError, MlopsError, TrainingError
 from mlops_bot.forge.base import Forge
 from mlops_bot.forge.select import forge_from_env

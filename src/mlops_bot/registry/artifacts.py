@@ -8,56 +8,21 @@ is refused unless every file matches both before anything is returned, let alone
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from mlops_bot.checksums import SUMS_NAME, is_plain_name, mismatch, parse_sums, render_sums, sha256_file
 from mlops_bot.errors import ForgeError, IntegrityError, RegistryError
 from mlops_bot.forge.base import Forge
 
-SUMS_NAME = "SHA256SUMS"
 KNOWN_ASSETS = ("model.skops", "report.json", "model_card.md", "reference_profile.json", "data_schema.json")
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def render_sha256sums(checksums: Mapping[str, str]) -> str:
-    """`sha256sum` output: `<hex>  <name>` per line, sorted by name (pure)."""
-    return "".join(f"{digest}  {name}\n" for name, digest in sorted(checksums.items()))
-
-
-def parse_sha256sums(text: str) -> dict[str, str]:
-    found: dict[str, str] = {}
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        digest, sep, name = line.partition("  ")
-        if not sep:
-            digest, sep, name = line.partition(" *")  # binary-mode marker
-        if not sep or len(digest) != 64 or not all(c in "0123456789abcdef" for c in digest.lower()):
-            raise IntegrityError(f"{SUMS_NAME} line {number} is not '<sha256>  <file>': {line!r}")
-        if not _is_plain_name(name):
-            # The names become paths under the download directory: no separators, no `..`.
-            raise IntegrityError(f"{SUMS_NAME} line {number} names {name!r}, not a plain file name")
-        found[name] = digest.lower()
-    return found
-
-
-def _is_plain_name(name: str) -> bool:
-    return not any(sep in name for sep in ("/", "\\", "\0")) and name not in ("", ".", "..")
 
 
 def checksums(files: Mapping[str, Path]) -> dict[str, str]:
     for name, path in files.items():
-        if not _is_plain_name(name) or name == SUMS_NAME:
+        if not is_plain_name(name) or name == SUMS_NAME:
             raise RegistryError(f"invalid artifact name {name!r}")
         if not Path(path).is_file():
             raise RegistryError(f"artifact {name}: file {path} does not exist")
@@ -73,7 +38,7 @@ def upload_release(forge: Forge, tag: str, files: Mapping[str, Path], digests: M
     present = {a.name for a in release.assets}
     with tempfile.TemporaryDirectory() as tmp:
         sums = Path(tmp) / SUMS_NAME
-        sums.write_text(render_sha256sums(digests))
+        sums.write_text(render_sums(digests))
         for name, path in [*sorted(files.items()), (SUMS_NAME, sums)]:
             if name in present:
                 raise RegistryError(f"release {tag} already has an asset {name}; refusing to replace it")
@@ -96,7 +61,7 @@ def download_release(forge: Forge, tag: str, dest: Path, expected: Mapping[str, 
             sums_path = forge.download_release_asset(tag, SUMS_NAME, staging / SUMS_NAME)
         except ForgeError as error:
             raise IntegrityError(f"cannot fetch {SUMS_NAME} of {tag}: {error}") from None
-        listed = parse_sha256sums(sums_path.read_text())
+        listed = parse_sums(sums_path.read_text(encoding="utf-8"), f"{SUMS_NAME} of {tag}")
         if expected:
             for name, digest in expected.items():
                 if listed.get(name) != digest:
@@ -116,10 +81,7 @@ def download_release(forge: Forge, tag: str, dest: Path, expected: Mapping[str, 
             path = forge.download_release_asset(tag, name, staging / name)
             actual = sha256_file(path)
             if actual != digest:
-                raise IntegrityError(
-                    f"{tag}: {name} has sha256 {actual[:12]}…, expected {digest[:12]}…; "
-                    "the file was tampered with or corrupted, refusing it"
-                )
+                raise mismatch(f"{tag}: {name}", actual, digest, SUMS_NAME)
         dest.mkdir(parents=True, exist_ok=True)
         for name in [*sorted(listed), SUMS_NAME]:
             shutil.move(str(staging / name), dest / name)

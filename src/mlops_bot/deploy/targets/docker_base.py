@@ -34,6 +34,7 @@ from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from mlops_bot.checksums import sha256_file
 from mlops_bot.errors import MlopsError
 
 BASE_REPOSITORY = "mlops-bot-base"
@@ -249,14 +250,6 @@ def plan_rootfs(requirements: Iterable[str] = SERVER_REQUIREMENTS) -> tuple[list
 
 
 # --------------------------------------------------------------------------------------- building
-def file_sha256(path: str) -> str:
-    sha = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            sha.update(block)
-    return sha.hexdigest()
-
-
 def write_rootfs(entries: Iterable[Entry], destination: Path) -> Path:
     """A tarball with sorted members owned by root; parent directories are added as 0755. File
     timestamps are kept so the standard library's bytecode caches stay valid."""
@@ -302,7 +295,7 @@ def ensure_base_image(client: Any, *, workdir: Path | None = None,
                       say: Callable[[str], None] = lambda _: None) -> str:
     """`mlops-bot-base:<hash>` for this host's Python and server packages, imported on first use."""
     entries, pinned = plan_rootfs()
-    tag = digest(entries, file_sha256)[:16]
+    tag = digest(entries, sha256_file)[:16]
     reference = f"{BASE_REPOSITORY}:{tag}"
     try:
         client.images.get(reference)
