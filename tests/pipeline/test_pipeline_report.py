@@ -51,9 +51,9 @@ def test_metric_table_is_dvc_style_with_ci() -> None:
     assert "| Metric | base | head | Change | 95% CI |" in text
     row = next(line for line in text.splitlines() if line.startswith("| accuracy |"))
     cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells[1] == "0.81235"  # 5 significant digits
+    assert cells[1] == "0.8123"  # the comment's one format: 4 significant digits
     assert cells[2] == "0.79"
-    assert cells[3].startswith("-0.022346") and "🔴" in cells[3]
+    assert cells[3].startswith("-0.02235") and "🔴" in cells[3]
     assert cells[4].startswith("[-0.04, -0.005] worse")
     # log loss went down: that is better (green), and its CI excludes 0 on the good side.
     loss = next(line for line in text.splitlines() if line.startswith("| log_loss |"))
@@ -69,7 +69,7 @@ def test_missing_values_are_dashes_and_no_baseline_is_said() -> None:
     assert "| accuracy | - | 0.8 | - | - |" in text
     assert "no baseline" in text
     assert "no gates configured" in text.lower()
-    assert fmt(None) == "-" and fmt(0.123456789) == "0.12346" and fmt(0.5, signed=True) == "+0.5"
+    assert fmt(None) == "-" and fmt(0.123456789) == "0.1235" and fmt(0.5, signed=True) == "+0.5"
 
 
 def test_details_are_collapsible_and_contain_run_metadata() -> None:
@@ -103,3 +103,38 @@ def test_comment_fits_github_limit_with_a_note() -> None:
     assert "left out to fit GitHub's comment size limit" in text
     assert text.startswith(sticky_marker("mlops-pr", "credit-risk"))
     assert "| Metric | base | head |" in text  # the essentials survive
+
+
+def test_multiclass_comment_has_per_class_rows_equal_to_sklearn_in_a_fold() -> None:
+    import numpy as np
+    import pytest
+    from sklearn.metrics import confusion_matrix as sk_confusion
+    from sklearn.metrics import precision_recall_fscore_support
+
+    import gfm
+    from mlops_bot.report.per_class import per_class_scores
+
+    rng = np.random.default_rng(3)
+    labels = ["cat", "dog", "eel", "fox"]
+    y_true = rng.choice(labels, 300)
+    y_pred = np.where(rng.random(300) < 0.7, y_true, rng.choice(labels, 300))
+    y_pred[y_pred == "fox"] = "dog"  # a class never predicted: precision 0 by sklearn's zero_division=0
+    y_base = np.where(rng.random(300) < 0.5, y_true, rng.choice(labels, 300))
+    head = {"labels": labels, "matrix": sk_confusion(y_true, y_pred, labels=labels).tolist()}
+    base = {"labels": labels, "matrix": sk_confusion(y_true, y_base, labels=labels).tolist()}
+    precision, recall, f1, support = precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, average=None, zero_division=0)
+    for i, row in enumerate(per_class_scores(head)):
+        assert row["label"] == labels[i] and row["support"] == support[i]
+        assert row["precision"] == pytest.approx(precision[i], abs=1e-12)
+        assert row["recall"] == pytest.approx(recall[i], abs=1e-12)
+        assert row["f1"] == pytest.approx(f1[i], abs=1e-12)
+    report = _report(confusion_matrix=head, base_confusion_matrix=base)
+    html = gfm.render(render_markdown(report))
+    fold = html[html.index("Per-class metrics (base → head)"):]
+    fold = fold[: fold.index("</details>")]
+    rows = gfm.table_rows(fold)
+    assert [r[0] for r in rows[1:]] == [f"<code>{label}</code>" for label in labels]
+    assert rows[1][4].endswith(f"→ {float(f1[0]):.4g}")  # base → head, 4 significant digits
+    binary = render_markdown(_report())
+    assert "Per-class metrics" not in binary  # binary models keep the plain confusion matrix

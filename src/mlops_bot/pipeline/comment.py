@@ -17,18 +17,12 @@ from mlops_bot.pipeline.result import ValidationReport
 from mlops_bot.report import escape
 from mlops_bot.report.charts import confusion_table, interval_bar, metric_bar_chart
 from mlops_bot.report.images import image_reserve, plot_list_block
+from mlops_bot.report.numbers import fmt
+from mlops_bot.report.per_class import per_class_table
 
 GITHUB_COMMENT_LIMIT = 65_536
 MARKER_WORKFLOW = "mlops-pr"
 _PASS, _FAIL, _SKIP = "✅", "❌", "⚪"
-
-
-def fmt(value: float | None, signed: bool = False) -> str:
-    """DVC's convention: 5 significant digits, '-' when missing."""
-    if value is None:
-        return "-"
-    text = f"{value:+.5g}" if signed else f"{value:.5g}"
-    return text
 
 
 def _change(metric: str, row: MetricComparison) -> str:
@@ -141,6 +135,10 @@ def render_markdown(
         if report.base_confusion_matrix:
             body += "\n\n" + confusion_table(report.base_confusion_matrix, "base")
         optional.append(_details("Confusion matrix", body))
+        if len(report.confusion_matrix.get("labels", [])) > 2:
+            table = per_class_table(report.confusion_matrix, report.base_confusion_matrix)
+            optional.append(_details("Per-class metrics (base → head)" if report.base_confusion_matrix
+                                     else "Per-class metrics", table))
     if report.analysis_notes:
         optional.append("\n".join(f"> {escape.text(n)}" for n in report.analysis_notes))
     tail = [_details("Run details (reproducibility)", _run_details(report))]

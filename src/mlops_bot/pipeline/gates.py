@@ -15,6 +15,7 @@ from pydantic import BaseModel, computed_field
 
 from mlops_bot.config import GateRule
 from mlops_bot.pipeline.evaluate import lower_is_better
+from mlops_bot.report.numbers import fmt
 
 GateStatus = Literal["pass", "fail", "skipped"]
 # Metric differences are float arithmetic: 0.808 - 0.788 must count as a drop of exactly 0.02.
@@ -50,7 +51,7 @@ def compare(base: float | None, head: float | None, ci: list[float] | None = Non
 
 
 def _fmt(value: float) -> str:
-    return f"{value:.5g}"
+    return fmt(value)
 
 
 def _drop(metric: str, row: MetricComparison) -> float | None:

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mlops_bot.report import escape
+from mlops_bot.report.numbers import fmt
 
 _SAFE_LABEL = re.compile(r"[^A-Za-z0-9_ .:-]")
 
@@ -21,7 +22,7 @@ def _label(text: str) -> str:
 
 
 def _num(value: float) -> str:
-    return f"{value:.4g}"
+    return fmt(value)
 
 
 def metric_bar_chart(

@@ -11,6 +11,7 @@ import pandas as pd
 from mlops_bot.analysis.drift import ColumnDrift, DriftReport
 from mlops_bot.analysis.drift_methods import psi_band
 from mlops_bot.report import escape
+from mlops_bot.report.numbers import fmt
 
 METHOD_NAMES = {
     "ks": "K-S p-value",
@@ -23,11 +24,7 @@ METHOD_NAMES = {
 
 
 def _num(value: float) -> str:
-    if value is None or np.isnan(value):
-        return "-"
-    if value != 0 and abs(value) < 1e-4:
-        return f"{value:.2e}"
-    return f"{value:.4g}"
+    return fmt(value)
 
 
 def _method(col: ColumnDrift) -> str:

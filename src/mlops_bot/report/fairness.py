@@ -3,16 +3,13 @@ intervals, small groups flagged, and the four-fifths heuristic labelled as such.
 
 from __future__ import annotations
 
-import math
-
 from mlops_bot.analysis.fairness import DISPARITIES, FOUR_FIFTHS_LABEL, FairnessReport
 from mlops_bot.report import escape
+from mlops_bot.report.numbers import fmt
 
 
 def _num(value: float | None) -> str:
-    if value is None or math.isnan(value):
-        return "-"
-    return f"{value:.4f}"
+    return fmt(value)
 
 
 def render_fairness(report: FairnessReport, title: str = "Fairness") -> str:
