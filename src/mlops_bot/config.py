@@ -95,6 +95,10 @@ class TrainSection(_Strict):
         default=None, description="where the command writes holdout predictions (CSV/Parquet)"
     )
     builtin: BuiltinPipeline | None = None
+    env: list[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]] = Field(
+        default_factory=list,
+        description="environment variables passed to the command beyond the allow-list (names only)",
+    )
 
     @field_validator("timeout", mode="before")
     @classmethod

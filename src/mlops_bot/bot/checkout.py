@@ -21,7 +21,7 @@ import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
-from mlops_bot import config_yaml
+from mlops_bot import config_yaml, redaction
 from mlops_bot.bot.handlers import RepoSettings
 from mlops_bot.config import DEFAULT_CONFIG_PATH, parse_config
 from mlops_bot.errors import ForgeError, MlopsError
@@ -45,13 +45,9 @@ def git_auth_env(token: str | None) -> dict[str, str]:
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """`text` without the secrets, their basic-auth encodings, or credentials inside URLs."""
-    for secret in secrets:
-        if not secret:
-            continue
-        basic = base64.b64encode(f"x-access-token:{secret}".encode()).decode()
-        text = text.replace(basic, "***").replace(secret, "***")
-    return _URL_USERINFO.sub(r"\1***@", text)
+    """`text` without these secrets (nor the known ones), their basic-auth encodings, or credentials
+    inside URLs: `mlops_bot.redaction.redact`, the one home of the rule."""
+    return redaction.redact(text, extra=[s for s in secrets if s])
 
 
 class RepoCheckouts:

@@ -68,11 +68,18 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _said(error: Exception) -> str:
+    """An error as we print it: known secrets masked (a training command's output, a git message)."""
+    from mlops_bot.redaction import redact  # imported on the error path only: `registry show` stays light
+
+    return redact(str(error))
+
+
 def _annotate(error: MlopsError) -> None:
     """Emit a GitHub Actions error annotation so the failure shows on the file in the PR."""
     if os.environ.get("GITHUB_ACTIONS") != "true":
         return
-    message = str(error).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    message = _said(error).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
     if isinstance(error, ConfigError):
         props = f"file={error.path}" + (f",line={error.line}" if error.line else "")
         print(f"::error {props}::{message}")
@@ -91,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except MlopsError as error:
         _annotate(error)
-        print(f"mlops-bot: error: {error}", file=sys.stderr)
+        print(f"mlops-bot: error: {_said(error)}", file=sys.stderr)
         return error.exit_code
     except ModuleNotFoundError as error:
         # A command of an extra (serve, bot, kubernetes, docker) run on the core install. Imported

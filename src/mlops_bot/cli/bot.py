@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_bot.errors import MlopsError
+from mlops_bot.redaction import install_log_redaction
 
 
 def register(subparsers: Any) -> None:
@@ -55,6 +56,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=os.environ.get("MLOPS_BOT_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_log_redaction()  # no token, key or webhook secret in a log line
     config = BotConfig.from_env(os.environ, _state_dir(args), args.workers,
                                 worker_process=not args.worker_threads_here)
     bot = WebhookBot(config, handler_from_env(os.environ, config.state_dir))
@@ -74,6 +76,7 @@ def _work(args: argparse.Namespace) -> int:
         os.nice(5)  # answering GitHub within its deadline comes first; job work can wait a little
     logging.basicConfig(level=os.environ.get("MLOPS_BOT_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s[worker]: %(message)s")
+    install_log_redaction()
     state = _state_dir(args)
     worker = Worker(DeliveryQueue(state / "queue.sqlite3"), handler_from_env(os.environ, state),
                     poll_seconds=0.05)

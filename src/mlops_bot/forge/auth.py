@@ -20,6 +20,7 @@ import httpx
 import jwt
 from github import Auth
 
+from mlops_bot import redaction
 from mlops_bot.errors import ForgeError
 from mlops_bot.forge.retry import RetryPolicy, explain_error
 
@@ -147,6 +148,7 @@ class AppInstallationAuth:
             f"create an installation token for installation {self.installation_id}",
         )
         self.fetches += 1
+        redaction.register(str(data["token"]))  # minted at run time: masked in every log and error
         return InstallationToken(token=str(data["token"]), expires_at=_parse_expiry(str(data["expires_at"])))
 
 

@@ -3,8 +3,14 @@
 The user-command contract (documented in docs/config.md): the command runs in `train.workdir` with
 MLOPS_TRAIN_PATH, MLOPS_HOLDOUT_PATH, MLOPS_MODEL_PATH, MLOPS_PREDICTIONS_PATH and MLOPS_SEED set; it
 writes a skops model to MLOPS_MODEL_PATH and/or holdout predictions to MLOPS_PREDICTIONS_PATH.
-Either file is enough to evaluate. Output goes to a log file; the timeout kills the whole process
-group so no stray child keeps running.
+Either file is enough to evaluate.
+
+The command is the pull request's code: it gets an allow-listed environment (`training_environment`:
+PATH, HOME, locale, temp dir and proxy settings, the contract variables, and what `train.env` names),
+never a token or a key of ours. Its output goes to a log file, rewritten with known secrets masked
+when it ends; its last line is quoted (masked) in the error. The timeout kills every process of the
+run (`kill_run`): its session, its process group, every descendant, and every process that carries
+the run's `MLOPS_TRAIN_RUN_ID` in its environment (a `setsid` daemon leaves the session, not that).
 """
 
 from __future__ import annotations
@@ -17,7 +23,9 @@ import shlex
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping
+import time
+import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlops_bot import redaction
 from mlops_bot.config import BuiltinPipeline, MlopsConfig
 from mlops_bot.dataset import read_table, require_columns
 from mlops_bot.errors import ConfigError, DataError, TrainingError
@@ -158,6 +167,32 @@ def predict(model: Any, frame: pd.DataFrame, features: list[str], task: str) -> 
     return Predictions(y_pred=y_pred, proba=proba, classes=classes)
 
 
+# What the training command inherits from our environment; everything else it must be given by name
+# in `train.env`. Locale: LANG, LANGUAGE and every LC_*.
+TRAIN_ENV_ALLOWED = frozenset({
+    "PATH", "HOME", "USER", "LOGNAME", "TMPDIR", "TEMP", "TMP", "TZ", "LANG", "LANGUAGE",
+    "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "no_proxy",
+    "all_proxy", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE",
+})
+RUN_ID_VARIABLE = "MLOPS_TRAIN_RUN_ID"
+
+
+def training_environment(environ: Mapping[str, str], requested: Iterable[str] = ()) -> dict[str, str]:
+    """The allow-listed part of `environ` plus the names `train.env` requests. Our own secrets can
+    not be requested; other secret-looking values requested are masked in everything we write."""
+    env = {k: v for k, v in environ.items() if k in TRAIN_ENV_ALLOWED or k.startswith("LC_")}
+    for name in requested:
+        if name in redaction.SECRET_ENV_NAMES or name.startswith("MLOPS_BOT_"):
+            raise ConfigError("config", "train.env",
+                              f"{name} is mlops-bot's own secret and is never passed to the training "
+                              "command (the pull request's code)")
+        if name in environ:
+            env[name] = environ[name]
+            if redaction.is_secret_name(name):
+                redaction.register(environ[name])
+    return env
+
+
 @dataclass(frozen=True)
 class CommandRun:
     returncode: int
@@ -182,6 +217,7 @@ def run_command(
         raise ConfigError("config", "train.command", "the training command is empty")
     child_env = dict(env)
     child_env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), child_env.get("PATH", os.defpath)])
+    child_env[RUN_ID_VARIABLE] = run_id = uuid.uuid4().hex
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "wb") as log:
         try:
@@ -192,19 +228,76 @@ def run_command(
         except NotADirectoryError:
             raise TrainingError(f"training workdir {workdir} is not a directory") from None
         try:
-            code = proc.wait(timeout=timeout)
+            code: int | None = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):  # already gone
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            raise TrainingError(
-                f"training command timed out after {timeout:g}s and was killed; log: {log_path}"
-            ) from None
+            code = None
+        except BaseException:  # interrupted: leave nothing of the run behind
+            kill_run(proc, run_id)
+            raise
+        # Whatever the command left running (a daemon, a background job) ends with it.
+        kill_run(proc, run_id)
+    redaction.redact_file(log_path)
+    if code is None:
+        raise TrainingError(f"training command timed out after {timeout:g}s and was killed; log: {log_path}")
     if code != 0:
-        tail = _tail(log_path)
+        tail = redaction.redact(_tail(log_path))
         raise TrainingError(f"training command exited with code {code}; log: {log_path}" +
                             (f"; last output: {tail}" if tail else ""))
     return CommandRun(code, log_path)
+
+
+def kill_run(proc: subprocess.Popen[bytes], run_id: str, rounds: int = 50) -> None:
+    """SIGKILL every process of a training run until none is left: the leader's session and process
+    group, their descendants, and any process whose environment carries the run id (what a `setsid`
+    double fork keeps). Without /proc (not Linux) only the process group is killed."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    if not Path("/proc/self/stat").exists():
+        return
+    marker = f"{RUN_ID_VARIABLE}={run_id}".encode()
+    for _ in range(rounds):
+        victims = _run_processes(proc.pid, marker)
+        if not victims:
+            return
+        for pid in victims:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.02)
+
+
+def _run_processes(leader: int, marker: bytes) -> list[int]:
+    """Live (not zombie) processes that belong to the run led by `leader`."""
+    table: dict[int, tuple[int, int, int]] = {}  # pid -> (ppid, pgid, sid)
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_bytes()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        if fields[0] in (b"Z", b"X"):
+            continue
+        table[int(entry.name)] = (int(fields[1]), int(fields[2]), int(fields[3]))
+    ours = {pid for pid, (_, pgid, sid) in table.items() if leader in (pgid, sid)}
+    for pid in table:
+        if pid == os.getpid() or pid in ours:
+            continue
+        try:
+            if marker in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
+                ours.add(pid)
+        except OSError:
+            continue
+    grew = True
+    while grew:  # descendants of anything already ours
+        grew = False
+        for pid, (ppid, _, _) in table.items():
+            if ppid in ours and pid not in ours:
+                ours.add(pid)
+                grew = True
+    ours.discard(os.getpid())
+    return sorted(ours)
 
 
 def _tail(path: Path, limit: int = 300) -> str:
@@ -217,8 +310,9 @@ def _tail(path: Path, limit: int = 300) -> str:
 
 
 def command_env(base: Mapping[str, str], *, train: Path, holdout: Path, model: Path, predictions: Path,
-                seed: int) -> dict[str, str]:
-    env = dict(base)
+                seed: int, passthrough: Iterable[str] = ()) -> dict[str, str]:
+    """The training command's whole environment: `training_environment` plus the contract."""
+    env = training_environment(base, passthrough)
     env.update({
         "MLOPS_TRAIN_PATH": str(train),
         "MLOPS_HOLDOUT_PATH": str(holdout),

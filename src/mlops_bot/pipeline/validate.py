@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import sklearn
 
-from mlops_bot import __version__
+from mlops_bot import __version__, redaction
 from mlops_bot.analysis.profile import build_profile
 from mlops_bot.checksums import sha256_file
 from mlops_bot.config import MlopsConfig
@@ -94,8 +94,10 @@ def train_head(
     train: pd.DataFrame,
     staging: Path,
     environ: Mapping[str, str],
+    log_path: Path | None = None,
 ) -> Predictions:
-    """Train the PR's model and predict on the holdout; the model lands in staging/model.skops."""
+    """Train the PR's model and predict on the holdout; the model lands in staging/model.skops. The
+    command's log goes to `log_path` (default staging/train.log), which a failure does not delete."""
     if config.train.builtin is not None:
         model, features = training.train_builtin(config, train)
         save_model(model, staging / "model.skops")
@@ -117,13 +119,14 @@ def train_head(
         model=model_path.resolve(),
         predictions=predictions_path.resolve(),
         seed=config.seed,
+        passthrough=config.train.env,
     )
     training.run_command(
         config.train.command,
         workdir=workdir,
         env=env,
         timeout=config.train.timeout,
-        log_path=staging / "train.log",
+        log_path=log_path or staging / "train.log",
     )
     if model_path.is_file():
         model = load_model(model_path)
@@ -189,13 +192,20 @@ def validate(
     """Run the whole PR validation and write DIR/report.md, report.json, metrics.json, plots/*.png,
     model.skops (when the model is a file), reference_profile.json and data_schema.json."""
     environ = dict(os.environ if environ is None else environ)
+    redaction.register_environ(environ)  # its tokens and keys are masked in the log, errors and report
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
     try:
         train, train_path = load_split(config, "train")
         holdout, holdout_path = load_split(config, "holdout")
-        head = train_head(config, train_path, holdout_path, holdout, train, staging, environ)
+        # The log lives beside the output until training succeeds: the error of a failed run quotes
+        # its path, and the staging directory is deleted on any failure.
+        kept_log = output.parent / f"{output.name}.train.log"
+        kept_log.unlink(missing_ok=True)  # an earlier failure's log is not this run's
+        head = train_head(config, train_path, holdout_path, holdout, train, staging, environ, kept_log)
+        if kept_log.exists():
+            kept_log.replace(staging / "train.log")
         if len(head.y_pred) != len(holdout):
             raise TrainingError(f"the model returned {len(head.y_pred)} predictions for {len(holdout)} rows")
 
@@ -295,9 +305,10 @@ def validate(
             created_at=(now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ"),
         )
         sections = [render_data_checks(data_checks), *analyses.sections]
-        markdown = render_markdown(report, extra_sections=sections)
+        markdown = redaction.redact(render_markdown(report, extra_sections=sections))  # no secret in a report
         (staging / "report.md").write_text(markdown, encoding="utf-8")
-        (staging / "report.json").write_text(report.model_dump_json(indent=2), encoding="utf-8")
+        report_json = redaction.redact(report.model_dump_json(indent=2))
+        (staging / "report.json").write_text(report_json, encoding="utf-8")
         (staging / METRICS_FILE).write_text(
             json.dumps(report.head_metrics(), indent=2, sort_keys=True), encoding="utf-8"
         )

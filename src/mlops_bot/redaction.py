@@ -1,0 +1,155 @@
+"""Secrets never leave their step: the one `redact()` for every log line, error line, `::error`
+annotation, report and artifact we write.
+
+A secret is a value we know: the environment variables named in `SECRET_ENV_NAMES` (and any whose
+name looks like one: `*_TOKEN`, `*_SECRET`, `*PASSWORD*`, `*PRIVATE_KEY*`, `*API_KEY*`), the content
+of a private-key file named by `MLOPS_BOT_APP_PRIVATE_KEY_FILE`, and values registered at run time
+(`register`: installation tokens minted by the App, `train.env` values that look secret). Each is
+replaced by `***`, and so are its base64 basic-auth forms and every line of a multi-line secret (a PEM
+key printed line by line); credentials inside URLs (`https://user:pass@host`) too.
+
+`Redactor` is pure (secrets in, text out); `redact()` reads the process environment at call time.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import functools
+import logging
+import os
+import re
+import threading
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+MASK = "***"
+MIN_LENGTH = 6  # shorter values ("1", "true") would mask ordinary text; no real secret is that short
+
+# The secrets mlops-bot itself reads, and the ones a GitHub Actions runner holds.
+SECRET_ENV_NAMES = frozenset({
+    "GITHUB_TOKEN", "GH_TOKEN", "GITHUB_APP_PRIVATE_KEY",
+    "MLOPS_BOT_WEBHOOK_SECRET", "MLOPS_BOT_APP_PRIVATE_KEY", "MLOPS_BOT_ADMIN_TOKEN",
+    "MLOPS_BOT_FEEDBACK_TOKEN", "ACTIONS_RUNTIME_TOKEN", "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+})
+# Names of files whose content is a secret.
+SECRET_FILE_ENV_NAMES = frozenset({"MLOPS_BOT_APP_PRIVATE_KEY_FILE"})
+_SECRET_NAME = re.compile(
+    r"(^|_)(TOKEN|SECRET|PASSWORD|PASSWD|PRIVATE_KEY|API_KEY|ACCESS_KEY|CREDENTIALS?)(_|$)", re.IGNORECASE
+)
+_URL_USERINFO = re.compile(r"(\b[a-z][a-z0-9+.-]*://)[^/\s:@]+(?::[^/\s@]*)?@", re.IGNORECASE)
+
+_registered: set[str] = set()
+_lock = threading.Lock()
+
+
+def is_secret_name(name: str) -> bool:
+    """True for the names we know hold secrets and for names that look like one."""
+    return name in SECRET_ENV_NAMES or bool(_SECRET_NAME.search(name))
+
+
+def _forms(value: str) -> set[str]:
+    """The value, each long line of it (multi-line keys), and the basic-auth encodings git uses."""
+    value = value.strip()
+    if len(value) < MIN_LENGTH:
+        return set()
+    forms = {value}
+    for line in value.splitlines():
+        line = line.strip()
+        if len(line) >= 16 and not line.startswith("-----"):  # PEM body lines, not its BEGIN/END
+            forms.add(line)
+    if "\n" not in value:
+        for user in ("x-access-token", "token", "git"):
+            forms.add(base64.b64encode(f"{user}:{value}".encode()).decode())
+    return forms
+
+
+def secrets_from_environ(environ: Mapping[str, str], read_file: bool = True) -> set[str]:
+    """Every secret value the environment holds (see the module doc)."""
+    found: set[str] = set()
+    for name, value in environ.items():
+        if is_secret_name(name):
+            found |= _forms(value)
+        elif name in SECRET_FILE_ENV_NAMES and read_file and value:
+            with contextlib.suppress(OSError):  # an unreadable key file holds nothing to mask
+                found |= _forms(Path(value).read_text(encoding="utf-8", errors="replace"))
+    return found
+
+
+def register(*values: str) -> None:
+    """Add secrets learned at run time (a minted installation token, a secret-looking train.env)."""
+    with _lock:
+        for value in values:
+            _registered.update(_forms(value))
+
+
+def register_environ(environ: Mapping[str, str]) -> None:
+    """Add the secrets of an environment we were handed (not our own: `validate(environ=...)`)."""
+    found = secrets_from_environ(environ)
+    with _lock:
+        _registered.update(found)
+
+
+class Redactor:
+    """Replaces a fixed set of secret values (longest first, so no secret is half-masked)."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        ordered = sorted({s for s in secrets if len(s) >= MIN_LENGTH}, key=len, reverse=True)
+        self._pattern = re.compile("|".join(re.escape(s) for s in ordered)) if ordered else None
+
+    def __call__(self, text: str) -> str:
+        if self._pattern is not None:
+            text = self._pattern.sub(MASK, text)
+        return _URL_USERINFO.sub(rf"\1{MASK}@", text)
+
+
+def current(environ: Mapping[str, str] | None = None, extra: Iterable[str] = ()) -> Redactor:
+    """A redactor for the secrets known now: the environment's, the registered ones and `extra`."""
+    with _lock:
+        registered = set(_registered)
+    found = secrets_from_environ(os.environ if environ is None else environ)
+    for value in extra:
+        found |= _forms(value)
+    return _redactor(frozenset(found | registered))
+
+
+@functools.lru_cache(maxsize=8)
+def _redactor(secrets: frozenset[str]) -> Redactor:
+    return Redactor(secrets)
+
+
+def redact(text: str, extra: Iterable[str] = ()) -> str:
+    """`text` with every known secret (and `extra` ones) replaced by `***`."""
+    return current(extra=extra)(text)
+
+
+def redact_file(path: Path, redactor: Redactor | None = None) -> None:
+    """Rewrite a text file (a training log) line by line with secrets masked; atomic replace."""
+    redactor = redactor or current()
+    temporary = path.with_name(f".{path.name}.redacting")
+    with open(path, "rb") as source, open(temporary, "wb") as target:
+        for raw in source:
+            target.write(redactor(raw.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape"))
+    os.replace(temporary, path)
+
+
+class _RedactingFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        redactor = current()
+        record.msg = redactor(record.getMessage())
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redactor(logging.Formatter().formatException(record.exc_info))
+        elif record.exc_text:
+            record.exc_text = redactor(record.exc_text)
+        return True
+
+
+_FILTER = _RedactingFilter()
+
+
+def install_log_redaction(logger: logging.Logger | None = None) -> None:
+    """Mask secrets in every record the handlers of `logger` (default: the root logger) emit."""
+    for handler in (logger or logging.getLogger()).handlers:
+        if _FILTER not in handler.filters:
+            handler.addFilter(_FILTER)
