@@ -7,8 +7,13 @@ from __future__ import annotations
 import re
 
 import cmarkgfm
+import pytest
 from bot_testkit import World
 from cmarkgfm.cmark import Options
+
+from mlops_bot.bot.handlers import EventHandler, RepoSettings
+from mlops_bot.errors import MlopsError
+from mlops_bot.forge.base import Forge
 
 ZWSP = "\u200b"
 
@@ -60,3 +65,17 @@ def test_an_unknown_key_and_an_unknown_command_are_quoted_inert(world: World) ->
     assert _live_mentions(_html(reply)) == ["@alice"]
     status, reply = _run(world, "/x" + "a" * 100_000)
     assert status == "refused" and len(reply) < 5_000
+
+
+def test_an_error_reply_masks_our_secrets(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    token = "ghs_" + "R4" * 18
+    monkeypatch.setenv("GITHUB_TOKEN", token)
+
+    def broken_settings(_repo: str, _forge: Forge) -> RepoSettings:
+        raise MlopsError(f"cannot read mlops.yml: https://x-access-token:{token}@github.com denied {token}")
+
+    handler = EventHandler(lambda _repo, _inst: world.forge, broken_settings)
+    outcome = handler.handle("issue_comment", world.comment("/promote", login="alice"))
+    reply = _last_reply(world)
+    assert outcome.status == "failed" and token not in reply
+    assert "https://***@github.com denied ***" in reply.replace(ZWSP, "")

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeVar
 
+from mlops_bot import redaction
 from mlops_bot.bot.commands import (
     Command,
     CommandSyntaxError,
@@ -476,7 +477,7 @@ def _dispatch_probe(forge: Forge, delivery: str | None) -> Callable[[], bool | N
 
 def _said(error: Exception) -> str:
     """An error message in a reply: bounded and inert (it may quote config or forge text)."""
-    return escape.message(error)
+    return escape.message(redaction.redact(str(error)))
 
 
 def _keyed(payload: dict[str, Any], delivery: str | None) -> dict[str, Any]:

@@ -301,8 +301,11 @@ def _run_processes(leader: int, marker: bytes) -> list[int]:
 
 
 def _tail(path: Path, limit: int = 300) -> str:
+    """The log's last non-empty line (at most `limit` characters), reading only the file's end."""
     try:
-        text = path.read_text(encoding="utf-8", errors="replace").strip()
+        with open(path, "rb") as log:
+            log.seek(max(0, log.seek(0, os.SEEK_END) - 65536))
+            text = log.read().decode("utf-8", errors="replace").strip()
     except OSError:
         return ""
     last = text.splitlines()[-1] if text else ""
