@@ -199,3 +199,25 @@ def test_timeout_kills_the_whole_run_including_a_setsid_daemon(tmp_path: Path) -
     for suffix in ("pgid", "setsid"):
         pid = int(Path(f"{pids}.{suffix}").read_text())
         assert not _alive(pid), f"the {suffix} child {pid} survived the timeout"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc and setsid semantics")
+def test_a_daemon_left_by_a_successful_command_is_killed(tmp_path: Path) -> None:
+    daemon = tmp_path / "daemon.pid"
+    script = textwrap.dedent(f"""\
+        import os, time
+        if os.fork() == 0:
+            os.setsid()
+            if os.fork() == 0:
+                open({str(daemon)!r} + ".tmp", "w").write(str(os.getpid()))
+                os.rename({str(daemon)!r} + ".tmp", {str(daemon)!r})
+                time.sleep(300)
+            os._exit(0)
+        while not os.path.exists({str(daemon)!r}):
+            time.sleep(0.01)
+        """)
+    (tmp_path / "leave.py").write_text(script)
+    run = run_command("python leave.py", workdir=tmp_path, env={"PATH": os.environ["PATH"]}, timeout=120,
+                      log_path=tmp_path / "train.log")
+    assert run.returncode == 0
+    assert not _alive(int(daemon.read_text()))

@@ -247,27 +247,30 @@ def run_command(
 
 
 def kill_run(proc: subprocess.Popen[bytes], run_id: str, rounds: int = 50) -> None:
-    """SIGKILL every process of a training run until none is left: the leader's session and process
-    group, their descendants, and any process whose environment carries the run id (what a `setsid`
-    double fork keeps). Without /proc (not Linux) only the process group is killed."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
+    """SIGKILL every process of a training run until none is left: any process whose environment
+    carries the run id (what a `setsid` double fork keeps) and its descendants; while the leader is
+    not yet reaped (a timeout), also its session and process group (their ids cannot be reused while
+    its zombie holds the pid). Without /proc (not Linux) only the process group is killed."""
+    leader: int | None = proc.pid if proc.returncode is None else None
+    if leader is not None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(leader, signal.SIGKILL)
+    if Path("/proc/self/stat").exists():
+        marker = f"{RUN_ID_VARIABLE}={run_id}".encode()
+        for _ in range(rounds):
+            victims = _run_processes(leader, marker)
+            if not victims:
+                break
+            for pid in victims:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+            time.sleep(0.02)
     proc.wait()
-    if not Path("/proc/self/stat").exists():
-        return
-    marker = f"{RUN_ID_VARIABLE}={run_id}".encode()
-    for _ in range(rounds):
-        victims = _run_processes(proc.pid, marker)
-        if not victims:
-            return
-        for pid in victims:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
-        time.sleep(0.02)
 
 
-def _run_processes(leader: int, marker: bytes) -> list[int]:
-    """Live (not zombie) processes that belong to the run led by `leader`."""
+def _run_processes(leader: int | None, marker: bytes) -> list[int]:
+    """Live (not zombie) processes of the run: marked ones, the session and process group of an
+    unreaped `leader`, and the descendants of all of these."""
     table: dict[int, tuple[int, int, int]] = {}  # pid -> (ppid, pgid, sid)
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -280,7 +283,7 @@ def _run_processes(leader: int, marker: bytes) -> list[int]:
         if fields[0] in (b"Z", b"X"):
             continue
         table[int(entry.name)] = (int(fields[1]), int(fields[2]), int(fields[3]))
-    ours = {pid for pid, (_, pgid, sid) in table.items() if leader in (pgid, sid)}
+    ours = {pid for pid, (_, pgid, sid) in table.items() if leader is not None and leader in (pgid, sid)}
     for pid in table:
         if pid == os.getpid() or pid in ours:
             continue
