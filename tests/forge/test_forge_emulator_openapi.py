@@ -159,6 +159,12 @@ def _drive(gh: Emulator, private_key: str) -> None:  # one call per endpoint, pl
         call("GET", f"{api}/releases/{release['id']}", 200)
         call("GET", f"{api}/releases/{release['id']}/assets", 200)
         call("GET", f"{api}/releases/assets/{asset['id']}", 200)
+        draft = call("POST", f"{api}/releases", 201, json={"tag_name": "churn@v1.0.1", "draft": True})
+        call("GET", f"{api}/releases/tags/{urllib.parse.quote('churn@v1.0.1')}", 404)  # drafts: no tag yet
+        call("PATCH", f"{api}/releases/{draft['id']}", 422, json={"tag_name": "churn@v1.0.0", "draft": False})
+        call("PATCH", f"{api}/releases/{draft['id']}", 200, json={"draft": False, "body": "published"})
+        call("DELETE", f"{api}/releases/{draft['id']}", 204)
+        call("DELETE", f"{api}/releases/{draft['id']}", 404)
         found = http.get(
             f"{api}/releases/assets/{asset['id']}", headers={"Accept": "application/octet-stream"}
         )

@@ -433,13 +433,16 @@ def register(emu: Emulator) -> None:
                 return release  # type: ignore[no-any-return]
         raise Reply(404, shapes.basic_error("Not Found", 404))
 
+    def published_with_tag(full_name: str, tag: str, other_than: int | None = None) -> bool:
+        return any(r["_repo"] == full_name and r["tag_name"] == tag and not r["draft"]
+                   and r["id"] != other_than for r in emu.state["releases"])
+
     @route("POST", "/repos/{owner}/{repo}/releases")
     def create_release(call: Call) -> Any:
         data = call.json()
         _require(data, "Release", "tag_name")
-        if any(
-            r["_repo"] == call.full_name and r["tag_name"] == data["tag_name"] for r in emu.state["releases"]
-        ):
+        draft = bool(data.get("draft", False))
+        if not draft and published_with_tag(call.full_name, data["tag_name"]):
             raise Reply(422, shapes.validation_error("Release", "tag_name", "already_exists"))
         ident = emu.next_id()
         now = _iso(emu.clock())
@@ -459,10 +462,10 @@ def register(emu: Emulator) -> None:
             "target_commitish": data.get("target_commitish") or "main",
             "name": data.get("name") or data["tag_name"],
             "body": data.get("body") or "",
-            "draft": bool(data.get("draft", False)),
+            "draft": draft,
             "prerelease": bool(data.get("prerelease", False)),
             "created_at": now,
-            "published_at": now,
+            "published_at": None if draft else now,  # GitHub: null until published
             "author": emu._user_json(emu._actor(call)),
         }
         emu.state["releases"].append(release)
@@ -476,7 +479,9 @@ def register(emu: Emulator) -> None:
     @route("GET", "/repos/{owner}/{repo}/releases/tags/{tag}")
     def get_release_by_tag(call: Call) -> Any:
         for release in emu.state["releases"]:
-            if release["_repo"] == call.full_name and release["tag_name"] == call.params["tag"]:
+            # GitHub does not find drafts by tag name (they have no tag yet)
+            if (release["_repo"] == call.full_name and release["tag_name"] == call.params["tag"]
+                    and not release["draft"]):
                 return release_json(release)
         raise Reply(
             404,
@@ -488,6 +493,32 @@ def register(emu: Emulator) -> None:
     @route("GET", "/repos/{owner}/{repo}/releases/{release_id}")
     def get_release(call: Call) -> Any:
         return release_json(find_release(call))
+
+    @route("PATCH", "/repos/{owner}/{repo}/releases/{release_id}")
+    def update_release(call: Call) -> Any:
+        release = find_release(call)
+        data = call.json()
+        tag = data.get("tag_name", release["tag_name"])
+        draft = bool(data.get("draft", release["draft"]))
+        if not draft and published_with_tag(call.full_name, tag, other_than=release["id"]):
+            raise Reply(422, shapes.validation_error("Release", "tag_name", "already_exists"))
+        full = call.full_name
+        release.update({key: data[key] for key in ("name", "body", "prerelease") if key in data})
+        release["tag_name"] = tag
+        release["html_url"] = f"{emu.root}/{full}/releases/tag/{tag}"
+        release["tarball_url"] = f"{emu.url}/repos/{full}/tarball/{tag}"
+        release["zipball_url"] = f"{emu.url}/repos/{full}/zipball/{tag}"
+        if release["draft"] and not draft:
+            release["published_at"] = _iso(emu.clock())
+        release["draft"] = draft
+        return release_json(release)
+
+    @route("DELETE", "/repos/{owner}/{repo}/releases/{release_id}")
+    def delete_release(call: Call) -> Any:
+        release = find_release(call)
+        emu.state["releases"].remove(release)
+        emu.state["assets"] = [a for a in emu.state["assets"] if a["_release_id"] != release["id"]]
+        return Reply(204, None)
 
     @route("GET", "/repos/{owner}/{repo}/releases/{release_id}/assets")
     def list_assets(call: Call) -> Any:

@@ -147,7 +147,8 @@ def _register(args: argparse.Namespace) -> int:
     reg = _registry(args, forge=_forge(required=bool(files)))
     if args.skip_if_registered:
         existing = _registered_at(args, reg)
-        if existing is not None:
+        # A registration stopped before its release was published is finished, not skipped.
+        if existing is not None and not (files and not reg.has_release(args.name, existing, files)):
             return _skip(f"{args.ref} is already registered as {args.name} {existing}")
     return _done(reg.register(args.name, version=args.version, bump=args.bump, ref=args.ref,
                               artifacts=files, trailers=trailers, push=args.push, actor=args.actor))

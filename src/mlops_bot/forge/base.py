@@ -98,6 +98,7 @@ class Release(BaseModel):
     name: str = ""
     body: str = ""
     prerelease: bool = False
+    draft: bool = False
     html_url: str = ""
     assets: list[ReleaseAsset] = Field(default_factory=list)
 
@@ -207,11 +208,25 @@ class Forge(abc.ABC):
 
     # ------------------------------------------------------------------ releases and assets
     @abc.abstractmethod
-    def get_release(self, tag: str) -> Release | None: ...
+    def get_release(self, tag: str) -> Release | None:
+        """The published release of `tag` (drafts are not found by tag, as on GitHub)."""
 
     @abc.abstractmethod
-    def create_release(self, tag: str, name: str = "", body: str = "", prerelease: bool = False
-                       ) -> Release: ...
+    def create_release(self, tag: str, name: str = "", body: str = "", prerelease: bool = False,
+                       draft: bool = False) -> Release:
+        """A draft may name a tag that does not exist (yet); publishing binds it to the tag."""
+
+    @abc.abstractmethod
+    def list_draft_releases(self) -> list[Release]:
+        """Every draft release of the repository (visible to writers only, as on GitHub)."""
+
+    @abc.abstractmethod
+    def update_release(self, release_id: int, *, tag: str | None = None, name: str | None = None,
+                       body: str | None = None, draft: bool | None = None) -> Release:
+        """Change a release; `draft=False` publishes it (its tag must then exist)."""
+
+    @abc.abstractmethod
+    def delete_release(self, release_id: int) -> None: ...
 
     @abc.abstractmethod
     def upload_release_asset(self, release_id: int, path: Path, name: str | None = None) -> ReleaseAsset: ...

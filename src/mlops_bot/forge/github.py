@@ -366,6 +366,7 @@ class GitHubForge(Forge):
             name=_text(raw.get("name")),
             body=_text(raw.get("body")),
             prerelease=bool(raw.get("prerelease")),
+            draft=bool(raw.get("draft")),
             html_url=_text(raw.get("html_url")),
             assets=[
                 ReleaseAsset(
@@ -387,9 +388,26 @@ class GitHubForge(Forge):
                 return None
             raise
 
-    def create_release(self, tag: str, name: str = "", body: str = "", prerelease: bool = False) -> Release:
-        data = {"tag_name": tag, "name": name or tag, "body": body, "prerelease": prerelease}
+    def create_release(self, tag: str, name: str = "", body: str = "", prerelease: bool = False,
+                       draft: bool = False) -> Release:
+        data = {"tag_name": tag, "name": name or tag, "body": body, "prerelease": prerelease, "draft": draft}
         return self._release(self._raw("POST", f"{self._path}/releases", f"create release {tag}", data))
+
+    def list_draft_releases(self) -> list[Release]:
+        rows = self._paginate(f"{self._path}/releases", "list releases (drafts need write access)")
+        return [self._release(row) for row in rows if row.get("draft")]
+
+    def update_release(self, release_id: int, *, tag: str | None = None, name: str | None = None,
+                       body: str | None = None, draft: bool | None = None) -> Release:
+        data: dict[str, Any] = {}
+        for key, value in (("tag_name", tag), ("name", name), ("body", body), ("draft", draft)):
+            if value is not None:
+                data[key] = value
+        path = f"{self._path}/releases/{release_id}"
+        return self._release(self._raw("PATCH", path, f"update release {release_id}", data))
+
+    def delete_release(self, release_id: int) -> None:
+        self._raw("DELETE", f"{self._path}/releases/{release_id}", f"delete release {release_id}")
 
     def upload_release_asset(self, release_id: int, path: Path, name: str | None = None) -> ReleaseAsset:
         name = name or Path(path).name

@@ -284,21 +284,50 @@ class LocalForge(Forge):
     def get_release(self, tag: str) -> Release | None:
         with self._state(write=False) as state:
             for row in state["releases"].values():
-                if row["tag_name"] == tag:
+                if row["tag_name"] == tag and not row.get("draft"):
                     return Release.model_validate(row)
         return None
 
-    def create_release(self, tag: str, name: str = "", body: str = "", prerelease: bool = False) -> Release:
+    def create_release(self, tag: str, name: str = "", body: str = "", prerelease: bool = False,
+                       draft: bool = False) -> Release:
         with self._state() as state:
-            if any(r["tag_name"] == tag for r in state["releases"].values()):
+            if any(r["tag_name"] == tag and not r.get("draft") for r in state["releases"].values()):
                 raise ForgeError(f"local forge: a release for tag {tag} already exists")
             rid = self._next_id(state)
             row = {
                 "id": rid, "tag_name": tag, "name": name or tag, "body": body, "prerelease": prerelease,
-                "html_url": self._url("releases", tag), "assets": [],
+                "draft": draft, "html_url": self._url("releases", tag), "assets": [],
             }
             state["releases"][str(rid)] = row
         return Release.model_validate(row)
+
+    def list_draft_releases(self) -> list[Release]:
+        with self._state(write=False) as state:
+            return [Release.model_validate(r) for r in state["releases"].values() if r.get("draft")]
+
+    def update_release(self, release_id: int, *, tag: str | None = None, name: str | None = None,
+                       body: str | None = None, draft: bool | None = None) -> Release:
+        with self._state() as state:
+            row = state["releases"].get(str(release_id))
+            if row is None:
+                raise ForgeError(f"local forge: release {release_id} not found")
+            new_tag = row["tag_name"] if tag is None else tag
+            publishing = not (row.get("draft") if draft is None else draft)
+            if publishing and any(r["tag_name"] == new_tag and not r.get("draft") and r["id"] != row["id"]
+                                  for r in state["releases"].values()):
+                raise ForgeError(f"local forge: a release for tag {new_tag} already exists")
+            row["tag_name"] = new_tag
+            row["html_url"] = self._url("releases", new_tag)
+            for key, value in (("name", name), ("body", body), ("draft", draft)):
+                if value is not None:
+                    row[key] = value
+        return Release.model_validate(row)
+
+    def delete_release(self, release_id: int) -> None:
+        with self._state() as state:
+            if state["releases"].pop(str(release_id), None) is None:
+                raise ForgeError(f"local forge: release {release_id} not found")
+        shutil.rmtree(self.root / "releases" / str(release_id), ignore_errors=True)
 
     def upload_release_asset(self, release_id: int, path: Path, name: str | None = None) -> ReleaseAsset:
         name = name or Path(path).name

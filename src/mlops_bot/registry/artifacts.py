@@ -4,18 +4,31 @@ A version's files (model, report, model card, reference profile) are uploaded to
 by its register tag, with a `SHA256SUMS` file in `sha256sum` format. The register tag carries the
 same digests in its trailers, so the tag (signed into git history) is the trust anchor: a download
 is refused unless every file matches both before anything is returned, let alone loaded.
+
+Registration is atomic from the user's view: the files go to a draft release first (invisible to
+downloads), the tag is pushed once all of them are there, then the draft is bound to the tag and
+published. A run stopped at any step leaves either no tag (and a draft the next run adopts or rolls
+back) or a pushed tag with a complete draft (the next run publishes it).
 """
 
 from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from mlops_bot.checksums import SUMS_NAME, is_plain_name, mismatch, parse_sums, render_sums, sha256_file
+from mlops_bot.checksums import (
+    SUMS_NAME,
+    is_plain_name,
+    mismatch,
+    parse_sums,
+    render_sums,
+    sha256_bytes,
+    sha256_file,
+)
 from mlops_bot.errors import ForgeError, IntegrityError, RegistryError
-from mlops_bot.forge.base import Forge
+from mlops_bot.forge.base import Forge, Release
 
 KNOWN_ASSETS = ("model.skops", "report.json", "model_card.md", "reference_profile.json", "data_schema.json")
 
@@ -29,20 +42,68 @@ def checksums(files: Mapping[str, Path]) -> dict[str, str]:
     return {name: sha256_file(Path(path)) for name, path in files.items()}
 
 
-def upload_release(forge: Forge, tag: str, files: Mapping[str, Path], digests: Mapping[str, str],
-                   body: str = "") -> None:
-    """Create the release for `tag` and upload every file plus SHA256SUMS."""
-    release = forge.get_release(tag)
-    if release is None:
-        release = forge.create_release(tag, name=tag, body=body)
-    present = {a.name for a in release.assets}
+def registration_marker(name: str, commit: str, digests: Mapping[str, str]) -> str:
+    """The line in a draft's body that says which registration it belongs to (pure): the model, the
+    commit, and a digest of the SHA256SUMS it will carry."""
+    key = sha256_bytes(render_sums(digests).encode())[:32]
+    return f"<!-- mlops-bot registration {name} {commit} {key} -->"
+
+
+def _draft_tag(marker: str) -> str:
+    # A draft needs a tag name but creates no tag; this one is never a registry tag.
+    return "mlops-bot-draft-" + sha256_bytes(marker.encode())[:16]
+
+
+def _owned_by(release: Release, name: str, commit: str) -> bool:
+    return f"<!-- mlops-bot registration {name} {commit} " in release.body
+
+
+def stage_draft(forge: Forge, name: str, commit: str, files: Mapping[str, Path],
+                digests: Mapping[str, str], body: str = "") -> Release:
+    """Every file plus SHA256SUMS (last) in a draft release that nobody can download yet.
+
+    A draft of the same registration (same model, commit and files) left by a stopped run is
+    adopted: what it already holds is kept, the rest uploaded. Drafts of an earlier attempt for the
+    same model and commit with other files, or whose stored files differ in size from ours, are
+    deleted (rolled back) first. Drafts of other registrations are left alone.
+    """
+    marker = registration_marker(name, commit, digests)
+    sizes = {n: Path(p).stat().st_size for n, p in files.items()}
     with tempfile.TemporaryDirectory() as tmp:
         sums = Path(tmp) / SUMS_NAME
-        sums.write_text(render_sums(digests))
-        for name, path in [*sorted(files.items()), (SUMS_NAME, sums)]:
-            if name in present:
-                raise RegistryError(f"release {tag} already has an asset {name}; refusing to replace it")
-            forge.upload_release_asset(release.id, Path(path), name=name)
+        sums.write_text(render_sums(digests), encoding="utf-8")
+        sizes[SUMS_NAME] = sums.stat().st_size
+        draft = None
+        for candidate in forge.list_draft_releases():
+            if not _owned_by(candidate, name, commit):
+                continue
+            intact = all(sizes.get(a.name) == a.size for a in candidate.assets)
+            if draft is None and marker in candidate.body and intact:
+                draft = candidate
+            else:
+                forge.delete_release(candidate.id)
+        if draft is None:
+            draft = forge.create_release(_draft_tag(marker), name=f"{name} (registering)",
+                                         body=f"{body}\n\n{marker}".strip(), draft=True)
+        present = {a.name for a in draft.assets}
+        for asset_name, path in [*sorted(files.items()), (SUMS_NAME, sums)]:
+            if asset_name not in present:
+                forge.upload_release_asset(draft.id, Path(path), name=asset_name)
+    return draft
+
+
+def find_draft(forge: Forge, name: str, commit: str, digests: Mapping[str, str]) -> Release | None:
+    marker = registration_marker(name, commit, digests)
+    return next((d for d in forge.list_draft_releases() if marker in d.body), None)
+
+
+def publish_draft(forge: Forge, draft: Release, tag: str, body: str = "") -> Release:
+    """Bind the complete draft to its (pushed) register tag and publish it."""
+    return forge.update_release(draft.id, tag=tag, name=tag, body=body, draft=False)
+
+
+def release_is_complete(release: Release | None, files: Iterable[str]) -> bool:
+    return release is not None and {*files, SUMS_NAME} <= {a.name for a in release.assets}
 
 
 def download_release(forge: Forge, tag: str, dest: Path, expected: Mapping[str, str] | None = None) -> Path:

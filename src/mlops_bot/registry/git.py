@@ -7,9 +7,11 @@ thousands of tags (GTO opens every tag object separately).
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import subprocess
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -187,6 +189,10 @@ def resolve_commit(repo: Path, rev: str) -> str:
         raise RegistryError(f"revision {rev!r} does not name a commit in {repo}") from None
 
 
+class TagExists(RegistryError):
+    """Another writer in this clone created the same tag first: re-plan, like a rejected push."""
+
+
 def create_tag(repo: Path, name: str, target: str, message: str, *, tagger_name: str | None = None,
                tagger_email: str | None = None, date: str | None = None) -> None:
     """Create an annotated tag; fails (never overwrites) when it exists."""
@@ -202,8 +208,23 @@ def create_tag(repo: Path, name: str, target: str, message: str, *, tagger_name:
             env=env)
     except GitCommandError as error:
         if "already exists" in error.stderr:
-            raise RegistryError(f"tag {name} already exists") from None
+            raise TagExists(f"tag {name} already exists") from None
         raise
+
+
+@contextlib.contextmanager
+def writer_lock(repo: Path) -> Iterator[None]:
+    """One registry writer at a time per clone (an flock on a file in the git directory), so two
+    processes never plan on each other's unpushed tags. Writers in other clones race through the
+    remote's atomic push instead."""
+    common = Path(git(repo, "rev-parse", "--git-common-dir").strip())
+    path = (common if common.is_absolute() else Path(repo) / common) / "mlops-registry.lock"
+    with open(path, "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def delete_tags(repo: Path, names: Iterable[str]) -> None:

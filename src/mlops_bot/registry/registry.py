@@ -45,7 +45,7 @@ from mlops_bot.registry.tags import (
 )
 
 Bump = Literal["major", "minor", "patch"]
-PUSH_ATTEMPTS = 5
+PUSH_ATTEMPTS = 12
 
 
 class RegistryEvent(BaseModel):
@@ -217,27 +217,32 @@ class Registry:
         remote = self._remote_enabled(push)
         tagger, email = self._identity(actor)
         last_error: Exception | None = None
-        for _attempt in range(PUSH_ATTEMPTS if remote else 1):
-            if remote:
-                self._fetch(name)
-            state = self.state(name)
-            artifact = state.artifacts.get(name) or Artifact(name)
-            records = self.records(name)
-            tag, commit, message = plan(artifact, [r.tag for r in records])
-            git.create_tag(self.repo, tag, commit, message, tagger_name=tagger, tagger_email=email,
-                           date=_strictly_after(records))
-            if not remote:
-                return self._event(name, tag)
-            base = name_to_tag(name)
-            expected = git.ref_sha(self.repo, git.SEQUENCE_TRACKING + base) or ""
-            try:
-                git.push_tags(self.repo, self.remote, [tag],
-                              lease=(git.SEQUENCE_PREFIX + base, expected, f"refs/tags/{tag}"),
-                              env=self._remote_env())
-                return self._event(name, tag)
-            except git.PushRejected as error:
-                git.delete_tags(self.repo, [tag])
-                last_error = error
+        with git.writer_lock(self.repo):
+            for _attempt in range(PUSH_ATTEMPTS):
+                if remote:
+                    self._fetch(name)
+                state = self.state(name)
+                artifact = state.artifacts.get(name) or Artifact(name)
+                records = self.records(name)
+                tag, commit, message = plan(artifact, [r.tag for r in records])
+                try:
+                    git.create_tag(self.repo, tag, commit, message, tagger_name=tagger, tagger_email=email,
+                                   date=_strictly_after(records))
+                except git.TagExists as error:  # a writer outside the lock (an older version, gto)
+                    last_error = error
+                    continue
+                if not remote:
+                    return self._event(name, tag)
+                base = name_to_tag(name)
+                expected = git.ref_sha(self.repo, git.SEQUENCE_TRACKING + base) or ""
+                try:
+                    git.push_tags(self.repo, self.remote, [tag],
+                                  lease=(git.SEQUENCE_PREFIX + base, expected, f"refs/tags/{tag}"),
+                                  env=self._remote_env())
+                    return self._event(name, tag)
+                except git.PushRejected as error:
+                    git.delete_tags(self.repo, [tag])
+                    last_error = error
         raise RegistryError(
             f"{name}: lost the race for a registry tag {PUSH_ATTEMPTS} times against {self.remote} "
             f"(concurrent promotions); retry later. Last error: {last_error}"
@@ -295,12 +300,49 @@ class Registry:
                                     digests)
             return tag, commit, message
 
+        if not files or self.forge is None:
+            return self._write(name, push, plan, actor)
+        resumed = self._finish_registration(name, commit, files, digests, push)
+        if resumed is not None:
+            return resumed
+        # Files first (a draft nobody can download), then the tag, then the release is published.
+        draft = assets.stage_draft(self.forge, name, commit, files, digests)
         event = self._write(name, push, plan, actor)
-        if files and self.forge is not None:
-            assert event.version is not None
-            body = f"{name} {event.version} (commit {commit[:12]})"
-            assets.upload_release(self.forge, event.tag, files, digests, body=body)
+        assets.publish_draft(self.forge, draft, event.tag, f"{name} {event.version} (commit {commit[:12]})")
         return event
+
+    def has_release(self, name: str, version: str, files: Iterable[str]) -> bool:
+        """Whether the version's release is published with these files and SHA256SUMS."""
+        tag = TagName(Action.REGISTER, name, version=version).render()
+        return self.forge is not None and assets.release_is_complete(self.forge.get_release(tag), files)
+
+    def _finish_registration(self, name: str, commit: str, files: Mapping[str, Path],
+                             digests: Mapping[str, str], push: bool) -> RegistryEvent | None:
+        """The same registration stopped after its tag was created: push the tag if it is only
+        local, complete the draft and publish it. None when there is nothing of it to finish."""
+        assert self.forge is not None
+        if self._remote_enabled(push):
+            self._fetch(name)
+        artifact = self.state(name).artifacts.get(name)
+        found = artifact.find_version(commit=commit) if artifact else None
+        if found is None or not (found.is_registered and found.is_active):
+            return None
+        version = found.version
+        if self.checksums_of(name, version) != dict(digests):
+            return None  # other files: the plan refuses it with the usual message
+        tag = TagName(Action.REGISTER, name, version=version).render()
+        if self.has_release(name, version, files):
+            return None  # done already: refused as a second registration of the commit
+        if self._remote_enabled(push):
+            try:
+                git.push_tags(self.repo, self.remote, [tag], env=self._remote_env())
+            except git.PushRejected as error:
+                raise RegistryError(f"{tag} exists only in this clone and {self.remote} has another tag of "
+                                    f"that name; delete the local tag (git tag -d {tag}) and register again: "
+                                    f"{error}") from None
+        draft = assets.stage_draft(self.forge, name, commit, files, digests)
+        assets.publish_draft(self.forge, draft, tag, f"{name} {version} (commit {commit[:12]})")
+        return self._event(name, tag)
 
     def _version(self, artifact: Artifact, name: str, version: str | None, commit: str | None
                  ) -> Version | None:
