@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html.parser
 import re
+from pathlib import Path
 
 import cmarkgfm
 import numpy as np
@@ -21,11 +22,13 @@ from mlops_bot.forge.publish import check_from_report
 from mlops_bot.monitor.monitor import MetricCheck, MonitorReport
 from mlops_bot.monitor.render import render_monitor
 from mlops_bot.pipeline.comment import render_markdown
+from mlops_bot.pipeline.evaluate import Predictions, make_target
 from mlops_bot.pipeline.gates import GateResult, compare
+from mlops_bot.pipeline.plots import plot_confusion
 from mlops_bot.pipeline.result import Baseline, Reproducibility, ValidationReport
 from mlops_bot.registry.model_card import render_model_card
 from mlops_bot.report import escape
-from mlops_bot.report.drift import render_drift
+from mlops_bot.report.drift import plot_distributions, render_drift
 from mlops_bot.report.fairness import render_fairness
 
 IMG = "<img src=x onerror=alert(1)>"
@@ -224,3 +227,20 @@ def test_monitor_issue_text_with_hostile_names_is_inert() -> None:
         )
     assert_inert(render_monitor(monitor(FORGED)), render_monitor(monitor("m")), [FORGED])
     assert_inert(render_monitor(monitor(IMG + MENTION)), render_monitor(monitor("m")), [IMG + MENTION])
+
+
+MATHTEXT = "$\\foo{$"  # matplotlib's mathtext raised ParseFatalException on this: a crash, not an error
+
+
+def test_plots_show_dollar_signs_in_column_names_and_labels_as_typed(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    values = rng.choice([MATHTEXT, "$x^2$ plain"], size=200)
+    ref = pd.DataFrame({MATHTEXT: rng.normal(size=200), "cat": values})
+    cur = pd.DataFrame({MATHTEXT: rng.normal(loc=1.0, size=200), "cat": rng.permutation(values)})
+    written = plot_distributions(ref, cur, compute_drift(ref, cur, workers=1), tmp_path / "drift")
+    assert set(written) == {MATHTEXT, "cat"} and all(p.stat().st_size > 0 for p in written.values())
+    y_true = np.array([MATHTEXT, "b", MATHTEXT, "b"], dtype=object)
+    head = Predictions(y_pred=np.array(["b", "b", MATHTEXT, "b"], dtype=object))
+    target = make_target("classification", y_true, [head], positive_label="b")
+    assert plot_confusion(target, head, tmp_path / "confusion.png").stat().st_size > 0
+    assert escape.plot_text(MATHTEXT) == "\\$\\foo{\\$"

@@ -116,18 +116,19 @@ def plot_timeline(report: MonitorReport, path: str | Path) -> Path:
                    label="drift share threshold")
         ax.set_ylabel("drift")
         ax.legend(loc="upper left", fontsize=8)
-        ax.set_title(f"{report.model} {report.version or ''} ({report.stage})")
+        ax.set_title(escape.plot_text(f"{report.model} {report.version or ''} ({report.stage})"))
         ax = axes[1]
         if metric:
             ax.plot(xs, [p.metrics.get(metric) for p in report.timeline], marker="o", color="green",
-                    label=f"live {metric}")
+                    label=escape.plot_text(f"live {metric}"))
             registered = report.metrics.get(metric)
             if registered and registered.registered is not None:
-                ax.axhline(registered.registered, color="gray", ls="--", lw=1, label=f"registered {metric}")
+                ax.axhline(registered.registered, color="gray", ls="--", lw=1,
+                           label=escape.plot_text(f"registered {metric}"))
             ax.legend(loc="lower left", fontsize=8)
         else:
             ax.text(0.5, 0.5, "no labels yet", ha="center", va="center", transform=ax.transAxes)
-        ax.set_ylabel(metric or "metric")
+        ax.set_ylabel(escape.plot_text(metric or "metric"))
         ax.set_xlabel("window start (UTC)")
         fig.autofmt_xdate()
         fig.tight_layout()

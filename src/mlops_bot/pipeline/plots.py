@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from mlops_bot.pipeline.evaluate import EvaluationTarget, Predictions, confusion_matrix
+from mlops_bot.report import escape
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:
@@ -31,7 +32,7 @@ def plot_confusion(target: EvaluationTarget, p: Predictions, path: Path) -> Path
     matrix = np.asarray(data["matrix"])
     fig, ax = plt.subplots(figsize=(4, 3.5))
     ax.imshow(matrix, cmap="Blues")
-    labels = [str(v) for v in data["labels"]]
+    labels = [escape.plot_text(v) for v in data["labels"]]  # class labels are data: no mathtext
     ax.set_xticks(range(len(labels)), labels)
     ax.set_yticks(range(len(labels)), labels)
     ax.set_xlabel("predicted")

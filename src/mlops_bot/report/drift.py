@@ -115,8 +115,10 @@ def plot_distributions(
             x = np.arange(len(shares))
             ax.bar(x - 0.2, shares["reference"], width=0.4, label="reference")
             ax.bar(x + 0.2, shares["current"], width=0.4, label="current")
-            ax.set_xticks(x, [s[:12] for s in shares.index], rotation=45, ha="right", fontsize=7)
-        ax.set_title(f"{col.name}: {METHOD_NAMES[col.method]} = {_num(col.score)}", fontsize=9)
+            ticks = [escape.plot_text(s[:12]) for s in shares.index]  # values are data: no mathtext
+            ax.set_xticks(x, ticks, rotation=45, ha="right", fontsize=7)
+        title = f"{escape.plot_text(col.name)}: {METHOD_NAMES[col.method]} = {_num(col.score)}"
+        ax.set_title(title, fontsize=9)
         ax.legend(fontsize=7)
         safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in col.name)
         path = folder / f"drift_{index:02d}_{safe}.png"

@@ -15,6 +15,7 @@ table cell, link, details block or code span, nor mention anybody.
 - `quote(value)`: how a bot reply repeats user input: truncated, then a code span.
 - `message(value)`: our own one-line error message that may quote outside text (bot replies).
 - `comment_text(value)`: a value inside a hidden `<!-- -->` marker that cannot end it.
+- `plot_text(value)`: text for a matplotlib title, label or tick (no mathtext).
 - `link_target(value)`: a path for `![alt](<...>)` that cannot end the destination early.
 - `neutralise_mentions(value)`: `@user`, `@org/team` and `#123` made inert (a zero-width space after
   the sigil: GitHub links mentions in rendered text nodes, so entities would not stop it).
@@ -128,3 +129,9 @@ def message(value: object, limit: int = 1000) -> str:
 def comment_text(value: object) -> str:
     """Text inside a hidden `<!-- ... -->` marker that cannot end it (no `-->`, `--!>`, line break)."""
     return re.sub("-(?=-)", "&#45;", _one_line(value).replace("&", "&amp;").replace(">", "&gt;"))
+
+
+def plot_text(value: object) -> str:
+    """Text for a matplotlib title, label or tick: `$` escaped, so a column named `$\\foo$` is
+    shown as typed instead of parsed as mathtext (which raises on unknown symbols)."""
+    return _one_line(value).replace("$", r"\$")
