@@ -88,7 +88,9 @@ def test_overrides_ignore_and_skipped_columns() -> None:
     assert report.columns["x1"].method == "psi" and report.columns["x1"].threshold == 0.3
     assert report.columns["x1"].psi_flavour == "evidently"
     assert report.columns["cat"].method == "jensenshannon"
-    assert "text" in report.skipped and "empty" in report.skipped
+    assert "empty" in report.skipped
+    text = report.columns["text"]  # text columns are scored by the domain classifier (text_drift.py)
+    assert text.type == "text" and text.method == "perc_text_content_drift" and text.top_words is not None
     data = report.to_json_dict()
     assert set(data["columns"]["x0"]) >= {"type", "method", "score", "threshold", "drifted"}
 

@@ -58,3 +58,26 @@ def run_evidently_data(
     if done.returncode != 0:
         raise RuntimeError(f"evidently data runner failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout)
+
+
+TEXT_RUNNER = Path(__file__).with_name("evidently_text_runner.py")
+
+
+def run_evidently_text(
+    jobs: list[tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]], workdir: Path
+) -> list[dict[str, Any]]:
+    """Evidently's text content drift and embedding distance (evidently_text_runner.py) per job."""
+    specs = []
+    for i, (reference, current, spec) in enumerate(jobs):
+        ref_path, cur_path = workdir / f"text_ref{i}.parquet", workdir / f"text_cur{i}.parquet"
+        reference.to_parquet(ref_path, index=False)
+        current.to_parquet(cur_path, index=False)
+        specs.append({"reference": str(ref_path), "current": str(cur_path), **spec})
+    jobs_path = workdir / "text_jobs.json"
+    jobs_path.write_text(json.dumps(specs))
+    done = subprocess.run(
+        [str(EVIDENTLY_PYTHON), str(TEXT_RUNNER), str(jobs_path)], capture_output=True, text=True, timeout=900
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"evidently text runner failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout)

@@ -21,6 +21,13 @@ from pydantic import BaseModel, Field
 from mlops_bot.analysis import drift_methods as dm
 from mlops_bot.analysis.column_types import ColumnType, infer_column_type
 from mlops_bot.analysis.correction import adjust_p_values
+from mlops_bot.analysis.text_drift import (
+    EMBEDDING_THRESHOLD,
+    embedding_distance,
+    embedding_matrix,
+    is_embedding,
+    text_drift,
+)
 from mlops_bot.config import ColumnDriftOverride, DriftSection
 from mlops_bot.errors import DataError
 
@@ -35,7 +42,7 @@ class ColumnDrift(BaseModel):
     """The drift verdict for one column. `score` is a p-value for tests, a distance otherwise."""
 
     name: str
-    type: Literal["numerical", "categorical"]
+    type: Literal["numerical", "categorical", "text", "embedding"]
     method: dm.Method
     score: float
     threshold: float
@@ -45,6 +52,9 @@ class ColumnDrift(BaseModel):
     n_reference: int
     n_current: int
     approximate: bool = Field(default=False, description="computed from a profile's sample, not exact")
+    top_words: dict[str, list[str]] | None = Field(
+        default=None, description="text columns: words that most separate current from reference"
+    )
 
     @property
     def is_p_value(self) -> bool:
@@ -94,6 +104,8 @@ class DriftReport(BaseModel):
                 entry["psi_flavour"] = col.psi_flavour
             if col.approximate:
                 entry["approximate"] = True
+            if col.top_words is not None:
+                entry["top_words"] = col.top_words
             columns[name] = entry
         return {
             "dataset_drift": self.dataset_drift,
@@ -301,6 +313,40 @@ def column_drift(
     )
 
 
+def text_column_drift(name: str, reference: pd.Series, current: pd.Series,
+                      override: ColumnDriftOverride | None = None) -> ColumnDrift | str:
+    """Evidently's text content drift (domain classifier), with the separating words."""
+    ref, cur = reference.dropna(), current.dropna()
+    if len(ref) == 0 or len(cur) == 0:
+        return "text column empty in the reference or the current data"
+    threshold = override.threshold if override is not None else None
+    try:
+        found = text_drift(ref, cur, threshold)
+    except ValueError as exc:  # e.g. nothing left after stop words
+        return f"text column: the domain classifier could not be fitted ({exc})"
+    return ColumnDrift(
+        name=name, type="text", method=found.method, score=found.score,
+        threshold=found.threshold, drifted=found.drifted, n_reference=len(ref), n_current=len(cur),
+        top_words={"current": found.current_words, "reference": found.reference_words},
+    )
+
+
+def embedding_column_drift(name: str, reference: pd.Series, current: pd.Series,
+                           override: ColumnDriftOverride | None = None) -> ColumnDrift | str:
+    """Distance between the mean embedding vectors (Evidently's `distance()` defaults)."""
+    ref, cur = embedding_matrix(reference), embedding_matrix(current)
+    if len(ref) == 0 or len(cur) == 0:
+        return "embedding column empty in the reference or the current data"
+    threshold = EMBEDDING_THRESHOLD
+    if override is not None and override.threshold is not None:
+        threshold = override.threshold
+    score = embedding_distance(ref, cur)
+    return ColumnDrift(
+        name=name, type="embedding", method="embedding_distance", score=score, threshold=threshold,
+        drifted=dm.is_drift("embedding_distance", score, threshold), n_reference=len(ref), n_current=len(cur),
+    )
+
+
 # ----------------------------------------------------------------------------------- the dataset
 def shared_columns(reference: list[Any], current: list[Any], settings: DriftSection,
                    columns: list[str] | None) -> list[Any]:
@@ -360,8 +406,13 @@ def _column_results(
     def one(name: Any) -> ColumnDrift | str:
         override = settings.columns.get(str(name))
         kind: ColumnType = override.type if override and override.type else infer_column_type(current[name])
-        if kind == "text":
-            return "text column (more than half the values are distinct); not checked"
+        if kind == "text" or (kind == "unknown" and is_embedding(current[name])):
+            if isinstance(reference, ReferenceProfile):
+                what = "text" if kind == "text" else "embedding"
+                return f"{what} column: needs the reference rows, not a profile"
+            if kind == "text":
+                return text_column_drift(str(name), reference[name], current[name], override)
+            return embedding_column_drift(str(name), reference[name], current[name], override)
         if kind == "unknown":
             return f"unsupported or all-null column (dtype {current[name].dtype}); not checked"
         if isinstance(reference, ReferenceProfile):

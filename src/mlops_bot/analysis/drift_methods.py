@@ -17,7 +17,13 @@ import numpy as np
 from scipy import stats
 from scipy.spatial import distance
 
-Method = Literal["ks", "chisquare", "z", "wasserstein", "jensenshannon", "psi"]
+Method = Literal[
+    "ks", "chisquare", "z", "wasserstein", "jensenshannon", "psi",
+    "abs_text_content_drift", "perc_text_content_drift", "embedding_distance",
+]
+# Text and embedding methods (analysis/text_drift.py) drift when the score is strictly above the threshold.
+STRICT_METHODS: frozenset[str] = frozenset({"abs_text_content_drift", "perc_text_content_drift",
+                                            "embedding_distance"})
 PsiFlavour = Literal["evidently", "classic"]
 
 P_VALUE_METHODS: frozenset[str] = frozenset({"ks", "chisquare", "z"})
@@ -28,6 +34,9 @@ DEFAULT_THRESHOLDS: dict[str, float] = {
     "wasserstein": 0.1,
     "jensenshannon": 0.1,
     "psi": 0.1,
+    "abs_text_content_drift": 0.55,
+    "perc_text_content_drift": 0.95,
+    "embedding_distance": 0.2,
 }
 # Classic PSI bands (credit-scoring convention): < 0.1 no shift, 0.1-0.25 moderate, >= 0.25 significant.
 PSI_CLASSIC_BANDS = (0.1, 0.25)
@@ -39,6 +48,8 @@ def is_drift(method: str, score: float, threshold: float) -> bool:
         return bool(score <= threshold)
     if method in ("chisquare", "z"):
         return bool(score < threshold)
+    if method in STRICT_METHODS:
+        return bool(score > threshold)
     return bool(score >= threshold)
 
 

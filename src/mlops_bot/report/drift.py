@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from mlops_bot.analysis.drift import ColumnDrift, DriftReport
-from mlops_bot.analysis.drift_methods import psi_band
+from mlops_bot.analysis.drift_methods import STRICT_METHODS, psi_band
 from mlops_bot.report import escape
 from mlops_bot.report.numbers import fmt
 
@@ -20,6 +20,9 @@ METHOD_NAMES = {
     "wasserstein": "Wasserstein (normed)",
     "jensenshannon": "Jensen-Shannon distance",
     "psi": "PSI",
+    "abs_text_content_drift": "domain classifier ROC AUC",
+    "perc_text_content_drift": "domain classifier ROC AUC (vs random)",
+    "embedding_distance": "Euclidean distance of mean vectors",
 }
 
 
@@ -40,6 +43,10 @@ def _method(col: ColumnDrift) -> str:
 
 
 def _rule(col: ColumnDrift) -> str:
+    if col.method == "perc_text_content_drift":
+        return f"> {_num(col.threshold)} (percentile of random classifiers)"
+    if col.method in STRICT_METHODS:
+        return f"> {_num(col.threshold)}"
     if col.method == "ks":
         return f"p <= {_num(col.threshold)}"
     if col.is_p_value:
@@ -65,6 +72,16 @@ def render_drift(report: DriftReport, title: str = "Data drift", plots: dict[str
             f"| {escape.cell(col.name)} | {col.type} | {_method(col)} | {_num(col.score)} | {_rule(col)} "
             f"| {mark} |"
         )
+    for col in report.ranked():
+        if col.top_words:
+            words = col.top_words
+            current = ", ".join(escape.code(w) for w in words.get("current", [])) or "-"
+            reference = ", ".join(escape.code(w) for w in words.get("reference", [])) or "-"
+            lines += [
+                "",
+                f"Words that separate {escape.code(col.name)}: typical of the current data {current}; "
+                f"of the reference {reference}.",
+            ]
     if report.skipped:
         reasons = "; ".join(f"{escape.code(n)} ({escape.text(why)})" for n, why in report.skipped.items())
         lines += ["", "Not checked: " + reasons]
@@ -94,7 +111,8 @@ def plot_distributions(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
-    for index, col in enumerate(report.ranked()[:limit]):
+    plotted = [c for c in report.ranked() if c.type in ("numerical", "categorical")]
+    for index, col in enumerate(plotted[:limit]):
         ref, cur = reference[col.name], current[col.name]
         fig, ax = plt.subplots(figsize=(6, 3.2))
         if col.type == "numerical":
