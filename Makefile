@@ -5,8 +5,10 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TOOLS := .cache/tools
 EVIDENTLY_VENV := .venv-evidently
+OIP_CLIENTS_VENV := .venv-oip-clients
+OIP_CLIENTS := 'tritonclient[http]==2.73.*' 'kserve==0.21.*'
 
-.PHONY: demo test lint lint-workflows setup tools evidently clean docker-engine docker-test
+.PHONY: demo test lint lint-workflows setup tools evidently clean docker-engine docker-test oip-clients
 
 # uv when the machine has it (10x faster, shared wheel cache), pip otherwise; `--seed` keeps pip in the
 # venv for the steps below that call it. `dev` is every runtime extra plus the test tools.
@@ -48,6 +50,21 @@ endif
 
 evidently: $(EVIDENTLY_VENV)/.installed
 
+# The real OIP v2 clients (tritonclient[http], the KServe SDK) pin their own dependencies, so they live
+# in their own venv; tests drive the model server with them (tests/deploy/oip_clients/runner.py).
+$(OIP_CLIENTS_VENV)/.installed:
+ifdef UV
+	test -x $(OIP_CLIENTS_VENV)/bin/python || $(UV) venv -q --python $(PYTHON) $(OIP_CLIENTS_VENV)
+	$(UV) pip install -q --python $(OIP_CLIENTS_VENV)/bin/python $(OIP_CLIENTS)
+else
+	$(PYTHON) -m venv $(OIP_CLIENTS_VENV)
+	$(OIP_CLIENTS_VENV)/bin/python -m pip install -q --upgrade pip
+	$(OIP_CLIENTS_VENV)/bin/python -m pip install -q $(OIP_CLIENTS)
+endif
+	touch $@
+
+oip-clients: $(OIP_CLIENTS_VENV)/.installed
+
 # KServe's generated OpenAPI models (no runtime deps): tests validate InferenceService manifests with them.
 .cache/kserve-sdk/.installed:
 	$(PY) -m pip install -q --no-deps --target .cache/kserve-sdk 'kserve==0.14.1'
@@ -75,8 +92,8 @@ docker-engine:
 docker-test: setup docker-engine
 	$(PY) -m pytest -q tests/deploy/test_deploy_docker.py; s=$$?; tests/deploy/docker_engine.sh stop; exit $$s
 
-test: setup tools evidently kserve-sdk lint docker-engine
+test: setup tools evidently kserve-sdk oip-clients lint docker-engine
 	$(PY) -m pytest -q; s=$$?; tests/deploy/docker_engine.sh stop; exit $$s
 
 clean:
-	rm -rf $(VENV) $(EVIDENTLY_VENV) .cache mlops-demo
+	rm -rf $(VENV) $(EVIDENTLY_VENV) $(OIP_CLIENTS_VENV) .cache mlops-demo

@@ -214,7 +214,7 @@ def run_direct_server(port: int, model_dir: str) -> None:
     from starlette.concurrency import run_in_threadpool
 
     from mlops_bot.deploy.loading import load_version
-    from mlops_bot.deploy.oip import frame_from_oip
+    from mlops_bot.deploy.model_input import frame_from_oip
 
     model = load_version(NAME, "v1.0.0", model_dir)
     app = FastAPI()

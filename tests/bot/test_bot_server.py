@@ -69,13 +69,18 @@ def test_signed_command_is_processed_once_even_when_redelivered(bot: tuple[Webho
     wait_for(lambda: instance.queue.depth() == 0)
     assert world.forge.reactions(comment_id) == ["eyes", "rocket"]
     assert [d["event_type"] for d in world.forge.dispatches()] == ["mlops-retrain"]
-    metrics = httpx.get(f"{server.url}/metrics").text
-    assert 'mlops_bot_deliveries_total{event="issue_comment",outcome="queued"} 1.0' in metrics
-    assert 'mlops_bot_deliveries_total{event="issue_comment",outcome="duplicate"} 1.0' in metrics
-    assert 'mlops_bot_jobs_total{event="issue_comment",outcome="done"} 1.0' in metrics
-    assert "mlops_bot_queue_depth 0.0" in metrics
-    assert 'mlops_bot_queue_jobs{status="done"} 1.0' in metrics
-    assert "mlops_bot_webhook_latency_seconds_bucket" in metrics
+    from prometheus_client.parser import text_string_to_metric_families
+
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(httpx.get(f"{server.url}/metrics").text)
+               for s in family.samples}
+    comment = (("event", "issue_comment"),)
+    assert samples[("mlops_bot_deliveries_total", (*comment, ("outcome", "queued")))] == 1
+    assert samples[("mlops_bot_deliveries_total", (*comment, ("outcome", "duplicate")))] == 1
+    assert samples[("mlops_bot_jobs_total", (*comment, ("outcome", "done")))] == 1
+    assert samples[("mlops_bot_queue_depth", ())] == 0
+    assert samples[("mlops_bot_queue_jobs", (("status", "done"),))] == 1
+    assert any(name == "mlops_bot_webhook_latency_seconds_bucket" for name, _ in samples)
 
 
 def test_signature_is_required_and_checked(bot: tuple[WebhookBot, ServerThread, World]) -> None:

@@ -15,7 +15,7 @@ import pytest
 from mlops_bot.config import RolloutGates, RolloutSection, RolloutStep
 from mlops_bot.deploy.control import parse_marker, request_action
 from mlops_bot.deploy.controller import RolloutController, StateStore
-from mlops_bot.deploy.oip import frame_from_records
+from mlops_bot.deploy.model_input import frame_from_records
 from mlops_bot.deploy.plan import plan_from_config
 from mlops_bot.deploy.router import ModelRouter
 from mlops_bot.deploy.sources import DirectorySource

@@ -69,17 +69,18 @@ def test_progress_line_names_the_failed_gate() -> None:
 
     class Load:
         def __init__(self) -> None:
-            self.versions = {"v1": 40, "v2": 12}
+            self.versions = {"v1.0.0": 40, "v2.0.0": 12}
             self.failures = 0
 
     out = io.StringIO()
     plan = plan_from_config(RolloutSection())
     progress = Progress(out, plan, Load())  # type: ignore[arg-type]
-    state = RolloutState(model="m", phase="progressing", stable=VersionRef(version="v1", path="."),
-                         canary=VersionRef(version="v2", path="."), weight=10, decision=decision,
-                         history=[Transition(at=0, phase="progressing", version="v2", message="canary v2")])
+    state = RolloutState(model="m", phase="progressing", stable=VersionRef(version="v1.0.0", path="."),
+                         canary=VersionRef(version="v2.0.0", path="."), weight=10, decision=decision,
+                         history=[Transition(at=0, phase="progressing", version="v2.0.0",
+                                             message="canary v2.0.0")])
     progress.update(state)
     progress.update(state)  # unchanged: not printed again off a terminal
     lines = out.getvalue().splitlines()
-    assert lines == ["  -> canary v2", f"  step 1/2 canary  10% | answered: v1 40 / v2 12 | failed 0 | "
-                                       f"gates: {text}"]
+    assert lines == ["  -> canary v2.0.0", "  step 1/2 canary  10% | answered: v1.0.0 40 / v2.0.0 12 | "
+                                           f"failed 0 | gates: {text}"]

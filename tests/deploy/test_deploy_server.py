@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from mlops_bot.deploy.loading import load_version
-from mlops_bot.deploy.oip import frame_from_oip
+from mlops_bot.deploy.model_input import frame_from_oip
 from mlops_bot.deploy.router import ModelRouter
 from mlops_bot.deploy.routing import RoutingRequest, VersionRef, route
 from mlops_bot.deploy.server import create_app
@@ -52,7 +52,8 @@ def test_oip_infer_one_tensor_per_feature(model_dirs: dict[str, Path], make_reco
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["model_name"] == "credit" and body["model_version"] == "v1.0.0" and body["id"] == "req-1"
-    (output,) = body["outputs"]
+    assert [o["name"] for o in body["outputs"]] == ["predict", "predict_proba"]  # all, none named
+    output = body["outputs"][0]
     assert output["name"] == "predict" and output["shape"] == [5] and output["datatype"] == "INT64"
     direct = load_version("credit", "v1.0.0", model_dirs["v1.0.0"])
     frame = frame_from_oip(oip_columns(rows), direct.features)
@@ -101,9 +102,10 @@ def test_bad_requests_get_clear_4xx(model_dirs: dict[str, Path], path: str, body
     response = client.post(path, json=body)
     assert response.status_code == status, response.text
     assert needle in response.json()["error"]
-    if status != 404:
+    if status != 404:  # never counted against the version: not a request it scored, not an error
         stats = router.snapshot().versions["v1.0.0"]
-        assert (stats.client_errors, stats.errors) == (1, 0)
+        assert (stats.requests, stats.errors) == (0, 0)
+        assert stats.latency_buckets == [0] * len(stats.latency_buckets)
 
 
 def test_invalid_json_is_400(model_dirs: dict[str, Path]) -> None:
@@ -150,8 +152,8 @@ def test_broken_canary_falls_back_to_stable(model_dirs: dict[str, Path], make_re
     assert canary.requests > 5 and canary.errors == canary.requests
     assert snap.versions["v1.0.0"].requests == 40
     # Addressing the broken version directly shows its failure to the caller.
-    direct = client.post("/v2/models/credit/versions/v9.0.0-broken/infer",
-                         json=oip_columns(make_records(1)))
+    tensors = [t for t in oip_columns(make_records(1))["inputs"] if t["name"] != "region"]
+    direct = client.post("/v2/models/credit/versions/v9.0.0-broken/infer", json={"inputs": tensors})
     assert direct.status_code == 500 and "model failed" in direct.json()["error"]
 
 
@@ -217,11 +219,31 @@ def test_hot_swap_under_load_drops_nothing(model_dirs: dict[str, Path], make_rec
 
 
 def test_prometheus_endpoint(model_dirs: dict[str, Path], make_records: Any) -> None:
-    _, client = serve(model_dirs)
-    client.post("/predict", json={"records": make_records(3)})
-    text = client.get("/metrics").text
-    assert 'mlops_bot_requests_total{model="credit",version="v1.0.0",role="stable"} 1' in text
-    assert "mlops_bot_predictions_total" in text
+    from prometheus_client.parser import text_string_to_metric_families
+
+    _, client = serve(model_dirs, canary="v1.1.0", weight=50)
+    for _ in range(6):
+        client.post("/predict", json={"records": make_records(3)})
+    client.post("/predict", json={"records": [{"income": None, "age": 1.0, "region": "north"}]})
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(client.get("/metrics").text)
+               for s in family.samples}
+
+    def value(name: str, version: str, **extra: str) -> float:
+        role = "stable" if version == "v1.0.0" else "canary"
+        labels = {"model": "credit", "version": version, "role": role, **extra}
+        return samples[(name, tuple(sorted(labels.items())))]
+
+    requests = [value("mlops_bot_requests_total", v) for v in ("v1.0.0", "v1.1.0")]
+    assert sum(requests) == 6 and all(r > 0 for r in requests)
+    assert sum(value("mlops_bot_client_errors_total", v) for v in ("v1.0.0", "v1.1.0")) >= 1
+    assert value("mlops_bot_errors_total", "v1.0.0") == 0
+    for version, count in zip(("v1.0.0", "v1.1.0"), requests, strict=True):
+        assert value("mlops_bot_request_duration_seconds_count", version) == count
+        assert value("mlops_bot_request_duration_seconds_bucket", version, le="+Inf") == count
+    predicted = sum(v for (name, _), v in samples.items() if name == "mlops_bot_predictions_total")
+    assert predicted == 18
+    assert samples[("mlops_bot_canary_weight", (("model", "credit"),))] == 50
 
 
 class ListLog:
@@ -286,10 +308,11 @@ def test_request_frame_is_what_pandas_inference_gave(numeric: list[Any], categor
 
     import pandas as pd
 
-    from mlops_bot.deploy.oip import frame_from_records, records_of
+    from mlops_bot.deploy.model_input import frame_from_records, records_of
     from mlops_bot.deploy.signature import FeatureSpec
 
-    features = [FeatureSpec(name="n"), FeatureSpec(name="c", kind="categorical")]
+    features = [FeatureSpec(name="n", accepts_missing=True),
+                FeatureSpec(name="c", kind="categorical", accepts_missing=True)]
     records = [{"n": n, "c": c} for n, c in zip(numeric, categorical, strict=True)]
     expected = pd.DataFrame({"n": [math.nan if v is None else v for v in numeric], "c": categorical})
     expected["n"] = expected["n"].astype(float)

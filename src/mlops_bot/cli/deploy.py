@@ -65,6 +65,8 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--version", default="v0.0.0", help="the version label of --model")
     serve.add_argument("--log-dir", help="record sampled predictions here (monitoring)")
     serve.add_argument("--sample-rate", type=float, default=1.0)
+    serve.add_argument("--max-body-bytes", type=int, default=32 * 1024 * 1024,
+                       help="refuse larger inference bodies with 413 (default 32 MiB)")
     serve.set_defaults(func=_serve)
 
 
@@ -75,6 +77,8 @@ def _serve(args: argparse.Namespace) -> int:
     from mlops_bot.deploy.routing import RoutingRequest, VersionRef
     from mlops_bot.deploy.server import create_app
 
+    if args.max_body_bytes < 1024:
+        raise MlopsError(f"--max-body-bytes {args.max_body_bytes}: expected at least 1024 bytes")
     if not 0.0 < args.sample_rate <= 1.0:
         raise MlopsError(f"--sample-rate {args.sample_rate}: expected a fraction in (0, 1], e.g. 0.1")
     token = os.environ.get("MLOPS_BOT_ADMIN_TOKEN") or None
@@ -97,7 +101,8 @@ def _serve(args: argparse.Namespace) -> int:
     # SystemExit instead lets the prediction log flush its buffer below.
     signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
-        app = create_app(router, admin_token=token, log_dir=args.log_dir, feedback_token=feedback_token)
+        app = create_app(router, admin_token=token, log_dir=args.log_dir, feedback_token=feedback_token,
+                         max_body_bytes=args.max_body_bytes)
         uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
     finally:
         router.close()

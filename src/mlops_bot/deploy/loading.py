@@ -31,6 +31,7 @@ class LoadedModel:
         self.recorder = VersionRecorder()
         classes = getattr(model, "classes_", None)
         self.classes: list[Any] | None = None if classes is None else [plain(c) for c in classes]
+        self.has_proba = hasattr(model, "predict_proba")
 
     def predict(self, frame: pd.DataFrame) -> list[Any]:
         result = np.asarray(self.model.predict(frame))
@@ -38,7 +39,7 @@ class LoadedModel:
         return [plain(v) for v in values] if result.dtype == object else values
 
     def predict_proba(self, frame: pd.DataFrame) -> list[list[float]] | None:
-        if not hasattr(self.model, "predict_proba"):
+        if not self.has_proba:
             return None
         return np.asarray(self.model.predict_proba(frame), dtype=float).tolist()
 

@@ -59,8 +59,8 @@ class VersionStats(BaseModel):
 
     @property
     def success_rate(self) -> float | None:
-        """Share of requests the model answered (client errors count as answered: the model did its
-        job by refusing them). None without requests."""
+        """Share of scored requests the model answered (client errors are not in `requests`: a
+        client's mistake never counts for or against a version). None without requests."""
         if self.requests <= 0:
             return None
         return (self.requests - self.errors) / self.requests
@@ -144,14 +144,18 @@ class VersionRecorder:
 
     def observe(self, seconds: float, predictions: list[Any] | None = None, *, error: bool = False,
                 client_error: bool = False) -> None:
+        """One request. A client error (4xx) counts only as such: it is not a request the model
+        scored, so it moves neither the success rate nor the latency the gates read."""
+        if client_error:
+            with self._lock:
+                self._client_errors += 1
+            return
         index = bisect.bisect_left(LATENCY_BUCKETS, seconds)
         keys = [prediction_key(p) for p in predictions] if predictions else ()
         with self._lock:
             self._requests += 1
             if error:
                 self._errors += 1
-            if client_error:
-                self._client_errors += 1
             self._buckets[index] += 1
             self._latency_sum += seconds
             counts = self._predictions
@@ -188,7 +192,7 @@ def render_prometheus(snapshot: MetricsSnapshot) -> str:
         return "{" + ",".join(f'{k}="{_label(v)}"' for k, v in pairs.items()) + "}"
 
     items = sorted(snapshot.versions.items())
-    family("mlops_bot_requests_total", "counter", "Inference requests per model version.")
+    family("mlops_bot_requests_total", "counter", "Inference requests the model scored (4xx apart).")
     lines += [f"mlops_bot_requests_total{labels(v)} {s.requests}" for v, s in items]
     family("mlops_bot_errors_total", "counter", "Requests the model failed to answer (5xx).")
     lines += [f"mlops_bot_errors_total{labels(v)} {s.errors}" for v, s in items]

@@ -1,25 +1,43 @@
-"""Open Inference Protocol v2 conversion and validation, as pure functions: a request body (already
-parsed JSON) -> the model's input frame, and predictions -> response tensors and metadata. The
-`/predict` records body shares the value checks. Nothing here touches a model, a file or a socket."""
+"""Open Inference Protocol v2 wire format, as pure functions: request bytes (JSON or the binary tensor
+data extension) -> typed, validated tensors (`InferenceRequest`), and predictions -> response bytes and
+model metadata. `model_input.py` turns the tensors into the model's input frame. Nothing here touches
+a model, a file or a socket.
+
+Everything a client can get wrong raises `BadRequest` (a 4xx naming the input): unknown datatypes,
+duplicate inputs, unknown or duplicate outputs, datatypes that do not hold the data (INT64 with 35.7),
+shapes that disagree with the data, non-finite numbers, malformed binary data, bodies nested too
+deeply. Tensor data becomes numpy arrays in one call per tensor (no per-row Python) on the JSON path
+and without copying on the binary path.
+"""
 
 from __future__ import annotations
 
+import json
 import math
+import struct
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from mlops_bot.deploy.signature import FeatureSpec
 from mlops_bot.errors import MlopsError
 
-_OIP_NUMERIC = {"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
-                "FP16", "FP32", "FP64"}
-_OIP_TYPES = _OIP_NUMERIC | {"BYTES"}
+# Datatypes of the protocol and their little-endian numpy layout (BYTES: length-prefixed strings).
+DATATYPES: dict[str, np.dtype[Any] | None] = {
+    "BOOL": np.dtype("?"), "UINT8": np.dtype("<u1"), "UINT16": np.dtype("<u2"), "UINT32": np.dtype("<u4"),
+    "UINT64": np.dtype("<u8"), "INT8": np.dtype("<i1"), "INT16": np.dtype("<i2"), "INT32": np.dtype("<i4"),
+    "INT64": np.dtype("<i8"), "FP16": np.dtype("<f2"), "FP32": np.dtype("<f4"), "FP64": np.dtype("<f8"),
+    "BYTES": None,
+}
+HEADER_LENGTH = "Inference-Header-Content-Length"
+OUTPUTS = ("predict", "predict_proba")
+_LENGTH = struct.Struct("<I")
 
 
 class BadRequest(MlopsError):
-    """The client sent something the model cannot score; answered with HTTP 400/422."""
+    """The client sent something the model cannot score; answered with HTTP 4xx, never counted
+    against a version."""
 
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
@@ -32,84 +50,262 @@ def plain(value: Any) -> Any:
     return item() if callable(item) else value
 
 
-def frame_from_records(records: Any, features: list[FeatureSpec]) -> pd.DataFrame:
-    """`/predict` body: {"records": [{feature: value}, ...]} or a bare list of such objects."""
-    if isinstance(records, dict):
-        records = records.get("records", records.get("instances"))
-    if not isinstance(records, list) or not records:
-        raise BadRequest('expected {"records": [{"feature": value, ...}, ...]} with at least one record')
-    columns: dict[str, list[Any]] = {f.name: [] for f in features}
-    for index, record in enumerate(records):
-        if not isinstance(record, dict):
-            raise BadRequest(f"record {index} is not an object of feature values")
-        missing = [f.name for f in features if f.name not in record]
-        if missing:
-            raise BadRequest(f"record {index} is missing feature(s): {', '.join(missing)}")
-        for spec in features:
-            columns[spec.name].append(_check_value(record[spec.name], spec, f"record {index}"))
-    return _frame(columns, features)
+# ---------------------------------------------------------------------------------- request types
+@dataclass(frozen=True)
+class InputTensor:
+    """One input, its values flat in row-major order: a numeric array (NaN marks a missing value:
+    null or NaN was sent) or an object array of `str` for BYTES."""
+
+    name: str
+    datatype: str
+    shape: tuple[int, ...]
+    values: np.ndarray
 
 
-def frame_from_oip(body: Any, features: list[FeatureSpec]) -> pd.DataFrame:
-    """OIP v2 inference request: one tensor per feature (named like the feature), or one 2-D tensor
-    with a column per feature in the model's order."""
+@dataclass(frozen=True)
+class RequestedOutput:
+    name: str
+    binary: bool
+
+
+@dataclass(frozen=True)
+class InferenceRequest:
+    id: str | None
+    inputs: tuple[InputTensor, ...]
+    outputs: tuple[RequestedOutput, ...] | None  # None: all outputs
+    binary_outputs: bool  # the request parameter `binary_data_output`
+
+    def output_names(self) -> list[str]:
+        return list(OUTPUTS) if self.outputs is None else [o.name for o in self.outputs]
+
+
+# ---------------------------------------------------------------------------------------- parsing
+def parse_json(raw: bytes | str) -> Any:
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise BadRequest("the request body nests JSON too deeply") from None
+    except ValueError:  # includes UnicodeDecodeError
+        raise BadRequest("the request body is not valid JSON") from None
+
+
+def parse_inference_request(raw: bytes, header_length: str | None = None) -> InferenceRequest:
+    """An inference request body: plain JSON, or (with `Inference-Header-Content-Length`) a JSON
+    header followed by the binary data of the inputs that declare `binary_data_size`, in order."""
+    tail = memoryview(b"")
+    if header_length is not None:
+        try:
+            length = int(header_length)
+        except ValueError:
+            raise BadRequest(f"{HEADER_LENGTH} must be a byte count, got {header_length!r}") from None
+        if not 0 < length <= len(raw):
+            raise BadRequest(f"{HEADER_LENGTH} {length} does not fit the {len(raw)}-byte body")
+        tail = memoryview(raw)[length:]
+        raw = raw[:length]
+    return inference_request(parse_json(raw), tail)
+
+
+def inference_request(body: Any, tail: memoryview | bytes = b"") -> InferenceRequest:
+    """An already parsed JSON request (and the binary data after its header, if any)."""
+    tail = memoryview(tail)
     if not isinstance(body, dict) or not isinstance(body.get("inputs"), list) or not body["inputs"]:
         raise BadRequest('expected an inference request {"inputs": [{"name", "shape", "datatype", "data"}]}')
-    tensors = []
-    for index, tensor in enumerate(body["inputs"]):
-        if not isinstance(tensor, dict):
-            raise BadRequest(f"inputs[{index}] is not a tensor object")
-        for key in ("name", "shape", "datatype", "data"):
-            if key not in tensor:
-                raise BadRequest(f"inputs[{index}] lacks '{key}'")
-        if tensor["datatype"] not in _OIP_TYPES:
-            raise BadRequest(f"inputs[{index}] has unknown datatype {tensor['datatype']!r}")
-        shape = tensor["shape"]
-        if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
-            raise BadRequest(f"inputs[{index}].shape must be a list of non-negative integers")
-        data = _flatten(tensor["data"])
-        if math.prod(shape) != len(data):
-            raise BadRequest(f"inputs[{index}] has {len(data)} values but shape {shape}")
-        tensors.append((str(tensor["name"]), shape, tensor["datatype"], data))
+    request_id = body.get("id")
+    if request_id is not None and not isinstance(request_id, str):
+        raise BadRequest("the request 'id' must be a string")
+    parameters = _parameters(body, "the request")
+    inputs: list[InputTensor] = []
+    offset = 0
+    for index, item in enumerate(body["inputs"]):
+        tensor, offset = _input(index, item, tail, offset)
+        if any(t.name == tensor.name for t in inputs):
+            raise BadRequest(f"input {tensor.name!r} is given twice")
+        inputs.append(tensor)
+    if offset != len(tail):
+        raise BadRequest(f"the body holds {len(tail) - offset} bytes of binary data no input declares "
+                         "(binary_data_size)")
+    return InferenceRequest(id=request_id, inputs=tuple(inputs), outputs=_outputs(body.get("outputs")),
+                            binary_outputs=parameters.get("binary_data_output") is True)
 
-    by_name = {name: (shape, dtype, data) for name, shape, dtype, data in tensors}
-    names = [f.name for f in features]
-    columns: dict[str, list[Any]] = {}
-    if len(tensors) == 1 and tensors[0][0] not in names:
-        name, shape, dtype, data = tensors[0]
-        if len(shape) != 2 or shape[1] != len(features):
-            raise BadRequest(
-                f"tensor {name!r} must have shape [rows, {len(features)}] (one column per feature: "
-                f"{', '.join(names)}), got {shape}"
-            )
-        rows = shape[0]
-        for col, spec in enumerate(features):
-            columns[spec.name] = [_check_value(data[r * shape[1] + col], spec, f"tensor {name!r}")
-                                  for r in range(rows)]
+
+def _parameters(item: dict[str, Any], where: str) -> dict[str, Any]:
+    parameters = item.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise BadRequest(f"{where}: 'parameters' must be an object")
+    return parameters
+
+
+def _outputs(raw: Any) -> tuple[RequestedOutput, ...] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, list):
+        raise BadRequest("'outputs' must be a list of {\"name\": ...} objects")
+    outputs: list[RequestedOutput] = []
+    for index, item in enumerate(raw):
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise BadRequest(f"outputs[{index}] must be an object with a string 'name'")
+        name = item["name"]
+        if name not in OUTPUTS:
+            raise BadRequest(f"unknown output {name!r}; this model has: {', '.join(OUTPUTS)}")
+        if any(o.name == name for o in outputs):
+            raise BadRequest(f"output {name!r} is requested twice")
+        binary = _parameters(item, f"output {name!r}").get("binary_data") is True
+        outputs.append(RequestedOutput(name=name, binary=binary))
+    return tuple(outputs)
+
+
+def _input(index: int, item: Any, tail: memoryview, offset: int) -> tuple[InputTensor, int]:
+    if not isinstance(item, dict):
+        raise BadRequest(f"inputs[{index}] is not a tensor object")
+    name = item.get("name")
+    if not isinstance(name, str) or not name:
+        raise BadRequest(f"inputs[{index}] lacks a string 'name'")
+    where = f"input {name!r}"
+    datatype = item.get("datatype")
+    if datatype not in DATATYPES:
+        raise BadRequest(f"{where} has unknown datatype {datatype!r}; expected one of {', '.join(DATATYPES)}")
+    shape = item.get("shape")
+    if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
+        raise BadRequest(f"{where}: 'shape' must be a list of non-negative integers, got {shape!r}")
+    count = math.prod(shape)
+    size = _parameters(item, where).get("binary_data_size")
+    if size is not None:
+        if type(size) is not int or size < 0:
+            raise BadRequest(f"{where}: binary_data_size must be a non-negative integer")
+        if "data" in item:
+            raise BadRequest(f"{where} has both 'data' and binary_data_size")
+        if offset + size > len(tail):
+            raise BadRequest(f"{where} declares {size} bytes of binary data but the body holds "
+                             f"{len(tail) - offset} more")
+        values = _from_bytes(where, datatype, tail[offset:offset + size], count)
+        offset += size
     else:
-        missing = [n for n in names if n not in by_name]
-        if missing:
-            raise BadRequest(f"missing input tensor(s) for feature(s): {', '.join(missing)}")
-        lengths = {len(by_name[n][2]) for n in names}
-        if len(lengths) != 1:
-            raise BadRequest("all feature tensors must hold the same number of rows")
-        for spec in features:
-            shape, dtype, data = by_name[spec.name]
-            if spec.kind == "numeric" and dtype == "BYTES":
-                raise BadRequest(f"feature {spec.name!r} is numeric but was sent as BYTES")
-            columns[spec.name] = [_check_value(v, spec, f"tensor {spec.name!r}") for v in data]
-    if not next(iter(columns.values()), []):
-        raise BadRequest("the request holds no rows")
-    return _frame(columns, features)
+        if "data" not in item:
+            raise BadRequest(f"{where} lacks 'data' (or a binary_data_size parameter)")
+        values = _from_json(where, datatype, item["data"])
+    if values.size != count:
+        raise BadRequest(f"{where} has {values.size} values but shape {shape}")
+    return InputTensor(name=name, datatype=datatype, shape=tuple(shape), values=values), offset
 
 
-def _flatten(data: Any) -> list[Any]:
+def _from_json(where: str, datatype: str, data: Any) -> np.ndarray:
     if not isinstance(data, list):
-        raise BadRequest("tensor data must be a (possibly nested) list")
+        raise BadRequest(f"{where}: 'data' must be a (possibly nested) list")
+    if datatype == "BYTES":
+        flat = _flatten(data)
+        for value in flat:
+            if type(value) is not str and (isinstance(value, bool) or not isinstance(value, int | float)):
+                raise BadRequest(f"{where} is BYTES and holds {shown(value)}; expected strings")
+        values = np.empty(len(flat), dtype=object)
+        values[:] = flat
+        return values
+    if datatype != "BOOL" and bool in set(map(type, _flatten(data))):  # numpy would read true as 1
+        raise BadRequest(f"{where} is {datatype} and holds true/false; expected numbers")
+    try:
+        array = np.asarray(data)
+    except (ValueError, TypeError, OverflowError):
+        raise BadRequest(f"{where}: 'data' is not a list of {datatype} values (ragged or nested "
+                         "too deeply)") from None
+    array = array.reshape(-1)
+    if array.size == 0:
+        return array.astype(DATATYPES[datatype] or object)
+    if array.dtype.kind == "O":  # null, very large integers or mixed types: element by element
+        array = _objects_to_float(where, datatype, array)
+    return _check_numbers(where, datatype, array)
+
+
+def _objects_to_float(where: str, datatype: str, array: np.ndarray) -> np.ndarray:
+    out = np.empty(array.size, dtype=float)
+    for position, value in enumerate(array.tolist()):
+        if value is None:
+            out[position] = math.nan
+        elif isinstance(value, bool) or not isinstance(value, int | float):
+            raise BadRequest(f"{where} is {datatype} and holds {shown(value)} at position {position}")
+        else:
+            try:
+                out[position] = float(value)
+            except OverflowError:
+                out[position] = math.inf
+    return out
+
+
+def _check_numbers(where: str, datatype: str, array: np.ndarray) -> np.ndarray:
+    kind = array.dtype.kind
+    if datatype == "BOOL":
+        if kind != "b":
+            raise BadRequest(f"{where} is BOOL and holds {shown(array[0])}; expected true/false")
+        return array
+    if kind not in "iuf":
+        first = array[0] if kind != "b" else bool(array[0])
+        raise BadRequest(f"{where} is {datatype} and holds {shown(first)}; expected numbers")
+    target = DATATYPES[datatype]
+    assert target is not None
+    if kind == "f":
+        infinite = np.isinf(array)
+        if infinite.any():
+            position = int(np.argmax(infinite))
+            raise BadRequest(f"{where} holds {array[position]} at position {position} (Infinity or a "
+                             "number too large, e.g. 1e999); send finite numbers")
+    if target.kind in "iu":
+        if kind == "f":
+            present = array[~np.isnan(array)]
+            fractional = present != np.floor(present)
+            if fractional.any():
+                raise BadRequest(f"{where} is {datatype} and holds {present[np.argmax(fractional)]}; "
+                                 "expected integers")
+        else:
+            present = array
+        info = np.iinfo(target)
+        if present.size and (present.min() < info.min or present.max() > info.max):
+            raise BadRequest(f"{where} holds values outside the range of {datatype} ({info.min}..{info.max})")
+        return array
+    if target.itemsize < 8 and kind == "f":
+        limit = np.finfo(target).max
+        if (np.abs(array[~np.isnan(array)]) > limit).any():
+            raise BadRequest(f"{where} holds values beyond the range of {datatype}")
+    return array
+
+
+def _from_bytes(where: str, datatype: str, chunk: memoryview, count: int) -> np.ndarray:
+    dtype = DATATYPES[datatype]
+    if dtype is None:
+        items: list[str] = []
+        position = 0
+        while position < len(chunk):
+            if position + 4 > len(chunk):
+                raise BadRequest(f"{where}: BYTES data ends inside a 4-byte length prefix")
+            (length,) = _LENGTH.unpack_from(chunk, position)
+            position += 4
+            if position + length > len(chunk):
+                raise BadRequest(f"{where}: a BYTES element of {length} bytes runs past the data")
+            try:
+                items.append(str(chunk[position:position + length], "utf-8"))
+            except UnicodeDecodeError:
+                raise BadRequest(f"{where}: a BYTES element is not UTF-8 text") from None
+            position += length
+        values = np.empty(len(items), dtype=object)
+        values[:] = items
+        return values
+    if len(chunk) != count * dtype.itemsize:
+        raise BadRequest(f"{where}: binary_data_size {len(chunk)} is not {count} x {dtype.itemsize} bytes "
+                         f"of {datatype} for its shape")
+    if datatype == "BOOL":
+        raw = np.frombuffer(chunk, dtype=np.uint8)
+        if (raw > 1).any():
+            raise BadRequest(f"{where}: BOOL bytes must be 0 or 1")
+        return raw.astype(bool)
+    array = np.frombuffer(chunk, dtype=dtype)
+    if dtype.kind == "f" and np.isinf(array).any():
+        position = int(np.argmax(np.isinf(array)))
+        raise BadRequest(f"{where} holds {array[position]} at position {position}; send finite numbers")
+    return array
+
+
+def _flatten(data: list[Any]) -> list[Any]:
     if not any(isinstance(item, list) for item in data):
         return data  # already flat: the common case, no copy
     out: list[Any] = []
-    stack = [data]
+    stack: list[Any] = [data]
     while stack:
         item = stack.pop()
         if isinstance(item, list):
@@ -119,50 +315,12 @@ def _flatten(data: Any) -> list[Any]:
     return out
 
 
-def _check_value(value: Any, spec: FeatureSpec, where: str) -> Any:
-    if spec.kind == "numeric":
-        if value is None:
-            return np.nan
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise BadRequest(f"{where}: feature {spec.name!r} must be a number, got {value!r}", status=422)
-        return value
-    if value is not None and not isinstance(value, str | int | float | bool):
-        raise BadRequest(
-            f"{where}: feature {spec.name!r} must be a string or number, got {value!r}", status=422
-        )
-    return value
+def shown(value: Any) -> str:
+    text = json.dumps(value) if isinstance(value, bool | None | str) else repr(plain(value))
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _frame(columns: dict[str, list[Any]], features: list[FeatureSpec]) -> pd.DataFrame:
-    """Numeric columns float64, the others object (pandas 3 would otherwise infer its string
-    dtype), each column built once with its final dtype: converting columns of an inferred frame
-    one by one cost ~1 ms per request, several times this."""
-    data: dict[str, Any] = {}
-    for spec in features:
-        values = columns[spec.name]
-        if spec.kind == "numeric":
-            data[spec.name] = np.array(values, dtype=float)
-        elif all(type(v) is str for v in values):
-            as_object = np.empty(len(values), dtype=object)
-            as_object[:] = values
-            data[spec.name] = pd.Series(as_object, dtype=object, copy=False)
-        else:  # mixed or missing values: pandas' own inference decides (e.g. None -> NaN, 1 -> 1.0)
-            data[spec.name] = pd.Series(values).astype(object)
-    return pd.DataFrame(data, copy=False)
-
-
-def records_of(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """`frame.to_dict("records")` (plain Python values) for the request frames built above, column
-    by column: a third of the cost of pandas' per-value boxing, paid on every logged request."""
-    names = [str(name) for name in frame.columns]
-    columns = []
-    for name in frame.columns:
-        column = frame[name]
-        values = column.tolist()
-        columns.append([plain(v) for v in values] if column.dtype == object else values)
-    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
-
-
+# ----------------------------------------------------------------------------------- responses
 def oip_datatype(values: list[Any]) -> str:
     if all(isinstance(v, bool) for v in values):
         return "BOOL"
@@ -173,19 +331,59 @@ def oip_datatype(values: list[Any]) -> str:
     return "BYTES"
 
 
-def output_tensors(predictions: list[Any], proba: list[list[float]] | None,
-                   wanted: list[Any]) -> list[dict[str, Any]]:
-    """The response `outputs`: `predict` unless other outputs alone were asked for, and
-    `predict_proba` when it was computed."""
+@dataclass(frozen=True)
+class OutputTensor:
+    name: str
+    datatype: str
+    shape: list[int]
+    data: list[Any]  # flat
+
+
+def output_tensors(request_outputs: list[str], predictions: list[Any],
+                   proba: list[list[float]] | None) -> list[OutputTensor]:
+    """The response tensors in the order asked for (`predict`, then `predict_proba` when all)."""
+    tensors = []
+    for name in request_outputs:
+        if name == "predict":
+            datatype = oip_datatype(predictions)
+            tensors.append(OutputTensor("predict", datatype, [len(predictions)], predictions))
+        elif proba is not None:
+            width = len(proba[0]) if proba else 0
+            tensors.append(OutputTensor("predict_proba", "FP64", [len(proba), width],
+                                        [v for row in proba for v in row]))
+    return tensors
+
+
+def encode_response(header: dict[str, Any], tensors: list[OutputTensor], binary: set[str]
+                    ) -> tuple[bytes, int | None]:
+    """The response body and, when any output goes as binary data, the JSON header's length (for
+    `Inference-Header-Content-Length`). `header` holds model_name, model_version, id."""
     outputs: list[dict[str, Any]] = []
-    if not wanted or "predict" in wanted:
-        outputs.append({"name": "predict", "shape": [len(predictions)],
-                        "datatype": oip_datatype(predictions), "data": predictions})
-    if proba is not None:
-        width = len(proba[0]) if proba else 0
-        outputs.append({"name": "predict_proba", "shape": [len(proba), width], "datatype": "FP64",
-                        "data": [v for row in proba for v in row]})
-    return outputs
+    chunks: list[bytes] = []
+    for tensor in tensors:
+        item: dict[str, Any] = {"name": tensor.name, "datatype": tensor.datatype, "shape": tensor.shape}
+        if tensor.name in binary:
+            chunk = _to_bytes(tensor)
+            item["parameters"] = {"binary_data_size": len(chunk)}
+            chunks.append(chunk)
+        else:
+            item["data"] = tensor.data
+        outputs.append(item)
+    text = json.dumps({**header, "outputs": outputs}, separators=(",", ":"), allow_nan=False).encode()
+    if not chunks:
+        return text, None
+    return b"".join([text, *chunks]), len(text)
+
+
+def _to_bytes(tensor: OutputTensor) -> bytes:
+    if tensor.datatype == "BYTES":
+        parts = []
+        for value in tensor.data:
+            encoded = str(value).encode()
+            parts += [_LENGTH.pack(len(encoded)), encoded]
+        return b"".join(parts)
+    dtype = DATATYPES[tensor.datatype]
+    return np.asarray(tensor.data, dtype=dtype).tobytes()
 
 
 def model_metadata(name: str, versions: list[str], features: list[FeatureSpec], classes: list[Any] | None,

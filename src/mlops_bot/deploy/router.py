@@ -17,17 +17,20 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import pandas as pd
 
 from mlops_bot.deploy.loading import LoadedModel, load_version
 from mlops_bot.deploy.metrics import MetricsSnapshot
-from mlops_bot.deploy.oip import BadRequest, records_of
+from mlops_bot.deploy.model_input import records_of
+from mlops_bot.deploy.oip import BadRequest
 from mlops_bot.deploy.routing import RoutingRequest, VersionRef, route
 from mlops_bot.errors import MlopsError
 
 Proba = list[list[float]] | None
+# "optional": when the version has it (all outputs asked for); "required": asked for by name.
+ProbaWanted = Literal["no", "optional", "required"]
 
 
 @dataclass(frozen=True)
@@ -106,8 +109,13 @@ class ModelRouter:
 
     # ----------------------------------------------------------------------------- inference
     def infer(self, parse: Any, body: Any, request_key: str | None, *, version: str | None = None,
-              want_proba: bool = False) -> tuple[LoadedModel, pd.DataFrame, list[Any], Proba]:
-        """Score one request. Returns (model that answered, rows, predictions, probabilities)."""
+              proba: ProbaWanted = "no") -> tuple[LoadedModel, pd.DataFrame, list[Any], Proba]:
+        """Score one request. Returns (model that answered, rows, predictions, probabilities).
+
+        `parse(body, features)` turns the request into the version's input frame and raises
+        `BadRequest` for client mistakes: those count as the version's client errors, never as its
+        errors. A canary that refuses a request (its signature may differ) or fails on it leaves
+        the answer to stable."""
         routing = self.routing
         if routing.stable is None:
             raise ServiceUnavailable("no model version is loaded yet")
@@ -115,18 +123,16 @@ class ModelRouter:
             chosen = next((m for m in (routing.stable, routing.canary) if m and m.version == version), None)
             if chosen is None:
                 raise NotFound(f"model {self.name} has no version {version!r} loaded")
-            return (chosen, *self._score(chosen, parse, body, want_proba))
+            return (chosen, *self._score(chosen, parse, body, proba))
         side = "stable"
         if routing.canary is not None and not routing.shadow:
             side = route(routing.weight, request_key, self._random.random())
         if side == "canary" and routing.canary is not None:
             try:
-                return (routing.canary, *self._score(routing.canary, parse, body, want_proba))
-            except BadRequest:
-                raise
+                return (routing.canary, *self._score(routing.canary, parse, body, proba))
             except Exception:  # noqa: S110 - counted against the canary; stable answers instead
                 pass
-        result = self._score(routing.stable, parse, body, want_proba)
+        result = self._score(routing.stable, parse, body, proba)
         if routing.shadow and routing.canary is not None:
             canary = routing.canary
             self._shadow_pool.submit(self._shadow, canary, parse, body)
@@ -135,20 +141,23 @@ class ModelRouter:
     def _shadow(self, model: LoadedModel, parse: Any, body: Any) -> None:
         # A failure is recorded as the canary's error; clients never see it.
         with contextlib.suppress(Exception):
-            self._score(model, parse, body, False)
+            self._score(model, parse, body, "no")
 
     @staticmethod
-    def _score(model: LoadedModel, parse: Any, body: Any, want_proba: bool
+    def _score(model: LoadedModel, parse: Any, body: Any, wanted: ProbaWanted
                ) -> tuple[pd.DataFrame, list[Any], list[list[float]] | None]:
         started = time.perf_counter()
         try:
             frame = parse(body, model.features)
+            if wanted == "required" and not model.has_proba:
+                raise BadRequest(f"version {model.version} has no output 'predict_proba' (not a "
+                                 "probabilistic classifier)")
         except BadRequest:
             model.recorder.observe(time.perf_counter() - started, client_error=True)
             raise
         try:
             predictions = model.predict(frame)
-            proba = model.predict_proba(frame) if want_proba else None
+            proba = model.predict_proba(frame) if wanted != "no" else None
         except Exception:
             model.recorder.observe(time.perf_counter() - started, error=True)
             raise

@@ -8,7 +8,9 @@ from __future__ import annotations
 import hashlib
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from mlops_bot.registry.tags import SemVer
 
 
 def route(weight: int, request_key: str | None, draw: float) -> Literal["stable", "canary"]:
@@ -25,8 +27,17 @@ def route(weight: int, request_key: str | None, draw: float) -> Literal["stable"
 
 
 class VersionRef(BaseModel):
+    """A version label (the registry's grammar: `v` + semver) and where its model files are."""
+
     version: str
     path: str
+
+    @field_validator("version")
+    @classmethod
+    def _registry_version(cls, value: str) -> str:
+        if not SemVer.is_valid(value):
+            raise ValueError(f"version {value!r} is not a registry version ('v' + semver, e.g. v1.2.3)")
+        return value
 
 
 class RoutingRequest(BaseModel):
@@ -36,3 +47,10 @@ class RoutingRequest(BaseModel):
     canary: VersionRef | None = None
     weight: int = Field(default=0, ge=0, le=100)
     shadow: bool = False
+
+    @model_validator(mode="after")
+    def _distinct_versions(self) -> RoutingRequest:
+        if self.canary is not None and self.canary.version == self.stable.version:
+            raise ValueError(f"the canary has stable's version label {self.stable.version!r}; a canary "
+                             "is another version")
+        return self

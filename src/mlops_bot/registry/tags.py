@@ -96,7 +96,7 @@ class SemVer:
 
     @classmethod
     def parse(cls, text: str) -> SemVer:
-        match = SEMVER_RE.match(text)
+        match = SEMVER_RE.fullmatch(text)
         if not match:
             raise RegistryError(f"invalid version {text!r}: expected 'v' + semver, e.g. v1.2.3")
         return cls(int(match["major"]), int(match["minor"]), int(match["patch"]),
@@ -104,7 +104,7 @@ class SemVer:
 
     @staticmethod
     def is_valid(text: str) -> bool:
-        return bool(SEMVER_RE.match(text))
+        return bool(SEMVER_RE.fullmatch(text))  # `$` alone would also accept a trailing newline
 
     def __str__(self) -> str:
         text = f"v{self.major}.{self.minor}.{self.patch}"
