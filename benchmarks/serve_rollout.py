@@ -315,6 +315,7 @@ def rollouts(
     from mlops_bot.deploy.plan import plan_from_config
     from mlops_bot.deploy.sources import DirectorySource
     from mlops_bot.deploy.targets.local import LocalTarget
+    from mlops_bot.errors import MlopsError
 
     section = RolloutSection(
         steps=[RolloutStep(weight=20, hold=3), RolloutStep(weight=50, hold=3)],
@@ -336,14 +337,20 @@ def rollouts(
         for label, version in (("full rollout", "v1.1.0"), ("failed canary", "v1.2.0-broken")):
             began = time.perf_counter()
             with Traffic(target.endpoint, records, threads=3, rate=rate) as load:
-                result = controller.run(version, timeout=90)
+                try:
+                    result = controller.run(version, timeout=90)
+                    phase, reason = result.phase, result.reason
+                except MlopsError as exc:  # e.g. paused (inconclusive: too few requests at a low rate)
+                    current = controller.state()
+                    phase, reason = f"{current.phase} (unfinished)", f"{exc}; {current.reason}"
+                    # reported, not raised: the next rollout supersedes this one
             out[label] = {
-                "phase": result.phase,
+                "phase": phase,
                 "seconds": time.perf_counter() - began,
                 "requests": load.sent,
                 "failures": load.failures,
                 "versions": dict(load.versions),
-                "reason": result.reason,
+                "reason": reason,
             }
     finally:
         target.stop()

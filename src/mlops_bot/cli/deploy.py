@@ -67,12 +67,18 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--sample-rate", type=float, default=1.0)
     serve.add_argument("--max-body-bytes", type=int, default=32 * 1024 * 1024,
                        help="refuse larger inference bodies with 413 (default 32 MiB)")
+    serve.add_argument("--max-batch-rows", type=int, default=0,
+                       help="adaptive batching: score concurrent requests together up to this many rows "
+                            "(default 0: off, each request scored alone)")
+    serve.add_argument("--max-batch-delay-ms", type=float, default=2.0,
+                       help="with --max-batch-rows: how long a request may wait for others (default 2)")
     serve.set_defaults(func=_serve)
 
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from mlops_bot.deploy.batching import BatchPolicy
     from mlops_bot.deploy.router import ModelRouter
     from mlops_bot.deploy.routing import RoutingRequest, VersionRef
     from mlops_bot.deploy.server import create_app
@@ -94,7 +100,10 @@ def _serve(args: argparse.Namespace) -> int:
         from mlops_bot.monitor.log import PredictionLog
 
         log = PredictionLog(Path(args.log_dir), sample_rate=args.sample_rate)
-    router = ModelRouter(args.name, prediction_log=log)
+    if args.max_batch_rows < 0 or not 0 <= args.max_batch_delay_ms <= 1000:
+        raise MlopsError("--max-batch-rows must be >= 0 and --max-batch-delay-ms within 0..1000")
+    batching = BatchPolicy(max_rows=args.max_batch_rows, max_delay=args.max_batch_delay_ms / 1000)
+    router = ModelRouter(args.name, prediction_log=log, batching=batching)
     if args.model:
         router.set_versions(RoutingRequest(stable=VersionRef(version=args.version, path=args.model)))
     # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal; exiting through

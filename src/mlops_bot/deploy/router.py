@@ -21,6 +21,7 @@ from typing import Any, Literal, Protocol
 
 import pandas as pd
 
+from mlops_bot.deploy.batching import Batcher, BatchPolicy
 from mlops_bot.deploy.loading import LoadedModel, load_version
 from mlops_bot.deploy.metrics import MetricsSnapshot
 from mlops_bot.deploy.model_input import records_of
@@ -55,9 +56,12 @@ class ModelRouter:
     """Serving state shared by all requests: loaded versions, routing, metrics."""
 
     def __init__(self, name: str, *, prediction_log: PredictionSink | None = None,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, batching: BatchPolicy | None = None) -> None:
         self.name = name
         self.routing = Routing(stable=None)
+        self.batching = batching or BatchPolicy()
+        self._batchers: dict[int, Batcher] = {}
+        self._batchers_lock = threading.Lock()
         self.prediction_log = prediction_log
         self._random = random.Random(seed)
         self._swap_lock = threading.Lock()
@@ -143,8 +147,7 @@ class ModelRouter:
         with contextlib.suppress(Exception):
             self._score(model, parse, body, "no")
 
-    @staticmethod
-    def _score(model: LoadedModel, parse: Any, body: Any, wanted: ProbaWanted
+    def _score(self, model: LoadedModel, parse: Any, body: Any, wanted: ProbaWanted
                ) -> tuple[pd.DataFrame, list[Any], list[list[float]] | None]:
         started = time.perf_counter()
         try:
@@ -156,8 +159,11 @@ class ModelRouter:
             model.recorder.observe(time.perf_counter() - started, client_error=True)
             raise
         try:
-            predictions = model.predict(frame)
-            proba = model.predict_proba(frame) if wanted != "no" else None
+            if self.batching.enabled:
+                predictions, proba = self._batcher(model).score(frame, wanted != "no" and model.has_proba)
+            else:
+                predictions = model.predict(frame)
+                proba = model.predict_proba(frame) if wanted != "no" else None
         except Exception:
             model.recorder.observe(time.perf_counter() - started, error=True)
             raise
@@ -172,8 +178,19 @@ class ModelRouter:
             rid = request_id if len(predictions) == 1 else f"{request_id}-{index}"
             self.prediction_log.record(rid, self.name, model.version, row, prediction)
 
+    def _batcher(self, model: LoadedModel) -> Batcher:
+        batcher = self._batchers.get(id(model))  # the batcher holds the model: its id stays unique
+        if batcher is None:
+            with self._batchers_lock:
+                batcher = self._batchers.get(id(model))
+                if batcher is None:
+                    batcher = self._batchers[id(model)] = Batcher(model, self.batching)
+        return batcher
+
     def close(self) -> None:
         self._shadow_pool.shutdown(wait=True)
+        for batcher in self._batchers.values():
+            batcher.close()
 
 
 class ServiceUnavailable(MlopsError):
