@@ -104,6 +104,9 @@ def _drive(gh: Emulator, private_key: str) -> None:  # one call per endpoint, pl
         call("GET", f"{api}/issues", 200, params={"state": "all", "labels": "drift"})
         call("GET", f"{api}/issues/{issue['number']}", 200)
         call("PATCH", f"{api}/issues/{issue['number']}", 200, json={"state": "closed"})
+        labels = f"{api}/issues/{issue['number']}/labels"
+        call("POST", labels, 200, json={"labels": ["mlops-bot:accept-gates"]})
+        call("POST", labels, 422, json={})
         call("GET", f"{api}/issues/404", 404)
         call("POST", f"{api}/pulls", 201, json={"title": "t", "head": "retrain", "base": "main"})
         call("POST", f"{api}/pulls", 422, json={"title": "t", "head": "retrain", "base": "main"})

@@ -205,6 +205,20 @@ def register(emu: Emulator) -> None:
         issue["updated_at"] = _iso(emu.clock())
         return issue_json(issue)
 
+    @route("POST", "/repos/{owner}/{repo}/issues/{issue_number}/labels")
+    def add_labels(call: Call) -> Any:
+        issue = emu._find_issue(call.full_name, int(call.params["issue_number"]))
+        data = call.json()
+        _require(data, "Issue", "labels")
+        names = [label["name"] for label in issue["labels"]]
+        for name in data["labels"]:
+            label = str(name if isinstance(name, str) else name.get("name"))
+            if label not in names:
+                issue["labels"].append(emu._label(call.full_name, label))
+                names.append(label)
+        issue["updated_at"] = _iso(emu.clock())
+        return [dict(label) for label in issue["labels"]]
+
     # ------------------------------------------------------------------------------- pulls
     def find_pull(call: Call, number: int) -> dict[str, Any]:
         for pull in emu.state["pulls"]:

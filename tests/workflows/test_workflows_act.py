@@ -56,11 +56,11 @@ def pull_request_event(example: act.ExampleRepo) -> dict[str, Any]:
             "repository": {"full_name": REPO, "default_branch": "main"}}
 
 
-def workflow_run_event(example: act.ExampleRepo) -> dict[str, Any]:
+def workflow_run_event(example: act.ExampleRepo, head_repository: str = REPO) -> dict[str, Any]:
     return {"action": "completed",
             "workflow_run": {"id": 4242, "name": "mlops-bot PR validation", "event": "pull_request",
                              "conclusion": "success", "head_sha": example.head, "head_branch": "feature",
-                             "head_repository": {"full_name": "fork/credit"}, "pull_requests": []},
+                             "head_repository": {"full_name": head_repository}, "pull_requests": []},
             "repository": {"full_name": REPO, "default_branch": "main"}}
 
 
@@ -144,6 +144,34 @@ def test_pull_request_compares_with_production_and_the_training_command_gets_no_
     assert [g["status"] for g in significant] == ["pass"]
 
 
+def test_a_pr_lowering_its_own_gates_is_judged_by_the_base_branch_unless_a_maintainer_accepts(
+        example: act.ExampleRepo, gh: Emulator, tmp_path: Path) -> None:
+    base_sha = example.head
+    config = example.path / ".github" / "mlops.yml"
+    config.write_text(config.read_text().replace("estimator: logistic_regression", "estimator: dummy")
+                      .replace("    min: 0.6\n", "    min: 0.0\n"))
+    act.git(example.path, "commit", "-q", "-am", "a constant model, and a gate it passes")
+    gh.add_pull(REPO, PR, head_ref="feature", head_sha=example.head)
+    event = pull_request_event(example)
+    event["pull_request"]["base"]["sha"] = base_sha
+    work = tmp_path / "work"
+    report_json = work / "artifacts" / "mlops-report" / "report.json"
+
+    run(example, gh, "pull_request", event, "mlops-pr.yml", work).assert_ok()
+    report = json.loads(report_json.read_text())
+    assert report["verdict"] == "fail"
+    assert next(g["rule"] for g in report["gates"] if g["metric"] == "roc_auc") == ">= 0.6"
+    assert "this PR changes its own gates (gates): judged by main's" in report["gates_notice"]
+
+    # A maintainer's label (what `/accept-gates` adds) re-runs the validation with the PR's own gates.
+    accepted = {**event, "action": "labeled", "label": {"name": "mlops-bot:accept-gates"}}
+    accepted["pull_request"] = {**event["pull_request"], "labels": [{"name": "mlops-bot:accept-gates"}]}
+    report_json.unlink()
+    run(example, gh, "pull_request", accepted, "mlops-pr.yml", work).assert_ok()
+    report = json.loads(report_json.read_text())
+    assert report["verdict"] == "pass" and "accepted by a maintainer" in report["gates_notice"]
+
+
 def test_comment_workflow_refuses_a_forged_pr_number_without_running_pr_code(
         example: act.ExampleRepo, gh: Emulator, tmp_path: Path) -> None:
     forged = tmp_path / "work" / "artifacts" / "mlops-report"
@@ -165,9 +193,14 @@ def test_pull_request_ends_with_one_sticky_comment_and_a_check_run_updated_in_pl
     work = tmp_path / "work"
     for attempt in range(2):
         run(example, gh, "pull_request", pull_request_event(example), "mlops-pr.yml", work).assert_ok()
-        comment_run = run(example, gh, "workflow_run", workflow_run_event(example), "mlops-pr-comment.yml",
-                          work)
+        # First as a fork's PR (never registered before the merge), then from a branch of the repository.
+        head_repository = "fork/credit" if attempt == 0 else REPO
+        comment_run = run(example, gh, "workflow_run", workflow_run_event(example, head_repository),
+                          "mlops-pr-comment.yml", work)
         comment_run.assert_ok()
+        if attempt == 0:
+            assert "Not registering: the pull request comes from a fork" in comment_run.output
+            assert not [t for t in example.origin_tags() if t.startswith(f"{act.MODEL}@")]
         comments = issue_items(gh, "comments")
         assert len(comments) == 1, f"run {attempt + 1}: expected one sticky comment, got {len(comments)}"
         assert "credit-risk" in comments[0]["body"]
@@ -187,7 +220,7 @@ def test_pull_request_ends_with_one_sticky_comment_and_a_check_run_updated_in_pl
     assert comments[0]["id"] == first["id"]
     assert comments[0]["updated_at"] >= first["updated_at"]
 
-    # The passing validation registered the PR's model once (the second run found it registered).
+    # The passing validation of the repository's own branch registered the PR's model.
     registered = [tag for tag in example.origin_tags() if tag.startswith(f"{act.MODEL}@")]
     assert registered == [f"{act.MODEL}@v0.0.1"], example.origin_tags()
     assert act.git(example.origin, "rev-list", "-n", "1", registered[0]) == example.head

@@ -16,7 +16,7 @@ from mlops_bot.config import PERMISSION_ORDER, BotSection, Permission, RegistryS
 from mlops_bot.errors import MlopsError
 from mlops_bot.report.escape import quote
 
-CommandName = Literal["promote", "rollback", "abort", "retrain", "drift", "help"]
+CommandName = Literal["promote", "rollback", "abort", "retrain", "drift", "accept-gates", "help"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,12 @@ COMMANDS: dict[str, CommandSpec] = {
     "drift": CommandSpec(
         "/drift [model=NAME]", "start the drift check workflow (repository_dispatch mlops-drift)",
         0, frozenset({"model"}),
+    ),
+    "accept-gates": CommandSpec(
+        "/accept-gates",
+        "judge this PR by the gates it changes instead of the base branch's (adds the label "
+        "`mlops-bot:accept-gates`; the next validation run honours it)",
+        0, frozenset(), default_permission="maintain",
     ),
     "help": CommandSpec("/help", "list the commands", 0, frozenset(), default_permission="none"),
 }

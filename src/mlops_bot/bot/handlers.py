@@ -314,6 +314,14 @@ class EventHandler:
                        "pull_request": request.number, "reason": f"/{command.name} comment"}
             dispatch(event_type, payload)
             return f"Started the {command.name} workflow (`repository_dispatch` `{event_type}`)."
+        if command.name == "accept-gates":
+            from mlops_bot.pipeline.base_gates import ACCEPT_LABEL
+
+            if not request.pull_request:
+                raise CommandSyntaxError("`/accept-gates` works on pull requests only.", command.name)
+            journal("label", lambda: forge.add_labels(request.number, [ACCEPT_LABEL]))
+            return (f"Accepted this PR's own gates (label `{ACCEPT_LABEL}`): the next validation run judges "
+                    "it by them, and its report says so. Push a commit or re-add the label to run it now.")
         if command.name == "abort":
             environment = command.args.get("environment") or settings.rollout.environment
             control = self._control()

@@ -35,6 +35,18 @@ def register(subparsers: Any) -> None:
         "--if-exists` (so this step needs no token); empty or absent: no registry baseline",
     )
     parser.add_argument(
+        "--base-config",
+        type=Path,
+        help="the base branch's mlops.yml: its gates, baseline, bootstrap, fairness, drift and registry "
+        "sections decide the verdict (a missing file: the base branch has no config yet)",
+    )
+    parser.add_argument("--base-name", default="the base branch", help="how the report names the base")
+    parser.add_argument(
+        "--accept-pr-gates",
+        action="store_true",
+        help="a maintainer accepted this PR's own gates: judge by them, and say so in the report",
+    )
+    parser.add_argument(
         "--reference-data", type=Path, help="train data of the base revision, the drift reference"
     )
     parser.add_argument("--quiet", action="store_true", help="do not print the report")
@@ -45,6 +57,15 @@ def handle(args: argparse.Namespace) -> int:
     from mlops_bot.pipeline.validate import validate
 
     config = load_config(args.config)
+    gates_notice = None
+    if args.base_config is not None:
+        from mlops_bot.pipeline.base_gates import judge_by_base
+
+        base = load_config(args.base_config, root=config.root) if args.base_config.is_file() else None
+        judging = judge_by_base(config, base, args.base_name, accepted=args.accept_pr_gates)
+        config, gates_notice = judging.config, judging.notice
+        if gates_notice:
+            print(gates_notice)
     forge = None  # None: the forge from the environment, when one is configured
     if args.baseline_dir is not None:
         from mlops_bot.forge.mirror import ReleaseMirror
@@ -58,6 +79,7 @@ def handle(args: argparse.Namespace) -> int:
         base_label=args.base_label,
         reference_data=args.reference_data,
         forge=forge,
+        gates_notice=gates_notice,
     )
     if not args.quiet:
         print(run.markdown)

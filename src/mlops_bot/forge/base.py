@@ -142,12 +142,23 @@ class Forge(abc.ABC):
     @abc.abstractmethod
     def add_reaction(self, comment_id: int, content: Reaction) -> None: ...
 
+    # The login this forge writes comments as, when known (`MLOPS_BOT_LOGIN`, the local forge's actor).
+    own_login: str | None = None
+
+    def is_own_comment(self, comment: Comment) -> bool:
+        """Written by us: by `own_login` when known, else by a bot account (an App or
+        github-actions[bot]); a person's comment never is, whatever it quotes."""
+        if self.own_login:
+            return comment.user == self.own_login
+        return comment.user_type == "Bot"
+
     def upsert_sticky_comment(self, number: int, marker: str, body: str) -> Comment:
         """Create the comment carrying `marker`, or update it in place. Comments belong to the PR
-        number, not to a commit, so the sticky comment survives rebases and force-pushes."""
+        number, not to a commit, so the sticky comment survives rebases and force-pushes. Only our
+        own comments are candidates: a user's comment quoting the marker is left alone."""
         text = body if marker in body else f"{marker}\n{body}"
         for comment in self.list_comments(number):
-            if marker in comment.body:
+            if marker in comment.body and self.is_own_comment(comment):
                 return self.update_comment(comment.id, text)
         return self.create_comment(number, text)
 
@@ -159,6 +170,10 @@ class Forge(abc.ABC):
     def update_issue(
         self, number: int, *, body: str | None = None, state: Literal["open", "closed"] | None = None
     ) -> Issue: ...
+
+    @abc.abstractmethod
+    def add_labels(self, number: int, labels: list[str]) -> None:
+        """Add labels to an issue or pull request (keeping the ones it has)."""
 
     @abc.abstractmethod
     def list_issues(self, state: Literal["open", "closed", "all"] = "open", labels: list[str] | None = None

@@ -75,7 +75,9 @@ class GitHubForge(Forge):
         retry: RetryPolicy | None = None,
         seconds_between_writes: float | None = None,
         timeout: float = 30.0,
+        own_login: str | None = None,
     ) -> None:
+        self.own_login = own_login or None
         if repo.count("/") != 1:
             raise ForgeError(f"GitHub repository must be 'owner/name', got {repo!r} (GITHUB_REPOSITORY)")
         self.repo = repo
@@ -195,6 +197,10 @@ class GitHubForge(Forge):
             patch["state"] = state
         path = f"{self._path}/issues/{number}"
         return self._issue(self._raw("PATCH", path, f"update issue #{number}", patch))
+
+    def add_labels(self, number: int, labels: list[str]) -> None:
+        path = f"{self._path}/issues/{number}/labels"
+        self._raw("POST", path, f"label #{number}", {"labels": list(labels)})
 
     def list_issues(
         self, state: Literal["open", "closed", "all"] = "open", labels: list[str] | None = None

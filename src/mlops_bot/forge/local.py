@@ -67,6 +67,7 @@ class LocalForge(Forge):
         self.root = Path(root)
         self.repo = repo
         self.actor = actor
+        self.own_login = actor
         self.root.mkdir(parents=True, exist_ok=True)
         self._state_path = self.root / "forge.json"
         self._lock_path = self.root / ".lock"
@@ -174,6 +175,11 @@ class LocalForge(Forge):
             if state is not None:
                 row["state"] = state
         return Issue.model_validate({k: row[k] for k in Issue.model_fields if k in row})
+
+    def add_labels(self, number: int, labels: list[str]) -> None:
+        with self._state() as data:
+            row = self._require_issue(data, number)
+            row["labels"] = [*row["labels"], *(label for label in labels if label not in row["labels"])]
 
     def list_issues(self, state: Literal["open", "closed", "all"] = "open", labels: list[str] | None = None
                     ) -> list[Issue]:

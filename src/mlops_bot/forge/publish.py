@@ -53,18 +53,23 @@ def check_from_report(report: dict[str, Any], config_path: str = CONFIG_PATH) ->
         raise ForgeError(f"report.json: 'verdict' must be 'pass' or 'fail', got {verdict!r}")
     model = escape.truncate(str(report.get("model") or "model"), 100)
     gates = [g for g in report.get("gates") or [] if isinstance(g, dict)]
-    failed = [g for g in gates if not g.get("passed")]
+    # A gate that could not be judged (no baseline for a relative gate) is "skipped", as in the comment.
+    skipped = [g for g in gates if g.get("status") == "skipped"]
+    failed = [g for g in gates if not g.get("passed") and g.get("status") != "skipped"]
     if verdict == "fail":
         title = (
             f"{model}: {len(failed)} of {len(gates)} gates failed" if gates else f"{model}: validation failed"
         )
     else:
-        title = f"{model}: all {len(gates)} gates passed" if gates else f"{model}: validation passed"
+        judged = len(gates) - len(skipped)
+        title = f"{model}: all {judged} gates passed" if gates else f"{model}: validation passed"
+        if skipped:
+            title += f", {len(skipped)} skipped"
     lines = [f"**{escape.text(title)}**", ""]
     if gates:
         lines += ["| Gate | Rule | Result |", "|---|---|---|"]
         for gate in gates:
-            mark = "✅ pass" if gate.get("passed") else "❌ fail"
+            mark = "⏭️ skipped" if gate in skipped else "✅ pass" if gate.get("passed") else "❌ fail"
             lines.append(
                 f"| {escape.cell(gate.get('metric', '?'))} | {escape.code(gate.get('rule', ''), table=True)} "
                 f"| {mark} |"

@@ -6,6 +6,8 @@ in the offline demo).
 - `MLOPS_BOT_APP_ID` + `MLOPS_BOT_APP_PRIVATE_KEY` (PEM text) or `MLOPS_BOT_APP_PRIVATE_KEY_FILE`
   [+ `MLOPS_BOT_APP_INSTALLATION_ID`]: GitHub as the App's installation on `GITHUB_REPOSITORY`.
 - `GITHUB_TOKEN` or `GH_TOKEN`: GitHub with that token.
+- `MLOPS_BOT_LOGIN` (optional): the login our comments are written as (e.g. `my-app[bot]`); sticky
+  comments are only ever updated when written by it (by default: by a bot account, never a person).
 GitHub's API is `GITHUB_API_URL` (set by Actions; on GHES `https://HOST/api/v3`), default api.github.com.
 """
 
@@ -47,6 +49,8 @@ def forge_from_env(environ: Mapping[str, str] = os.environ) -> Forge:
             local, repo=repo or "local/example", actor=environ.get("GITHUB_ACTOR", "").strip() or "local-user"
         )
     api_url = environ.get("GITHUB_API_URL", "").strip() or DEFAULT_API_URL
+    # Whose sticky comments we update: this login when set, else any bot account's, never a person's.
+    own_login = environ.get("MLOPS_BOT_LOGIN", "").strip() or None
     if not repo:
         raise ForgeError(
             "GITHUB_REPOSITORY is not set: set it to 'owner/name' (Actions sets it for you), "
@@ -63,7 +67,7 @@ def forge_from_env(environ: Mapping[str, str] = os.environ) -> Forge:
             repo=repo,
             installation_id=int(installation) if installation else None,
         )
-        return GitHubForge(repo, InstallationTokenAuth(source), api_url=api_url)
+        return GitHubForge(repo, InstallationTokenAuth(source), api_url=api_url, own_login=own_login)
     if app_id or key:
         raise ForgeError(
             "GitHub App auth needs both MLOPS_BOT_APP_ID and MLOPS_BOT_APP_PRIVATE_KEY "
@@ -71,7 +75,7 @@ def forge_from_env(environ: Mapping[str, str] = os.environ) -> Forge:
         )
     token = token_from_env(environ)
     if token:
-        return GitHubForge(repo, Auth.Token(token), api_url=api_url)
+        return GitHubForge(repo, Auth.Token(token), api_url=api_url, own_login=own_login)
     raise ForgeError(
         "no GitHub credentials: set GITHUB_TOKEN (in a workflow: `env: GITHUB_TOKEN: "
         "${{ github.token }}`), or MLOPS_BOT_APP_ID and MLOPS_BOT_APP_PRIVATE_KEY for the App, "

@@ -117,6 +117,8 @@ def render_markdown(
     baseline = f"**Baseline:** {escape.text(report.baseline.description)}"
     if report.baseline.notes:
         baseline += " (" + escape.text("; ".join(report.baseline.notes)) + ")"
+    if report.gates_notice:
+        head += [f"**Gates:** {escape.text(report.gates_notice)}", ""]
     head += [baseline, "", metric_table(report), "", "### Gates", "", gate_table(report.gates), ""]
     chart = metric_bar_chart(
         {

@@ -48,6 +48,8 @@ class ValidationReport(BaseModel):
     fairness: dict[str, Any] | None = None
     data_checks: dict[str, Any] | None = None
     analysis_notes: list[str] = Field(default_factory=list)
+    # Whose gates decided the verdict when that is not simply this config's (pipeline/base_gates.py).
+    gates_notice: str | None = None
     plots: list[str] = Field(default_factory=list)
     reproducibility: Reproducibility
     created_at: str = ""

@@ -188,6 +188,7 @@ def validate(
     environ: Mapping[str, str] | None = None,
     forge: Any = None,
     now: datetime | None = None,
+    gates_notice: str | None = None,
 ) -> ValidationRun:
     """Run the whole PR validation and write DIR/report.md, report.json, metrics.json, plots/*.png,
     model.skops (when the model is a file), reference_profile.json and data_schema.json."""
@@ -289,6 +290,7 @@ def validate(
             fairness=analyses.fairness,
             data_checks=data_checks.to_json_dict(),
             analysis_notes=notes,
+            gates_notice=gates_notice,
             plots=sorted(p.relative_to(staging).as_posix() for p in plots),
             reproducibility=Reproducibility(
                 seed=config.seed,
