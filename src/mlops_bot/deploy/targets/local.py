@@ -99,7 +99,7 @@ class LocalTarget(HttpTarget):
     """Starts (or finds) `mlops-bot serve NAME` on 127.0.0.1 and manages it through the admin API."""
 
     def __init__(self, state_dir: Path, name: str, *, port: int | None = None, log_dir: str | None = None,
-                 startup_timeout: float = 30.0) -> None:
+                 startup_timeout: float = 120.0) -> None:
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.name = name
