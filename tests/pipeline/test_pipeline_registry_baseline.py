@@ -60,3 +60,39 @@ def test_registry_stage_model_is_the_baseline(tmp_path: Path) -> None:
     assert roc["base"] == pytest.approx(roc["head"]) and roc["diff"] == pytest.approx(0.0)
     assert roc["ci"] == pytest.approx([0.0, 0.0])
     assert not (tmp_path / "v2" / "baseline").exists()  # the download stays out of the report
+
+
+def test_pr_data_is_checked_against_the_registered_versions_schema(tmp_path: Path) -> None:
+    """data_schema.json travels with the registered version; the next PR's training AND holdout
+    tables are checked against it, and a PR whose training export broke fails the data gates."""
+    import pandas as pd
+
+    _project = _validate_tests()._project
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _git(repo, "init", "-q", "-b", "main")
+    config_path = _project(repo)
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "model")
+    forge = LocalForge(tmp_path / "forge")
+    config = load_config(config_path)
+    validate(config, tmp_path / "v1", forge=forge)
+    registry = Registry(repo, forge=forge)
+    files = {n: tmp_path / "v1" / n for n in ("model.skops", "report.json", "data_schema.json")}
+    registry.assign(
+        "credit-risk", "production", version=registry.register("credit-risk", artifacts=files).version
+    )
+
+    train = pd.read_csv(repo / "data" / "train.csv")
+    train["employment"] = train["employment"].where(train.index % 3 != 0, "gig_worker")  # a third: new
+    train.to_csv(repo / "data" / "train.csv", index=False)
+    run = validate(config, tmp_path / "v2", forge=forge)
+    checks = run.report.data_checks
+    assert checks is not None and checks["reference"].startswith("the training data of credit-risk v")
+    assert {c["dataset"] for c in checks["checks"]} == {"train", "holdout"}
+    failed = [c for c in checks["checks"] if c["status"] == "fail"]
+    assert [(c["check"], c["dataset"], c["column"]) for c in failed] == [
+        ("unseen_categories", "train", "employment")
+    ]
+    assert "'gig_worker'" in failed[0]["detail"] and run.exit_code == 1
+    assert "data.unseen_categories" in {g.metric for g in run.report.failed_gates()}
