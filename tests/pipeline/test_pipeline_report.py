@@ -138,3 +138,23 @@ def test_multiclass_comment_has_per_class_rows_equal_to_sklearn_in_a_fold() -> N
     assert rows[1][4].endswith(f"→ {float(f1[0]):.4g}")  # base → head, 4 significant digits
     binary = render_markdown(_report())
     assert "Per-class metrics" not in binary  # binary models keep the plain confusion matrix
+
+
+def test_comment_with_images_stays_under_githubs_limit_by_folding_sections() -> None:
+    """A huge report (long extra sections) with the maximum number of images: after the comment
+    job swaps the plot list for the images, the comment is under 65,536 characters, every image
+    is still there, and the dropped details are said to be dropped."""
+    import gfm
+    from mlops_bot.report.images import MAX_IMAGES, embed_images
+
+    plots = [f"plots/drift_{i:02d}_{'x' * 60}.png" for i in range(MAX_IMAGES)]
+    bulky = ["### Data drift\n\n" + "\n".join(f"| col{i} | {'y' * 200} |" for i in range(150))] * 3
+    markdown = render_markdown(_report(plots=plots), extra_sections=bulky)
+    assert len(markdown) <= 65_536
+    sha = "f" * 40
+    base = f"https://github.com/octo-org/{'r' * 100}/blob/{sha}/pr-123456/{sha}"
+    urls = {p: f"{base}/{p[6:]}?raw=true" for p in plots}
+    comment = embed_images(markdown, urls)
+    assert len(comment) <= 65_536
+    assert len(gfm.image_urls(gfm.render(comment))) == MAX_IMAGES
+    assert "left out to fit GitHub's comment size limit" in comment
