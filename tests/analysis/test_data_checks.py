@@ -3,6 +3,7 @@ per-column overrides, the rows a reviewer reads, and escaping of hostile names a
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -282,3 +283,38 @@ gates:
     assert config.data_gates.rule("constant_columns") == ("off", None)
     with pytest.raises(ConfigError, match=r"gates\.data\.dtype_change\.action"):
         parse_config(yaml.safe_load(text.replace("lots", "0.3") + "    dtype_change: never\n"))
+
+
+def test_cli_data_check_against_a_registered_schema(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mlops_bot.cli import main
+
+    train = _train()
+    schema = infer_schema(train).save(tmp_path / "data_schema.json")
+    batch = _train(200, seed=1)
+    batch.loc[:19, "employment"] = "contractor"
+    batch.to_csv(tmp_path / "batch.csv", index=False)
+    train.to_csv(tmp_path / "train.csv", index=False)
+    args = ["data-check", "--reference", str(schema), "--current", str(tmp_path / "batch.csv")]
+    assert main(args) == 0  # the analysis ran; gates only with --exit-code
+    out = capsys.readouterr().out
+    assert (
+        "Checked against the schema data_schema.json." in out
+        and "`employment`" in out
+        and "contractor" in out
+    )
+    assert main([*args, "--exit-code"]) == 1
+    capsys.readouterr()
+    assert main([*args, "--format", "json", "--train", str(tmp_path / "train.csv")]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert {c["check"] for c in data["checks"]} >= {"unseen_categories", "leakage", "dtype_change"}
+    table = [
+        "data-check",
+        "--reference",
+        str(tmp_path / "train.csv"),
+        "--current",
+        str(tmp_path / "train.csv"),
+    ]
+    assert main([*table, "--exit-code"]) == 0  # a table against itself passes every default gate
+    assert main(["data-check", "--reference", str(tmp_path / "missing.json"), "--current", "x.csv"]) == 2

@@ -40,6 +40,7 @@ COMMAND_OWNERS: dict[str, str] = {
     "registry": "registry",
     "drift": "analysis",
     "fairness": "analysis",
+    "data-check": "analysis",
     "comment": "forge",
     "dispatch": "forge",
     "monitor": "monitor",

@@ -28,6 +28,22 @@ def register(subparsers: Any) -> None:
     drift.add_argument("--output", help="write the result here instead of stdout")
     drift.set_defaults(func=run_drift)
 
+    check = subparsers.add_parser(
+        "data-check", help="data validation of a table against a data_schema.json or a reference table"
+    )
+    check.add_argument(
+        "--reference", required=True, help="data_schema.json (registered) or a CSV/Parquet table"
+    )
+    check.add_argument("--current", required=True, help="CSV/Parquet table to check")
+    check.add_argument("--train", help="training table: also check the current table (a holdout) for leakage")
+    check.add_argument(
+        "--config", help="mlops.yml whose `gates.data`, data.target and data.id apply (optional)"
+    )
+    check.add_argument("--format", choices=("json", "markdown"), default="markdown")
+    check.add_argument("--output", help="write the result here instead of stdout")
+    check.add_argument("--exit-code", action="store_true", help="exit 1 when a check with action fail failed")
+    check.set_defaults(func=run_data_check)
+
     fair = subparsers.add_parser("fairness", help="group fairness metrics of classification predictions")
     fair.add_argument("--predictions", required=True, help="CSV/Parquet table with labels and predictions")
     fair.add_argument("--y-true", required=True, dest="y_true")
@@ -67,6 +83,38 @@ def _emit(text: str, output: str | None) -> None:
         Path(output).write_text(text, encoding="utf-8")
     else:
         sys.stdout.write(text)
+
+
+def run_data_check(args: argparse.Namespace) -> int:
+    from mlops_bot.analysis.data_checks import run_checks
+    from mlops_bot.analysis.data_schema import DataSchema, infer_schema
+    from mlops_bot.config import DataGates
+    from mlops_bot.report.data_checks import render_data_checks
+
+    config = load_config(args.config) if args.config else None
+    gates = config.data_gates if config else DataGates()
+    target = config.data.target if config else None
+    id_column = config.data.id if config else None
+    if str(args.reference).endswith(".json"):
+        schema = DataSchema.load(args.reference)
+        name = f"the schema {Path(args.reference).name}"
+    else:
+        classification = config is not None and config.model.task == "classification"
+        schema = infer_schema(
+            read_table(args.reference, "reference"), target=target, classification=classification
+        )
+        name = f"the table {Path(args.reference).name}"
+    current = read_table(args.current, "current")
+    leakage = (read_table(args.train, "train"), current) if args.train else None
+    report = run_checks(
+        schema, {"current": current}, gates, reference_name=name, id_column=id_column, leakage=leakage
+    )
+    if args.format == "json":
+        _emit(json.dumps(report.to_json_dict(), indent=2) + "\n", args.output)
+    else:
+        _emit(render_data_checks(report), args.output)
+    failed = any(c.status == "fail" for c in report.checks)
+    return 1 if failed and args.exit_code else 0
 
 
 def run_drift(args: argparse.Namespace) -> int:
