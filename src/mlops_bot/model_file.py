@@ -39,9 +39,8 @@ evaluation never do (`sklearn.utils._testing.check_output`, `scipy._lib._tmpdirs
 
 Tree storage (`sklearn.tree._tree.Tree`, HistGradientBoosting's `TreePredictor`) is trusted because
 the tree models need it; skops itself does not trust them by default because their node indices are
-used without bounds checks at predict time. scikit-learn's `Tree.__setstate__` checks the node array's
-dtype and shape only, so crafted indices remain a crash risk (not code execution); see
-docs/security.md.
+used without bounds checks at predict time; `model_structure.check_trees` checks every tree's child and
+feature indices after loading and refuses the file otherwise (see docs/security.md).
 
 Pickle and joblib files execute code on load: they load only with `trusted_pickle=True` from a caller
 that produced the file itself; no command of ours passes it.
@@ -58,6 +57,7 @@ import skops.io as sio
 
 from mlops_bot.checksums import SUMS_NAME, mismatch, sha256_bytes, sha256_file, verify_folder
 from mlops_bot.errors import IntegrityError
+from mlops_bot.model_structure import check_trees
 
 SKOPS_SUFFIXES = (".skops",)
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
@@ -95,6 +95,17 @@ SKLEARN_TYPES: frozenset[str] = frozenset({
     "sklearn._loss.loss.HalfTweedieLossIdentity",
 })
 
+# Functions a fitted model holds as a value (never as a reduce target we need): pure input checks
+# without I/O. HistGradientBoosting with native categorical features keeps
+# `functools.partial(check_array, ...)` in its preprocessor.
+SKLEARN_FUNCTIONS: frozenset[str] = frozenset({
+    "sklearn.utils.validation.check_array",
+})
+
+PYTHON_TYPES: frozenset[str] = frozenset({
+    "functools.partial",  # skops' PartialNode; the wrapped function must itself be on a list
+})
+
 NUMPY_TYPES: frozenset[str] = frozenset({
     "numpy.dtype",  # the dtype objects of encoders' categories_ and feature_names_in_
 })
@@ -102,7 +113,8 @@ NUMPY_TYPES: frozenset[str] = frozenset({
 SCIPY_TYPES: frozenset[str] = frozenset()  # sparse matrices are in skops' defaults
 
 FRAMEWORK_TYPES: Mapping[str, frozenset[str]] = {
-    "scikit-learn": SKLEARN_TYPES,
+    "python": PYTHON_TYPES,
+    "scikit-learn": SKLEARN_TYPES | SKLEARN_FUNCTIONS,
     "numpy": NUMPY_TYPES,
     "scipy": SCIPY_TYPES,
 }
@@ -183,9 +195,11 @@ def load_model(path: str | Path, trusted_pickle: bool = False, extra_types: Iter
                 raise mismatch(f"model file {path}", actual, expected_sha256, expected_from)
         needed = check_skops(data, str(path), extra_types)
         try:
-            return sio.loads(data, trusted=needed)
+            model = sio.loads(data, trusted=needed)
         except Exception as exc:
             raise IntegrityError(f"model file {path} could not be rebuilt by skops: {exc}") from None
+        check_trees(model, str(path))  # tree indices scikit-learn would follow unchecked
+        return model
     if path.suffix in PICKLE_SUFFIXES:
         if not trusted_pickle:
             raise IntegrityError(

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from mlops_bot.config import load_config
 from mlops_bot.demo import dataset
-from mlops_bot.model_file import load_model
+from mlops_bot.model_file import load_verified
 from mlops_bot.monitor.feedback import attach_labels
 from mlops_bot.monitor.log import PredictionLog, read_predictions
 from mlops_bot.monitor.monitor import run_monitor
@@ -54,7 +54,7 @@ def run(ctx: DemoContext) -> None:
 
     with tempfile.TemporaryDirectory(prefix="demo-model-") as tmp:
         folder = registry.download(name, version, Path(tmp))
-        model = load_model(folder / "model.skops")
+        model = load_verified(folder / "model.skops", registry.checksums_of(name, version))
     features = list(config.data.features or [])
     log_dir = ctx.workdir / "predictions"
     now = time.time()

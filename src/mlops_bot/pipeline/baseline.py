@@ -13,7 +13,7 @@ import pandas as pd
 from mlops_bot.analysis.profile import ReferenceProfile
 from mlops_bot.config import MlopsConfig
 from mlops_bot.errors import DataError, MlopsError, TrainingError
-from mlops_bot.model_file import load_model
+from mlops_bot.model_file import load_model, load_verified
 from mlops_bot.pipeline import train as training
 from mlops_bot.pipeline.evaluate import Predictions
 from mlops_bot.pipeline.result import Baseline
@@ -86,7 +86,9 @@ def registry_baseline(config: MlopsConfig, dest: Path, forge: Any) -> RegistryBa
     folder = Path(registry.download(config.model.name, version, dest))
     profile_path = folder / "reference_profile.json"
     profile = ReferenceProfile.load(profile_path) if profile_path.is_file() else None
-    return RegistryBaseline(load_model(folder / "model.skops"), version, profile)
+    # The very bytes loaded are hashed against the register tag's digests (not only at download).
+    model = load_verified(folder / "model.skops", registry.checksums_of(config.model.name, version))
+    return RegistryBaseline(model, version, profile)
 
 
 def choose_baseline(
