@@ -18,7 +18,15 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
-from mlops_bot.analysis.data_schema import ColumnSchema, DataSchema, dtype_family, numeric_values, plain
+from mlops_bot.analysis.data_schema import (
+    ColumnSchema,
+    DataSchema,
+    distinct,
+    dtype_family,
+    hashable,
+    numeric_values,
+    plain,
+)
 from mlops_bot.config import DataCheckAction, DataCheckName, DataGates
 
 DataStatus = Literal["pass", "warn", "fail"]
@@ -147,12 +155,15 @@ def out_of_list(series: pd.Series, categories: Sequence[Any]) -> tuple[int, floa
 
 def is_constant(series: pd.Series) -> bool:
     """Evidently's ConstantColumnsCount rule: at most one distinct non-null value."""
-    return bool(series.nunique() <= 1)
+    return distinct(series) <= 1
 
 
 def _non_numeric_examples(series: pd.Series) -> list[Any]:
-    present = series.dropna()
-    parsed = pd.to_numeric(present, errors="coerce")
+    present = hashable(series).dropna()
+    try:
+        parsed = pd.to_numeric(present, errors="coerce")
+    except (TypeError, ValueError):
+        return []
     return [plain(v) for v in pd.unique(present[parsed.isna()])[:_EXAMPLES]]
 
 
@@ -226,13 +237,13 @@ def _column(checker: _Checker, name: str, ref: ColumnSchema, series: pd.Series, 
         )
 
     constant = is_constant(series)
-    values = series.dropna().unique()
+    values = hashable(series).dropna().unique()
     detail = (
         f"{name}: a single value ({_text(values[0])!r}) in every non-missing row"
         if constant and len(values)
         else f"{name}: no values at all"
         if constant
-        else f"{name}: {series.nunique()} distinct values"
+        else f"{name}: {distinct(series)} distinct values"
     )
     if constant and ref.n_unique <= 1:
         detail += " (constant in the reference too)"
@@ -241,7 +252,7 @@ def _column(checker: _Checker, name: str, ref: ColumnSchema, series: pd.Series, 
         name,
         constant,
         detail,
-        value=float(series.nunique()),
+        value=float(distinct(series)),
         examples=list(values[:1]) if constant else [],
     )
 
@@ -287,7 +298,8 @@ def check_table(
             _column(checker, name, reference.columns[name], current[name], reference_name)
 
     rows = [c for c in current.columns if str(c) not in ignored and str(c) not in skip]
-    duplicated = int(current[rows].duplicated().sum()) if len(current) else 0
+    table = pd.DataFrame({c: hashable(current[c]) for c in rows}) if rows else current[rows]
+    duplicated = int(table.duplicated().sum()) if len(current) else 0
     share = duplicated / len(current) if len(current) else 0.0
     _, limit = checker.rule("duplicated_rows")
     checker.add(

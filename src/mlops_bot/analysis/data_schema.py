@@ -106,6 +106,19 @@ def dtype_family(series: pd.Series) -> DtypeFamily:
     return "other"
 
 
+def hashable(series: pd.Series) -> pd.Series:
+    """The series itself, or its values as text when they are lists/arrays (embeddings), which
+    pandas cannot count or compare as they are."""
+    if series.dtype == object and any(isinstance(v, list | dict | set | np.ndarray) for v in series.head(50)):
+        return series.map(lambda v: v if v is None or (isinstance(v, float) and np.isnan(v)) else repr(v))
+    return series
+
+
+def distinct(series: pd.Series) -> int:
+    """Distinct non-missing values (`nunique()`), for any column."""
+    return int(hashable(series).nunique())
+
+
 def plain(value: Any) -> Any:
     """A JSON-friendly scalar (numpy scalars unwrapped)."""
     return value.item() if isinstance(value, np.generic) else value
@@ -125,7 +138,7 @@ def infer_column(series: pd.Series, max_categories: int = 1000) -> ColumnSchema:
         "family": family,
         "rows": len(series),
         "missing": len(series) - len(present),
-        "n_unique": int(present.nunique()),
+        "n_unique": distinct(present),
     }
     if family in ("integer", "float"):
         values = numeric_values(series)
