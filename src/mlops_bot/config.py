@@ -16,11 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from mlops_bot import config_yaml
 from mlops_bot.errors import ConfigError
+from mlops_bot.permissions import PERMISSION_ORDER as PERMISSION_ORDER  # re-exported
+from mlops_bot.permissions import REPOSITORY_FLOOR, permission_at_least
+from mlops_bot.permissions import Permission as Permission  # re-exported
+from mlops_bot.registry.tags import NAME_RE, is_valid_name
 
 DEFAULT_CONFIG_PATH = ".github/mlops.yml"
-
-Permission = Literal["none", "read", "triage", "write", "maintain", "admin"]
-PERMISSION_ORDER: tuple[Permission, ...] = ("none", "read", "triage", "write", "maintain", "admin")
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -51,13 +52,21 @@ class _Strict(BaseModel):
 class ModelSection(_Strict):
     """What the model is; the free-text fields feed the model card."""
 
-    name: str = Field(pattern=r"^[a-zA-Z0-9]([a-zA-Z0-9-/_]*[a-zA-Z0-9])?$")
+    name: str = Field(description="registry name (registry/tags.py grammar; monorepo form 'dir:name')")
     task: Literal["classification", "regression"]
     positive_label: int | str | bool = 1
     description: str = ""
     intended_use: str = ""
     limitations: str = ""
     owners: list[str] = Field(default_factory=list)
+
+    @field_validator("name")
+    @classmethod
+    def _registry_name(cls, value: str) -> str:
+        if not is_valid_name(value):
+            raise ValueError("expected a registry name: letters, digits, '-', '_', '/', starting and ending "
+                             "with a letter or digit; monorepo form 'dir:name'")
+        return value
 
 
 # --------------------------------------------------------------------------------------------- train
@@ -303,6 +312,13 @@ class ReportSection(_Strict):
 
 
 # ----------------------------------------------------------------------------------------- registry
+def _check_stage_name(stage: str) -> str:
+    if not NAME_RE.match(stage):
+        raise ValueError(f"{stage!r} is not a stage name the registry can tag (letters, digits, '-', '_', "
+                         "'/', starting and ending with a letter or digit)")
+    return stage
+
+
 class StagePolicy(_Strict):
     permission: Permission = "write"
     require_gates: bool = True
@@ -316,6 +332,13 @@ class RegistrySection(_Strict):
     allow_skip: bool = False
     policy: dict[str, StagePolicy] = Field(default_factory=dict)
     remote: str = "origin"
+
+    @field_validator("stages")
+    @classmethod
+    def _stage_names(cls, value: list[str]) -> list[str]:
+        for stage in value:
+            _check_stage_name(stage)
+        return value
 
     @model_validator(mode="after")
     def _known_stages(self) -> RegistrySection:
@@ -368,6 +391,11 @@ class RolloutSection(_Strict):
     stage: str = "production"
     shadow: bool = False
 
+    @field_validator("stage")
+    @classmethod
+    def _stage_name(cls, value: str) -> str:
+        return _check_stage_name(value)
+
     @field_validator("interval", "initial_delay", "progress_deadline", mode="before")
     @classmethod
     def _durations(cls, value: Any) -> float:
@@ -409,6 +437,34 @@ class BotSection(_Strict):
         description="events the webhook bot turns into repository_dispatch (mlops-validate, mlops-deploy); "
         "empty when the workflows already trigger on them",
     )
+    retrain_cooldown: Duration = Field(default=1800.0, description="least time between two /retrain "
+                                       "of one model (0: no cool-down)")
+
+    @field_validator("retrain_cooldown", mode="before")
+    @classmethod
+    def _durations(cls, value: Any) -> float:
+        return parse_duration(value)
+
+    @field_validator("permission")
+    @classmethod
+    def _floor(cls, value: Permission) -> Permission:
+        if not permission_at_least(value, REPOSITORY_FLOOR):
+            raise ValueError(f"commands need at least {REPOSITORY_FLOOR!r} (the bot does no repository "
+                             "work for accounts below it: on a public repository everyone has 'read')")
+        return value
+
+    @field_validator("commands")
+    @classmethod
+    def _known_commands(cls, value: dict[str, Permission]) -> dict[str, Permission]:
+        from mlops_bot.bot.commands import COMMANDS  # the command list lives with the parser
+
+        for name, permission in value.items():
+            if name not in COMMANDS:
+                raise ValueError(f"unknown command {name!r} (commands: {', '.join(COMMANDS)})")
+            if name != "help" and not permission_at_least(permission, REPOSITORY_FLOOR):
+                raise ValueError(f"/{name} needs at least {REPOSITORY_FLOOR!r}, got {permission!r} (the bot "
+                                 "does no repository work for accounts below it)")
+        return value
 
 
 # --------------------------------------------------------------------------------------------- root

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from mlops_bot.bot.checkout import RepoCheckouts, settings_from_text
-from mlops_bot.bot.handlers import EventHandler, RegistryLike, RepoSettings
+from mlops_bot.bot.handlers import DeliveryContext, EventHandler, RegistryLike, RepoSettings
 from mlops_bot.bot.signature import sign
 from mlops_bot.forge.base import Forge
 from mlops_bot.forge.local import LocalForge
@@ -113,14 +113,13 @@ class World:
         checkouts = RepoCheckouts(self.tmp / "state" / "repos", str(self.tmp / "remotes") + "/{repo}.git")
         controls = self.controls
 
-        def settings_for(repo: str, _forge: Forge) -> RepoSettings:
-            checkouts.sync(repo)
-            return settings_from_text(checkouts.read_default_branch_file(repo, ".github/mlops.yml"))
+        def settings_for(context: DeliveryContext) -> RepoSettings:
+            checkouts.sync(context.repo)
+            return settings_from_text(checkouts.read_default_branch_file(context.repo, ".github/mlops.yml"))
 
-        def registry_for(repo: str, forge: Forge, settings: RepoSettings) -> RegistryLike:
-            registry: RegistryLike = Registry(checkouts.sync(repo), forge=forge, remote="origin",
-                                              policy=settings.registry)
-            return registry
+        def registry_for(context: DeliveryContext, settings: RepoSettings) -> RegistryLike:
+            return Registry(checkouts.sync(context.repo), forge=context.forge, remote="origin",
+                            policy=settings.registry)
 
         def control(_forge: Forge, environment: str, action: str, actor: str) -> None:
             controls.append((environment, action, actor))
@@ -172,14 +171,15 @@ def copy_world(template: World, tmp: Path) -> World:
 class ServerThread:
     """A real uvicorn server on a free 127.0.0.1 port, in a thread of the test process."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, http: Any = "auto") -> None:
         import threading
 
         import uvicorn
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on",
+                                http=http)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

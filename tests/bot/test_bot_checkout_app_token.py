@@ -17,6 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from github_emulator import Emulator
 from mlops_bot.bot.app import handler_from_env
 from mlops_bot.bot.checkout import RepoCheckouts, redact
+from mlops_bot.bot.handlers import DeliveryContext
 from mlops_bot.errors import ForgeError, MlopsError
 
 APP_ID = 5151
@@ -101,10 +102,10 @@ def test_private_clone_with_installation_token_per_installation_and_refresh(
 
         # the config comes from the private clone (a partial clone: the blob is fetched lazily,
         # with the token too); the second repository has no config
-        settings = handler.settings_for(REPO, handler.forge_for(REPO, 100))
+        settings = handler.settings_for(DeliveryContext(REPO, 100, handler.forge_for(REPO, 100)))
         assert settings.model == "churn" and settings.registry.stages == ["staging", "production"]
-        assert handler.settings_for(OTHER, handler.forge_for(OTHER, 101)).model is None
-        handler.settings_for(REPO, handler.forge_for(REPO, 100))  # a fetch: same cached token
+        assert handler.settings_for(DeliveryContext(OTHER, 101, handler.forge_for(OTHER, 101))).model is None
+        handler.settings_for(DeliveryContext(REPO, 100, handler.forge_for(REPO, 100)))  # a fetch
 
         minted = _tokens_by_installation(gh)
         assert {k: len(v) for k, v in minted.items()} == {100: 1, 101: 1}
@@ -117,7 +118,7 @@ def test_private_clone_with_installation_token_per_installation_and_refresh(
         clock.now += 3600
         first = minted[100][0]
         seen = len(remote.requests)
-        assert handler.settings_for(REPO, handler.forge_for(REPO, 100)).model == "churn"
+        assert handler.settings_for(DeliveryContext(REPO, 100, handler.forge_for(REPO, 100))).model == "churn"
         minted = _tokens_by_installation(gh)
         assert len(minted[100]) == 2
         fresh = next(t for t in minted[100] if t != first)
@@ -156,7 +157,7 @@ def test_without_app_credentials_a_private_repository_does_not_clone(
             state = world.tmp / f"state-{len(env)}"
             handler = handler_from_env({"MLOPS_BOT_GIT_URL_TEMPLATE": template, **env}, state)
             with pytest.raises(ForgeError, match="git clone failed") as caught:
-                handler.settings_for(REPO, object())  # type: ignore[arg-type]
+                handler.settings_for(DeliveryContext(REPO, None, object()))  # type: ignore[arg-type]
             assert wrong not in str(caught.value)
         assert remote.requests and not any(r["allowed"] for r in remote.requests)
         sent = {r["token"] for r in remote.requests}
@@ -198,9 +199,9 @@ def test_registry_tags_are_fetched_and_pushed_with_the_installation_token(
         }
         state = world.tmp / "state-registry"
         handler = handler_from_env(env, state, clock=clock)
-        forge = handler.forge_for(REPO, 100)
-        settings = handler.settings_for(REPO, forge)
-        registry = handler.registry_for(REPO, forge, settings)
+        context = DeliveryContext(REPO, 100, handler.forge_for(REPO, 100))
+        settings = handler.settings_for(context)
+        registry = handler.registry_for(context, settings)
         seen = len(remote.requests)
         event = registry.assign("churn", "staging", version="v1.1.0", push=True, actor="alice")
         pushes = [r for r in remote.requests[seen:] if "receive-pack" in r["path"]]

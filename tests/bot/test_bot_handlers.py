@@ -10,7 +10,7 @@ import pytest
 from bot_testkit import REPO, World, example, git, make_world
 
 from mlops_bot.bot.handlers import EventHandler, Ignore, RepoSettings, route
-from mlops_bot.bot.queue import DeliveryQueue
+from mlops_bot.bot.queue_sqlite import SqliteQueue
 from mlops_bot.config import BotSection
 
 
@@ -187,9 +187,13 @@ def test_abort_retrain_drift_and_help(world: World) -> None:
     assert world.forge.dispatches()[-1]["event_type"] == "mlops-drift"
     assert run(world, "/retrain", login="tina")[0] == "refused"
 
+    status, reactions, reply = run(world, "/help", login="tina")
+    assert (status, reactions) == ("done", ["eyes", "rocket"])
+    assert "/promote [STAGE]" in reply and "| triage |" in reply  # this repository's permissions
+    # below the floor the bot does not read the repository: the default permissions are listed
     status, reactions, reply = run(world, "/help", login="nobody")
     assert (status, reactions) == ("done", ["eyes", "rocket"])
-    assert "/promote [STAGE]" in reply and "| triage |" in reply
+    assert "/promote [STAGE]" in reply and "| triage |" not in reply
 
 
 def test_unknown_command_replies_with_the_command_list(world: World) -> None:
@@ -267,7 +271,7 @@ def test_route_is_pure_and_total_over_the_real_examples() -> None:
 
 def test_a_resumed_job_does_not_repeat_side_effects(world: World) -> None:
     """Crash after the registry tag was pushed: the rerun skips reaction, tag and reply it already did."""
-    queue = DeliveryQueue(world.tmp / "q.sqlite3")
+    queue = SqliteQueue(world.tmp / "q.sqlite3")
     crashes = {"left": 1}
 
     def flaky_control(*_args: Any) -> None:
@@ -298,7 +302,7 @@ def test_a_resumed_job_does_not_repeat_side_effects(world: World) -> None:
 
 def test_a_reply_posted_just_before_a_crash_is_found_not_repeated(world: World) -> None:
     """The crash window between posting the reply and journalling it: the marker finds it."""
-    queue = DeliveryQueue(world.tmp / "q.sqlite3")
+    queue = SqliteQueue(world.tmp / "q.sqlite3")
     handler = world.handler()
     payload = world.comment("/help")
     real_step = queue.step
@@ -368,7 +372,7 @@ def test_dispatch_on_events_can_be_turned_off() -> None:
 def test_a_resumed_rollback_keeps_its_plan(world: World) -> None:
     """Crash after the rollback tag, before the dispatch: re-planning would now 'roll back' to the
     version just replaced; the journalled plan keeps the resumed job on course."""
-    queue = DeliveryQueue(world.tmp / "q.sqlite3")
+    queue = SqliteQueue(world.tmp / "q.sqlite3")
     for version in ("v1.0.0", "v1.1.0"):
         for stage in ("staging", "production"):
             run(world, f"/promote {stage} version={version}")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from mlops_bot.bot.queue import DeliveryQueue
+from mlops_bot.bot.queue_sqlite import SqliteQueue
 
 
 def test_redelivery_is_not_queued_twice(tmp_path: Path) -> None:
-    queue = DeliveryQueue(tmp_path / "q.sqlite3")
+    queue = SqliteQueue(tmp_path / "q.sqlite3")
     assert queue.enqueue("d-1", "push", b"{}", 1.0)
     assert not queue.enqueue("d-1", "push", b'{"other": 1}', 2.0)
     assert queue.enqueue("d-2", "push", b"{}", 3.0)
@@ -20,25 +20,26 @@ def test_redelivery_is_not_queued_twice(tmp_path: Path) -> None:
 
 def test_state_survives_reopening_and_running_jobs_are_resumed(tmp_path: Path) -> None:
     path = tmp_path / "q.sqlite3"
-    first = DeliveryQueue(path)
+    first = SqliteQueue(path)
     for i in range(3):
         first.enqueue(f"d-{i}", "issue_comment", b"{}", float(i))
     running = first.claim(10.0)
     assert running is not None
-    first.complete(running.id, "done", 11.0)
+    first.complete(running.id, "done", "", 0.1, 11.0)
     assert first.claim(12.0) is not None  # left running: the process "dies" here
     first.close()
 
-    second = DeliveryQueue(path)
+    second = SqliteQueue(path)
     assert second.counts() == {"done": 1, "running": 1, "pending": 1}
     assert second.recover() == 1
     claimed = [second.claim(20.0), second.claim(20.0), second.claim(20.0)]
-    assert [j.delivery if j else None for j in claimed] == ["d-1", "d-2", None]
-    assert claimed[0] is not None and claimed[0].attempts == 2
+    # never-tried jobs first: a job whose worker died goes to the back
+    assert [j.delivery if j else None for j in claimed] == ["d-2", "d-1", None]
+    assert claimed[1] is not None and claimed[1].attempts == 2
 
 
 def test_concurrent_claims_hand_out_each_job_once(tmp_path: Path) -> None:
-    queue = DeliveryQueue(tmp_path / "q.sqlite3")
+    queue = SqliteQueue(tmp_path / "q.sqlite3")
     for i in range(200):
         queue.enqueue(f"d-{i}", "push", b"{}", float(i))
     taken: list[str] = []
@@ -48,7 +49,7 @@ def test_concurrent_claims_hand_out_each_job_once(tmp_path: Path) -> None:
         while (job := queue.claim(0.0)) is not None:
             with lock:
                 taken.append(job.delivery)
-            queue.complete(job.id, "ok", 0.0)
+            queue.complete(job.id, "done", "", 0.0, 0.0)
 
     threads = [threading.Thread(target=drain) for _ in range(4)]
     for thread in threads:
@@ -60,7 +61,7 @@ def test_concurrent_claims_hand_out_each_job_once(tmp_path: Path) -> None:
 
 
 def test_failures_retry_until_max_attempts(tmp_path: Path) -> None:
-    queue = DeliveryQueue(tmp_path / "q.sqlite3", max_attempts=2, retry_seconds=10.0)
+    queue = SqliteQueue(tmp_path / "q.sqlite3", max_attempts=2, retry_seconds=10.0)
     queue.enqueue("d", "push", b"{}", 0.0)
     job = queue.claim(0.0)
     assert job is not None and queue.fail(job.id, "boom", 1.0) == "pending"
@@ -73,7 +74,7 @@ def test_failures_retry_until_max_attempts(tmp_path: Path) -> None:
 
 
 def test_journal_runs_each_step_once_per_job(tmp_path: Path) -> None:
-    queue = DeliveryQueue(tmp_path / "q.sqlite3")
+    queue = SqliteQueue(tmp_path / "q.sqlite3")
     calls: list[str] = []
 
     def effect(name: str) -> int:
@@ -84,13 +85,13 @@ def test_journal_runs_each_step_once_per_job(tmp_path: Path) -> None:
     assert queue.step(1, "react", lambda: effect("react")) == 1  # resumed: recorded result
     assert queue.step(2, "react", lambda: effect("react")) == 2  # another job
     assert calls == ["react", "react"]
-    reopened = DeliveryQueue(tmp_path / "q.sqlite3")
+    reopened = SqliteQueue(tmp_path / "q.sqlite3")
     assert reopened.step(1, "react", lambda: effect("react")) == 1
     assert calls == ["react", "react"]
 
 
 def test_journal_verifies_a_step_interrupted_between_effect_and_record(tmp_path: Path) -> None:
-    queue = DeliveryQueue(tmp_path / "q.sqlite3")
+    queue = SqliteQueue(tmp_path / "q.sqlite3")
     queue._record(3, "reply", None, "started")  # crashed after starting the effect
     assert queue.step(3, "reply", lambda: 99, verify=lambda: 41) == 41  # it had happened
     assert queue.step(3, "reply", lambda: 99, verify=lambda: None) == 41  # now recorded as done
@@ -116,7 +117,7 @@ def test_worker_retries_a_job_after_a_forge_outage_with_backoff(tmp_path: Path) 
         return forge
 
     now = {"t": 1000.0}
-    queue = DeliveryQueue(tmp_path / "q.sqlite3", retry_seconds=30.0)
+    queue = SqliteQueue(tmp_path / "q.sqlite3", retry_seconds=30.0)
     worker = Worker(queue, EventHandler(forge_for), clock=lambda: now["t"])
     payload = {"action": "opened", "number": 3, "repository": {"full_name": "acme/churn"},
                "pull_request": {"head": {"sha": "abc", "ref": "f"}, "base": {"ref": "main"}}}

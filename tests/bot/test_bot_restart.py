@@ -17,7 +17,7 @@ def send_commands(world: World, bot: BotProcess, count: int) -> list[int]:
     comment_ids = []
     with httpx.Client(timeout=10) as client:
         for i in range(count):
-            payload = world.comment("/retrain")
+            payload = world.comment("/drift")  # /retrain has a cool-down per model
             body, headers = signed(payload, "issue_comment", delivery=f"delivery-{i}")
             response = client.post(f"{bot.url}/webhook", content=body, headers=headers)
             assert response.status_code == 202, response.text
@@ -29,7 +29,7 @@ def send_commands(world: World, bot: BotProcess, count: int) -> list[int]:
 
 
 def assert_exactly_once(world: World, comment_ids: list[int]) -> None:
-    dispatched = [d for d in world.forge.dispatches() if d["event_type"] == "mlops-retrain"]
+    dispatched = [d for d in world.forge.dispatches() if d["event_type"] == "mlops-drift"]
     assert len(dispatched) == len(comment_ids)
     for comment_id in comment_ids:
         assert Counter(world.forge.reactions(comment_id)) == {"eyes": 1, "rocket": 1}, comment_id

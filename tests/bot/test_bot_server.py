@@ -13,6 +13,7 @@ import pytest
 from bot_testkit import REPO, SECRET, ServerThread, World, example, examples, signed, wait_for
 
 from mlops_bot.bot.app import BotConfig, WebhookBot
+from mlops_bot.bot.events import event_key
 from mlops_bot.bot.handlers import EventHandler
 from mlops_bot.bot.signature import sign
 from mlops_bot.errors import MlopsError
@@ -32,12 +33,18 @@ def post(server: ServerThread, body: bytes, headers: dict[str, str]) -> httpx.Re
 @pytest.mark.slow
 def test_real_example_payloads_are_acknowledged(bot: tuple[WebhookBot, ServerThread, World]) -> None:
     instance, server, world = bot
+    keys: dict[str, str] = {}
     for event in ("issue_comment", "pull_request", "push"):
         for original in examples()[event]["examples"]:
             payload = {**original, "repository": {**original["repository"], "full_name": REPO}}
             response = post(server, *signed(payload, event))
-            assert response.status_code == 202, response.text
-            assert response.json()["status"] == "queued"
+            # Several examples are one request seen by different installations (same comment id
+            # and action): the first is queued, the others are replays of it.
+            key = event_key(event, payload)
+            assert key is not None
+            expected = (200, "duplicate") if key in keys else (202, "queued")
+            assert (response.status_code, response.json()["status"]) == expected, response.text
+            keys.setdefault(key, event)
     for payload in examples()["ping"]["examples"]:
         response = post(server, *signed(payload, "ping"))
         assert response.status_code == 200 and response.json()["status"] == "pong"
@@ -48,9 +55,10 @@ def test_real_example_payloads_are_acknowledged(bot: tuple[WebhookBot, ServerThr
     # No example comment is a command; pull requests (opened, synchronize, reopened) ask for a
     # validation run, pushes to the default branch for a deploy run.
     assert {job["status"] for job in instance.queue.jobs()} == {"done"}, instance.queue.jobs()
-    wanted = [p for p in examples()["pull_request"]["examples"]
-              if p["action"] in ("opened", "synchronize", "reopened")]
-    pushes = [p for p in examples()["push"]["examples"] if p["ref"] == "refs/heads/master"]
+    assert len(instance.queue.jobs()) == len(keys)
+    wanted = {event_key("pull_request", p) for p in examples()["pull_request"]["examples"]
+              if p["action"] in ("opened", "synchronize", "reopened")}
+    pushes = {event_key("push", p) for p in examples()["push"]["examples"] if p["ref"] == "refs/heads/master"}
     sent = [d["event_type"] for d in world.forge.dispatches()]
     assert sent.count("mlops-validate") == len(wanted) and sent.count("mlops-deploy") == len(pushes)
 

@@ -1,28 +1,33 @@
 """The webhook server (Starlette on uvicorn) and its wiring from the environment.
 
 `POST /webhook` does only what must happen before answering GitHub: size check, signature check
-against the raw body, JSON check, de-duplication and a durable insert; then it answers 202 and a
-worker thread does the rest. `GET /healthz` and `GET /metrics` are for operators.
+against the raw body, JSON check, de-duplication (delivery id and idempotency key) and a durable
+insert; then it answers 202 and a worker does the rest. `GET /healthz` and `GET /metrics` are for
+operators.
+
+The workers run in a child process by default (`mlops-bot bot work`), supervised: a dead child is
+restarted with backoff after its running jobs are put back in line, a child whose job runs past
+`job_seconds` is killed (the job's attempt counts, so a job that never finishes stops after
+`max_attempts`), and `/healthz` answers 503 while no worker lives or a job waits too long.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import json
 import logging
 import os
 import subprocess
 import sys
 import threading
 import time
-import urllib.parse
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -33,16 +38,20 @@ from mlops_bot.bot.checkout import (
     settings_from_directory,
     settings_from_text,
 )
+from mlops_bot.bot.connection_limits import ConnectionLimits, guarded_protocol
+from mlops_bot.bot.events import DeliveryRejected, parse_delivery
 from mlops_bot.bot.handlers import (
     HANDLED_EVENTS,
+    Cooldowns,
+    DeliveryContext,
     EventHandler,
     RegistryLike,
     RepoSettings,
     default_deploy_control,
 )
 from mlops_bot.bot.metrics import CONTENT_TYPE, BotMetrics
-from mlops_bot.bot.queue import DeliveryQueue
-from mlops_bot.bot.signature import parse_secrets, verify
+from mlops_bot.bot.queue import JobQueue, open_queue
+from mlops_bot.bot.signature import parse_secrets
 from mlops_bot.bot.worker import Worker
 from mlops_bot.errors import MlopsError
 from mlops_bot.forge.auth import AppInstallationAuth, token_from_env
@@ -60,13 +69,20 @@ MAX_BODY = 25 * 1024 * 1024  # GitHub caps webhook payloads at 25 MB
 class BotConfig:
     """`workers` threads drain the queue: in this process, or with `worker_process` in a child
     process (`mlops-bot bot work`), which keeps job work off the GIL of the process answering
-    GitHub."""
+    GitHub. `database_url` (`MLOPS_BOT_DATABASE_URL`) puts the queue in PostgreSQL instead of
+    the state directory. `job_seconds` bounds one job (child-process mode: the child is killed and
+    restarted); `stale_seconds` is how long a job may wait before `/healthz` says unhealthy."""
 
     secrets: list[str]
     state_dir: Path
     workers: int = 1
     max_body: int = MAX_BODY
     worker_process: bool = False
+    database_url: str = ""
+    limits: ConnectionLimits = field(default_factory=ConnectionLimits)
+    job_seconds: float = 900.0
+    stale_seconds: float = 300.0
+    restart_backoff: tuple[float, float] = (1.0, 60.0)  # first and longest wait before a restart
 
     def __post_init__(self) -> None:
         if not self.secrets:
@@ -80,7 +96,11 @@ class BotConfig:
                  worker_process: bool = False) -> BotConfig:
         directory = state_dir or environ.get("MLOPS_BOT_STATE_DIR") or ".mlops-bot"
         return cls(parse_secrets(environ.get("MLOPS_BOT_WEBHOOK_SECRET")), Path(directory), workers,
-                   worker_process=worker_process)
+                   worker_process=worker_process,
+                   database_url=environ.get("MLOPS_BOT_DATABASE_URL", "").strip())
+
+    def queue_environ(self) -> dict[str, str]:
+        return {"MLOPS_BOT_DATABASE_URL": self.database_url} if self.database_url else {}
 
 
 # ------------------------------------------------------------------------------------ wiring
@@ -143,7 +163,8 @@ def git_token_source(environ: Mapping[str, str], clock: Callable[[], float] = ti
 
 
 def handler_from_env(environ: Mapping[str, str], state_dir: Path, repo_dir: Path | None = None,
-                     clock: Callable[[], float] = time.time) -> EventHandler:
+                     clock: Callable[[], float] = time.time, cooldowns: Cooldowns | None = None
+                     ) -> EventHandler:
     """The production handler: forge per repository, settings and registry from a git checkout
     (`repo_dir` when running inside the repository, e.g. in GitHub Actions; else a clone per
     repository under the state directory, from `MLOPS_BOT_GIT_URL_TEMPLATE`, fetched with the
@@ -155,45 +176,36 @@ def handler_from_env(environ: Mapping[str, str], state_dir: Path, repo_dir: Path
         template = server + "/{repo}.git"
     token_source = git_token_source(environ, clock)
     checkouts = RepoCheckouts(state_dir / "repos", template, token=token_source) if template else None
-    # The handler passes settings_for/registry_for the forge of the payload's installation; forges
-    # are cached for the life of the process, so the forge's identity tells the installation back.
-    installation_of: dict[int, int | None] = {}
 
-    def forge_for(repo: str, installation: int | None) -> Forge:
-        forge = make_forge(repo, installation)
-        installation_of[id(forge)] = installation
-        return forge
-
-    def directory(repo: str, forge: Forge) -> Path | None:
+    def directory(context: DeliveryContext) -> Path | None:
         if repo_dir is not None:
             return repo_dir
-        return checkouts.sync(repo, installation_of.get(id(forge))) if checkouts is not None else None
+        return checkouts.sync(context.repo, context.installation) if checkouts is not None else None
 
-    def settings_for(repo: str, forge: Forge) -> RepoSettings:
+    def settings_for(context: DeliveryContext) -> RepoSettings:
         if repo_dir is not None:
             return settings_from_directory(repo_dir)
         if checkouts is None:
             return RepoSettings()
-        installation = installation_of.get(id(forge))
-        checkouts.sync(repo, installation)
-        return settings_from_text(checkouts.read_default_branch_file(repo, ".github/mlops.yml", installation))
+        checkouts.sync(context.repo, context.installation)
+        return settings_from_text(checkouts.read_default_branch_file(context.repo, ".github/mlops.yml",
+                                                                     context.installation))
 
-    def registry_for(repo: str, forge: Forge, settings: RepoSettings) -> RegistryLike:
-        path = directory(repo, forge)
+    def registry_for(context: DeliveryContext, settings: RepoSettings) -> RegistryLike:
+        path = directory(context)
         if path is None:
             raise MlopsError("the bot has no git checkout of the repository: set MLOPS_BOT_GIT_URL_TEMPLATE")
         from mlops_bot.registry.registry import Registry
 
-        installation = installation_of.get(id(forge))
         # Tag fetches and pushes carry the same per-installation token as the clone.
         def remote_env() -> dict[str, str]:
-            return git_auth_env(token_source(repo, installation) if token_source else None)
+            return git_auth_env(token_source(context.repo, context.installation) if token_source else None)
 
-        registry: RegistryLike = Registry(path, forge=forge, remote="origin", policy=settings.registry,
-                                          remote_env=remote_env)
-        return registry
+        return Registry(path, forge=context.forge, remote="origin", policy=settings.registry,
+                        remote_env=remote_env)
 
-    return EventHandler(forge_for, settings_for, registry_for, default_deploy_control())
+    return EventHandler(make_forge, settings_for, registry_for, default_deploy_control(), cooldowns=cooldowns,
+                        clock=clock)
 
 
 # ---------------------------------------------------------------------------------------- app
@@ -202,17 +214,22 @@ def _json(status: int, body: dict[str, Any]) -> JSONResponse:
 
 
 class WebhookBot:
-    """The app's state: queue, metrics, worker. `app` is the ASGI application."""
+    """The app's state: queue, metrics, workers and their supervisor. `app` is the ASGI application."""
 
-    def __init__(self, config: BotConfig, handler: EventHandler, clock: Callable[[], float] = time.time
-                 ) -> None:
+    def __init__(self, config: BotConfig, handler: EventHandler, clock: Callable[[], float] = time.time,
+                 queue: JobQueue | None = None) -> None:
         self.config = config
         self.clock = clock
-        self.queue = DeliveryQueue(config.state_dir / "queue.sqlite3", auto_checkpoint=False)
-        self.metrics = BotMetrics(lambda: float(self.queue.depth()))
-        self.worker = Worker(self.queue, handler, self.metrics, clock)
+        self.queue = queue or open_queue(config.state_dir, config.queue_environ(), server=True)
+        self.metrics = BotMetrics(lambda: float(self.queue.depth()), self.queue.stats)
+        if handler.cooldowns is None:
+            handler.cooldowns = self.queue
+        self.worker = Worker(self.queue, handler, clock)
         self.recovered = 0
         self._child: subprocess.Popen[bytes] | None = None
+        self._supervisor: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._child_lock = threading.Lock()
         self.app = Starlette(
             routes=[
                 Route("/webhook", self.webhook, methods=["POST"]),
@@ -230,34 +247,113 @@ class WebhookBot:
         finally:
             self.stop()
 
+    def http_protocol(self) -> type[asyncio.Protocol]:
+        """uvicorn's protocol with this bot's connection limits (see connection_limits.py)."""
+        return guarded_protocol(self.config.limits,
+                                lambda reason: self.metrics.deliveries.labels("unknown", reason).inc())
+
+    # ------------------------------------------------------------------------------ workers
     def start(self) -> None:
         # Recovery happens here, before any worker of this server runs: a job still `running` now
         # belonged to a process that is gone (workers die with their server, see worker.py).
-        self.recovered = self.queue.recover()
+        self.recovered = self.queue.recover(self.clock())
         if self.recovered:
             log.warning("resuming %d job(s) left running by a previous process", self.recovered)
         if self.config.workers <= 0:
             return
+        self._stopping.clear()
         if self.config.worker_process:
-            command = [sys.executable, "-m", "mlops_bot", "bot", "work",
-                       "--state-dir", str(self.config.state_dir), "--threads", str(self.config.workers),
-                       "--parent-pid", str(os.getpid())]
-            self._child = subprocess.Popen(command)
+            self._spawn()
+            self._supervisor = threading.Thread(target=self._supervise, name="mlops-bot-supervisor",
+                                                daemon=True)
+            self._supervisor.start()
         else:
             self.worker.start(self.config.workers)
 
+    def _spawn(self) -> None:
+        command = [sys.executable, "-m", "mlops_bot", "bot", "work",
+                   "--state-dir", str(self.config.state_dir), "--threads", str(self.config.workers),
+                   "--parent-pid", str(os.getpid())]
+        env = {**os.environ, **self.config.queue_environ()}
+        with self._child_lock:
+            self._child = subprocess.Popen(command, env=env)
+
+    def worker_pid(self) -> int | None:
+        with self._child_lock:
+            return self._child.pid if self._child is not None else None
+
+    def _supervise(self, check_seconds: float = 0.5) -> None:
+        """Restart a dead worker process (after putting its jobs back in line), with exponential
+        backoff that resets once a worker has lived a minute; kill a worker whose job has run past
+        `job_seconds`."""
+        first, longest = self.config.restart_backoff
+        wait = first
+        started = time.monotonic()
+        while not self._stopping.wait(check_seconds):
+            with self._child_lock:
+                child = self._child
+            if child is None:
+                return
+            if child.poll() is None:
+                since = self.queue.running_since()
+                if since is not None and self.clock() - since > self.config.job_seconds:
+                    log.error("a job has run for more than %.0f s: killing the worker process %d",
+                              self.config.job_seconds, child.pid)
+                    child.kill()
+                    child.wait()
+                else:
+                    continue
+            log.error("the worker process %d exited (%s); restarting it in %.1f s", child.pid,
+                      child.returncode, wait)
+            if self._stopping.wait(wait):
+                return
+            recovered = self.queue.recover(self.clock())
+            if recovered:
+                log.warning("put %d job(s) of the dead worker back in line", recovered)
+            self.metrics.worker_restarts.inc()
+            lived = time.monotonic() - started
+            wait = first if lived > 60 else min(wait * 2, longest)
+            started = time.monotonic()
+            self._spawn()
+
     def stop(self) -> None:
-        if self._child is not None:
-            self._child.terminate()
+        self._stopping.set()
+        if self._supervisor is not None:
+            self._supervisor.join(5)
+            self._supervisor = None
+        with self._child_lock:
+            child, self._child = self._child, None
+        if child is not None:
+            child.terminate()
             try:
-                self._child.wait(15)
+                child.wait(15)
             except subprocess.TimeoutExpired:
-                self._child.kill()
-            self._child = None
+                child.kill()
         self.worker.stop()
 
+    def worker_alive(self) -> bool:
+        if self.config.workers <= 0:
+            return True  # accept-only: another process (`mlops-bot bot work`) drains the queue
+        if self.config.worker_process:
+            with self._child_lock:
+                return self._child is not None and self._child.poll() is None
+        return self.worker.alive()
+
+    # ------------------------------------------------------------------------------ endpoints
     async def healthz(self, _request: Request) -> Response:
-        return _json(200, {"status": "ok", "queue_depth": self.queue.depth()})
+        """503 while no worker lives or the longest-waiting job has waited past `stale_seconds`."""
+        depth = self.queue.depth()
+        waiting_since = self.queue.oldest_pending()
+        waited = max(0.0, self.clock() - waiting_since) if waiting_since is not None else 0.0
+        problems = []
+        if not self.worker_alive():
+            problems.append("no worker process is running")
+        if waited > self.config.stale_seconds:
+            problems.append(f"a job has waited {waited:.0f} s (limit {self.config.stale_seconds:.0f} s)")
+        body: dict[str, Any] = {"status": "unhealthy" if problems else "ok", "queue_depth": depth}
+        if problems:
+            body["problems"] = problems
+        return _json(503 if problems else 200, body)
 
     async def prometheus(self, _request: Request) -> Response:
         # Job outcomes live in the queue database, so they are right whichever process ran the jobs.
@@ -268,12 +364,16 @@ class WebhookBot:
     async def webhook(self, request: Request) -> Response:
         started = time.perf_counter()
         event = request.headers.get("x-github-event", "")
-        status, body, outcome = await self._receive(request, event)
+        try:
+            status, body, outcome = await self._receive(request)
+        except ClientDisconnect:  # cut by a connection limit, or the client went away
+            self.metrics.deliveries.labels(event or "unknown", "disconnected").inc()
+            return _json(400, {"message": "the request body did not arrive"})
         self.metrics.deliveries.labels(event or "unknown", outcome).inc()
         self.metrics.latency.observe(time.perf_counter() - started)
         return _json(status, body)
 
-    async def _receive(self, request: Request, event: str) -> tuple[int, dict[str, Any], str]:
+    async def _receive(self, request: Request) -> tuple[int, dict[str, Any], str]:
         limit = self.config.max_body
         length = request.headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > limit):
@@ -285,35 +385,31 @@ class WebhookBot:
             if size > limit:
                 return 413, {"message": f"payload larger than {limit} bytes"}, "too_large"
             chunks.append(chunk)
-        raw = b"".join(chunks)
-        if not verify(raw, request.headers.get("x-hub-signature-256"), self.config.secrets):
-            return 401, {"message": "missing or invalid X-Hub-Signature-256"}, "unauthorized"
-        delivery = request.headers.get("x-github-delivery", "")
-        if not event or not delivery or len(delivery) > 200:
-            return 400, {"message": "missing X-GitHub-Event or X-GitHub-Delivery header"}, "malformed"
-        payload_bytes = raw
-        if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
-            form = urllib.parse.parse_qs(raw.decode("utf-8", "replace"))
-            payload_bytes = (form.get("payload") or [""])[0].encode()
         try:
-            payload = json.loads(payload_bytes)
-        except ValueError:
-            return 400, {"message": "body is not valid JSON"}, "malformed"
-        if not isinstance(payload, dict):
-            return 400, {"message": "body is not a JSON object"}, "malformed"
-        if event == "ping":
-            return 200, {"status": "pong", "zen": payload.get("zen", "")}, "ping"
-        if event not in HANDLED_EVENTS:
-            return 202, {"status": "ignored", "event": event}, "ignored"
-        if not self.queue.enqueue(delivery, event, payload_bytes, self.clock()):
-            return 200, {"status": "duplicate", "delivery": delivery}, "duplicate"
+            delivery = parse_delivery(request.headers, b"".join(chunks), self.config.secrets)
+        except DeliveryRejected as rejected:
+            return rejected.status, {"message": rejected.message}, rejected.outcome
+        if delivery.event == "ping":
+            return 200, {"status": "pong", "zen": delivery.payload.get("zen", "")}, "ping"
+        if delivery.event not in HANDLED_EVENTS:
+            return 202, {"status": "ignored", "event": delivery.event}, "ignored"
+        repo = str((delivery.payload.get("repository") or {}).get("full_name") or "")
+        if not self.queue.enqueue(delivery.delivery, delivery.event, delivery.body, self.clock(),
+                                  key=delivery.key, repo=repo):
+            return 200, {"status": "duplicate", "delivery": delivery.delivery}, "duplicate"
         self.worker.wake()
-        return 202, {"status": "queued", "delivery": delivery}, "queued"
+        return 202, {"status": "queued", "delivery": delivery.delivery}, "queued"
+
+
+def uvicorn_config(bot: WebhookBot, host: str, port: int) -> Any:
+    import uvicorn
+
+    return uvicorn.Config(bot.app, host=host, port=port, log_level="warning", access_log=False,
+                          timeout_graceful_shutdown=10, http=bot.http_protocol(), timeout_keep_alive=5,
+                          backlog=256)
 
 
 def serve(bot: WebhookBot, host: str, port: int) -> None:
     import uvicorn
 
-    uvicorn.run(bot.app, host=host, port=port, log_level="warning", access_log=False,
-                timeout_graceful_shutdown=10)
-
+    uvicorn.Server(uvicorn_config(bot, host, port)).run()

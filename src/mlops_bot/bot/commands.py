@@ -12,8 +12,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-from mlops_bot.config import PERMISSION_ORDER, BotSection, Permission, RegistrySection
+from mlops_bot.config import BotSection, RegistrySection
 from mlops_bot.errors import MlopsError
+from mlops_bot.permissions import Permission, permission_at_least
+from mlops_bot.registry.tags import NAME_RE, SEMVER_RE, is_valid_name
 from mlops_bot.report.escape import quote
 
 CommandName = Literal["promote", "rollback", "abort", "retrain", "drift", "accept-gates", "help"]
@@ -64,10 +66,11 @@ COMMANDS: dict[str, CommandSpec] = {
     "help": CommandSpec("/help", "list the commands", 0, frozenset(), default_permission="none"),
 }
 
-_VERSION = re.compile(r"^v\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
-_NAME = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9-/_:=]*[a-zA-Z0-9])?$")
-_WORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# Model names, stages and versions follow the registry's grammar (registry/tags.py), so the bot
+# accepts exactly what the registry can tag: `dir:name` yes, `dir=name` (the tag spelling) no.
+_WORD = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")  # environment names (deployments)
 _COMMAND_LINE = re.compile(r"^/([A-Za-z][A-Za-z0-9_-]*)(?:\s+(.*))?$")
+_COMMAND_WORD = re.compile(r"^/([A-Za-z]+)")
 
 
 class CommandSyntaxError(MlopsError):
@@ -98,6 +101,15 @@ def parse_command(body: str) -> Command | None:
     first = lines[0].strip() if lines else ""
     match = _COMMAND_LINE.match(first)
     if not match:
+        # `/promote,` or `/promote:staging` is a command typed wrong, which deserves an answer;
+        # `/path/to/file` or `/ note` is prose.
+        word = _COMMAND_WORD.match(first)
+        known = word.group(1).lower() if word else ""
+        if known in COMMANDS:
+            raise CommandSyntaxError(
+                f"{quote(first.split()[0])} is not a command as written. Usage: `{COMMANDS[known].usage}`",
+                known,
+            )
         return None
     name = match.group(1).lower()
     spec = COMMANDS.get(name)
@@ -125,23 +137,21 @@ def parse_command(body: str) -> Command | None:
             positional.append(token)
     if len(positional) > spec.max_positional:
         raise CommandSyntaxError(f"too many arguments. Usage: `{spec.usage}`", name)
-    for word in positional:
-        if not _WORD.match(word):
-            raise CommandSyntaxError(f"{quote(word)} is not a valid stage name. Usage: `{spec.usage}`", name)
-    if "version" in args and not _VERSION.match(args["version"]):
+    for stage in positional:
+        if not NAME_RE.match(stage):
+            raise CommandSyntaxError(f"{quote(stage)} is not a valid stage name. Usage: `{spec.usage}`",
+                                     name)
+    if "version" in args and not SEMVER_RE.match(args["version"]):
         raise CommandSyntaxError(
             f"{quote('version=' + args['version'])} is not a version like `v1.2.3`. Usage: `{spec.usage}`",
             name,
         )
-    if "model" in args and not _NAME.match(args["model"]):
-        raise CommandSyntaxError(f"{quote('model=' + args['model'])} is not a valid model name.", name)
+    if "model" in args and not is_valid_name(args["model"]):
+        raise CommandSyntaxError(f"{quote('model=' + args['model'])} is not a valid model name "
+                                 "(letters, digits, `-`, `_`, `/`; monorepo form `dir:name`).", name)
     if "environment" in args and not _WORD.match(args["environment"]):
         raise CommandSyntaxError(f"{quote('environment=' + args['environment'])} is not a valid name.", name)
     return Command(name=name, positional=tuple(positional), args=args)  # type: ignore[arg-type]
-
-
-def permission_at_least(have: Permission, need: Permission) -> bool:
-    return PERMISSION_ORDER.index(have) >= PERMISSION_ORDER.index(need)
 
 
 def required_permission(

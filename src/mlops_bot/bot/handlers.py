@@ -11,6 +11,7 @@ already did.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeVar
@@ -22,12 +23,12 @@ from mlops_bot.bot.commands import (
     help_text,
     next_stage,
     parse_command,
-    permission_at_least,
     required_permission,
 )
-from mlops_bot.config import BotSection, Permission, RegistrySection, RolloutSection
+from mlops_bot.config import BotSection, RegistrySection, RolloutSection
 from mlops_bot.errors import MlopsError, RegistryError
 from mlops_bot.forge.base import Forge, Reaction
+from mlops_bot.permissions import REPOSITORY_FLOOR, Permission, permission_at_least
 from mlops_bot.report import escape
 
 log = logging.getLogger("mlops_bot.bot")
@@ -150,9 +151,28 @@ class RegistryLike(Protocol):
                push: bool = False, force: bool = False) -> Any: ...
 
 
+@dataclass(frozen=True)
+class DeliveryContext:
+    """Who a delivery is for: the repository, the App installation of the payload and the forge
+    acting for that installation. Passed to the settings and registry loaders, so a clone or a tag
+    push authenticates as the installation that sent the event."""
+
+    repo: str
+    installation: int | None
+    forge: Forge
+    delivery: str | None = None
+
+
+class Cooldowns(Protocol):
+    """A shared clock of cool-downs (the queue's database): `take(key, now, seconds)` returns 0.0
+    and starts the cool-down when it is over, else the seconds left."""
+
+    def take(self, key: str, now: float, seconds: float) -> float: ...
+
+
 ForgeFactory = Callable[[str, int | None], Forge]
-SettingsLoader = Callable[[str, Forge], RepoSettings]
-RegistryFactory = Callable[[str, Forge, RepoSettings], RegistryLike]
+SettingsLoader = Callable[[DeliveryContext], RepoSettings]
+RegistryFactory = Callable[[DeliveryContext, RepoSettings], RegistryLike]
 ControlAction = Literal["abort", "rollback", "promote"]
 DeployControl = Callable[[Forge, str, ControlAction, str], None]
 class Journal(Protocol):
@@ -203,11 +223,15 @@ class EventHandler:
         settings_for: SettingsLoader | None = None,
         registry_for: RegistryFactory | None = None,
         deploy_control: DeployControl | None = None,
+        cooldowns: Cooldowns | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.forge_for = forge_for
-        self.settings_for = settings_for or (lambda _repo, _forge: RepoSettings())
+        self.settings_for = settings_for or (lambda _context: RepoSettings())
         self.registry_for = registry_for
         self.deploy_control = deploy_control
+        self.cooldowns = cooldowns
+        self.clock = clock
 
     # ---------------------------------------------------------------------------- entry point
     def handle(self, event: str, payload: dict[str, Any], journal: Journal = run_now,
@@ -220,9 +244,51 @@ class EventHandler:
         if isinstance(quick, Ignore):
             return Outcome("ignored", quick.reason)
         installation = (payload.get("installation") or {}).get("id")
-        forge = self.forge_for(quick.repo, int(installation) if installation is not None else None)
+        number = int(installation) if isinstance(installation, int) else None
+        forge = self.forge_for(quick.repo, number)
+        context = DeliveryContext(quick.repo, number, forge, delivery)
+        if isinstance(quick, CommentCommand):
+            return self._comment(event, payload, quick, context, journal)
+        settings = self.settings_for(context)
+        decision = route(event, payload, settings.bot)
+        if isinstance(decision, Ignore):
+            return Outcome("ignored", decision.reason)
+        assert isinstance(decision, DispatchRequest)
+        client_payload = _keyed(decision.client_payload, delivery)
+        journal("dispatch", lambda: forge.repository_dispatch(decision.event_type, client_payload),
+                _dispatch_probe(forge, delivery))
+        return Outcome("dispatched", decision.event_type)
+
+    # ------------------------------------------------------------------------------- commands
+    def _comment(self, event: str, payload: dict[str, Any], quick: CommentCommand, context: DeliveryContext,
+                 journal: Journal) -> Outcome:
+        """A comment starting with `/`. Order matters: parse (pure), then the commenter's
+        permission (one API call), and only for a commenter who may run some command here the
+        repository's settings (a clone or fetch): an account with `read` (anyone, on a public
+        repository) never makes the bot clone."""
+        forge, delivery = context.forge, context.delivery
+        syntax: CommandSyntaxError | None = None
         try:
-            settings = self.settings_for(quick.repo, forge)
+            command = parse_command(quick.body)
+        except CommandSyntaxError as error:
+            command, syntax = None, error
+        else:
+            if command is None:  # "/" followed by something that does not look like a command
+                return Outcome("ignored", "not a command")
+        have: Permission = journal("permission", lambda: forge.get_permission(quick.author))
+        if not permission_at_least(have, REPOSITORY_FLOOR):
+            # Settings may only restrict what the defaults allow below the floor: decide without them.
+            defaults = RepoSettings()
+            if isinstance(route(event, payload, defaults.bot), Ignore):
+                return Outcome("ignored", "below the repository floor and ignored by default settings")
+            if command is None or command.name == "help":
+                return self._command(quick, command, syntax, defaults, have, journal, context)
+            need = required_permission(command, defaults.bot)
+            if not permission_at_least(need, REPOSITORY_FLOOR):
+                need = REPOSITORY_FLOOR
+            return self._refuse(quick, command, have, need, *self._feedback(quick, forge, journal, delivery))
+        try:
+            settings = self.settings_for(context)
         except MlopsError as error:
             if not isinstance(quick, CommentCommand):
                 raise
@@ -234,17 +300,11 @@ class EventHandler:
         decision = route(event, payload, settings.bot)
         if isinstance(decision, Ignore):
             return Outcome("ignored", decision.reason)
-        if isinstance(decision, DispatchRequest):
-            request = decision
-            client_payload = _keyed(request.client_payload, delivery)
-            journal("dispatch", lambda: forge.repository_dispatch(request.event_type, client_payload),
-                    _dispatch_probe(forge, delivery))
-            return Outcome("dispatched", decision.event_type)
-        return self._command(decision, forge, settings, journal, delivery)
+        assert isinstance(decision, CommentCommand)
+        return self._command(decision, command, syntax, settings, have, journal, context)
 
-    # ------------------------------------------------------------------------------- commands
-    def _command(self, request: CommentCommand, forge: Forge, settings: RepoSettings, journal: Journal,
-                 delivery: str | None) -> Outcome:
+    def _feedback(self, request: CommentCommand, forge: Forge, journal: Journal, delivery: str | None
+                  ) -> tuple[Callable[[Reaction], None], Callable[[str], None]]:
         def react(content: Reaction) -> None:
             journal(f"react-{content}", lambda: forge.add_reaction(request.comment_id, content),
                     _reaction_probe(forge, request.comment_id, content))
@@ -252,32 +312,41 @@ class EventHandler:
         def reply(text: str) -> None:
             _post_reply(forge, journal, request.number, text, delivery)
 
+        react("eyes")
+        return react, reply
+
+    def _command(self, request: CommentCommand, command: Command | None, syntax: CommandSyntaxError | None,
+                 settings: RepoSettings, have: Permission, journal: Journal, context: DeliveryContext
+                 ) -> Outcome:
+        forge, delivery = context.forge, context.delivery
+
         def dispatch(event_type: str, payload: dict[str, Any]) -> None:
             keyed = _keyed(payload, delivery)
             journal("dispatch", lambda: forge.repository_dispatch(event_type, keyed),
                     _dispatch_probe(forge, delivery))
 
-        react("eyes")
-        try:
-            command = parse_command(request.body)
-        except CommandSyntaxError as error:
-            text = f"@{request.author} {error}"
-            if error.command is None:
+        react, reply = self._feedback(request, forge, journal, delivery)
+        if command is None:
+            assert syntax is not None
+            text = f"@{request.author} {syntax}"
+            if syntax.command is None:
                 text += "\n\n" + help_text(settings.bot)
             react("confused")
             reply(text)
-            return Outcome("refused", str(error), text)
-        if command is None:  # "/" followed by something that is not a command word
-            return Outcome("ignored", "not a command")
+            return Outcome("refused", str(syntax), text)
 
-        have: Permission = journal("permission", lambda: forge.get_permission(request.author))
         need = required_permission(command, settings.bot, settings.registry)
         if not permission_at_least(have, need):
             return self._refuse(request, command, have, need, react, reply)
         try:
-            text = self._run(command, request, forge, settings, have, journal, dispatch)
+            text = self._run(command, request, context, settings, have, journal, dispatch)
         except _Refused as refused:
             return self._refuse(request, command, have, refused.need, react, reply)
+        except CoolingDown as cooling:
+            text = f"@{request.author} {cooling}"
+            react("confused")
+            reply(text)
+            return Outcome("refused", str(cooling), text)
         except MlopsError as error:
             text = f"@{request.author} `/{command.name}` failed: {_said(error)}"
             react("confused")
@@ -304,13 +373,18 @@ class EventHandler:
         reply(text)
         return Outcome("refused", f"permission {have} < {need}", text)
 
-    def _run(self, command: Command, request: CommentCommand, forge: Forge, settings: RepoSettings,
-             have: Permission, journal: Journal, dispatch: Callable[[str, dict[str, Any]], None]) -> str:
+    def _run(self, command: Command, request: CommentCommand, context: DeliveryContext,
+             settings: RepoSettings, have: Permission, journal: Journal,
+             dispatch: Callable[[str, dict[str, Any]], None]) -> str:
+        forge = context.forge
         if command.name == "help":
             return help_text(settings.bot)
         if command.name in ("retrain", "drift"):
             event_type = RETRAIN_EVENT if command.name == "retrain" else DRIFT_EVENT
-            payload = {"model": command.args.get("model") or settings.model or "", "actor": request.author,
+            model = command.args.get("model") or settings.model or ""
+            if command.name == "retrain":
+                self._cool_down(context.repo, model, settings.bot.retrain_cooldown, journal)
+            payload = {"model": model, "actor": request.author,
                        "pull_request": request.number, "reason": f"/{command.name} comment"}
             dispatch(event_type, payload)
             return f"Started the {command.name} workflow (`repository_dispatch` `{event_type}`)."
@@ -329,8 +403,21 @@ class EventHandler:
             return (f"Asked the rollout in `{environment}` to abort: "
                     "all traffic goes back to the stable version.")
         if command.name == "promote":
-            return self._promote(command, request, forge, settings, have, journal, dispatch)
-        return self._rollback(command, request, forge, settings, have, journal, dispatch)
+            return self._promote(command, request, context, settings, have, journal, dispatch)
+        return self._rollback(command, request, context, settings, have, journal, dispatch)
+
+    def _cool_down(self, repo: str, model: str, seconds: float, journal: Journal) -> None:
+        """One `/retrain` per model per `bot.retrain_cooldown`. Journalled, so a resumed job does
+        not find its own cool-down."""
+        if self.cooldowns is None or seconds <= 0:
+            return
+        cooldowns = self.cooldowns
+        left = journal("cooldown", lambda: cooldowns.take(f"retrain:{repo}:{model}", self.clock(), seconds))
+        if left > 0:
+            raise CoolingDown(
+                f"`/retrain` of `{model or 'the model'}` ran less than {_minutes(seconds)} ago "
+                f"(`bot.retrain_cooldown`); try again in {_minutes(left)}."
+            )
 
     def _control(self) -> DeployControl:
         control = self.deploy_control or default_deploy_control()
@@ -338,10 +425,10 @@ class EventHandler:
             raise MlopsError("rollout control is not available here (no mlops_bot.deploy.control)")
         return control
 
-    def _registry(self, repo: str, forge: Forge, settings: RepoSettings) -> RegistryLike:
+    def _registry(self, context: DeliveryContext, settings: RepoSettings) -> RegistryLike:
         if self.registry_for is None:
             raise MlopsError("the model registry is not configured for the bot")
-        return self.registry_for(repo, forge, settings)
+        return self.registry_for(context, settings)
 
     @staticmethod
     def _model(command: Command, settings: RepoSettings) -> str:
@@ -359,10 +446,12 @@ class EventHandler:
         if not permission_at_least(have, need):
             raise _Refused(need)
 
-    def _promote(self, command: Command, request: CommentCommand, forge: Forge, settings: RepoSettings,
-                 have: Permission, journal: Journal, dispatch: Callable[[str, dict[str, Any]], None]) -> str:
+    def _promote(self, command: Command, request: CommentCommand, context: DeliveryContext,
+                 settings: RepoSettings, have: Permission, journal: Journal,
+                 dispatch: Callable[[str, dict[str, Any]], None]) -> str:
+        forge = context.forge
         model = self._model(command, settings)
-        registry = self._registry(request.repo, forge, settings)
+        registry = self._registry(context, settings)
         environment = settings.rollout.environment
 
         def plan() -> list[str]:
@@ -414,13 +503,14 @@ class EventHandler:
             )
         return version
 
-    def _rollback(self, command: Command, request: CommentCommand, forge: Forge, settings: RepoSettings,
-                  have: Permission, journal: Journal, dispatch: Callable[[str, dict[str, Any]], None]
-                  ) -> str:
+    def _rollback(self, command: Command, request: CommentCommand, context: DeliveryContext,
+                  settings: RepoSettings, have: Permission, journal: Journal,
+                  dispatch: Callable[[str, dict[str, Any]], None]) -> str:
+        forge = context.forge
         model = self._model(command, settings)
         stage = command.stage or settings.rollout.stage
         self._check_stage(command, stage, settings, have)
-        registry = self._registry(request.repo, forge, settings)
+        registry = self._registry(context, settings)
 
         def plan() -> list[str]:
             current = registry.stage_version(model, stage)
@@ -442,6 +532,14 @@ class EventHandler:
                    "pull_request": request.number, "trigger": "rollback"}
         dispatch(DEPLOY_EVENT, payload)
         return f"Rolled `{model}` in `{stage}` back from {current} to {previous}."
+
+
+class CoolingDown(MlopsError):
+    """A command asked for again before its cool-down is over; the message is the reply."""
+
+
+def _minutes(seconds: float) -> str:
+    return f"{max(1, round(seconds / 60))} min"
 
 
 class _Refused(Exception):

@@ -1,48 +1,29 @@
-"""The durable delivery queue: SQLite in WAL mode, one connection per thread.
+"""The durable delivery queue: what the webhook handler and the workers need of it.
 
-The webhook handler only inserts here and answers 202; workers drain it. The `delivery` column is
-unique, so a redelivery of the same `X-GitHub-Delivery` is detected by the insert itself. Jobs
-left `running` by a crash go back to `pending` when the queue is opened again. A job's side
-effects are journalled step by step (`steps`, in a second file `<queue>.steps.sqlite3`), so a resumed job
-skips what it already did.
+Two backends keep the same semantics: `queue_sqlite.SqliteQueue` (one file under the state
+directory, the embedded default) and `queue_postgres.PostgresQueue` (`MLOPS_BOT_DATABASE_URL`, so
+several bot replicas share one queue). Semantics every backend keeps:
+
+- a delivery id is stored once, and so is an idempotency key (`events.event_key`): a redelivery or a
+  replay under a new delivery id is answered `duplicate`;
+- a claim hands each job to one worker, oldest first, and never two jobs of one repository at once
+  (one repository's flood cannot occupy every worker);
+- a failure goes back to `pending` with exponential backoff until `max_attempts`, then `failed`;
+  a job whose worker died counts that attempt too, so a job that kills its worker every time stops;
+- side effects are journalled per job (`step`), so a resumed job skips what it already did.
 """
 
 from __future__ import annotations
 
-import json
-import sqlite3
-import threading
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    delivery TEXT NOT NULL UNIQUE,
-    event TEXT NOT NULL,
-    payload BLOB NOT NULL,
-    status TEXT NOT NULL DEFAULT 'pending',
-    attempts INTEGER NOT NULL DEFAULT 0,
-    received_at REAL NOT NULL,
-    available_at REAL NOT NULL DEFAULT 0,
-    started_at REAL,
-    finished_at REAL,
-    outcome TEXT,
-    error TEXT
-);
-CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, id);
-CREATE TABLE IF NOT EXISTS journal.steps (
-    job_id INTEGER NOT NULL,
-    step TEXT NOT NULL,
-    result TEXT NOT NULL,
-    state TEXT NOT NULL DEFAULT 'done',
-    PRIMARY KEY (job_id, step)
-);
-"""
+DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+                    60.0, 300.0)
 
 
 @dataclass(frozen=True)
@@ -55,153 +36,61 @@ class Job:
     received_at: float
 
 
-class DeliveryQueue:
-    """A queue in one SQLite file. Thread-safe: each thread gets its own connection."""
+@dataclass(frozen=True)
+class JobStats:
+    """Job outcomes as Prometheus counters want them, read from the queue itself, so they are right
+    whichever process (or replica) ran the jobs."""
 
-    def __init__(self, path: str | Path, *, max_attempts: int = 3, retry_seconds: float = 5.0,
-                 auto_checkpoint: bool = True) -> None:
-        self.path = Path(path)
-        self.journal_path = self.path.with_suffix(".steps" + self.path.suffix)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.max_attempts = max_attempts
-        self.retry_seconds = retry_seconds
-        self.auto_checkpoint = auto_checkpoint
-        self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
-        self._guard = threading.Lock()
-        conn = self._conn()
-        conn.executescript(_SCHEMA)
+    finished: dict[tuple[str, str], int] = field(default_factory=dict)  # (event, result) -> jobs
+    failures: dict[str, int] = field(default_factory=dict)  # event -> attempts that raised
+    duration_buckets: tuple[int, ...] = ()  # cumulative counts per DURATION_BUCKETS bound
+    duration_count: int = 0
+    duration_sum: float = 0.0
 
-    def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-            # The step journal is a separate file: a worker journalling effects then never holds
-            # the write lock the webhook handler needs to insert a delivery.
-            conn.execute("ATTACH DATABASE ? AS journal", (str(self.journal_path),))
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA journal.journal_mode=WAL")
-            conn.execute("PRAGMA journal.synchronous=NORMAL")
-            # NORMAL in WAL mode survives a process crash (the case we design for); only an OS crash
-            # or power loss can drop the last transactions.
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA busy_timeout=30000")
-            if not self.auto_checkpoint:
-                # A checkpoint fsyncs the database; done by the committing connection it would
-                # stall a webhook answer for as long as the disk takes. Workers call checkpoint().
-                conn.execute("PRAGMA wal_autocheckpoint=0")
-            self._local.conn = conn
-            with self._guard:
-                self._connections.append(conn)
-        return conn
 
-    def close(self) -> None:
-        with self._guard:
-            for conn in self._connections:
-                conn.close()
-            self._connections.clear()
-        self._local = threading.local()
+class JobQueue(Protocol):
+    max_attempts: int
 
-    # ------------------------------------------------------------------------------ producer
-    def enqueue(self, delivery: str, event: str, payload: bytes, received_at: float) -> bool:
-        """Store a delivery; False when this delivery id was already stored (a redelivery)."""
-        cursor = self._conn().execute(
-            "INSERT OR IGNORE INTO jobs (delivery, event, payload, received_at) VALUES (?, ?, ?, ?)",
-            (delivery, event, payload, received_at),
-        )
-        return cursor.rowcount == 1
+    def enqueue(self, delivery: str, event: str, payload: bytes, received_at: float, *,
+                key: str | None = None, repo: str = "") -> bool:
+        """Store a delivery; False when its delivery id or idempotency key was stored before."""
 
-    # ------------------------------------------------------------------------------ consumer
-    def recover(self) -> int:
-        """Put jobs a dead process left `running` back in line; returns how many."""
-        cursor = self._conn().execute("UPDATE jobs SET status='pending' WHERE status='running'")
-        return cursor.rowcount
+    def recover(self, now: float) -> int:
+        """Jobs whose worker is gone back in line (or `failed` after max_attempts); how many."""
 
-    def claim(self, now: float) -> Job | None:
-        """Take the oldest pending job (atomically, so two workers never get the same one)."""
-        row = self._conn().execute(
-            "UPDATE jobs SET status='running', attempts=attempts+1, started_at=? "
-            "WHERE id = (SELECT id FROM jobs WHERE status='pending' AND available_at <= ? "
-            "ORDER BY id LIMIT 1) "
-            "AND status='pending' "
-            "RETURNING id, delivery, event, payload, attempts, received_at",
-            (now, now),
-        ).fetchone()
-        if row is None:
-            return None
-        return Job(id=row[0], delivery=row[1], event=row[2], payload=bytes(row[3]), attempts=row[4],
-                   received_at=row[5])
-
-    def complete(self, job_id: int, outcome: str, now: float) -> None:
-        self._conn().execute(
-            "UPDATE jobs SET status='done', outcome=?, finished_at=?, error=NULL WHERE id=?",
-            (outcome, now, job_id),
-        )
-
-    def fail(self, job_id: int, error: str, now: float) -> str:
-        """Record a failure: back to `pending` (after an exponential backoff) while attempts remain,
-        else `failed`. Returns the new status."""
-        conn = self._conn()
-        row = conn.execute("SELECT attempts FROM jobs WHERE id=?", (job_id,)).fetchone()
-        attempts = int(row[0]) if row is not None else self.max_attempts
-        status = "pending" if attempts < self.max_attempts else "failed"
-        retry_at = now + self.retry_seconds * 2 ** max(attempts - 1, 0)
-        conn.execute(
-            "UPDATE jobs SET status=?, error=?, finished_at=?, available_at=? WHERE id=?",
-            (status, error[:2000], now, retry_at, job_id),
-        )
-        return status
-
-    # ------------------------------------------------------------------------------ journal
+    def claim(self, now: float) -> Job | None: ...
+    def complete(self, job_id: int, result: str, detail: str, seconds: float, now: float) -> None: ...
+    def fail(self, job_id: int, error: str, now: float) -> str: ...
     def step(self, job_id: int, name: str, action: Callable[[], T],
-             verify: Callable[[], T | None] | None = None) -> T:
-        """Run a side effect once per job: a resumed job gets the recorded result instead of
-        repeating it. The intent is recorded first; if a crash came between the effect and its
-        record, `verify` (when given) finds the effect instead of repeating it. Results must be
-        JSON-serialisable."""
-        conn = self._conn()
-        row = conn.execute(
-            "SELECT result, state FROM journal.steps WHERE job_id=? AND step=?", (job_id, name)
-        ).fetchone()
-        if row is not None and row[1] == "done":
-            value: T = json.loads(row[0])
-            return value
-        if row is not None and verify is not None:
-            found = verify()
-            if found is not None:
-                self._record(job_id, name, found, "done")
-                return found
-        self._record(job_id, name, None, "started")
-        result = action()
-        self._record(job_id, name, result, "done")
-        return result
+             verify: Callable[[], T | None] | None = None) -> T: ...
+    def checkpoint(self) -> None: ...
+    def depth(self) -> int: ...
+    def oldest_pending(self) -> float | None:
+        """Since when the longest-waiting pending job could have run (received, or due again after
+        a backoff); None when nothing is pending."""
 
-    def _record(self, job_id: int, name: str, result: object, state: str) -> None:
-        self._conn().execute(
-            "INSERT OR REPLACE INTO journal.steps (job_id, step, result, state) VALUES (?, ?, ?, ?)",
-            (job_id, name, json.dumps(result), state),
-        )
+    def running_since(self) -> float | None:
+        """`started_at` of the longest-running job, None when none runs."""
 
-    def checkpoint(self) -> None:
-        """Move the WAL into the database without blocking writers (PASSIVE)."""
-        conn = self._conn()
-        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        conn.execute("PRAGMA journal.wal_checkpoint(PASSIVE)")
+    def take(self, key: str, now: float, seconds: float) -> float:
+        """A cool-down shared by every worker and replica: 0.0 (and the cool-down starts) when
+        `key` is free, else the seconds left."""
 
-    # ------------------------------------------------------------------------------ inspection
-    def depth(self) -> int:
-        row = self._conn().execute(
-            "SELECT COUNT(*) FROM jobs WHERE status IN ('pending','running')"
-        ).fetchone()
-        return int(row[0])
+    def counts(self) -> dict[str, int]: ...
+    def stats(self) -> JobStats: ...
+    def jobs(self) -> list[dict[str, Any]]: ...
+    def close(self) -> None: ...
 
-    def counts(self) -> dict[str, int]:
-        rows = self._conn().execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall()
-        return {str(status): int(count) for status, count in rows}
 
-    def jobs(self) -> list[dict[str, Any]]:
-        rows = self._conn().execute(
-            "SELECT id, delivery, event, status, attempts, outcome, error FROM jobs ORDER BY id"
-        ).fetchall()
-        keys = ("id", "delivery", "event", "status", "attempts", "outcome", "error")
-        return [dict(zip(keys, row, strict=True)) for row in rows]
+def open_queue(state_dir: Path, environ: Mapping[str, str], *, server: bool = False) -> JobQueue:
+    """The queue the environment names: PostgreSQL when `MLOPS_BOT_DATABASE_URL` is set, else the
+    SQLite file under the state directory. `server`: opened by the process answering webhooks
+    (SQLite then leaves WAL checkpoints to the workers)."""
+    url = environ.get("MLOPS_BOT_DATABASE_URL", "").strip()
+    if url:
+        from mlops_bot.bot.queue_postgres import PostgresQueue
+
+        return PostgresQueue(url)
+    from mlops_bot.bot.queue_sqlite import SqliteQueue
+
+    return SqliteQueue(state_dir / "queue.sqlite3", auto_checkpoint=not server)

@@ -13,8 +13,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from mlops_bot.bot.handlers import EventHandler, Journal, Outcome
-from mlops_bot.bot.metrics import BotMetrics
-from mlops_bot.bot.queue import DeliveryQueue, Job
+from mlops_bot.bot.queue import Job, JobQueue
 
 log = logging.getLogger("mlops_bot.bot")
 T = TypeVar("T")
@@ -26,15 +25,13 @@ class Worker:
 
     def __init__(
         self,
-        queue: DeliveryQueue,
+        queue: JobQueue,
         handler: EventHandler,
-        metrics: BotMetrics | None = None,
         clock: Callable[[], float] = time.time,
         poll_seconds: float = 1.0,
     ) -> None:
         self.queue = queue
         self.handler = handler
-        self.metrics = metrics
         self.clock = clock
         self.poll_seconds = poll_seconds
         self._wake = threading.Event()
@@ -51,14 +48,9 @@ class Worker:
             status = self.queue.fail(job.id, f"{type(error).__name__}: {error}", self.clock())
             log.warning("job %s (%s, delivery %s) failed: %s; now %s",
                         job.id, job.event, job.delivery, type(error).__name__, status)
-            if self.metrics:
-                self.metrics.failures.labels(job.event).inc()
-                self.metrics.jobs.labels(job.event, "error").inc()
             return None
-        self.queue.complete(job.id, f"{outcome.status}: {outcome.detail}"[:500], self.clock())
-        if self.metrics:
-            self.metrics.jobs.labels(job.event, outcome.status).inc()
-            self.metrics.job_seconds.observe(time.perf_counter() - started)
+        self.queue.complete(job.id, outcome.status, outcome.detail, time.perf_counter() - started,
+                            self.clock())
         log.info("job %s (%s, delivery %s): %s %s", job.id, job.event, job.delivery, outcome.status,
                  outcome.detail)
         return outcome
@@ -83,6 +75,10 @@ class Worker:
             thread = threading.Thread(target=self._loop, name=f"mlops-bot-worker-{index}", daemon=True)
             thread.start()
             self._threads.append(thread)
+
+    def alive(self) -> bool:
+        """Whether every started thread still runs (False before start)."""
+        return bool(self._threads) and all(thread.is_alive() for thread in self._threads)
 
     def wake(self) -> None:
         self._wake.set()
@@ -117,6 +113,17 @@ def die_with_parent(parent_pid: int) -> bool:
     except (OSError, AttributeError):  # not Linux: the parent check in the loop still applies
         pass
     return os.getppid() == parent_pid
+
+
+def limit_memory(limit_bytes: int) -> None:
+    """Cap this process's address space: a job that tries to hold more (one repository's huge
+    config or data) gets MemoryError, which fails that job only; the worker goes on."""
+    import resource
+
+    _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit_bytes = min(limit_bytes, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, hard))
 
 
 def run_worker_process(worker: Worker, threads: int, parent_pid: int | None, check_seconds: float = 0.5

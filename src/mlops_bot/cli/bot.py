@@ -29,12 +29,19 @@ def register(subparsers: Any) -> None:
                        help="worker threads draining the queue (0: only accept and queue)")
     serve.add_argument("--worker-threads-here", action="store_true",
                        help="run the workers as threads of the server process instead of a child process")
+    serve.add_argument("--max-connections", type=int, default=100,
+                       help="open connections beyond this are closed at once (default 100)")
+    serve.add_argument("--job-seconds", type=float, default=900.0,
+                       help="a job running longer gets its worker process killed and restarted (default 900)")
     serve.set_defaults(func=_serve)
 
     work = sub.add_parser("work", help="drain the bot's queue (started by `serve`, or run on its own)")
     work.add_argument("--state-dir", type=Path, default=None)
     work.add_argument("--threads", type=int, default=1)
     work.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
+    work.add_argument("--memory-mb", type=int, default=None,
+                      help="address-space limit of the worker process (default $MLOPS_BOT_WORKER_MEMORY_MB, "
+                      "else 4096; 0: none): a job past it fails with MemoryError, other jobs go on")
     work.set_defaults(func=_work)
 
     handle = sub.add_parser("handle-event", help="handle one event payload (inside GitHub Actions)")
@@ -57,8 +64,12 @@ def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=os.environ.get("MLOPS_BOT_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     install_log_redaction()  # no token, key or webhook secret in a log line
+    from mlops_bot.bot.connection_limits import ConnectionLimits
+
     config = BotConfig.from_env(os.environ, _state_dir(args), args.workers,
                                 worker_process=not args.worker_threads_here)
+    config.limits = ConnectionLimits(max_connections=args.max_connections)
+    config.job_seconds = args.job_seconds
     bot = WebhookBot(config, handler_from_env(os.environ, config.state_dir))
     print(f"mlops-bot: listening on http://{args.host}:{args.port}/webhook", file=sys.stderr, flush=True)
     serve(bot, args.host, args.port)
@@ -67,8 +78,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _work(args: argparse.Namespace) -> int:
     from mlops_bot.bot.app import handler_from_env
-    from mlops_bot.bot.queue import DeliveryQueue
-    from mlops_bot.bot.worker import Worker, die_with_parent, run_worker_process
+    from mlops_bot.bot.queue import open_queue
+    from mlops_bot.bot.worker import Worker, die_with_parent, limit_memory, run_worker_process
 
     if args.parent_pid is not None:
         if not die_with_parent(args.parent_pid):
@@ -77,9 +88,13 @@ def _work(args: argparse.Namespace) -> int:
     logging.basicConfig(level=os.environ.get("MLOPS_BOT_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s[worker]: %(message)s")
     install_log_redaction()
+    memory = args.memory_mb if args.memory_mb is not None else int(
+        os.environ.get("MLOPS_BOT_WORKER_MEMORY_MB", "4096") or 0)
+    if memory > 0:
+        limit_memory(memory * 1024 * 1024)
     state = _state_dir(args)
-    worker = Worker(DeliveryQueue(state / "queue.sqlite3"), handler_from_env(os.environ, state),
-                    poll_seconds=0.05)
+    queue = open_queue(state, os.environ)
+    worker = Worker(queue, handler_from_env(os.environ, state, cooldowns=queue), poll_seconds=0.05)
     run_worker_process(worker, args.threads, args.parent_pid)
     return 0
 

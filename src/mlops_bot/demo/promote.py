@@ -20,11 +20,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlops_bot.bot.checkout import settings_from_directory
-from mlops_bot.bot.handlers import EventHandler, RegistryLike, RepoSettings, default_deploy_control
-from mlops_bot.bot.queue import DeliveryQueue
+from mlops_bot.bot.handlers import (
+    DeliveryContext,
+    EventHandler,
+    RegistryLike,
+    RepoSettings,
+    default_deploy_control,
+)
+from mlops_bot.bot.queue_sqlite import SqliteQueue
 from mlops_bot.bot.worker import Worker
 from mlops_bot.demo.project import git
-from mlops_bot.forge.base import Forge
 from mlops_bot.forge.local import LocalForge
 from mlops_bot.registry.artifacts import KNOWN_ASSETS
 from mlops_bot.registry.registry import Registry
@@ -56,16 +61,15 @@ def run(ctx: DemoContext) -> None:
     ctx.forge.set_permission("carol", "read")
     bot_forge = LocalForge(ctx.forge.root, repo=ctx.forge.repo, actor=BOT)
 
-    def settings_for(_repo: str, _forge: Forge) -> RepoSettings:
+    def settings_for(_context: DeliveryContext) -> RepoSettings:
         return settings_from_directory(ctx.repo)
 
-    def registry_for(_repo: str, forge: Forge, settings: RepoSettings) -> RegistryLike:
-        registry: RegistryLike = Registry(ctx.repo, forge=forge, remote="origin", policy=settings.registry)
-        return registry
+    def registry_for(context: DeliveryContext, settings: RepoSettings) -> RegistryLike:
+        return Registry(ctx.repo, forge=context.forge, remote="origin", policy=settings.registry)
 
     handler = EventHandler(lambda _repo, _inst: bot_forge, settings_for, registry_for,
                            default_deploy_control())
-    queue = DeliveryQueue(ctx.workdir / "bot-state" / "queue.sqlite3")
+    queue = SqliteQueue(ctx.workdir / "bot-state" / "queue.sqlite3")
     worker = Worker(queue, handler)
     registry = Registry(ctx.repo, forge=ctx.forge, remote="origin")
 

@@ -9,12 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from mlops_bot.config import PERMISSION_ORDER, Permission, RegistrySection
+from mlops_bot.config import RegistrySection
 from mlops_bot.errors import PolicyError
-
-
-def permission_at_least(have: Permission, need: Permission) -> bool:
-    return PERMISSION_ORDER.index(have) >= PERMISSION_ORDER.index(need)
+from mlops_bot.permissions import Permission, permission_at_least
 
 
 def check_promotion(

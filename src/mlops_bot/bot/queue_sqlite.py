@@ -1,0 +1,270 @@
+"""The embedded queue backend: SQLite in WAL mode, one connection per thread (semantics in queue.py).
+
+The webhook handler only inserts here and answers 202; workers drain it. The `delivery` and `key`
+columns are unique, so a redelivery (same `X-GitHub-Delivery`) or a replay (same body, new id) is
+detected by the insert itself. Jobs left `running` by a dead worker go back to `pending` when the
+server recovers them (at start, and before it restarts a dead worker process): one server process
+owns one queue file. A job's side effects are journalled step by step (`steps`, in a second file
+`<queue>.steps.sqlite3`), so a resumed job skips what it already did.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from mlops_bot.bot.queue import DURATION_BUCKETS, Job, JobStats
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    delivery TEXT NOT NULL UNIQUE,
+    event TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    received_at REAL NOT NULL,
+    available_at REAL NOT NULL DEFAULT 0,
+    started_at REAL,
+    finished_at REAL,
+    outcome TEXT,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, id);
+CREATE TABLE IF NOT EXISTS cooldowns (
+    key TEXT PRIMARY KEY,
+    until REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS journal.steps (
+    job_id INTEGER NOT NULL,
+    step TEXT NOT NULL,
+    result TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'done',
+    PRIMARY KEY (job_id, step)
+);
+"""
+
+
+# Columns added after the first release: added to an existing file when it is opened.
+_ADDED_COLUMNS = (
+    ("key", "TEXT"), ("repo", "TEXT NOT NULL DEFAULT ''"), ("result", "TEXT"), ("duration", "REAL"),
+    ("failures", "INTEGER NOT NULL DEFAULT 0"),
+)
+_INDEXES = """
+CREATE UNIQUE INDEX IF NOT EXISTS jobs_key ON jobs(key);
+CREATE INDEX IF NOT EXISTS jobs_repo_running ON jobs(repo, status);
+"""
+
+
+class SqliteQueue:
+    """A queue in one SQLite file. Thread-safe: each thread gets its own connection."""
+
+    def __init__(self, path: str | Path, *, max_attempts: int = 3, retry_seconds: float = 5.0,
+                 auto_checkpoint: bool = True) -> None:
+        self.path = Path(path)
+        self.journal_path = self.path.with_suffix(".steps" + self.path.suffix)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.max_attempts = max_attempts
+        self.retry_seconds = retry_seconds
+        self.auto_checkpoint = auto_checkpoint
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._guard = threading.Lock()
+        conn = self._conn()
+        conn.executescript(_SCHEMA)
+        present = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
+        for name, kind in _ADDED_COLUMNS:
+            if name not in present:
+                conn.execute(f"ALTER TABLE jobs ADD COLUMN {name} {kind}")
+        conn.executescript(_INDEXES)
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            # The step journal is a separate file: a worker journalling effects then never holds
+            # the write lock the webhook handler needs to insert a delivery.
+            conn.execute("ATTACH DATABASE ? AS journal", (str(self.journal_path),))
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA journal.journal_mode=WAL")
+            conn.execute("PRAGMA journal.synchronous=NORMAL")
+            # NORMAL in WAL mode survives a process crash (the case we design for); only an OS crash
+            # or power loss can drop the last transactions.
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA busy_timeout=30000")
+            if not self.auto_checkpoint:
+                # A checkpoint fsyncs the database; done by the committing connection it would
+                # stall a webhook answer for as long as the disk takes. Workers call checkpoint().
+                conn.execute("PRAGMA wal_autocheckpoint=0")
+            self._local.conn = conn
+            with self._guard:
+                self._connections.append(conn)
+        return conn
+
+    def close(self) -> None:
+        with self._guard:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    # ------------------------------------------------------------------------------ producer
+    def enqueue(self, delivery: str, event: str, payload: bytes, received_at: float, *,
+                key: str | None = None, repo: str = "") -> bool:
+        """Store a delivery; False when its delivery id or idempotency key was already stored."""
+        cursor = self._conn().execute(
+            "INSERT OR IGNORE INTO jobs (delivery, event, payload, received_at, key, repo) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (delivery, event, payload, received_at, key, repo),
+        )
+        return cursor.rowcount == 1
+
+    # ------------------------------------------------------------------------------ consumer
+    def recover(self, now: float = 0.0) -> int:
+        """Put jobs a dead worker left `running` back in line; returns how many. The attempt the
+        dead worker made counts: a job that reached `max_attempts` this way is `failed`."""
+        cursor = self._conn().execute(
+            "UPDATE jobs SET status = CASE WHEN attempts >= ? THEN 'failed' ELSE 'pending' END, "
+            "error = CASE WHEN attempts >= ? THEN 'the worker died during this job ' || attempts || "
+            "' time(s) (killed, out of memory or past its time limit)' ELSE error END, "
+            "failures = failures + 1, finished_at = ? WHERE status='running'",
+            (self.max_attempts, self.max_attempts, now),
+        )
+        return cursor.rowcount
+
+    def claim(self, now: float) -> Job | None:
+        """Take the oldest pending job of a repository with no job running, jobs never tried
+        before first (a job that killed its worker goes to the back); atomically, so two workers
+        never get the same one."""
+        row = self._conn().execute(
+            "UPDATE jobs SET status='running', attempts=attempts+1, started_at=? "
+            "WHERE id = (SELECT id FROM jobs WHERE status='pending' AND available_at <= ? "
+            "AND (repo = '' OR repo NOT IN (SELECT repo FROM jobs WHERE status='running')) "
+            "ORDER BY attempts, id LIMIT 1) "
+            "AND status='pending' "
+            "RETURNING id, delivery, event, payload, attempts, received_at",
+            (now, now),
+        ).fetchone()
+        if row is None:
+            return None
+        return Job(id=row[0], delivery=row[1], event=row[2], payload=bytes(row[3]), attempts=row[4],
+                   received_at=row[5])
+
+    def complete(self, job_id: int, result: str, detail: str, seconds: float, now: float) -> None:
+        """Record a finished job: `result` is the handler's outcome status (done, ignored, ...)."""
+        self._conn().execute(
+            "UPDATE jobs SET status='done', result=?, outcome=?, duration=?, finished_at=?, error=NULL "
+            "WHERE id=?",
+            (result, f"{result}: {detail}"[:500], seconds, now, job_id),
+        )
+
+    def fail(self, job_id: int, error: str, now: float) -> str:
+        """Record a failure: back to `pending` (after an exponential backoff) while attempts remain,
+        else `failed`. Returns the new status."""
+        conn = self._conn()
+        row = conn.execute("SELECT attempts FROM jobs WHERE id=?", (job_id,)).fetchone()
+        attempts = int(row[0]) if row is not None else self.max_attempts
+        status = "pending" if attempts < self.max_attempts else "failed"
+        retry_at = now + self.retry_seconds * 2 ** max(attempts - 1, 0)
+        conn.execute(
+            "UPDATE jobs SET status=?, error=?, finished_at=?, available_at=?, failures=failures+1 "
+            "WHERE id=?",
+            (status, error[:2000], now, retry_at, job_id),
+        )
+        return status
+
+    # ------------------------------------------------------------------------------ journal
+    def step(self, job_id: int, name: str, action: Callable[[], T],
+             verify: Callable[[], T | None] | None = None) -> T:
+        """Run a side effect once per job: a resumed job gets the recorded result instead of
+        repeating it. The intent is recorded first; if a crash came between the effect and its
+        record, `verify` (when given) finds the effect instead of repeating it. Results must be
+        JSON-serialisable."""
+        conn = self._conn()
+        row = conn.execute(
+            "SELECT result, state FROM journal.steps WHERE job_id=? AND step=?", (job_id, name)
+        ).fetchone()
+        if row is not None and row[1] == "done":
+            value: T = json.loads(row[0])
+            return value
+        if row is not None and verify is not None:
+            found = verify()
+            if found is not None:
+                self._record(job_id, name, found, "done")
+                return found
+        self._record(job_id, name, None, "started")
+        result = action()
+        self._record(job_id, name, result, "done")
+        return result
+
+    def _record(self, job_id: int, name: str, result: object, state: str) -> None:
+        self._conn().execute(
+            "INSERT OR REPLACE INTO journal.steps (job_id, step, result, state) VALUES (?, ?, ?, ?)",
+            (job_id, name, json.dumps(result), state),
+        )
+
+    def take(self, key: str, now: float, seconds: float) -> float:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = conn.execute("SELECT until FROM cooldowns WHERE key=?", (key,)).fetchone()
+            if row is not None and float(row[0]) > now:
+                return float(row[0]) - now
+            conn.execute("INSERT OR REPLACE INTO cooldowns (key, until) VALUES (?, ?)", (key, now + seconds))
+            return 0.0
+        finally:
+            conn.execute("COMMIT")
+
+    def checkpoint(self) -> None:
+        """Move the WAL into the database without blocking writers (PASSIVE)."""
+        conn = self._conn()
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        conn.execute("PRAGMA journal.wal_checkpoint(PASSIVE)")
+
+    # ------------------------------------------------------------------------------ inspection
+    def depth(self) -> int:
+        row = self._conn().execute(
+            "SELECT COUNT(*) FROM jobs WHERE status IN ('pending','running')"
+        ).fetchone()
+        return int(row[0])
+
+    def oldest_pending(self) -> float | None:
+        row = self._conn().execute(
+            "SELECT MIN(MAX(received_at, available_at)) FROM jobs WHERE status='pending'"
+        ).fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
+    def running_since(self) -> float | None:
+        row = self._conn().execute("SELECT MIN(started_at) FROM jobs WHERE status='running'").fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
+    def stats(self) -> JobStats:
+        conn = self._conn()
+        finished = {(str(event), str(result)): int(count) for event, result, count in conn.execute(
+            "SELECT event, result, COUNT(*) FROM jobs WHERE status='done' AND result IS NOT NULL "
+            "GROUP BY event, result")}
+        failures = {str(event): int(count) for event, count in conn.execute(
+            "SELECT event, SUM(failures) FROM jobs WHERE failures > 0 GROUP BY event")}
+        buckets = ", ".join("SUM(duration <= ?)" for _ in DURATION_BUCKETS)
+        row = conn.execute(
+            "SELECT COUNT(*), TOTAL(duration), " + buckets + " FROM jobs WHERE duration IS NOT NULL",  # noqa: S608
+            DURATION_BUCKETS,
+        ).fetchone()
+        return JobStats(finished, failures, tuple(int(v or 0) for v in row[2:]), int(row[0]), float(row[1]))
+
+    def counts(self) -> dict[str, int]:
+        rows = self._conn().execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall()
+        return {str(status): int(count) for status, count in rows}
+
+    def jobs(self) -> list[dict[str, Any]]:
+        rows = self._conn().execute(
+            "SELECT id, delivery, event, status, attempts, outcome, error FROM jobs ORDER BY id"
+        ).fetchall()
+        keys = ("id", "delivery", "event", "status", "attempts", "outcome", "error")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
