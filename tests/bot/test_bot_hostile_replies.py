@@ -11,9 +11,8 @@ import pytest
 from bot_testkit import World
 from cmarkgfm.cmark import Options
 
-from mlops_bot.bot.handlers import EventHandler, RepoSettings
+from mlops_bot.bot.handlers import DeliveryContext, EventHandler, RepoSettings
 from mlops_bot.errors import MlopsError
-from mlops_bot.forge.base import Forge
 
 ZWSP = "\u200b"
 
@@ -71,7 +70,7 @@ def test_an_error_reply_masks_our_secrets(world: World, monkeypatch: pytest.Monk
     token = "ghs_" + "R4" * 18
     monkeypatch.setenv("GITHUB_TOKEN", token)
 
-    def broken_settings(_repo: str, _forge: Forge) -> RepoSettings:
+    def broken_settings(_context: DeliveryContext) -> RepoSettings:
         raise MlopsError(f"cannot read mlops.yml: https://x-access-token:{token}@github.com denied {token}")
 
     handler = EventHandler(lambda _repo, _inst: world.forge, broken_settings)
