@@ -136,3 +136,19 @@ def test_comment_pushes_images_to_the_assets_branch_and_embeds_their_urls(
     assert "Plots beside this report" in gh.state["comments"][0]["body"]
     assert main(["comment", "--report-dir", str(report), "--pr", "12", "--images", "none"]) == 0
     assert "roc_curve" not in gh.state["comments"][0]["body"]
+
+
+def test_comment_is_posted_with_the_plot_list_when_the_images_cannot_be_pushed(
+    gh: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No git checkout to push from (or a refused push): the verdict still reaches the PR."""
+    report = _report(tmp_path / "r", "pass", "## churn\n\n<!-- mlops-bot:images -->\n"
+                     "Plots beside this report: `plots/roc_curve.png`\n<!-- /mlops-bot:images -->")
+    (report / "plots").mkdir()
+    (report / "plots" / "roc_curve.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    monkeypatch.chdir(tmp_path)  # not a git repository
+    args = ["comment", "--report-dir", str(report), "--pr", "12", "--head-sha", SHA, "--images", "branch"]
+    assert main(args) == 0
+    assert "Plots beside this report" in gh.state["comments"][0]["body"]
+    assert gh.state["check_runs"][0]["conclusion"] == "success"
+    assert "warning: report images not published" in capsys.readouterr().err

@@ -100,7 +100,19 @@ def _images_step(args: argparse.Namespace, forge: Any) -> Any:
         remote=args.assets_remote,
         branch=section.assets_branch,
         keep=section.keep_commits_per_pr,
+        warn=_warning,
     )
+
+
+def _warning(text: str) -> None:
+    """A warning on stderr, and as an annotation when running in GitHub Actions."""
+    import sys
+
+    from mlops_bot.redaction import redact
+
+    line = " ".join(redact(text).split())  # one line, secrets masked
+    prefix = "::warning::" if os.environ.get("GITHUB_ACTIONS") == "true" else "mlops-bot: warning: "
+    sys.stderr.write(f"{prefix}{line}\n")
 
 
 def _dispatch(args: argparse.Namespace) -> int:

@@ -171,14 +171,21 @@ def branch_images_step(
     remote: str = "origin",
     branch: str = ASSETS_BRANCH,
     keep: int = KEEP_COMMITS_PER_PR,
+    warn: Callable[[str], None] = lambda text: None,
 ) -> Callable[[str], tuple[dict[str, str] | None, str]]:
-    """The `images` step of `publish_report` for `report.images: branch`: push, then the URLs."""
+    """The `images` step of `publish_report` for `report.images: branch`: push, then the URLs.
+    A failed push is reported through `warn` and leaves the plot list in the comment."""
 
     def step(head_sha: str) -> tuple[dict[str, str] | None, str]:
         open_prs = [p.number for p in forge.list_pull_requests("open")]
-        published = publish_images(
-            repo, report_dir, pr, head_sha, remote=remote, branch=branch, open_prs=open_prs, keep=keep
-        )
+        try:
+            published = publish_images(
+                repo, report_dir, pr, head_sha, remote=remote, branch=branch, open_prs=open_prs, keep=keep
+            )
+        except MlopsError as error:
+            # The verdict must still reach the PR: keep the plot list, say why there are no images.
+            warn(f"report images not published ({error}); the comment names the plot files instead")
+            return None, ""
         if published is None:
             return {}, ""
         urls = {
