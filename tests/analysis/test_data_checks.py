@@ -215,6 +215,9 @@ def test_missing_and_extra_columns_ignore_and_off() -> None:
         ).checks
         == []
     )
+    typo = DataGates.model_validate({"columns": {"incom": {"missing_share": "warn"}}})
+    notes = run_checks(infer_schema(train), {"holdout": holdout}, typo, reference_name="r").notes
+    assert notes == ["gates.data names column 'incom', which no table has (check the spelling)"]
 
 
 def test_leakage_by_rows_and_ids_whatever_the_dtypes() -> None:

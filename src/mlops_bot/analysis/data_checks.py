@@ -426,4 +426,8 @@ def run_checks(
             )
         if leakage is not None:
             checks += check_leakage(*leakage, gates, id_column=id_column)
-    return DataChecksReport(reference=reference_name, checks=checks, notes=list(notes))
+    known = set(reference.columns).union(*(map(str, f.columns) for f in tables.values()))
+    unknown = [c for c in [*gates.columns, *gates.ignore] if c not in known]
+    typos = [f"gates.data names column {c!r}, which no table has (check the spelling)" for c in unknown]
+    notes = [*notes, *typos]
+    return DataChecksReport(reference=reference_name, checks=checks, notes=notes)
