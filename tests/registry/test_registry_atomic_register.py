@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from mlops_bot.errors import RegistryError
+from mlops_bot.errors import IntegrityError, RegistryError
 from mlops_bot.forge.base import Release, ReleaseAsset
 from mlops_bot.forge.local import LocalForge
 from mlops_bot.registry.registry import Registry
@@ -140,6 +140,32 @@ def test_a_pushed_tag_with_other_digests_is_not_resumed(repo: Path, origin: Path
     Registry(repo, forge=forge).register("m", artifacts=_files(tmp_path / "old", b"old-model"), push=True)
     assert (Registry(repo, forge=forge).download("m", "v0.0.1", tmp_path / "got") / "model.skops"
             ).read_bytes() == b"old-model"
+
+
+def test_a_half_uploaded_release_of_the_old_order_is_completed(repo: Path, origin: Path,
+                                                               tmp_path: Path) -> None:
+    """Before drafts, the tag was pushed first and a published release got the files one by one; a
+    failure in between left a version without SHA256SUMS. The same command now completes it."""
+    from mlops_bot.registry import artifacts
+    from mlops_bot.registry.tags import Action, gto_message
+
+    files = _files(tmp_path / "src")
+    forge = LocalForge(tmp_path / "forge")
+    registry = Registry(repo, forge=forge)
+    # The old order, step by step: the tag with the digests, pushed; a release with one file; failure.
+    message = Registry._message(gto_message(Action.REGISTER, "m", version="v0.0.1"), None, None,
+                                artifacts.checksums(files))
+    run_git(repo, "tag", "-a", "--cleanup=verbatim", "-m", message, "m@v0.0.1")
+    run_git(repo, "push", "-q", "origin", "m@v0.0.1")
+    release = forge.create_release("m@v0.0.1", name="m@v0.0.1")
+    forge.upload_release_asset(release.id, files["model.skops"], name="model.skops")
+    with pytest.raises(IntegrityError, match="no SHA256SUMS"):
+        registry.download("m", "v0.0.1", tmp_path / "before")
+
+    assert registry.register("m", artifacts=files, push=True).version == "v0.0.1"
+    got = registry.download("m", "v0.0.1", tmp_path / "got")
+    assert sorted(p.name for p in got.iterdir()) == [
+        "SHA256SUMS", "model.skops", "model_card.md", "report.json"]
 
 
 def test_drafts_of_other_registrations_are_left_alone(repo: Path, tmp_path: Path) -> None:

@@ -85,11 +85,25 @@ def stage_draft(forge: Forge, name: str, commit: str, files: Mapping[str, Path],
         if draft is None:
             draft = forge.create_release(_draft_tag(marker), name=f"{name} (registering)",
                                          body=f"{body}\n\n{marker}".strip(), draft=True)
-        present = {a.name for a in draft.assets}
-        for asset_name, path in [*sorted(files.items()), (SUMS_NAME, sums)]:
-            if asset_name not in present:
-                forge.upload_release_asset(draft.id, Path(path), name=asset_name)
+        _upload_missing(forge, draft, files, sums)
     return draft
+
+
+def _upload_missing(forge: Forge, release: Release, files: Mapping[str, Path], sums: Path) -> None:
+    present = {a.name for a in release.assets}
+    for asset_name, path in [*sorted(files.items()), (SUMS_NAME, sums)]:
+        if asset_name not in present:
+            forge.upload_release_asset(release.id, Path(path), name=asset_name)
+
+
+def complete_release(forge: Forge, release: Release, files: Mapping[str, Path],
+                     digests: Mapping[str, str]) -> None:
+    """A release published before all its files were uploaded (registrations before drafts existed):
+    upload what is missing, SHA256SUMS last. Files already there are checked on every download."""
+    with tempfile.TemporaryDirectory() as tmp:
+        sums = Path(tmp) / SUMS_NAME
+        sums.write_text(render_sums(digests), encoding="utf-8")
+        _upload_missing(forge, release, files, sums)
 
 
 def find_draft(forge: Forge, name: str, commit: str, digests: Mapping[str, str]) -> Release | None:

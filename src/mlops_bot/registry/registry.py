@@ -340,6 +340,10 @@ class Registry:
                 raise RegistryError(f"{tag} exists only in this clone and {self.remote} has another tag of "
                                     f"that name; delete the local tag (git tag -d {tag}) and register again: "
                                     f"{error}") from None
+        published = self.forge.get_release(tag)
+        if published is not None:  # half-uploaded by a version of mlops-bot without drafts
+            assets.complete_release(self.forge, published, files, digests)
+            return self._event(name, tag)
         draft = assets.stage_draft(self.forge, name, commit, files, digests)
         assets.publish_draft(self.forge, draft, tag, f"{name} {version} (commit {commit[:12]})")
         return self._event(name, tag)
