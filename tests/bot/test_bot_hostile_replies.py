@@ -4,7 +4,9 @@ text. Real handler, real registry (bare origin), local forge; the reply rendered
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 import cmarkgfm
 import pytest
@@ -12,6 +14,8 @@ from bot_testkit import World
 from cmarkgfm.cmark import Options
 
 from mlops_bot.bot.handlers import DeliveryContext, EventHandler, RepoSettings
+from mlops_bot.bot.queue_sqlite import SqliteQueue
+from mlops_bot.bot.worker import Worker
 from mlops_bot.errors import MlopsError
 
 ZWSP = "\u200b"
@@ -78,3 +82,21 @@ def test_an_error_reply_masks_our_secrets(world: World, monkeypatch: pytest.Monk
     reply = _last_reply(world)
     assert outcome.status == "failed" and token not in reply
     assert "https://***@github.com denied ***" in reply.replace(ZWSP, "")
+
+
+def test_the_job_record_masks_our_secrets(world: World, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    token = "ghs_" + "J2" * 18
+    monkeypatch.setenv("GH_TOKEN", token)
+
+    def failing_settings(_context: DeliveryContext) -> RepoSettings:
+        raise RuntimeError(f"push to https://x-access-token:{token}@github.com/acme/churn failed")
+
+    queue = SqliteQueue(tmp_path / "queue.sqlite3")
+    worker = Worker(queue, EventHandler(lambda _repo, _inst: world.forge, failing_settings))
+    payload = world.comment("/promote", login="alice")
+    assert queue.enqueue("d-1", "issue_comment", json.dumps(payload).encode(), 0.0)
+    job = queue.claim(0.0)
+    assert job is not None and worker.process(job) is None
+    record = queue.jobs()[0]
+    assert token not in json.dumps(record) and "https://***@github.com/acme/churn" in record["error"]

@@ -14,6 +14,7 @@ from typing import TypeVar
 
 from mlops_bot.bot.handlers import EventHandler, Journal, Outcome
 from mlops_bot.bot.queue import Job, JobQueue
+from mlops_bot.redaction import redact
 
 log = logging.getLogger("mlops_bot.bot")
 T = TypeVar("T")
@@ -45,11 +46,11 @@ class Worker:
             payload = json.loads(job.payload)
             outcome = self.handler.handle(job.event, payload, self._journal(job), job.delivery)
         except Exception as error:  # the job records it; the worker keeps going
-            status = self.queue.fail(job.id, f"{type(error).__name__}: {error}", self.clock())
+            status = self.queue.fail(job.id, redact(f"{type(error).__name__}: {error}"), self.clock())
             log.warning("job %s (%s, delivery %s) failed: %s; now %s",
                         job.id, job.event, job.delivery, type(error).__name__, status)
             return None
-        self.queue.complete(job.id, outcome.status, outcome.detail, time.perf_counter() - started,
+        self.queue.complete(job.id, outcome.status, redact(outcome.detail), time.perf_counter() - started,
                             self.clock())
         log.info("job %s (%s, delivery %s): %s %s", job.id, job.event, job.delivery, outcome.status,
                  outcome.detail)
