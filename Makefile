@@ -8,7 +8,7 @@ EVIDENTLY_VENV := .venv-evidently
 OIP_CLIENTS_VENV := .venv-oip-clients
 OIP_CLIENTS := 'tritonclient[http]==2.73.*' 'kserve==0.21.*'
 
-.PHONY: demo test lint lint-workflows setup tools evidently clean docker-engine docker-test oip-clients
+.PHONY: demo test lint lint-workflows setup tools evidently clean docker-engine docker-test oip-clients postgres
 
 # uv when the machine has it (10x faster, shared wheel cache), pip otherwise; `--seed` keeps pip in the
 # venv for the steps below that call it. `dev` is every runtime extra plus the test tools.
@@ -89,10 +89,18 @@ lint-workflows: setup tools
 docker-engine:
 	tests/deploy/docker_engine.sh start
 
+# PostgreSQL for the bot's shared-queue tests (Debian's package; the tests start their own server on
+# 127.0.0.1 with a temporary data directory). Installed when missing; never fails: without it those
+# tests skip and say why.
+postgres:
+	@command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || \
+	  { (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql) \
+	    || echo "postgresql could not be installed: the PostgreSQL queue tests will skip"; }
+
 docker-test: setup docker-engine
 	$(PY) -m pytest -q tests/deploy/test_deploy_docker.py; s=$$?; tests/deploy/docker_engine.sh stop; exit $$s
 
-test: setup tools evidently kserve-sdk oip-clients lint docker-engine
+test: setup tools evidently kserve-sdk oip-clients lint docker-engine postgres
 	$(PY) -m pytest -q; s=$$?; tests/deploy/docker_engine.sh stop; exit $$s
 
 clean:

@@ -213,7 +213,8 @@ def wait_for(condition: Any, timeout: float = 20.0, what: str = "condition") -> 
 class BotProcess:
     """`mlops-bot bot serve` as a real child process (so a test can SIGKILL it mid-queue)."""
 
-    def __init__(self, world: World, state: Path, workers: int = 1) -> None:
+    def __init__(self, world: World, state: Path, workers: int = 1, env: dict[str, str] | None = None
+                 ) -> None:
         import os
         import sys
 
@@ -222,7 +223,7 @@ class BotProcess:
         self.env = {
             **os.environ, "MLOPS_BOT_WEBHOOK_SECRET": SECRET, "MLOPS_BOT_LOCAL_FORGE": str(world.forge.root),
             "MLOPS_BOT_GIT_URL_TEMPLATE": str(world.tmp / "remotes") + "/{repo}.git",
-            "MLOPS_BOT_STATE_DIR": str(state), "MLOPS_BOT_LOG_LEVEL": "WARNING",
+            "MLOPS_BOT_STATE_DIR": str(state), "MLOPS_BOT_LOG_LEVEL": "WARNING", **(env or {}),
         }
         self.args = [sys.executable, "-m", "mlops_bot", "bot", "serve", "--port", str(self.port),
                      "--workers", str(workers)]

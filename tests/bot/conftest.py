@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,3 +23,19 @@ def world_template(tmp_path_factory: pytest.TempPathFactory) -> World:
 def world(world_template: World, tmp_path: Path) -> World:
     """A fresh copy of the template world (building one takes git work; copying is cheap)."""
     return copy_world(world_template, tmp_path)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    """A real PostgreSQL server for this test session (skipped, saying why, when not installed)."""
+    from bot_testkit import free_port
+    from postgres_server import PostgresServer
+
+    try:
+        server = PostgresServer(free_port()).start()
+    except FileNotFoundError as missing:
+        pytest.skip(str(missing))
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,15 +1,40 @@
-"""The durable queue: de-duplication, atomic claims across threads, crash recovery, the journal."""
+"""The durable queue: de-duplication, atomic claims across threads, crash recovery, the journal.
+
+One suite, run against both backends: the SQLite file and a real PostgreSQL server."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+from mlops_bot.bot.queue import JobQueue
 from mlops_bot.bot.queue_sqlite import SqliteQueue
 
+MakeQueue = Callable[..., Any]
 
-def test_redelivery_is_not_queued_twice(tmp_path: Path) -> None:
-    queue = SqliteQueue(tmp_path / "q.sqlite3")
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def make_queue(request: pytest.FixtureRequest, tmp_path: Path) -> MakeQueue:
+    """Opens the test's queue (the same one each call, like reopening a file after a restart)."""
+    if request.param == "sqlite":
+        return lambda **kwargs: SqliteQueue(tmp_path / "q.sqlite3", **kwargs)
+    from mlops_bot.bot.queue_postgres import PostgresQueue
+
+    url = request.getfixturevalue("postgres").database()
+    return lambda **kwargs: PostgresQueue(url, **kwargs)
+
+
+def test_both_backends_keep_the_interface(make_queue: MakeQueue) -> None:
+    queue: JobQueue = make_queue()
+    assert queue.max_attempts == 3
+
+
+def test_redelivery_is_not_queued_twice(make_queue: MakeQueue) -> None:
+    queue = make_queue()
     assert queue.enqueue("d-1", "push", b"{}", 1.0)
     assert not queue.enqueue("d-1", "push", b'{"other": 1}', 2.0)
     assert queue.enqueue("d-2", "push", b"{}", 3.0)
@@ -18,9 +43,8 @@ def test_redelivery_is_not_queued_twice(tmp_path: Path) -> None:
     assert job is not None and (job.delivery, job.payload, job.attempts) == ("d-1", b"{}", 1)
 
 
-def test_state_survives_reopening_and_running_jobs_are_resumed(tmp_path: Path) -> None:
-    path = tmp_path / "q.sqlite3"
-    first = SqliteQueue(path)
+def test_state_survives_reopening_and_running_jobs_are_resumed(make_queue: MakeQueue) -> None:
+    first = make_queue()
     for i in range(3):
         first.enqueue(f"d-{i}", "issue_comment", b"{}", float(i))
     running = first.claim(10.0)
@@ -29,7 +53,7 @@ def test_state_survives_reopening_and_running_jobs_are_resumed(tmp_path: Path) -
     assert first.claim(12.0) is not None  # left running: the process "dies" here
     first.close()
 
-    second = SqliteQueue(path)
+    second = make_queue()
     assert second.counts() == {"done": 1, "running": 1, "pending": 1}
     assert second.recover() == 1
     claimed = [second.claim(20.0), second.claim(20.0), second.claim(20.0)]
@@ -38,8 +62,8 @@ def test_state_survives_reopening_and_running_jobs_are_resumed(tmp_path: Path) -
     assert claimed[1] is not None and claimed[1].attempts == 2
 
 
-def test_concurrent_claims_hand_out_each_job_once(tmp_path: Path) -> None:
-    queue = SqliteQueue(tmp_path / "q.sqlite3")
+def test_concurrent_claims_hand_out_each_job_once(make_queue: MakeQueue) -> None:
+    queue = make_queue()
     for i in range(200):
         queue.enqueue(f"d-{i}", "push", b"{}", float(i))
     taken: list[str] = []
@@ -60,8 +84,8 @@ def test_concurrent_claims_hand_out_each_job_once(tmp_path: Path) -> None:
     assert queue.counts() == {"done": 200}
 
 
-def test_failures_retry_until_max_attempts(tmp_path: Path) -> None:
-    queue = SqliteQueue(tmp_path / "q.sqlite3", max_attempts=2, retry_seconds=10.0)
+def test_failures_retry_until_max_attempts(make_queue: MakeQueue) -> None:
+    queue = make_queue(max_attempts=2, retry_seconds=10.0)
     queue.enqueue("d", "push", b"{}", 0.0)
     job = queue.claim(0.0)
     assert job is not None and queue.fail(job.id, "boom", 1.0) == "pending"
@@ -73,8 +97,8 @@ def test_failures_retry_until_max_attempts(tmp_path: Path) -> None:
     assert queue.jobs()[0]["error"] == "boom again"
 
 
-def test_journal_runs_each_step_once_per_job(tmp_path: Path) -> None:
-    queue = SqliteQueue(tmp_path / "q.sqlite3")
+def test_journal_runs_each_step_once_per_job(make_queue: MakeQueue) -> None:
+    queue = make_queue()
     calls: list[str] = []
 
     def effect(name: str) -> int:
@@ -85,13 +109,13 @@ def test_journal_runs_each_step_once_per_job(tmp_path: Path) -> None:
     assert queue.step(1, "react", lambda: effect("react")) == 1  # resumed: recorded result
     assert queue.step(2, "react", lambda: effect("react")) == 2  # another job
     assert calls == ["react", "react"]
-    reopened = SqliteQueue(tmp_path / "q.sqlite3")
+    reopened = make_queue()
     assert reopened.step(1, "react", lambda: effect("react")) == 1
     assert calls == ["react", "react"]
 
 
-def test_journal_verifies_a_step_interrupted_between_effect_and_record(tmp_path: Path) -> None:
-    queue = SqliteQueue(tmp_path / "q.sqlite3")
+def test_journal_verifies_a_step_interrupted_between_effect_and_record(make_queue: MakeQueue) -> None:
+    queue = make_queue()
     queue._record(3, "reply", None, "started")  # crashed after starting the effect
     assert queue.step(3, "reply", lambda: 99, verify=lambda: 41) == 41  # it had happened
     assert queue.step(3, "reply", lambda: 99, verify=lambda: None) == 41  # now recorded as done
@@ -99,7 +123,8 @@ def test_journal_verifies_a_step_interrupted_between_effect_and_record(tmp_path:
     assert queue.step(4, "reply", lambda: 99, verify=lambda: None) == 99  # it had not: do it
 
 
-def test_worker_retries_a_job_after_a_forge_outage_with_backoff(tmp_path: Path) -> None:
+def test_worker_retries_a_job_after_a_forge_outage_with_backoff(make_queue: MakeQueue, tmp_path: Path
+                                                                ) -> None:
     import json
 
     from mlops_bot.bot.handlers import EventHandler
@@ -117,7 +142,7 @@ def test_worker_retries_a_job_after_a_forge_outage_with_backoff(tmp_path: Path) 
         return forge
 
     now = {"t": 1000.0}
-    queue = SqliteQueue(tmp_path / "q.sqlite3", retry_seconds=30.0)
+    queue = make_queue(retry_seconds=30.0)
     worker = Worker(queue, EventHandler(forge_for), clock=lambda: now["t"])
     payload = {"action": "opened", "number": 3, "repository": {"full_name": "acme/churn"},
                "pull_request": {"head": {"sha": "abc", "ref": "f"}, "base": {"ref": "main"}}}

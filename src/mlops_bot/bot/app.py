@@ -295,7 +295,9 @@ class WebhookBot:
             if child is None:
                 return
             if child.poll() is None:
-                since = self.queue.running_since()
+                # With a shared database another replica's jobs are in the table too: the time limit
+                # is only enforced for the embedded queue (one server per queue file).
+                since = None if self.config.database_url else self.queue.running_since()
                 if since is not None and self.clock() - since > self.config.job_seconds:
                     log.error("a job has run for more than %.0f s: killing the worker process %d",
                               self.config.job_seconds, child.pid)

@@ -1,0 +1,283 @@
+"""The shared queue backend: PostgreSQL (`MLOPS_BOT_DATABASE_URL=postgresql://...`), so several
+bot replicas on different machines share one queue. Semantics as in queue.py.
+
+Claiming uses `FOR UPDATE SKIP LOCKED`, so concurrent workers of any replica never wait on each
+other or take the same job. A claimed job is also held by a session-level advisory lock on the
+claiming connection (taken in the claim's transaction, so no one sees the job `running` before
+it is held): when a worker or a whole replica dies, PostgreSQL drops its connection and the lock
+with it, and any replica's next claim finds the orphan (`running`, lock free) and puts it back in
+line. Nobody has to decide that a replica is dead by a timeout. Every statement autocommits: a
+delivery is durable before the webhook answers 202, a journal step before the next effect.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from mlops_bot.bot.queue import DURATION_BUCKETS, Job, JobStats
+from mlops_bot.errors import MlopsError
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS mlops_bot_jobs (
+    id BIGSERIAL PRIMARY KEY,
+    delivery TEXT NOT NULL UNIQUE,
+    key TEXT UNIQUE,
+    repo TEXT NOT NULL DEFAULT '',
+    event TEXT NOT NULL,
+    payload BYTEA NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    failures INTEGER NOT NULL DEFAULT 0,
+    received_at DOUBLE PRECISION NOT NULL,
+    available_at DOUBLE PRECISION NOT NULL DEFAULT 0,
+    started_at DOUBLE PRECISION,
+    finished_at DOUBLE PRECISION,
+    result TEXT,
+    duration DOUBLE PRECISION,
+    outcome TEXT,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS mlops_bot_jobs_status ON mlops_bot_jobs (status, attempts, id);
+CREATE TABLE IF NOT EXISTS mlops_bot_steps (
+    job_id BIGINT NOT NULL,
+    step TEXT NOT NULL,
+    result TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'done',
+    PRIMARY KEY (job_id, step)
+);
+CREATE TABLE IF NOT EXISTS mlops_bot_cooldowns (
+    key TEXT PRIMARY KEY,
+    until DOUBLE PRECISION NOT NULL
+);
+"""
+# Advisory locks share one key space per database: jobs use (class, job id) with our own class.
+_LOCK_CLASS = 0x6D6C6F70  # "mlop"
+
+
+class PostgresQueue:
+    """A queue in PostgreSQL tables `mlops_bot_*`. One connection per thread (a job's advisory lock
+    lives on the connection of the thread that claimed it)."""
+
+    def __init__(self, url: str, *, max_attempts: int = 3, retry_seconds: float = 5.0,
+                 orphan_check_seconds: float = 2.0) -> None:
+        try:
+            import psycopg  # noqa: F401  (the `bot-postgres` extra)
+        except ImportError:
+            raise MlopsError("MLOPS_BOT_DATABASE_URL needs psycopg: "
+                             "pip install 'mlops-bot[bot-postgres]'") from None
+        self.url = url
+        self.max_attempts = max_attempts
+        self.retry_seconds = retry_seconds
+        self.orphan_check_seconds = orphan_check_seconds
+        self._local = threading.local()
+        self._connections: list[Any] = []
+        self._guard = threading.Lock()
+        self._next_orphan_check = 0.0
+        with self._guard:
+            self._admin = self._connect()
+        self._admin_lock = threading.Lock()
+        with self._admin_lock:
+            self._admin.execute("SELECT pg_advisory_lock(%s, 0)", (_LOCK_CLASS,))  # one schema writer
+            try:
+                self._admin.execute(_SCHEMA)
+            finally:
+                self._admin.execute("SELECT pg_advisory_unlock(%s, 0)", (_LOCK_CLASS,))
+
+    def _connect(self) -> Any:
+        import psycopg
+
+        try:
+            conn = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+        except psycopg.OperationalError as error:
+            raise MlopsError(f"cannot connect to the queue database (MLOPS_BOT_DATABASE_URL): "
+                             f"{str(error).strip().splitlines()[0]}") from None
+        self._connections.append(conn)
+        return conn
+
+    def _conn(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is None or conn.closed:
+            with self._guard:
+                conn = self._connect()
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        with self._guard:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    # ------------------------------------------------------------------------------ producer
+    def enqueue(self, delivery: str, event: str, payload: bytes, received_at: float, *,
+                key: str | None = None, repo: str = "") -> bool:
+        cursor = self._conn().execute(
+            "INSERT INTO mlops_bot_jobs (delivery, event, payload, received_at, key, repo) "
+            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            (delivery, event, payload, received_at, key, repo),
+        )
+        return bool(cursor.rowcount == 1)
+
+    # ------------------------------------------------------------------------------ consumer
+    def recover(self, now: float = 0.0) -> int:
+        """Jobs `running` without a live holder back in line (or `failed` after max_attempts).
+        Safe to call from any replica at any time: a live worker's job is locked and skipped."""
+        recovered = 0
+        with self._admin_lock:
+            admin = self._admin
+            rows = admin.execute("SELECT id FROM mlops_bot_jobs WHERE status='running'").fetchall()
+            for (job_id,) in rows:
+                got = admin.execute("SELECT pg_try_advisory_lock(%s, %s)",
+                                    (_LOCK_CLASS, job_id)).fetchone()
+                if not got or not got[0]:
+                    continue  # held: its worker lives
+                try:
+                    cursor = admin.execute(
+                        "UPDATE mlops_bot_jobs SET "
+                        "status = CASE WHEN attempts >= %s THEN 'failed' ELSE 'pending' END, "
+                        "error = CASE WHEN attempts >= %s THEN 'the worker died during this job ' "
+                        "|| attempts || ' time(s) (killed, out of memory or past its time limit)' "
+                        "ELSE error END, "
+                        "failures = failures + 1, finished_at = %s WHERE id = %s AND status = 'running'",
+                        (self.max_attempts, self.max_attempts, now, job_id),
+                    )
+                    recovered += cursor.rowcount
+                finally:
+                    admin.execute("SELECT pg_advisory_unlock(%s, %s)", (_LOCK_CLASS, job_id))
+        return recovered
+
+    def claim(self, now: float) -> Job | None:
+        if time.monotonic() >= self._next_orphan_check:
+            self._next_orphan_check = time.monotonic() + self.orphan_check_seconds
+            self.recover(now)
+        conn = self._conn()
+        with conn.transaction():
+            row = conn.execute(
+                "UPDATE mlops_bot_jobs SET status='running', attempts=attempts+1, started_at=%s "
+                "WHERE id = (SELECT id FROM mlops_bot_jobs WHERE status='pending' AND available_at <= %s "
+                "AND (repo = '' OR repo NOT IN (SELECT repo FROM mlops_bot_jobs WHERE status='running')) "
+                "ORDER BY attempts, id LIMIT 1 FOR UPDATE SKIP LOCKED) "
+                "RETURNING id, delivery, event, payload, attempts, received_at",
+                (now, now),
+            ).fetchone()
+            if row is None:
+                return None
+            conn.execute("SELECT pg_advisory_lock(%s, %s)", (_LOCK_CLASS, row[0]))
+        return Job(id=int(row[0]), delivery=row[1], event=row[2], payload=bytes(row[3]),
+                   attempts=int(row[4]), received_at=float(row[5]))
+
+    def _release(self, job_id: int) -> None:
+        self._conn().execute("SELECT pg_advisory_unlock(%s, %s)", (_LOCK_CLASS, job_id))
+
+    def complete(self, job_id: int, result: str, detail: str, seconds: float, now: float) -> None:
+        self._conn().execute(
+            "UPDATE mlops_bot_jobs SET status='done', result=%s, outcome=%s, duration=%s, finished_at=%s, "
+            "error=NULL WHERE id=%s",
+            (result, f"{result}: {detail}"[:500], seconds, now, job_id),
+        )
+        self._release(job_id)
+
+    def fail(self, job_id: int, error: str, now: float) -> str:
+        conn = self._conn()
+        row = conn.execute("SELECT attempts FROM mlops_bot_jobs WHERE id=%s", (job_id,)).fetchone()
+        attempts = int(row[0]) if row is not None else self.max_attempts
+        status = "pending" if attempts < self.max_attempts else "failed"
+        retry_at = now + self.retry_seconds * 2 ** max(attempts - 1, 0)
+        conn.execute(
+            "UPDATE mlops_bot_jobs SET status=%s, error=%s, finished_at=%s, available_at=%s, "
+            "failures=failures+1 WHERE id=%s",
+            (status, error[:2000], now, retry_at, job_id),
+        )
+        self._release(job_id)
+        return status
+
+    # ------------------------------------------------------------------------------ journal
+    def step(self, job_id: int, name: str, action: Callable[[], T],
+             verify: Callable[[], T | None] | None = None) -> T:
+        conn = self._conn()
+        row = conn.execute(
+            "SELECT result, state FROM mlops_bot_steps WHERE job_id=%s AND step=%s", (job_id, name)
+        ).fetchone()
+        if row is not None and row[1] == "done":
+            value: T = json.loads(row[0])
+            return value
+        if row is not None and verify is not None:
+            found = verify()
+            if found is not None:
+                self._record(job_id, name, found, "done")
+                return found
+        self._record(job_id, name, None, "started")
+        result = action()
+        self._record(job_id, name, result, "done")
+        return result
+
+    def _record(self, job_id: int, name: str, result: object, state: str) -> None:
+        self._conn().execute(
+            "INSERT INTO mlops_bot_steps (job_id, step, result, state) VALUES (%s, %s, %s, %s) "
+            "ON CONFLICT (job_id, step) DO UPDATE SET result = EXCLUDED.result, state = EXCLUDED.state",
+            (job_id, name, json.dumps(result), state),
+        )
+
+    def take(self, key: str, now: float, seconds: float) -> float:
+        row = self._conn().execute(
+            "INSERT INTO mlops_bot_cooldowns AS c (key, until) VALUES (%s, %s) "
+            "ON CONFLICT (key) DO UPDATE SET until = EXCLUDED.until WHERE c.until <= %s RETURNING until",
+            (key, now + seconds, now),
+        ).fetchone()
+        if row is not None:
+            return 0.0
+        held = self._conn().execute("SELECT until FROM mlops_bot_cooldowns WHERE key=%s", (key,)).fetchone()
+        return max(0.0, float(held[0]) - now) if held is not None else 0.0
+
+    def checkpoint(self) -> None:
+        """Nothing to do: PostgreSQL checkpoints on its own."""
+
+    # ------------------------------------------------------------------------------ inspection
+    def depth(self) -> int:
+        row = self._conn().execute(
+            "SELECT COUNT(*) FROM mlops_bot_jobs WHERE status IN ('pending','running')").fetchone()
+        return int(row[0])
+
+    def oldest_pending(self) -> float | None:
+        row = self._conn().execute(
+            "SELECT MIN(GREATEST(received_at, available_at)) FROM mlops_bot_jobs WHERE status='pending'"
+        ).fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
+    def running_since(self) -> float | None:
+        row = self._conn().execute(
+            "SELECT MIN(started_at) FROM mlops_bot_jobs WHERE status='running'").fetchone()
+        return None if row is None or row[0] is None else float(row[0])
+
+    def stats(self) -> JobStats:
+        conn = self._conn()
+        finished = {(str(event), str(result)): int(count) for event, result, count in conn.execute(
+            "SELECT event, result, COUNT(*) FROM mlops_bot_jobs WHERE status='done' AND result IS NOT NULL "
+            "GROUP BY event, result").fetchall()}
+        failures = {str(event): int(count) for event, count in conn.execute(
+            "SELECT event, SUM(failures) FROM mlops_bot_jobs WHERE failures > 0 GROUP BY event").fetchall()}
+        buckets = ", ".join("COUNT(*) FILTER (WHERE duration <= %s)" for _ in DURATION_BUCKETS)
+        row = conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(duration), 0), " + buckets  # noqa: S608 - placeholders only
+            + " FROM mlops_bot_jobs WHERE duration IS NOT NULL", DURATION_BUCKETS,
+        ).fetchone()
+        return JobStats(finished, failures, tuple(int(v or 0) for v in row[2:]), int(row[0]), float(row[1]))
+
+    def counts(self) -> dict[str, int]:
+        rows = self._conn().execute(
+            "SELECT status, COUNT(*) FROM mlops_bot_jobs GROUP BY status").fetchall()
+        return {str(status): int(count) for status, count in rows}
+
+    def jobs(self) -> list[dict[str, Any]]:
+        rows = self._conn().execute(
+            "SELECT id, delivery, event, status, attempts, outcome, error FROM mlops_bot_jobs ORDER BY id"
+        ).fetchall()
+        keys = ("id", "delivery", "event", "status", "attempts", "outcome", "error")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
