@@ -186,6 +186,7 @@ def test_out_of_range_constant_duplicates_and_target_balance_warn_by_default() -
     assert _only(checks, "constant_columns", "member").status == "warn"
     duplicated = _only(checks, "duplicated_rows")
     assert duplicated.status == "warn" and duplicated.value == pytest.approx(20 / 220)
+    assert "(CSV lines 202, 203, 204...)" in duplicated.detail
     balance = _only(checks, "target_balance")
     assert balance.status == "warn" and balance.column == "y"
     assert not [c for c in checks if c.status == "fail"]

@@ -299,16 +299,15 @@ def check_table(
 
     rows = [c for c in current.columns if str(c) not in ignored and str(c) not in skip]
     table = pd.DataFrame({c: hashable(current[c]) for c in rows}) if rows else current[rows]
-    duplicated = int(table.duplicated().sum()) if len(current) else 0
+    repeats = table.duplicated().to_numpy() if len(current) else np.zeros(0, dtype=bool)
+    duplicated = int(repeats.sum())
     share = duplicated / len(current) if len(current) else 0.0
     _, limit = checker.rule("duplicated_rows")
-    checker.add(
-        "duplicated_rows",
-        None,
-        _over(share, limit),
-        f"{duplicated} of {len(current)} rows ({_pct(share)}) repeat an earlier row",
-        value=share,
-    )
+    lines = [int(i) + 2 for i in np.flatnonzero(repeats)[:_EXAMPLES]]  # line numbers in a CSV file
+    detail = f"{duplicated} of {len(current)} rows ({_pct(share)}) repeat an earlier row"
+    if lines:
+        detail += " (CSV lines " + ", ".join(map(str, lines)) + ("...)" if duplicated > len(lines) else ")")
+    checker.add("duplicated_rows", None, _over(share, limit), detail, value=share, examples=lines)
 
     if reference.target_shares is not None and reference.target in current.columns:
         now = current[reference.target].dropna().value_counts(normalize=True)
