@@ -186,7 +186,7 @@ def test_out_of_range_constant_duplicates_and_target_balance_warn_by_default() -
     assert _only(checks, "constant_columns", "member").status == "warn"
     duplicated = _only(checks, "duplicated_rows")
     assert duplicated.status == "warn" and duplicated.value == pytest.approx(20 / 220)
-    assert "(CSV lines 202, 203, 204...)" in duplicated.detail
+    assert "(rows 201, 202, 203...)" in duplicated.detail
     balance = _only(checks, "target_balance")
     assert balance.status == "warn" and balance.column == "y"
     assert not [c for c in checks if c.status == "fail"]
@@ -230,7 +230,7 @@ def test_leakage_by_rows_and_ids_whatever_the_dtypes() -> None:
     by_rows = _only(rows, "leakage", None)
     assert by_rows.status == "fail" and by_rows.value == pytest.approx(0.04)
     assert (
-        "4 of 100 holdout rows (4 %) also in the training data (holdout CSV lines 12, 13, 14...)"
+        "4 of 100 holdout rows (4 %) also in the training data (holdout rows 11, 12, 13...)"
         in by_rows.detail
     )
     assert _only(rows, "leakage", "id").status == "pass"

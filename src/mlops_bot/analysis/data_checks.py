@@ -303,10 +303,10 @@ def check_table(
     duplicated = int(repeats.sum())
     share = duplicated / len(current) if len(current) else 0.0
     _, limit = checker.rule("duplicated_rows")
-    lines = [int(i) + 2 for i in np.flatnonzero(repeats)[:_EXAMPLES]]  # line numbers in a CSV file
+    lines = [int(i) + 1 for i in np.flatnonzero(repeats)[:_EXAMPLES]]  # rows counted from 1
     detail = f"{duplicated} of {len(current)} rows ({_pct(share)}) repeat an earlier row"
     if lines:
-        detail += " (CSV lines " + ", ".join(map(str, lines)) + ("...)" if duplicated > len(lines) else ")")
+        detail += " (rows " + ", ".join(map(str, lines)) + ("...)" if duplicated > len(lines) else ")")
     checker.add("duplicated_rows", None, _over(share, limit), detail, value=share, examples=lines)
 
     if reference.target_shares is not None and reference.target in current.columns:
@@ -365,11 +365,11 @@ def check_leakage(
     count, n = int(mask.sum()), len(holdout)
     share = count / n if n else 0.0
     _, limit = checker.rule("leakage")
-    examples = [int(i) + 2 for i in np.flatnonzero(mask)[:_EXAMPLES]]  # line numbers in a CSV file
+    examples = [int(i) + 1 for i in np.flatnonzero(mask)[:_EXAMPLES]]  # rows counted from 1
     detail = f"{count} of {n} holdout rows ({_pct(share)}) also in the training data"
     if examples:
         detail += (
-            " (holdout CSV lines "
+            " (holdout rows "
             + ", ".join(str(i) for i in examples)
             + ("...)" if count > len(examples) else ")")
         )
