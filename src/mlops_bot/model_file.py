@@ -25,11 +25,16 @@ The list is per framework so each one's types stay reviewable on their own:
 
 - `SKLEARN_TYPES`: what fitted scikit-learn models need beyond skops' defaults (tree storage,
   neighbour search trees, distance metrics, optimizers, calibration and kernel helpers, ...).
-- `NUMPY_TYPES`, `SCIPY_TYPES`: numpy / scipy types beyond skops' defaults.
-- `FRAMEWORK_TYPES` maps a framework name to its list; a new framework (XGBoost, LightGBM, CatBoost)
-  adds one frozenset of exact names here and one entry in `FRAMEWORK_TYPES`. A repository's own
-  additions (a config `trusted_types` list) go through `allowed_types(extra=...)`, which refuses
-  names in `NEVER_TRUSTED_MODULES` whatever the config says.
+- `SKLEARN_FUNCTIONS`: the few pure scikit-learn functions a fitted model holds as a value.
+- `PYTHON_TYPES`, `NUMPY_TYPES`, `SCIPY_TYPES`: standard-library / numpy / scipy types beyond
+  skops' defaults.
+- `FRAMEWORK_TYPES` maps a framework name to its list and `DEFAULT_TRUSTED` is their union; a new
+  framework (XGBoost, LightGBM, CatBoost) adds one frozenset of exact names here and one entry in
+  `FRAMEWORK_TYPES`. A repository's own additions (a config `trusted_types` list) are passed as
+  `extra_types` to `load_model` / `load_verified` and go through `allowed_types(extra=...)`, which
+  refuses names in `NEVER_TRUSTED_MODULES` (and bare names) whatever the config says. Tests:
+  `tests/core/test_model_file.py` (the list, supported estimators round-trip) and
+  `tests/core/test_model_file_payloads.py` (crafted payloads refused at every entry point).
 
 Rule for adding a name: it must be harmless wherever a file may put it: as a class rebuilt from
 attributes, as a callable called with any arguments, or handed back as a value. Classes whose
