@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[2]
 STUBS = Path(__file__).with_name("stubs")
 ACT = Path(sys.executable).with_name("act")
@@ -28,31 +30,15 @@ THIRD_PARTY = {
     "actions/download-artifact@d3f86a106a0bac45b974a628896c90dbdf5c8093": STUBS / "download-artifact",
     "actions/create-github-app-token@df432ceedc7162793a195dd1713ff69aefc7379e":
         STUBS / "create-github-app-token",
+    "actions/cache@5a3ec84eff668545956fd18022155c47e93e2684": STUBS / "cache",
 }
 MODEL = "credit-risk"
 GIT_IDENTITY = {"GIT_AUTHOR_NAME": "Ada", "GIT_AUTHOR_EMAIL": "ada@example.com",
                 "GIT_COMMITTER_NAME": "Ada", "GIT_COMMITTER_EMAIL": "ada@example.com"}
 
-CONFIG = """\
-version: 1
-model:
-  name: credit-risk
-  task: classification
-train:
-  builtin:
-    estimator: logistic_regression
-    numeric_features: [age, income, debt_ratio, credit_history_years, late_payments, loan_amount]
-    categorical_features: [employment, purpose]
-data:
-  train: data/train.csv
-  holdout: data/holdout.csv
-  target: default
-  id: applicant_id
-  sensitive: [sex]
-gates:
-  roc_auc:
-    min: 0.6
-    max_drop_ci: 0.0
+# What the tests add to the config `mlops-bot init` writes: promotion straight to production and a
+# rollout fast enough for a test.
+TEST_SETTINGS = """\
 registry:
   stages: [staging, production]
   allow_skip: true
@@ -94,15 +80,19 @@ def build_example_repo(base: Path, *, rows: int = 600) -> ExampleRepo:
     (repo / "data").mkdir(parents=True)
     generate(rows, seed=1).to_csv(repo / "data" / "train.csv", index=False)
     generate(rows // 2, seed=2, id_start=100_000).to_csv(repo / "data" / "holdout.csv", index=False)
-    (repo / ".github" / "workflows").mkdir(parents=True)
-    (repo / ".github" / "mlops.yml").write_text(CONFIG)
-    for template in sorted((ROOT / "workflows-templates").glob("*.yml")):
-        # What GitHub does when a template is adopted: `$default-branch` becomes the real branch name.
-        text = template.read_text().replace("$default-branch", "main")
-        (repo / ".github" / "workflows" / template.name).write_text(text)
+    # Adopted as a user would: `mlops-bot init` writes the config and the workflows.
+    from mlops_bot.cli import main
+
+    git(repo.parent, "init", "-q", "-b", "main", str(repo))
+    code = main(["init", "--repo", str(repo), "--data", str(repo / "data" / "train.csv"),
+                 "--holdout", str(repo / "data" / "holdout.csv"), "--target", "default",
+                 "--sensitive", "sex", "--model", MODEL, "--deploy-target", "local"])
+    assert code == 0, "mlops-bot init failed"
+    config = yaml.safe_load((repo / ".github" / "mlops.yml").read_text())
+    config.update(yaml.safe_load(TEST_SETTINGS))
+    (repo / ".github" / "mlops.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     (repo / ".gitignore").write_text("mlops-report/\n.mlops-bot/\n")
     git(base, "init", "-q", "--bare", "-b", "main", str(origin))
-    git(repo.parent, "init", "-q", "-b", "main", str(repo))
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "credit-risk model")
     git(repo, "remote", "add", "origin", str(origin))
@@ -122,7 +112,7 @@ class ActRun:
 def run_act(repo: ExampleRepo, event: str, payload: dict[str, Any], workflow: str, *, work: Path,
             api_url: str, repository: str, token: str = "ghs_test_token",  # noqa: S107 - emulator token
             env: dict[str, str] | None = None, secrets: dict[str, str] | None = None,
-            timeout: float = 240) -> ActRun:
+            timeout: float = 240, job: str | None = None) -> ActRun:
     """Run one workflow file for one event; `work` holds act's caches and the shared artifact store."""
     work.mkdir(parents=True, exist_ok=True)
     event_file = work / f"event-{event}.json"
@@ -136,6 +126,7 @@ def run_act(repo: ExampleRepo, event: str, payload: dict[str, Any], workflow: st
         "--action-cache-path", str(work / "act-cache"), "--action-offline-mode",
         "--local-repository", f"{OWN_ACTIONS}={own_actions_copy(work)}",
         "-s", f"GITHUB_TOKEN={token}",
+        *(["-j", job] if job else []),
     ]
     for name, value in (secrets or {}).items():
         command += ["-s", f"{name}={value}"]
@@ -156,14 +147,20 @@ def run_act(repo: ExampleRepo, event: str, payload: dict[str, Any], workflow: st
 
 
 def own_actions_copy(work: Path) -> Path:
-    """Only what our composite actions need; act copies a mapped folder whole, and the checkout's
-    virtual environments would make every run copy gigabytes."""
+    """Only what our composite actions need (their YAML and the package they install); act copies a
+    mapped folder whole, and the checkout's virtual environments would make every run copy gigabytes."""
     target = work / "mlops-bot-actions"
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
     shutil.copy2(ROOT / "action.yml", target / "action.yml")
     shutil.copytree(ROOT / "actions", target / "actions")
+    # The package itself: the setup action installs "this action's own source tree".
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, target / name)
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
+    shutil.copytree(ROOT / "src", target / "src", symlinks=True, ignore=ignore)
+    shutil.copytree(ROOT / "workflows-templates", target / "workflows-templates")
     return target
 
 

@@ -77,8 +77,16 @@ def issue_items(gh: Emulator, kind: str) -> list[dict[str, Any]]:
 def test_pull_request_validates_with_read_only_inputs_and_uploads_the_report(
         example: act.ExampleRepo, gh: Emulator, tmp_path: Path) -> None:
     gh.add_pull(REPO, PR, head_ref="feature", head_sha=example.head)
-    result = run(example, gh, "pull_request", pull_request_event(example), "mlops-pr.yml", tmp_path / "work")
+    # The real install path, once per run: a fresh Python, and the setup action installs mlops-bot
+    # (the core install) from its own source tree with uv, as on a hosted runner.
+    result = act.run_act(example, "pull_request", pull_request_event(example), "mlops-pr.yml",
+                         work=tmp_path / "work", api_url=gh.url, repository=REPO, timeout=420,
+                         env={"MLOPS_BOT_SKIP_INSTALL": "false", "MLOPS_TEST_FRESH_PYTHON": "true"})
     result.assert_ok()
+    assert "cache key mlops-bot-Linux-uv-" in result.output
+    assert "fresh-python/bin/mlops-bot" in result.output  # the CLI the steps ran is the one installed
+    version = next(line for line in result.output.splitlines() if "::set-output:: version=" in line)
+    assert version.strip().endswith("version=" + __import__("mlops_bot").__version__)
     report = tmp_path / "work" / "artifacts" / "mlops-report"
     assert (report / "pr-number").read_text().strip() == str(PR)
     assert '"verdict": "pass"' in (report / "report.json").read_text()

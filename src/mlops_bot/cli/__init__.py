@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "forge",
     "monitor",
     "deploy",
+    "init",
 )
 
 
@@ -48,6 +49,7 @@ COMMAND_OWNERS: dict[str, str] = {
     "retrain": "monitor",
     "deploy": "deploy",
     "serve": "deploy",
+    "init": "init",
 }
 
 
