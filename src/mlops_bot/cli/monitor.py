@@ -30,6 +30,9 @@ def register(subparsers: Any) -> None:
     mon.add_argument("--repo", default=".", help="the git repository holding the registry tags")
     mon.add_argument("--log-dir", "--current", dest="log_dir",
                      help="prediction log directory (default: monitor.log_dir)")
+    mon.add_argument("--log-source", dest="log_source",
+                     help="where production publishes its prediction log (a hosted runner has none): "
+                          "release:TAG/ASSET, an https:// archive, an fsspec URL or a directory")
     mon.add_argument("--trigger", action="store_true",
                      help="open/update the model's issue and dispatch retraining when decayed")
     mon.add_argument("--exit-code", dest="exit_code", action="store_true",
@@ -89,9 +92,20 @@ def run_monitor_command(args: argparse.Namespace) -> int:
     config = _config(args.config, args.repo)
     if args.dispatch:
         args.trigger = args.exit_code = True
+    forge = forge_from_env(os.environ)
+    if getattr(args, "log_source", None):
+        import tempfile
+
+        from mlops_bot.monitor.log_source import fetch_prediction_log
+
+        fetched = Path(tempfile.mkdtemp(prefix="mlops-prediction-log-"))
+        args.log_dir = str(fetch_prediction_log(args.log_source, fetched, forge=forge))
+    elif not args.log_dir and not config.resolve(config.monitor.log_dir).is_dir():
+        from mlops_bot.monitor.log_source import NOT_CONFIGURED
+
+        raise DataError(f"{NOT_CONFIGURED}; monitor.log_dir {config.monitor.log_dir} does not exist here")
     if args.log_dir and not Path(args.log_dir).is_dir():
         raise DataError(f"--log-dir/--current {args.log_dir} must be a prediction log directory")
-    forge = forge_from_env(os.environ)
     now = args.now if args.now is not None else time.time()
     report = run_monitor(
         config, repo=Path(args.repo), forge=forge, stage=args.stage, now=now, model=args.model,
