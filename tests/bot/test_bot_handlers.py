@@ -404,3 +404,21 @@ def test_a_bug_in_a_command_is_reported_not_retried(world: World) -> None:
     status, reactions, reply = run(world, "/abort", handler=handler)
     assert (status, reactions) == ("failed", ["eyes", "confused"])
     assert "internal error" in reply and "ZeroDivisionError" not in reply
+
+
+def test_the_bot_and_rollout_control_agree_on_a_deployment_without_status(world: World) -> None:
+    """One answer to "is a rollout running" (deploy.control.running_rollout): a deployment the
+    controller has not posted a status on yet is running, for /promote as for the control signal."""
+    from mlops_bot.deploy.control import request_action, running_rollout
+
+    for stage in ("staging", "production"):
+        assert run(world, f"/promote {stage} version=v1.1.0")[0] == "done"
+    deployment = world.forge.create_deployment("churn@v1.1.0", "production",
+                                               payload={"model": "churn", "version": "v1.1.0"})
+    running = running_rollout(world.forge, "production")
+    assert running is not None and running[0].id == deployment.id and running[1] is None
+    status, _, reply = run(world, "/promote production version=v1.1.0")
+    assert status == "done" and "waiting for a manual promote" in reply
+    request_action(world.forge, "production", "abort", "alice")  # accepted too: same answer
+    world.forge.create_deployment_status(deployment.id, "success", description="done")
+    assert running_rollout(world.forge, "production") is None

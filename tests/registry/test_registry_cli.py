@@ -45,6 +45,7 @@ def test_random_registries_agree_with_gto(tmp_path: Path, seed: int) -> None:
     assert checked
     for name in checked:
         assert ours(repo, "show", name, "--json") == (0, gto_out(repo, "show", name, "--json")), name
+        assert ours(repo, "show", name) == (0, gto_out(repo, "show", name)), name  # the same table
 
 
 def test_one_model_reads_only_its_refs(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from mlops_bot import redaction
 from mlops_bot.bot.commands import (
@@ -26,6 +26,8 @@ from mlops_bot.bot.commands import (
     required_permission,
 )
 from mlops_bot.config import BotSection, RegistrySection, RolloutSection
+from mlops_bot.deploy.control import Action as ControlAction
+from mlops_bot.deploy.control import running_rollout
 from mlops_bot.errors import MlopsError, RegistryError
 from mlops_bot.forge.base import Forge, Reaction
 from mlops_bot.permissions import REPOSITORY_FLOOR, Permission, permission_at_least
@@ -173,7 +175,6 @@ class Cooldowns(Protocol):
 ForgeFactory = Callable[[str, int | None], Forge]
 SettingsLoader = Callable[[DeliveryContext], RepoSettings]
 RegistryFactory = Callable[[DeliveryContext, RepoSettings], RegistryLike]
-ControlAction = Literal["abort", "rollback", "promote"]
 DeployControl = Callable[[Forge, str, ControlAction, str], None]
 class Journal(Protocol):
     """Runs a named side effect at most once per job; `verify` (when given) tells, after a crash
@@ -629,11 +630,7 @@ def _previous_version(history: list[Any], model: str, stage: str, current: str |
 
 
 def _rollout_waiting(forge: Forge, environment: str, version: str) -> bool:
-    """Whether the newest deployment of this version in `environment` is still running (a rollout
-    holding at a manual step is `in_progress`)."""
-    for deployment in forge.list_deployments(environment):
-        if str(deployment.payload.get("version", "")) != version:
-            return False
-        statuses = forge.list_deployment_statuses(deployment.id)
-        return bool(statuses) and statuses[0].state in ("in_progress", "queued", "pending")
-    return False
+    """Whether a rollout of this version is running in `environment` (a rollout holding at a
+    manual step is `in_progress`): `deploy.control.running_rollout` decides what "running" is."""
+    running = running_rollout(forge, environment)
+    return running is not None and str(running[0].payload.get("version", "")) == version

@@ -196,6 +196,19 @@ def _show(args: argparse.Namespace) -> int:
         return 0
     from tabulate import tabulate
 
+    if args.name and at is None:  # one model: its versions, the table `gto show NAME` prints
+        registered = bool(views.show(repo, args.name).get(args.name, {}).get("registered"))
+
+        def short(value: str) -> str:  # an unregistered version is a commit: 7 hex digits, as gto
+            return value[:7] if len(value) == 40 and all(c in "0123456789abcdef" for c in value) else value
+
+        rows = [[row["artifact"] if registered else f"*{row['artifact']}", short(row["version"]),
+                 ", ".join(dict.fromkeys(s["stage"] for s in row["stages"])),
+                 str(datetime.fromisoformat(row["created_at"])), short(row["ref"])]
+                for row in views.show_versions(repo, args.name)]
+        print(tabulate(rows, headers=["artifact", "version", "stage", "created_at", "ref"],
+                       tablefmt="fancy_outline", showindex=False, missingval="-") if rows else "")
+        return 0
     state = views.show(repo, args.name, at)
     stages = sorted({s for row in state.values() for s in row["stage"]})
     rows = [[name, row["version"] or "-", *[row["stage"].get(s) or "-" for s in stages]]

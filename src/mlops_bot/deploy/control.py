@@ -45,20 +45,31 @@ def _state_of(forge: Forge, deployment: Deployment) -> DeploymentState | None:
     return statuses[0].state if statuses else None
 
 
+def running_rollout(forge: Forge, environment: str) -> tuple[Deployment, DeploymentState | None] | None:
+    """The rollout running in `environment`, with its state: the newest deployment there, when it
+    has no status yet (created, the controller not started) or an active one. The one answer to
+    "is a rollout running" (the bot's /promote and the control signals both ask here)."""
+    for deployment in forge.list_deployments(environment):
+        state = _state_of(forge, deployment)
+        if state is None or state in ACTIVE_STATES:
+            return deployment, state
+        return None  # only the newest deployment can be a running rollout
+    return None
+
+
 def request_action(forge: Forge, environment: str, action: Action, actor: str) -> None:
     """Ask the rollout running in `environment` to abort, roll back or proceed past a manual step.
     Raises MlopsError when no rollout is running there (a rollback then is a plain re-deploy)."""
     if action not in ("abort", "rollback", "promote"):
         raise MlopsError(f"unknown rollout action {action!r}; use abort, rollback or promote")
-    for deployment in forge.list_deployments(environment):
-        state = _state_of(forge, deployment)
-        if state is None or state in ACTIVE_STATES:
-            forge.create_deployment_status(
-                deployment.id, state if state in ACTIVE_STATES else "queued",
-                description=marker(action, actor)[:140],
-            )
-            return
-        break  # only the newest deployment can be a running rollout
+    running = running_rollout(forge, environment)
+    if running is not None:
+        deployment, state = running
+        forge.create_deployment_status(
+            deployment.id, state if state in ACTIVE_STATES else "queued",
+            description=marker(action, actor)[:140],
+        )
+        return
     if action == "rollback":
         return  # nothing running: the re-deploy of the earlier version does the rollback
     raise MlopsError(f"no rollout is running in environment {environment!r}: nothing to {action}")
