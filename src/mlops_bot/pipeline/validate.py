@@ -42,6 +42,7 @@ from mlops_bot.pipeline.data_validation import data_gate_results, validate_data
 from mlops_bot.pipeline.evaluate import (
     Predictions,
     confusion_matrix,
+    default_metrics,
     evaluate,
     make_target,
     task_metrics,
@@ -228,7 +229,8 @@ def validate(
             [head] + ([base_pred] if base_pred else []),
             config.model.positive_label,
         )
-        names = list(config.metrics or task_metrics(config.model.task))
+        multiclass = config.model.task == "classification" and not target.binary
+        names = list(config.metrics or default_metrics(config.model.task, multiclass=multiclass))
         model_names = [n for n in names if n in task_metrics(config.model.task)]
         head_values = evaluate(target, head, model_names)
         intervals: dict[str, list[float] | None] = {}
