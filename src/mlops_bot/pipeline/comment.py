@@ -30,7 +30,7 @@ def _change(metric: str, row: MetricComparison) -> str:
         return "-"
     if row.diff == 0:
         return fmt(0.0)
-    better = (row.diff < 0) if lower_is_better(metric) else (row.diff > 0)
+    better = (row.diff < 0) if row.worse_when_higher(metric) else (row.diff > 0)
     return f"{fmt(row.diff, signed=True)} {'🟢' if better else '🔴'}"
 
 
@@ -40,7 +40,7 @@ def _ci(metric: str, row: MetricComparison, span: float) -> str:
     low, high = row.ci
     note = ""
     if low > 0 or high < 0:
-        better = (high < 0) if lower_is_better(metric) else (low > 0)
+        better = (high < 0) if row.worse_when_higher(metric) else (low > 0)
         note = " better" if better else " worse"
     return f"[{fmt(low, True)}, {fmt(high, True)}]{note} `{interval_bar(low, high, span)}`"
 

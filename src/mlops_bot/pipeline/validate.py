@@ -38,6 +38,7 @@ from mlops_bot.pipeline.analyses import base_fairness, run_analyses
 from mlops_bot.pipeline.baseline import choose_baseline
 from mlops_bot.pipeline.bootstrap import paired_bootstrap
 from mlops_bot.pipeline.comment import render_markdown
+from mlops_bot.pipeline.custom_metrics import run_custom_metrics
 from mlops_bot.pipeline.data_validation import data_gate_results, validate_data
 from mlops_bot.pipeline.evaluate import (
     Predictions,
@@ -230,7 +231,7 @@ def validate(
             config.model.positive_label,
         )
         multiclass = config.model.task == "classification" and not target.binary
-        names = list(config.metrics or default_metrics(config.model.task, multiclass=multiclass))
+        names = config.metric_names or list(default_metrics(config.model.task, multiclass=multiclass))
         model_names = [n for n in names if n in task_metrics(config.model.task)]
         head_values = evaluate(target, head, model_names)
         intervals: dict[str, list[float] | None] = {}
@@ -259,6 +260,14 @@ def validate(
             base_values.update(base_fairness(config, holdout, base_pred, target))
         for name, value in analyses.metrics.items():
             metrics[name] = compare(base_values.get(name), value)
+        paths = {"train": train_path, "holdout": holdout_path, "model": staging / "model.skops",
+                 "predictions": staging / "predictions.csv"}
+        for custom in run_custom_metrics(
+            config, target.y_true, head, base_pred, staging=staging, environ=environ, paths=paths
+        ):
+            row = compare(custom.base if base_pred is not None else base_values.get(custom.name), custom.head,
+                          custom.ci.as_list() if custom.ci else None)
+            metrics[custom.name] = row.model_copy(update={"lower_is_better": not custom.greater_is_better})
         for name in names:
             if name not in metrics:
                 notes.append(f"metric {name!r} is not computed for a {config.model.task} model here")

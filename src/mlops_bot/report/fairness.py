@@ -92,7 +92,8 @@ def render_task_fairness(report: TaskFairnessReport, title: str = "Fairness") ->
     if report.class_disparities:
         lines += ["", "| Class | Selection rate difference | Selection rate ratio |", "|---|---:|---:|"]
         for label, row in report.class_disparities.items():
-            lines.append(f"| {escape.cell(label)} | {_num(row.get('difference'))} | {_num(row.get('ratio'))} |")
+            difference, ratio = _num(row.get("difference")), _num(row.get("ratio"))
+            lines.append(f"| {escape.cell(label)} | {difference} | {ratio} |")
     if report.bootstrap_samples:
         lines.append(
             f"\nIntervals: bias-corrected percentile bootstrap over {report.bootstrap_samples} row resamples."
