@@ -59,6 +59,11 @@ class ModelSection(_Strict):
     intended_use: str = ""
     limitations: str = ""
     owners: list[str] = Field(default_factory=list)
+    trusted_types: list[str] = Field(
+        default_factory=list,
+        description="exact type names (package.module.Type) a skops model file of this repository may "
+        "need beyond mlops-bot's per-framework allow-list",
+    )
 
     @field_validator("name")
     @classmethod

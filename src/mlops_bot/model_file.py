@@ -117,11 +117,33 @@ NUMPY_TYPES: frozenset[str] = frozenset({
 
 SCIPY_TYPES: frozenset[str] = frozenset()  # sparse matrices are in skops' defaults
 
+# The scikit-learn APIs of the gradient-boosting libraries (extras `mlops-bot[xgboost]`,
+# `mlops-bot[lightgbm]`), listed from `get_untrusted_types` of fitted binary, multiclass and
+# regression models with xgboost 3.2 / lightgbm 4.7. The estimators are rebuilt from attributes;
+# each Booster's `__setstate__` hands its saved model bytes/string to the library's own model
+# parser (no Python code is run); OrderedDict is LightGBM's container of fitted parameters.
+XGBOOST_TYPES: frozenset[str] = frozenset({
+    "xgboost.core.Booster",
+    "xgboost.sklearn.XGBClassifier",
+    "xgboost.sklearn.XGBRegressor",
+    "xgboost.sklearn.XGBRFClassifier",
+    "xgboost.sklearn.XGBRFRegressor",
+})
+
+LIGHTGBM_TYPES: frozenset[str] = frozenset({
+    "lightgbm.basic.Booster",
+    "lightgbm.sklearn.LGBMClassifier",
+    "lightgbm.sklearn.LGBMRegressor",
+    "collections.OrderedDict",
+})
+
 FRAMEWORK_TYPES: Mapping[str, frozenset[str]] = {
     "python": PYTHON_TYPES,
     "scikit-learn": SKLEARN_TYPES | SKLEARN_FUNCTIONS,
     "numpy": NUMPY_TYPES,
     "scipy": SCIPY_TYPES,
+    "xgboost": XGBOOST_TYPES,
+    "lightgbm": LIGHTGBM_TYPES,
 }
 
 # Top-level modules no list may ever name, whatever a repository's config asks for.
@@ -201,6 +223,12 @@ def load_model(path: str | Path, trusted_pickle: bool = False, extra_types: Iter
         needed = check_skops(data, str(path), extra_types)
         try:
             model = sio.loads(data, trusted=needed)
+        except ModuleNotFoundError as exc:
+            framework = (exc.name or "").split(".")[0]
+            raise IntegrityError(
+                f"model file {path} is a {framework} model but {framework!r} is not installed: "
+                f"pip install 'mlops-bot[{framework}]'"
+            ) from None
         except Exception as exc:
             raise IntegrityError(f"model file {path} could not be rebuilt by skops: {exc}") from None
         check_trees(model, str(path))  # tree indices scikit-learn would follow unchecked

@@ -87,7 +87,8 @@ def registry_baseline(config: MlopsConfig, dest: Path, forge: Any) -> RegistryBa
     profile_path = folder / "reference_profile.json"
     profile = ReferenceProfile.load(profile_path) if profile_path.is_file() else None
     # The very bytes loaded are hashed against the register tag's digests (not only at download).
-    model = load_verified(folder / "model.skops", registry.checksums_of(config.model.name, version))
+    model = load_verified(folder / "model.skops", registry.checksums_of(config.model.name, version),
+                          extra_types=config.model.trusted_types)
     return RegistryBaseline(model, version, profile)
 
 
@@ -104,7 +105,7 @@ def choose_baseline(
     """Pick the baseline: an explicit model file, the registry's stage, a metrics file, or none."""
     notes: list[str] = []
     if base_model is not None:
-        model = load_model(base_model)
+        model = load_model(base_model, extra_types=config.model.trusted_types)
         return ChosenBaseline(
             Baseline(source="model", description=base_label or f"model file {base_model}"),
             predictions=predict_with_model(model, holdout, config),

@@ -131,7 +131,7 @@ def train_head(
         log_path=log_path or staging / "train.log",
     )
     if model_path.is_file():
-        model = load_model(model_path)
+        model = load_model(model_path, extra_types=config.model.trusted_types)
         if model_path.resolve() != (staging / "model.skops").resolve() and model_path.suffix == ".skops":
             shutil.copyfile(model_path, staging / "model.skops")
         features = training.feature_columns(config, holdout)
