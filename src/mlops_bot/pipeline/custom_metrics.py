@@ -68,7 +68,15 @@ def run_custom_metrics(
     request_path = staging / "custom_metrics_request.json"
     result_path = staging / "custom_metrics_result.json"
     request_path.write_text(json.dumps(request), encoding="utf-8")
-    env = training.command_env(environ, seed=config.seed, **{k: v.resolve() for k, v in paths.items()})
+    env = training.command_env(
+        environ,
+        train=paths["train"].resolve(),
+        holdout=paths["holdout"].resolve(),
+        model=paths["model"].resolve(),
+        predictions=paths["predictions"].resolve(),
+        seed=config.seed,
+        passthrough=config.train.env,
+    )
     try:
         training.run_command(
             shlex.join([sys.executable, "-m", "mlops_bot.pipeline.custom_metrics",
