@@ -109,6 +109,11 @@ class TrainSection(_Strict):
         default=None, description="where the command writes holdout predictions (CSV/Parquet)"
     )
     builtin: BuiltinPipeline | None = None
+    params_file: str | None = Field(
+        default=None,
+        description="YAML/JSON file of training parameters the command reads (e.g. params.yaml); shown "
+        "base vs head in the report",
+    )
     env: list[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]] = Field(
         default_factory=list,
         description="environment variables passed to the command beyond the allow-list (names only)",

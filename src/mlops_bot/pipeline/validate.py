@@ -49,6 +49,7 @@ from mlops_bot.pipeline.evaluate import (
     task_metrics,
 )
 from mlops_bot.pipeline.gates import MetricComparison, compare, evaluate_gates, verdict
+from mlops_bot.pipeline.params import training_params
 from mlops_bot.pipeline.plots import write_plots
 from mlops_bot.pipeline.result import Reproducibility, ValidationReport
 from mlops_bot.registry.model_card import render_model_card
@@ -302,6 +303,7 @@ def validate(
             data_checks=data_checks.to_json_dict(),
             analysis_notes=notes,
             gates_notice=gates_notice,
+            params={"head": training_params(config), "base": chosen.params},
             plots=sorted(p.relative_to(staging).as_posix() for p in plots),
             reproducibility=Reproducibility(
                 seed=config.seed,
