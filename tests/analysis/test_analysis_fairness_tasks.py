@@ -5,7 +5,9 @@ intersectional groups; plus the intervals, small groups and clear errors fairlea
 from __future__ import annotations
 
 import functools
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -18,6 +20,7 @@ from mlops_bot.analysis.fairness_tasks import (
     compute_regression_fairness,
     selection_rate_key,
 )
+from mlops_bot.cli import main
 from mlops_bot.config import FairnessSection
 from mlops_bot.errors import DataError
 
@@ -160,3 +163,20 @@ def test_small_groups_json_and_clear_errors() -> None:
     with pytest.raises(DataError, match="not among the classes"):
         compute_multiclass_fairness(np.array([0, 1, 2]), np.array([0, 1, 3]), sens[["sex"]].iloc[:3],
                                     classes=[0, 1, 2])
+
+
+def test_cli_computes_every_task(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    y_true, y_pred, sens = _multiclass("plain", n=600)
+    pd.DataFrame({"y": y_true, "p": y_pred, "sex": sens["sex"]}).to_csv(tmp_path / "multi.csv", index=False)
+    base = ["fairness", "--y-true", "y", "--y-pred", "p", "--sensitive", "sex", "--seed", "1"]
+    assert main([*base, "--predictions", str(tmp_path / "multi.csv")]) == 0  # auto: three labels
+    data = json.loads(capsys.readouterr().out)
+    expected = compute_multiclass_fairness(y_true, y_pred, sens[["sex"]], seed=1)
+    assert data["task"] == "multiclass"
+    assert data["accuracy_difference"] == pytest.approx(expected.disparities["accuracy_difference"])
+    y_true, y_pred, sens = _regression(n=600)
+    pd.DataFrame({"y": y_true, "p": y_pred, "sex": sens["sex"]}).to_csv(tmp_path / "reg.csv", index=False)
+    args = [*base, "--predictions", str(tmp_path / "reg.csv"), "--task", "regression"]
+    assert main([*args, "--format", "markdown"]) == 0
+    markdown = capsys.readouterr().out
+    assert "regression model" in markdown and "| mae difference |" in markdown
