@@ -63,6 +63,7 @@ import skops.io as sio
 from mlops_bot.checksums import SUMS_NAME, mismatch, sha256_bytes, sha256_file, verify_folder
 from mlops_bot.errors import IntegrityError
 from mlops_bot.model_structure import check_trees
+from mlops_bot.onnx_model import ONNX_SUFFIXES, load_onnx
 
 SKOPS_SUFFIXES = (".skops",)
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
@@ -247,7 +248,12 @@ def load_model(path: str | Path, trusted_pickle: bool = False, extra_types: Iter
             return joblib.load(path)
         with open(path, "rb") as handle:
             return pickle.load(handle)  # noqa: S301 - the caller vouched for this file
-    raise IntegrityError(f"model file {path}: unknown format {path.suffix!r} (use .skops)")
+    if path.suffix in ONNX_SUFFIXES:  # a graph onnxruntime executes: no Python object is built
+        data = path.read_bytes()
+        if expected_sha256 is not None and sha256_bytes(data) != expected_sha256.lower():
+            raise mismatch(f"model file {path}", sha256_bytes(data), expected_sha256, expected_from)
+        return load_onnx(data, str(path))
+    raise IntegrityError(f"model file {path}: unknown format {path.suffix!r} (use .skops or .onnx)")
 
 
 def load_verified(path: str | Path, expected: Mapping[str, str] | None = None,
