@@ -60,7 +60,7 @@ from typing import Any
 
 import skops.io as sio
 
-from mlops_bot.checksums import SUMS_NAME, mismatch, sha256_bytes, sha256_file, verify_folder
+from mlops_bot.checksums import SUMS_NAME, mismatch, read_sums, sha256_bytes, sha256_file, verify_folder
 from mlops_bot.errors import IntegrityError
 from mlops_bot.model_structure import check_trees
 from mlops_bot.onnx_model import ONNX_SUFFIXES, load_onnx
@@ -257,12 +257,22 @@ def load_model(path: str | Path, trusted_pickle: bool = False, extra_types: Iter
 
 
 def load_verified(path: str | Path, expected: Mapping[str, str] | None = None,
-                  extra_types: Iterable[str] = ()) -> Any:
+                  extra_types: Iterable[str] = (), whole_folder: bool = True) -> Any:
     """Load a model file after checking its folder: every file the `SHA256SUMS` beside it lists must
     match (the model file must be listed), and so must the registry tag's digests when `expected` is
     given. A folder without SHA256SUMS and without expected digests loads through the allow-list
-    only. Every load of a model the server or a deploy target serves goes through here."""
+    only. Every load of a model the server or a deploy target serves goes through here.
+
+    `whole_folder=False` is for a model file named on its own (`serve --model dir/model.skops`): a
+    SHA256SUMS beside it is used when it lists the file, and the folder's other files are not its
+    business (a downloads folder may hold an unrelated SHA256SUMS)."""
     path = Path(path)
+    if not whole_folder and not expected:
+        sums = read_sums(path.parent)
+        if sums is None or path.name not in sums:
+            return load_model(path, extra_types=extra_types)
+        return load_model(path, extra_types=extra_types, expected_sha256=sums[path.name],
+                          expected_from=str(path.parent / SUMS_NAME))
     listed = verify_folder(path.parent, expected, require=[path.name])
     if listed is None:
         return load_model(path, extra_types=extra_types)
