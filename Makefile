@@ -8,7 +8,8 @@ EVIDENTLY_VENV := .venv-evidently
 OIP_CLIENTS_VENV := .venv-oip-clients
 OIP_CLIENTS := 'tritonclient[http]==2.73.*' 'kserve==0.21.*'
 
-.PHONY: demo test lint lint-workflows setup tools evidently clean docker-engine docker-test oip-clients postgres
+.PHONY: demo test lint lint-workflows setup tools evidently clean docker-engine docker-test oip-clients postgres \
+	kube-control-plane
 
 # uv when the machine has it (10x faster, shared wheel cache), pip otherwise; `--seed` keeps pip in the
 # venv for the steps below that call it. `dev` is every runtime extra plus the test tools.
@@ -100,7 +101,14 @@ postgres:
 docker-test: setup docker-engine
 	$(PY) -m pytest -q tests/deploy/test_deploy_docker.py; s=$$?; tests/deploy/docker_engine.sh stop; exit $$s
 
-test: setup tools evidently kserve-sdk oip-clients lint docker-engine postgres
+# A real control plane for the `kubernetes` tests: kube-apiserver + etcd built from source through the
+# Go module proxy and the engines' CRDs, cached per version in ~/.cache/mlops-bot/kube (a fresh clone
+# reuses it; a cold build takes a while on 2 cores); Debian's prometheus for the metrics-source tests.
+kube-control-plane:
+	tests/kube_cluster/build.sh
+	tests/kube_cluster/prometheus.sh
+
+test: setup tools evidently kserve-sdk oip-clients lint docker-engine postgres kube-control-plane
 	$(PY) -m pytest -q; s=$$?; tests/deploy/docker_engine.sh stop; exit $$s
 
 clean:

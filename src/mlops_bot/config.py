@@ -59,11 +59,6 @@ class ModelSection(_Strict):
     intended_use: str = ""
     limitations: str = ""
     owners: list[str] = Field(default_factory=list)
-    trusted_types: list[str] = Field(
-        default_factory=list,
-        description="exact type names (package.module.Type) a skops model file of this repository may "
-        "need beyond mlops-bot's per-framework allow-list",
-    )
 
     @field_validator("name")
     @classmethod
@@ -109,11 +104,6 @@ class TrainSection(_Strict):
         default=None, description="where the command writes holdout predictions (CSV/Parquet)"
     )
     builtin: BuiltinPipeline | None = None
-    params_file: str | None = Field(
-        default=None,
-        description="YAML/JSON file of training parameters the command reads (e.g. params.yaml); shown "
-        "base vs head in the report",
-    )
     env: list[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]] = Field(
         default_factory=list,
         description="environment variables passed to the command beyond the allow-list (names only)",
@@ -386,6 +376,42 @@ class RolloutGates(_Strict):
     min_requests: int = Field(default=50, ge=0, description="per step; fewer is inconclusive")
 
 
+PrometheusQueryName = Literal["requests", "errors", "client_errors", "latency_buckets", "latency_sum",
+                              "predictions"]
+
+
+class RolloutPrometheus(_Strict):
+    """Where the cluster targets read the gates' figures (deploy/prometheus.py has the defaults)."""
+
+    url: str = Field(description="Prometheus base URL, e.g. http://prometheus.monitoring:9090")
+    queries: dict[PrometheusQueryName, str] = Field(
+        default_factory=dict,
+        description="PromQL templates ($model, $namespace, $version) replacing the defaults",
+    )
+    timeout: Duration = 10.0
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _timeout(cls, value: Any) -> float:
+        return parse_duration(value)
+
+
+class RolloutKServe(_Strict):
+    """The KServe target: where the InferenceService lives and what it runs."""
+
+    namespace: str = "default"
+    image: str = Field(default="ghcr.io/mlops-bot/mlops-bot-server:latest",
+                       description="the model server image (built by the release workflow)")
+    token_secret: str | None = Field(
+        default=None, description="Secret with key `token` for private release assets"
+    )
+    min_replicas: int = Field(default=1, ge=0)
+    storage_uri: str = Field(
+        default="https://github.com/$repository/releases/download/$tag/model.skops",
+        description="where the pod downloads the version's model ($repository, $tag, $model, $version)",
+    )
+
+
 class RolloutSection(_Strict):
     environment: str = "production"
     steps: list[RolloutStep] = Field(
@@ -400,6 +426,8 @@ class RolloutSection(_Strict):
     on_inconclusive: Literal["pause", "abort"] = "pause"
     stage: str = "production"
     shadow: bool = False
+    prometheus: RolloutPrometheus | None = None
+    kserve: RolloutKServe = Field(default_factory=RolloutKServe)
 
     @field_validator("stage")
     @classmethod
@@ -477,27 +505,6 @@ class BotSection(_Strict):
         return value
 
 
-# ------------------------------------------------------------------------------------------ metrics
-_FUNCTION_REF = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$"
-
-
-class CustomMetric(_Strict):
-    """A metric function in the repository: `module:function` taking (y_true, y_pred) and returning
-    a number. It runs in a subprocess where the training command runs (same working directory and
-    environment), on the same holdout and bootstrap resamples as the built-in metrics."""
-
-    function: str = Field(pattern=_FUNCTION_REF)
-    name: str | None = Field(default=None, pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
-    greater_is_better: bool = True
-
-    @property
-    def metric_name(self) -> str:
-        return self.name or self.function.rsplit(":", 1)[1]
-
-
-MetricEntry = CustomMetric | str
-
-
 # --------------------------------------------------------------------------------------------- root
 class MlopsConfig(_Strict):
     """The whole of `.github/mlops.yml`."""
@@ -506,11 +513,7 @@ class MlopsConfig(_Strict):
     model: ModelSection
     train: TrainSection
     data: DataSection
-    metrics: list[MetricEntry] = Field(
-        default_factory=list,
-        description="built-in metric names, or custom metrics (`module:function` or a mapping); "
-        "default: the task's metrics",
-    )
+    metrics: list[str] = Field(default_factory=list, description="default: all metrics for the task")
     gates: dict[str, GateRule] = Field(default_factory=dict)
     # `gates.data` in the file: lifted out of `gates` (whose other keys are metric names) on load.
     data_gates: DataGates = Field(default_factory=DataGates)
@@ -537,33 +540,6 @@ class MlopsConfig(_Strict):
             gates = dict(data["gates"])
             data = {**data, "gates": gates, "data_gates": gates.pop("data")}
         return data
-
-    @field_validator("metrics", mode="before")
-    @classmethod
-    def _custom_strings(cls, value: Any) -> Any:
-        """`module:function` in the list is a custom metric named after the function."""
-        if isinstance(value, list):
-            return [{"function": v} if isinstance(v, str) and ":" in v else v for v in value]
-        return value
-
-    @model_validator(mode="after")
-    def _unique_metric_names(self) -> MlopsConfig:
-        names = self.metric_names
-        duplicated = sorted({n for n in names if names.count(n) > 1})
-        if duplicated:
-            raise ValueError(
-                f"metrics: name(s) listed twice: {', '.join(duplicated)} (give custom metrics a name:)"
-            )
-        return self
-
-    @property
-    def metric_names(self) -> list[str]:
-        """Every metric listed under `metrics:`, built-in and custom, in order."""
-        return [m.metric_name if isinstance(m, CustomMetric) else m for m in self.metrics]
-
-    @property
-    def custom_metrics(self) -> list[CustomMetric]:
-        return [m for m in self.metrics if isinstance(m, CustomMetric)]
 
     def resolve(self, relative: str) -> Path:
         path = Path(relative)

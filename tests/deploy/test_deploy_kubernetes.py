@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from mlops_bot.deploy.targets.kubernetes import inference_service, resource_name, step_manifests
+from mlops_bot.deploy.targets.kserve import inference_service, resource_name, step_manifests
 from mlops_bot.errors import MlopsError
 
 SDK = Path(__file__).resolve().parents[2] / ".cache" / "kserve-sdk"
@@ -100,11 +100,11 @@ def test_names_and_bounds() -> None:
         inference_service("credit", storage_uri="x", version="v1", canary_percent=101)
 
 
-def test_apply_without_cluster_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_no_cluster_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     pytest.importorskip("kubernetes")
-    from mlops_bot.deploy.targets.kubernetes import apply_manifests
+    from mlops_bot.deploy.targets.cluster import connect
 
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "none"))
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     with pytest.raises(MlopsError, match="no Kubernetes cluster configured"):
-        apply_manifests([inference_service("credit", storage_uri="x", version="v1.0.0")])
+        connect()

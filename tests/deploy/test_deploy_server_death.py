@@ -63,6 +63,9 @@ def _send(target: LocalTarget, rows: list[dict[str, Any]], count: int) -> None:
 
 @pytest.fixture
 def setup(tmp_path: Path, model_dirs: dict[str, Path]) -> Any:
+    models = tmp_path / "models"  # a private copy: a test deletes a version's files
+    for version in ("v1.0.0", "v1.1.0"):
+        shutil.copytree(model_dirs[version], models / version)
     plan = plan_from_config(RolloutSection(
         steps=[RolloutStep(weight=30, hold=60), RolloutStep(weight=60, hold=60)], gates=GATES,
         interval=10, progress_deadline=300))
@@ -70,7 +73,7 @@ def setup(tmp_path: Path, model_dirs: dict[str, Path]) -> Any:
     forge = LocalForge(tmp_path / "forge", repo="acme/credit", actor="alice")
     clock = Clock()
     controller = RolloutController(
-        "credit", plan, target, DirectorySource(next(iter(model_dirs.values())).parent),
+        "credit", plan, target, DirectorySource(models),
         StateStore(tmp_path / "state", "credit"), cache=tmp_path / "cache", forge=forge, clock=clock)
     yield controller, target, clock, forge
     target.stop()
@@ -84,7 +87,7 @@ def test_killed_server_is_recreated_and_the_step_resumes_with_a_fresh_hold(setup
     controller.start("v1.0.0")
     state = controller.start("v1.1.0")
     assert (state.phase, state.weight, state.settling) == ("progressing", 30, False)
-    _send(target, rows, 12)
+    _send(target, rows, 40)
     clock.now += 40  # 40 of the step's 60 s hold have passed
     controller.tick()
     old_pid = target.pid
@@ -104,13 +107,13 @@ def test_killed_server_is_recreated_and_the_step_resumes_with_a_fresh_hold(setup
     assert any("model server back" in t.message for t in state.history)
 
     clock.now += 50  # the old hold would be over by now (40 + 10 + 10 + 50 > 60), the fresh one is not
-    _send(target, rows, 12)
+    _send(target, rows, 40)
     assert controller.tick().step == 0
     clock.now += 15
     state = controller.tick()
     assert (state.step, state.weight) == (1, 60)
     for _ in range(10):
-        _send(target, rows, 8)
+        _send(target, rows, 20)
         clock.now += 15
         state = controller.tick()
         if state.phase != "progressing":

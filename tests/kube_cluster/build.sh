@@ -82,10 +82,11 @@ fi
 # The engines' real CRDs, out of their Go modules.
 if [ ! -s "$CACHE/crds/inferenceservices.yaml" ]; then
   d=$(module_dir github.com/kserve/kserve "$KSERVE_VERSION")
-  cp "$d/config/crd/full/serving.kserve.io_inferenceservices.yaml" "$CACHE/crds/inferenceservices.yaml"
+  cat "$d/config/crd/full/serving.kserve.io_inferenceservices.yaml" >"$CACHE/crds/inferenceservices.yaml"
 fi
 if [ ! -s "$CACHE/crds/argo-rollouts.yaml" ]; then
   d=$(module_dir github.com/argoproj/argo-rollouts "$ARGO_ROLLOUTS_VERSION")
-  cat "$d"/manifests/crds/*.yaml >"$CACHE/crds/argo-rollouts.tmp" && mv "$CACHE/crds/argo-rollouts.tmp" "$CACHE/crds/argo-rollouts.yaml"
+  for f in "$d"/manifests/crds/*-crd.yaml; do echo "---"; cat "$f"; done >"$CACHE/crds/argo-rollouts.tmp"
+  mv "$CACHE/crds/argo-rollouts.tmp" "$CACHE/crds/argo-rollouts.yaml"
 fi
 echo "$CACHE"

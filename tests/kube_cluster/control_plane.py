@@ -16,6 +16,7 @@ import ipaddress
 import os
 import secrets
 import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Iterator
@@ -174,7 +175,8 @@ def _start(plane: ControlPlane, cache: Path) -> None:
     plane.processes.append(etcd)
     import httpx
 
-    _wait_until(lambda: httpx.get(f"http://127.0.0.1:{client_port}/health", timeout=2).status_code == 200,
+    _wait_until(lambda: httpx.get(f"http://127.0.0.1:{client_port}/health", timeout=2,
+                                  trust_env=False).status_code == 200,
                 "etcd", etcd_log, etcd)
 
     api_log = d / "kube-apiserver.log"
@@ -206,10 +208,11 @@ def _start(plane: ControlPlane, cache: Path) -> None:
                                                   "namespace": "default"}}],
     }))
 
+    tls = ssl.create_default_context(cafile=str(d / "ca.crt"))
+    tls.load_cert_chain(str(d / "admin.crt"), str(d / "admin.key"))
+
     def ready() -> bool:
-        response = httpx.get(f"{plane.server}/readyz", verify=str(d / "ca.crt"),
-                             cert=(str(d / "admin.crt"), str(d / "admin.key")), timeout=5)
-        return response.status_code == 200
+        return httpx.get(f"{plane.server}/readyz", verify=tls, timeout=5, trust_env=False).status_code == 200
 
     _wait_until(ready, "kube-apiserver", api_log, api, timeout=180)
 

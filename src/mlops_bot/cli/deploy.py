@@ -20,8 +20,11 @@ ACTIONS = ("abort", "rollback", "promote", "status", "stop")
 
 
 def _forge() -> Forge | None:
-    if not (os.environ.get("MLOPS_BOT_LOCAL_FORGE") or os.environ.get("GITHUB_TOKEN")
-            or os.environ.get("GH_TOKEN") or os.environ.get("GITHUB_APP_ID")):
+    """The forge as the rest of the CLI reads it (token, local forge, or the App's
+    MLOPS_BOT_APP_ID + private key); None when nothing is configured."""
+    from mlops_bot.cli.registry import FORGE_ENV
+
+    if not any(os.environ.get(key, "").strip() for key in FORGE_ENV):
         return None
     from mlops_bot.forge.select import forge_from_env
 
@@ -55,6 +58,9 @@ def register(subparsers: Any) -> None:
     deploy.add_argument("--models", help="a directory of VERSION/model.skops folders instead of the registry")
     deploy.add_argument("--timeout", type=float, default=None, help="give up waiting after SECONDS")
     deploy.add_argument("--manifests", help="kubernetes: write the manifests here instead of applying")
+    from mlops_bot.cli.deploy_cluster import add_arguments
+
+    add_arguments(deploy)
     deploy.set_defaults(func=_deploy)
 
     serve = subparsers.add_parser("serve", help="run the model server (OIP v2) on 127.0.0.1")
@@ -63,6 +69,10 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--model", help="a model directory or .skops file to serve as the stable version")
     serve.add_argument("--version", default="v0.0.0", help="the version label of --model")
+    serve.add_argument("--model-url", help="download the version's model.skops from this URL at start "
+                       "(token: MLOPS_BOT_MODEL_TOKEN), into --model-dir")
+    serve.add_argument("--model-sha256", help="refuse a --model-url download whose SHA-256 differs")
+    serve.add_argument("--model-dir", default="/mnt/models", help="where --model-url is saved")
     serve.add_argument("--log-dir", help="record sampled predictions here (monitoring)")
     serve.add_argument("--sample-rate", type=float, default=1.0)
     serve.add_argument("--max-body-bytes", type=int, default=32 * 1024 * 1024,
@@ -102,6 +112,13 @@ def _serve(args: argparse.Namespace) -> int:
         log = PredictionLog(Path(args.log_dir), sample_rate=args.sample_rate)
     if args.max_batch_rows < 0 or not 0 <= args.max_batch_delay_ms <= 1000:
         raise MlopsError("--max-batch-rows must be >= 0 and --max-batch-delay-ms within 0..1000")
+    if args.model_url:
+        if args.model:
+            raise MlopsError("give --model or --model-url, not both")
+        from mlops_bot.deploy.delivery import fetch_model
+
+        args.model = str(fetch_model(args.model_url, args.model_sha256, Path(args.model_dir),
+                                     token=os.environ.get("MLOPS_BOT_MODEL_TOKEN") or None))
     batching = BatchPolicy(max_rows=args.max_batch_rows, max_delay=args.max_batch_delay_ms / 1000)
     router = ModelRouter(args.name, prediction_log=log, batching=batching)
     if args.model:
@@ -134,8 +151,7 @@ def _target(args: argparse.Namespace, name: str) -> Any:
         from mlops_bot.deploy.targets.docker import DockerTarget
 
         return DockerTarget(state_dir, name)
-    raise MlopsError("the kubernetes target is applied with --manifests DIR or the kubernetes client; "
-                     "see docs/deploy.md")
+    raise MlopsError(f"unknown target {args.target!r}")
 
 
 def _deploy(args: argparse.Namespace) -> int:
@@ -161,18 +177,26 @@ def _deploy(args: argparse.Namespace) -> int:
     spec = args.version or args.stage or rollout.stage
     version = source.resolve(name, spec)
 
-    if args.target == "kubernetes":
-        return _kubernetes(args, name, version, rollout)
-    if not args.wait:
+    if args.target == "kubernetes" and args.manifests:
+        from mlops_bot.cli.deploy_cluster import write_manifests
+
+        return write_manifests(args, name, version, rollout)
+    if not args.wait and args.target != "kubernetes":  # on a cluster the job itself drives the steps
         return _background(args, name, version)
 
     from mlops_bot.deploy.controller import RolloutController, StateStore
     from mlops_bot.deploy.plan import plan_from_config
 
-    target = _target(args, name)
+    plan = plan_from_config(rollout, args.config)
+    if args.target == "kubernetes":
+        from mlops_bot.cli.deploy_cluster import cluster_parts
+
+        target, store = cluster_parts(args, name, rollout)
+    else:
+        target, store = _target(args, name), StateStore(Path(args.state_dir), name)
     controller = RolloutController(
-        name, plan_from_config(rollout, args.config), target, source, StateStore(Path(args.state_dir), name),
-        cache=Path(args.state_dir) / "models", forge=forge, registry=registry,
+        name, plan, target, source, store, cache=Path(args.state_dir) / "models", forge=forge,
+        registry=registry,
         watch_stage=args.stage, out=sys.stdout,
     )
     state = controller.run(version, timeout=args.timeout)
@@ -200,28 +224,21 @@ def _background(args: argparse.Namespace, name: str, version: str) -> int:
     return 0
 
 
-def _kubernetes(args: argparse.Namespace, name: str, version: str, rollout: RolloutSection) -> int:
-    from mlops_bot.deploy.targets.kubernetes import apply_manifests, inference_service
-
-    manifest = inference_service(name, storage_uri=f"pvc://models/{name}/{version}", version=version)
-    if args.manifests:
-        out = Path(args.manifests)
-        out.mkdir(parents=True, exist_ok=True)
-        path = out / f"{name.replace('/', '-')}-inferenceservice.json"
-        path.write_text(json.dumps(manifest, indent=2))
-        print(path)
-        return 0
-    apply_manifests([manifest])
-    return 0
-
-
 def _action(args: argparse.Namespace, action: str, name: str | None) -> int:
     from mlops_bot.deploy.controller import StateStore
 
     if action in ("status", "stop"):
         if name is None:
             raise MlopsError(f"which model? mlops-bot deploy {action} NAME")
-        state = StateStore(Path(args.state_dir), name).load(name)
+        if args.target == "kubernetes":
+            from mlops_bot.cli.deploy_cluster import status_store
+
+            if action == "stop":
+                raise MlopsError("deploy stop is for the local and docker targets; on a cluster, delete the "
+                                 "InferenceService with kubectl")
+            state = status_store(args, name, _rollout(args.config)).load(name)
+        else:
+            state = StateStore(Path(args.state_dir), name).load(name)
         if action == "stop" and args.target == "docker":
             from mlops_bot.deploy.targets.docker import DockerTarget
 

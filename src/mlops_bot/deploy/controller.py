@@ -55,6 +55,10 @@ from mlops_bot.forge.base import Forge
 __all__ = ["TERMINAL", "Phase", "RolloutController", "RolloutState", "StateStore", "Transition"]
 
 
+class StateConflict(MlopsError):
+    """A store refused a write because the state changed since it was read."""
+
+
 class RolloutStore(Protocol):
     """Where a model's rollout state lives: a file (`StateStore`) or the cluster."""
 
@@ -306,7 +310,14 @@ class RolloutController:
                 return state
             state, restart = self._carry_out(advance(self.plan, state, self._observe(state)))
             state = self._settle(state)
-            self.store.save(state)
+            try:
+                self.store.save(state)
+            except StateConflict:
+                # A newer controller wrote first (a cluster store): re-read and defer to it.
+                latest = self.store.load(self.name)
+                if latest.rollout_id != self.rollout_id:
+                    return latest.model_copy(update={"phase": "superseded"})
+                raise
         if restart is not None:
             return self.start(restart)
         return state

@@ -1,0 +1,105 @@
+"""`mlops-bot deploy NAME --target kubernetes`: the KServe target wired from the command line and
+`rollout:` in `.github/mlops.yml` (namespace, image, token secret, Prometheus, storage URI).
+
+The controller runs in the deploy job itself (a runner's background process would die with the
+job); the state lives in the cluster, so a re-run of the job resumes the rollout, and
+`deploy status NAME --target kubernetes` reads it from there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from string import Template
+from typing import Any
+from urllib.parse import quote
+
+from mlops_bot.config import RolloutSection
+from mlops_bot.errors import MlopsError
+
+
+def add_arguments(deploy: Any) -> None:
+    deploy.add_argument("--kubeconfig", help="kubernetes: kubeconfig path or content (default: "
+                        "$MLOPS_BOT_KUBECONFIG, $KUBECONFIG, ~/.kube/config, in-cluster)")
+    deploy.add_argument("--context", help="kubernetes: kubeconfig context")
+    deploy.add_argument("--namespace", help="kubernetes: overrides rollout.kserve.namespace")
+    deploy.add_argument("--image", help="kubernetes: the model server image (overrides rollout.kserve.image)")
+
+
+def _api(args: argparse.Namespace) -> Any:
+    from mlops_bot.deploy.targets.cluster import connect
+
+    kubeconfig = args.kubeconfig or os.environ.get("MLOPS_BOT_KUBECONFIG") or None
+    return connect(kubeconfig, args.context)
+
+
+def _namespace(args: argparse.Namespace, rollout: RolloutSection) -> str:
+    return str(args.namespace or rollout.kserve.namespace)
+
+
+def storage_uri(template: str, *, model: str, version: str, repository: str) -> str:
+    """The URL of a version's model.skops release asset (`$repository`, `$tag`, `$model`, `$version`)."""
+    return Template(template).substitute(repository=repository, tag=quote(f"{model}@{version}", safe=""),
+                                         model=quote(model, safe=""), version=quote(version, safe=""))
+
+
+def cluster_parts(args: argparse.Namespace, name: str, rollout: RolloutSection) -> tuple[Any, Any]:
+    """(target, state store) for `name` on the cluster the arguments point at."""
+    from mlops_bot.checksums import sha256_file
+    from mlops_bot.deploy.routing import VersionRef
+    from mlops_bot.deploy.targets.cluster import ClusterStateStore
+    from mlops_bot.deploy.targets.kserve import KServeTarget, resource_name
+
+    api = _api(args)
+    namespace = _namespace(args, rollout)
+    repository = os.environ.get("GITHUB_REPOSITORY", "")
+    if "$repository" in rollout.kserve.storage_uri and not repository:
+        raise MlopsError("GITHUB_REPOSITORY is not set: needed for rollout.kserve.storage_uri "
+                         f"({rollout.kserve.storage_uri})")
+
+    def storage(ref: VersionRef) -> tuple[str, str]:
+        model_file = Path(ref.path) / "model.skops"
+        if not model_file.is_file():
+            raise MlopsError(f"{model_file} not found: the version's model is fetched to record its digest")
+        uri = storage_uri(rollout.kserve.storage_uri, model=name, version=ref.version, repository=repository)
+        return uri, sha256_file(model_file)
+
+    metrics = None
+    if rollout.prometheus is not None:
+        from mlops_bot.deploy.prometheus import PrometheusMetrics
+
+        queries: dict[str, str] = {str(k): v for k, v in rollout.prometheus.queries.items()}
+        metrics = PrometheusMetrics(rollout.prometheus.url, queries,
+                                    timeout=rollout.prometheus.timeout)
+    target = KServeTarget(name, api, namespace=namespace, storage=storage,
+                          image=args.image or rollout.kserve.image, metrics_source=metrics,
+                          token_secret=rollout.kserve.token_secret, min_replicas=rollout.kserve.min_replicas)
+    return target, ClusterStateStore(api, namespace, resource_name(name))
+
+
+def write_manifests(args: argparse.Namespace, name: str, version: str, rollout: RolloutSection) -> int:
+    """--manifests DIR: the InferenceService of every step, for review or GitOps; no cluster needed."""
+    from mlops_bot.deploy.targets.kserve import step_manifests
+
+    uri = storage_uri(rollout.kserve.storage_uri, model=name, version=version,
+                      repository=os.environ.get("GITHUB_REPOSITORY", "OWNER/REPO"))
+    manifests = step_manifests(name, version, uri, [step.weight for step in rollout.steps],
+                               namespace=_namespace(args, rollout), image=args.image or rollout.kserve.image,
+                               token_secret=rollout.kserve.token_secret,
+                               min_replicas=rollout.kserve.min_replicas)
+    out = Path(args.manifests)
+    out.mkdir(parents=True, exist_ok=True)
+    for index, manifest in enumerate(manifests, start=1):
+        path = out / f"{name.replace('/', '-')}-step{index}-inferenceservice.json"
+        path.write_text(json.dumps(manifest, indent=2))
+        print(path)
+    return 0
+
+
+def status_store(args: argparse.Namespace, name: str, rollout: RolloutSection) -> Any:
+    from mlops_bot.deploy.targets.cluster import ClusterStateStore
+    from mlops_bot.deploy.targets.kserve import resource_name
+
+    return ClusterStateStore(_api(args), _namespace(args, rollout), resource_name(name))

@@ -1,0 +1,236 @@
+"""The Argo Rollouts engine, for teams serving with plain Deployments: Argo does the stepping, we
+render what it needs from the plan, apply it, mirror its status and pass /abort and /promote on.
+
+- `render_rollout`: a `Rollout` (argoproj.io/v1alpha1) whose canary steps are the plan's
+  (`setWeight`, then `pause` with the hold as `duration`, or without for a manual hold), running our
+  model server image, with a background analysis from the first step on;
+- `render_analysis`: an `AnalysisTemplate` whose Prometheus metrics are the plan's gates (success
+  rate, p99 latency, p99 ratio to stable), `interval` and `failureLimit` from the plan (Argo fails
+  a metric when failures exceed `failureLimit`, we abort at `failure_limit` failures: limit - 1).
+  Prediction drift (a Jensen-Shannon distance) is not a PromQL expression: with Argo it stays with
+  the local/KServe targets;
+- the control fields are Argo's own, as `kubectl argo rollouts` writes them (sources of
+  github.com/argoproj/argo-rollouts v1.8, pkg/kubectl-argo-rollouts/cmd/abort and promote): abort =
+  merge patch `{"status":{"abort":true}}` on the status subresource; promote = clear the pause
+  conditions (or step past a running analysis) on status, plus `spec.paused: false` if paused;
+- `mirror`: the Rollout's status as a GitHub deployment status (pure).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from mlops_bot.config import RolloutGates
+from mlops_bot.deploy.plan import RolloutPlan
+from mlops_bot.deploy.targets.cluster import explain, read_object, require_api, server_side_apply
+from mlops_bot.deploy.targets.kserve import resource_name
+from mlops_bot.forge.base import DeploymentState
+
+GROUP, VERSION = "argoproj.io", "v1alpha1"
+ROLLOUTS, TEMPLATES = "rollouts", "analysistemplates"
+ABORT_PATCH: dict[str, Any] = {"status": {"abort": True}}
+ANALYSIS_ARGS = ("model", "namespace", "version", "stable-version", "prometheus")
+_SELECTOR = 'model="{{args.model}}",namespace="{{args.namespace}}"'
+# No traffic yet is not a failure (NaN from 0/0); Argo's own min-traffic handling is the step's pause.
+_NO_DATA = "len(result) == 0 || isNaN(result[0])"
+
+
+def _duration(seconds: float) -> str:
+    return f"{max(1, math.ceil(seconds))}s"
+
+
+def analysis_metrics(gates: RolloutGates, interval: float, failure_limit: int) -> list[dict[str, Any]]:
+    """The plan's gates as AnalysisTemplate metrics (Prometheus provider)."""
+    address = "{{args.prometheus}}"
+    window = f"[{_duration(max(interval * 4, 60))}]"
+
+    def rate(series: str, version: str = "{{args.version}}") -> str:
+        return f'sum(rate({series}{{{_SELECTOR},version="{version}"}}{window}))'
+
+    def p99(version: str) -> str:
+        return (f'histogram_quantile(0.99, sum by (le) (rate(mlops_bot_request_duration_seconds_bucket'
+                f'{{{_SELECTOR},version="{version}"}}{window})))')
+
+    common = {"interval": _duration(interval), "failureLimit": max(0, failure_limit - 1)}
+    metrics = []
+    if gates.min_success_rate is not None:
+        metrics.append({
+            "name": "success-rate", **common,
+            "successCondition": f"{_NO_DATA} || result[0] >= {gates.min_success_rate}",
+            "provider": {"prometheus": {"address": address, "query": (
+                f"1 - {rate('mlops_bot_errors_total')} / {rate('mlops_bot_requests_total')}")}},
+        })
+    if gates.max_p99_latency_ms is not None:
+        metrics.append({
+            "name": "p99-latency", **common,
+            "successCondition": f"{_NO_DATA} || result[0] <= {gates.max_p99_latency_ms}",
+            "provider": {"prometheus": {"address": address, "query": f"{p99('{{args.version}}')} * 1000"}},
+        })
+    if gates.max_p99_latency_ratio is not None:
+        metrics.append({
+            "name": "p99-latency-ratio", **common,
+            "successCondition": f"{_NO_DATA} || result[0] <= {gates.max_p99_latency_ratio}",
+            "provider": {"prometheus": {"address": address, "query": (
+                f"{p99('{{args.version}}')} / {p99('{{args.stable-version}}')}")}},
+        })
+    return metrics
+
+
+def render_analysis(model: str, namespace: str, plan: RolloutPlan) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "AnalysisTemplate",
+        "metadata": {"name": f"{resource_name(model)}-gates", "namespace": namespace,
+                     "labels": {"app.kubernetes.io/managed-by": "mlops-bot"}},
+        "spec": {
+            "args": [{"name": arg} for arg in ANALYSIS_ARGS],
+            "metrics": analysis_metrics(plan.gates, plan.interval, plan.failure_limit),
+        },
+    }
+
+
+def render_rollout(model: str, version: str, stable_version: str, *, namespace: str, plan: RolloutPlan,
+                   image: str, storage_uri: str, sha256: str | None, prometheus_url: str,
+                   replicas: int = 2) -> dict[str, Any]:
+    """The Rollout for `version`; Argo keeps the previous pod template as stable."""
+    name = resource_name(model)
+    steps: list[dict[str, Any]] = []
+    for step in plan.steps:
+        steps.append({"setWeight": step.weight})
+        steps.append({"pause": {} if step.hold == "manual" else {"duration": _duration(float(step.hold))}})
+    args = ["serve", model, "--host", "0.0.0.0", "--port", "8080",  # noqa: S104 - pod network
+            "--model-url", storage_uri, "--model-dir", "/mnt/models", "--version", version]
+    if sha256:
+        args += ["--model-sha256", sha256]
+    labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/managed-by": "mlops-bot"}
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "Rollout",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels,
+                     "annotations": {"mlops-bot/model": model, "mlops-bot/version": version}},
+        "spec": {
+            "replicas": replicas,
+            "progressDeadlineSeconds": max(1, math.ceil(plan.progress_deadline)),
+            "progressDeadlineAbort": True,
+            "selector": {"matchLabels": {"app.kubernetes.io/name": name}},
+            "template": {
+                "metadata": {"labels": labels, "annotations": {"mlops-bot/version": version}},
+                "spec": {
+                    "containers": [{
+                        "name": "model-server", "image": image, "args": args,
+                        "ports": [{"name": "http", "containerPort": 8080}],
+                        "readinessProbe": {"httpGet": {"path": "/v2/health/ready", "port": 8080}},
+                        "livenessProbe": {"httpGet": {"path": "/v2/health/live", "port": 8080}},
+                        "volumeMounts": [{"name": "models", "mountPath": "/mnt/models"},
+                                         {"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108 - emptyDir
+                        "securityContext": {"runAsNonRoot": True, "runAsUser": 10001,
+                                            "readOnlyRootFilesystem": True,
+                                            "allowPrivilegeEscalation": False},
+                    }],
+                    "volumes": [{"name": "models", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}],
+                },
+            },
+            "strategy": {"canary": {
+                "steps": steps,
+                "analysis": {
+                    "templates": [{"templateName": f"{name}-gates"}],
+                    "startingStep": 1,
+                    "args": [{"name": "model", "value": model}, {"name": "namespace", "value": namespace},
+                             {"name": "version", "value": version},
+                             {"name": "stable-version", "value": stable_version},
+                             {"name": "prometheus", "value": prometheus_url}],
+                },
+            }},
+        },
+    }
+
+
+def promote_patches(rollout: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """(spec patch, status patch) for a promote, as `kubectl argo rollouts promote` computes them
+    (no --full, no skip flags). Pure."""
+    spec, status = rollout.get("spec") or {}, rollout.get("status") or {}
+    spec_patch = {"spec": {"paused": False}} if spec.get("paused") else None
+    steps = ((spec.get("strategy") or {}).get("canary") or {}).get("steps") or []
+    index = status.get("currentStepIndex", 0)
+    analysis = ((status.get("canary") or {}).get("currentStepAnalysisRunStatus") or {}).get("status")
+    pauses = status.get("pauseConditions") or []
+    if analysis == "Inconclusive" and pauses and status.get("controllerPause"):
+        nxt = index + 1 if index < len(steps) else index
+        cleared = {"pauseConditions": None, "controllerPause": False, "currentStepIndex": nxt}
+        return spec_patch, {"status": cleared}
+    if pauses:
+        return spec_patch, {"status": {"pauseConditions": None}}
+    if steps:
+        nxt = index + 1 if index < len(steps) else index
+        return spec_patch, {"status": {"pauseConditions": None, "currentStepIndex": nxt}}
+    return spec_patch, None
+
+
+def mirror(rollout: dict[str, Any]) -> tuple[DeploymentState, str, bool]:
+    """(deployment state, description, finished) for the Rollout's status. Pure."""
+    status = rollout.get("status") or {}
+    version = ((rollout.get("metadata") or {}).get("annotations") or {}).get("mlops-bot/version", "?")
+    steps = (((rollout.get("spec") or {}).get("strategy") or {}).get("canary") or {}).get("steps") or []
+    phase, message = status.get("phase", ""), status.get("message", "")
+    if status.get("abort"):
+        return "failure", f"{version} aborted: {message or 'all traffic back to stable'}"[:140], True
+    if phase == "Degraded":
+        return "failure", f"{version} degraded: {message}"[:140], True
+    index = status.get("currentStepIndex")
+    weight = ((status.get("canary") or {}).get("weights") or {}).get("canary", {}).get("weight")
+    done = index is not None and index >= len(steps)
+    if phase == "Healthy" and done and status.get("stableRS") and status.get("stableRS") == status.get(
+            "currentPodHash"):
+        return "success", f"{version} promoted to 100%", True
+    step = f"step {min((index or 0) + 1, len(steps) or 1)}/{len(steps) or 1}"
+    shown = f", {weight}%" if weight is not None else ""
+    if phase == "Paused":
+        return "in_progress", f"{version} {step}{shown}: paused ({message or 'waiting'})"[:140], False
+    return "in_progress", f"{version} {step}{shown}: {phase or 'pending'}"[:140], False
+
+
+class ArgoRollout:
+    """One model's Rollout + AnalysisTemplate in a namespace."""
+
+    def __init__(self, model: str, api_client: Any, *, namespace: str) -> None:
+        self.model = model
+        self.api_client = api_client
+        self.namespace = namespace
+        self.name = resource_name(model)
+        require_api(api_client, GROUP, VERSION, "Rollout", "Argo Rollouts")
+
+    def apply(self, rollout: dict[str, Any], analysis: dict[str, Any]) -> dict[str, Any]:
+        server_side_apply(self.api_client, GROUP, VERSION, TEMPLATES, self.namespace, analysis)
+        return server_side_apply(self.api_client, GROUP, VERSION, ROLLOUTS, self.namespace, rollout)
+
+    def read(self) -> dict[str, Any] | None:
+        return read_object(self.api_client, GROUP, VERSION, ROLLOUTS, self.namespace, self.name)
+
+    def _patch(self, body: dict[str, Any], status: bool) -> None:
+        from kubernetes import client
+
+        api: Any = client.CustomObjectsApi(self.api_client)
+        call = api.patch_namespaced_custom_object_status if status else api.patch_namespaced_custom_object
+        try:
+            call(GROUP, VERSION, self.namespace, ROLLOUTS, self.name, body,
+                 _content_type="application/merge-patch+json")
+        except Exception as exc:
+            raise explain(exc, "patch", f"{ROLLOUTS}{'/status' if status else ''}.{GROUP}", self.namespace,
+                          self.name) from None
+
+    def abort(self) -> None:
+        self._patch(ABORT_PATCH, status=True)
+
+    def promote(self) -> None:
+        live = self.read()
+        if live is None:
+            raise explain(Exception(f"rollout {self.name} not found"), "promote", ROLLOUTS, self.namespace)
+        spec_patch, status_patch = promote_patches(live)
+        if status_patch is not None:
+            self._patch(status_patch, status=True)
+        if spec_patch is not None:
+            self._patch(spec_patch, status=False)
+
+    def describe(self) -> str:
+        live = self.read()
+        return json.dumps(mirror(live) if live else None)
