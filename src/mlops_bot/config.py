@@ -59,6 +59,11 @@ class ModelSection(_Strict):
     intended_use: str = ""
     limitations: str = ""
     owners: list[str] = Field(default_factory=list)
+    trusted_types: list[str] = Field(
+        default_factory=list,
+        description="exact type names (package.module.Type) a skops model file of this repository may "
+        "need beyond mlops-bot's per-framework allow-list",
+    )
 
     @field_validator("name")
     @classmethod
@@ -104,6 +109,11 @@ class TrainSection(_Strict):
         default=None, description="where the command writes holdout predictions (CSV/Parquet)"
     )
     builtin: BuiltinPipeline | None = None
+    params_file: str | None = Field(
+        default=None,
+        description="YAML/JSON file of training parameters the command reads (e.g. params.yaml); shown "
+        "base vs head in the report",
+    )
     env: list[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]] = Field(
         default_factory=list,
         description="environment variables passed to the command beyond the allow-list (names only)",
@@ -505,6 +515,27 @@ class BotSection(_Strict):
         return value
 
 
+# ------------------------------------------------------------------------------------------ metrics
+_FUNCTION_REF = r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class CustomMetric(_Strict):
+    """A metric function in the repository: `module:function` taking (y_true, y_pred) and returning
+    a number. It runs in a subprocess where the training command runs (same working directory and
+    environment), on the same holdout and bootstrap resamples as the built-in metrics."""
+
+    function: str = Field(pattern=_FUNCTION_REF)
+    name: str | None = Field(default=None, pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
+    greater_is_better: bool = True
+
+    @property
+    def metric_name(self) -> str:
+        return self.name or self.function.rsplit(":", 1)[1]
+
+
+MetricEntry = CustomMetric | str
+
+
 # --------------------------------------------------------------------------------------------- root
 class MlopsConfig(_Strict):
     """The whole of `.github/mlops.yml`."""
@@ -513,7 +544,11 @@ class MlopsConfig(_Strict):
     model: ModelSection
     train: TrainSection
     data: DataSection
-    metrics: list[str] = Field(default_factory=list, description="default: all metrics for the task")
+    metrics: list[MetricEntry] = Field(
+        default_factory=list,
+        description="built-in metric names, or custom metrics (`module:function` or a mapping); "
+        "default: the task's metrics",
+    )
     gates: dict[str, GateRule] = Field(default_factory=dict)
     # `gates.data` in the file: lifted out of `gates` (whose other keys are metric names) on load.
     data_gates: DataGates = Field(default_factory=DataGates)
@@ -540,6 +575,33 @@ class MlopsConfig(_Strict):
             gates = dict(data["gates"])
             data = {**data, "gates": gates, "data_gates": gates.pop("data")}
         return data
+
+    @field_validator("metrics", mode="before")
+    @classmethod
+    def _custom_strings(cls, value: Any) -> Any:
+        """`module:function` in the list is a custom metric named after the function."""
+        if isinstance(value, list):
+            return [{"function": v} if isinstance(v, str) and ":" in v else v for v in value]
+        return value
+
+    @model_validator(mode="after")
+    def _unique_metric_names(self) -> MlopsConfig:
+        names = self.metric_names
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ValueError(
+                f"metrics: name(s) listed twice: {', '.join(duplicated)} (give custom metrics a name:)"
+            )
+        return self
+
+    @property
+    def metric_names(self) -> list[str]:
+        """Every metric listed under `metrics:`, built-in and custom, in order."""
+        return [m.metric_name if isinstance(m, CustomMetric) else m for m in self.metrics]
+
+    @property
+    def custom_metrics(self) -> list[CustomMetric]:
+        return [m for m in self.metrics if isinstance(m, CustomMetric)]
 
     def resolve(self, relative: str) -> Path:
         path = Path(relative)

@@ -60,9 +60,10 @@ from typing import Any
 
 import skops.io as sio
 
-from mlops_bot.checksums import SUMS_NAME, mismatch, sha256_bytes, sha256_file, verify_folder
+from mlops_bot.checksums import SUMS_NAME, mismatch, read_sums, sha256_bytes, sha256_file, verify_folder
 from mlops_bot.errors import IntegrityError
 from mlops_bot.model_structure import check_trees
+from mlops_bot.onnx_model import ONNX_SUFFIXES, load_onnx
 
 SKOPS_SUFFIXES = (".skops",)
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
@@ -117,11 +118,33 @@ NUMPY_TYPES: frozenset[str] = frozenset({
 
 SCIPY_TYPES: frozenset[str] = frozenset()  # sparse matrices are in skops' defaults
 
+# The scikit-learn APIs of the gradient-boosting libraries (extras `mlops-bot[xgboost]`,
+# `mlops-bot[lightgbm]`), listed from `get_untrusted_types` of fitted binary, multiclass and
+# regression models with xgboost 3.2 / lightgbm 4.7. The estimators are rebuilt from attributes;
+# each Booster's `__setstate__` hands its saved model bytes/string to the library's own model
+# parser (no Python code is run); OrderedDict is LightGBM's container of fitted parameters.
+XGBOOST_TYPES: frozenset[str] = frozenset({
+    "xgboost.core.Booster",
+    "xgboost.sklearn.XGBClassifier",
+    "xgboost.sklearn.XGBRegressor",
+    "xgboost.sklearn.XGBRFClassifier",
+    "xgboost.sklearn.XGBRFRegressor",
+})
+
+LIGHTGBM_TYPES: frozenset[str] = frozenset({
+    "lightgbm.basic.Booster",
+    "lightgbm.sklearn.LGBMClassifier",
+    "lightgbm.sklearn.LGBMRegressor",
+    "collections.OrderedDict",
+})
+
 FRAMEWORK_TYPES: Mapping[str, frozenset[str]] = {
     "python": PYTHON_TYPES,
     "scikit-learn": SKLEARN_TYPES | SKLEARN_FUNCTIONS,
     "numpy": NUMPY_TYPES,
     "scipy": SCIPY_TYPES,
+    "xgboost": XGBOOST_TYPES,
+    "lightgbm": LIGHTGBM_TYPES,
 }
 
 # Top-level modules no list may ever name, whatever a repository's config asks for.
@@ -201,6 +224,12 @@ def load_model(path: str | Path, trusted_pickle: bool = False, extra_types: Iter
         needed = check_skops(data, str(path), extra_types)
         try:
             model = sio.loads(data, trusted=needed)
+        except ModuleNotFoundError as exc:
+            framework = (exc.name or "").split(".")[0]
+            raise IntegrityError(
+                f"model file {path} is a {framework} model but {framework!r} is not installed: "
+                f"pip install 'mlops-bot[{framework}]'"
+            ) from None
         except Exception as exc:
             raise IntegrityError(f"model file {path} could not be rebuilt by skops: {exc}") from None
         check_trees(model, str(path))  # tree indices scikit-learn would follow unchecked
@@ -219,16 +248,31 @@ def load_model(path: str | Path, trusted_pickle: bool = False, extra_types: Iter
             return joblib.load(path)
         with open(path, "rb") as handle:
             return pickle.load(handle)  # noqa: S301 - the caller vouched for this file
-    raise IntegrityError(f"model file {path}: unknown format {path.suffix!r} (use .skops)")
+    if path.suffix in ONNX_SUFFIXES:  # a graph onnxruntime executes: no Python object is built
+        data = path.read_bytes()
+        if expected_sha256 is not None and sha256_bytes(data) != expected_sha256.lower():
+            raise mismatch(f"model file {path}", sha256_bytes(data), expected_sha256, expected_from)
+        return load_onnx(data, str(path))
+    raise IntegrityError(f"model file {path}: unknown format {path.suffix!r} (use .skops or .onnx)")
 
 
 def load_verified(path: str | Path, expected: Mapping[str, str] | None = None,
-                  extra_types: Iterable[str] = ()) -> Any:
+                  extra_types: Iterable[str] = (), whole_folder: bool = True) -> Any:
     """Load a model file after checking its folder: every file the `SHA256SUMS` beside it lists must
     match (the model file must be listed), and so must the registry tag's digests when `expected` is
     given. A folder without SHA256SUMS and without expected digests loads through the allow-list
-    only. Every load of a model the server or a deploy target serves goes through here."""
+    only. Every load of a model the server or a deploy target serves goes through here.
+
+    `whole_folder=False` is for a model file named on its own (`serve --model dir/model.skops`): a
+    SHA256SUMS beside it is used when it lists the file, and the folder's other files are not its
+    business (a downloads folder may hold an unrelated SHA256SUMS)."""
     path = Path(path)
+    if not whole_folder and not expected:
+        sums = read_sums(path.parent)
+        if sums is None or path.name not in sums:
+            return load_model(path, extra_types=extra_types)
+        return load_model(path, extra_types=extra_types, expected_sha256=sums[path.name],
+                          expected_from=str(path.parent / SUMS_NAME))
     listed = verify_folder(path.parent, expected, require=[path.name])
     if listed is None:
         return load_model(path, extra_types=extra_types)

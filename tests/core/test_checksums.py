@@ -109,6 +109,13 @@ def test_served_folder_is_checked_at_every_load(tmp_path: Path, capsys: pytest.C
     assert main(["serve", "m", "--model", str(folder), "--port", "0"]) == 2
     err = capsys.readouterr().err
     assert "model.skops has sha256" in err and len(err.strip().splitlines()) == 1
+    # A model file named on its own: an unrelated SHA256SUMS beside it is not its business.
+    alone = tmp_path / "downloads"
+    save_model(_model(), alone / "model.skops")
+    (alone / SUMS_NAME).write_text(render_sums({"ubuntu.iso": "0" * 64}))
+    assert load_version("m", "v1.0.0", alone / "model.skops").model is not None
+    with pytest.raises(IntegrityError, match=r"does not list model\.skops"):
+        load_version("m", "v1.0.0", alone)  # a folder must vouch for its model
     # A SHA256SUMS that does not list the model does not vouch for it.
     (folder / SUMS_NAME).write_text(render_sums({"other": "0" * 64}))
     with pytest.raises(IntegrityError, match=r"does not list model\.skops"):

@@ -55,7 +55,7 @@ def test_pass_then_worse_model_fails_its_gate(tmp_path: Path, capsys: pytest.Cap
     report = json.loads((out / "report.json").read_text())
     assert report["model"] == "credit-risk" and report["verdict"] == "pass"
     assert report["metrics"]["accuracy"] == {"base": None, "head": report["metrics"]["accuracy"]["head"],
-                                             "diff": None, "ci": None}
+                                             "diff": None, "ci": None, "lower_is_better": None}
     assert {"metric", "rule", "passed"} <= set(report["gates"][0])
     assert report["reproducibility"]["seed"] == 1 and len(report["reproducibility"]["data"]["train"]) == 64
     packages = set(report["reproducibility"]["packages"])

@@ -139,6 +139,9 @@ def test_pull_request_compares_with_production_and_the_training_command_gets_no_
         "--artifact", f"model.skops={first / 'model.skops'}",
         "--artifact", f"report.json={first / 'report.json'}")
     cli(example, gh, "registry", "assign", act.MODEL, "--stage", "production", "--push", "--gates", "pass")
+    # The pull request: a new commit on top of the production one.
+    (example.path / "train.py").write_text(TOKEN_CHECKING_TRAIN + "# more iterations next time\n")
+    act.git(example.path, "commit", "-q", "-am", "a note in the training code")
     gh.add_pull(REPO, PR, head_ref="feature", head_sha=example.head)
 
     result = run(example, gh, "pull_request", pull_request_event(example), "mlops-pr.yml", tmp_path / "work")
@@ -150,6 +153,13 @@ def test_pull_request_compares_with_production_and_the_training_command_gets_no_
     assert roc["base"] is not None and roc["ci"] is not None
     significant = [g for g in report["gates"] if g["rule"].startswith("significant drop")]
     assert [g["status"] for g in significant] == ["pass"]
+
+    # The comment the PR gets names the production version and shows the intervals.
+    run(example, gh, "workflow_run", workflow_run_event(example), "mlops-pr-comment.yml",
+        tmp_path / "work").assert_ok()
+    (comment,) = issue_items(gh, "comments")
+    assert "credit-risk v0.1.0 (stage production)" in comment["body"]
+    assert "significant drop" in comment["body"]
 
 
 def test_a_pr_lowering_its_own_gates_is_judged_by_the_base_branch_unless_a_maintainer_accepts(
@@ -223,6 +233,10 @@ def test_pull_request_ends_with_one_sticky_comment_and_a_check_run_updated_in_pl
             act.git(example.origin, "cat-file", "-e", f"{found[1]}:{found[2]}")
         checks = [c for c in issue_items(gh, "check_runs") if c.get("head_sha") == example.head]
         assert checks and checks[-1].get("conclusion") == "success"
+        # No production version yet: the CI gate reads "skipped" in the check run, as in the comment.
+        summary = checks[-1]["output"]["summary"]
+        assert "| roc_auc | `significant drop <= 0` | ⏭️ skipped |" in summary, summary
+        assert "skipped" in checks[-1]["output"]["title"]
         if attempt == 0:
             first = dict(comments[0])
     assert comments[0]["id"] == first["id"]

@@ -144,6 +144,18 @@ def _to_overall(values: np.ndarray, overall: np.ndarray) -> tuple[np.ndarray, np
         return difference, np.fmin.reduce(ratios, axis=-1)
 
 
+def difference_and_ratio(
+    values: np.ndarray, overall: np.ndarray, method: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """MetricFrame's difference(method) and ratio(method) of per-group values (last axis), with
+    the overall value for method="to_overall"; vectorised over leading axes."""
+    if method == "between_groups":
+        return _between(values)
+    if method == "to_overall":
+        return _to_overall(values, overall)
+    raise DataError(f"fairness method must be one of {', '.join(METHODS)}, not {method!r}")
+
+
 def _builtin_max(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Python's max(a, b) elementwise: fairlearn applies the builtin to its (TPR, FPR) pair, so a
     NaN in first position wins and a NaN in second position loses."""
@@ -317,21 +329,25 @@ def bootstrap_intervals(
     values = disparities_from_cells(draws, method)
     if point is None:
         point = {k: float(v) for k, v in disparities_from_cells(cells, method).items()}
+    return {
+        name: bias_corrected_interval(series, point.get(name, float("nan")), confidence)
+        for name, series in values.items()
+    }
+
+
+def bias_corrected_interval(
+    replicates: np.ndarray, estimate: float, confidence: float
+) -> tuple[float, float]:
+    """Efron's bias-corrected percentile interval of one statistic from its bootstrap replicates
+    (non-finite replicates skipped); (nan, nan) when nothing is left or the estimate is NaN."""
+    finite = replicates[np.isfinite(replicates)]
+    if finite.size == 0 or math.isnan(estimate):
+        return (float("nan"), float("nan"))
     alpha = (1 - confidence) / 2
     z_lo, z_hi = stats.norm.ppf(alpha), stats.norm.ppf(1 - alpha)
-    out: dict[str, tuple[float, float]] = {}
-    for name, series in values.items():
-        finite = series[np.isfinite(series)]
-        estimate = point.get(name, float("nan"))
-        if finite.size == 0 or math.isnan(estimate):
-            out[name] = (float("nan"), float("nan"))
-            continue
-        below = (
-            np.count_nonzero(finite < estimate) + 0.5 * np.count_nonzero(finite == estimate)
-        ) / finite.size
-        below = min(max(below, 1 / (finite.size + 1)), finite.size / (finite.size + 1))
-        z0 = stats.norm.ppf(below)
-        q_lo, q_hi = stats.norm.cdf(2 * z0 + z_lo), stats.norm.cdf(2 * z0 + z_hi)
-        lo, hi = np.quantile(finite, [q_lo, q_hi])
-        out[name] = (float(lo), float(hi))
-    return out
+    below = (np.count_nonzero(finite < estimate) + 0.5 * np.count_nonzero(finite == estimate)) / finite.size
+    below = min(max(below, 1 / (finite.size + 1)), finite.size / (finite.size + 1))
+    z0 = stats.norm.ppf(below)
+    q_lo, q_hi = stats.norm.cdf(2 * z0 + z_lo), stats.norm.cdf(2 * z0 + z_hi)
+    lo, hi = np.quantile(finite, [q_lo, q_hi])
+    return (float(lo), float(hi))

@@ -31,6 +31,8 @@ from mlops_bot.deploy.control import running_rollout
 from mlops_bot.errors import MlopsError, RegistryError
 from mlops_bot.forge.base import Forge, Reaction
 from mlops_bot.permissions import REPOSITORY_FLOOR, Permission, permission_at_least
+from mlops_bot.registry.registry import RegistryEvent
+from mlops_bot.registry.tags import Action
 from mlops_bot.report import escape
 
 log = logging.getLogger("mlops_bot.bot")
@@ -146,11 +148,11 @@ class RegistryLike(Protocol):
     def latest_version(self, name: str) -> str | None: ...
     def show_versions(self, name: str) -> list[dict[str, Any]]: ...
     def stage_version(self, name: str, stage: str) -> str | None: ...
-    def history(self, name: str | None = None) -> list[Any]: ...
+    def history(self, name: str | None = None) -> list[RegistryEvent]: ...
     def assign(self, name: str, stage: str, *, version: str | None = None, ref: str | None = None,
                actor: str | None = None, actor_permission: Permission | None = None,
                gates_passed: bool | None = None, trailers: dict[str, str] | None = None,
-               push: bool = False, force: bool = False) -> Any: ...
+               push: bool = False, force: bool = False) -> RegistryEvent: ...
 
 
 @dataclass(frozen=True)
@@ -474,10 +476,10 @@ class EventHandler:
             return (f"The rollout of `{model}` {version} in `{environment}` was waiting for a manual "
                     "promote: it proceeds to the next step.")
         # The registry enforces the policy, gates included (Verdict trailer or the release's report.json).
-        journal("assign", lambda: _event_text(registry.assign(
+        journal("assign", lambda: registry.assign(
             model, stage, version=version, actor=request.author, actor_permission=have,
             trailers={"Pull-Request": f"#{request.number}", "Requested-By": request.author}, push=True,
-        )), lambda: f"{model}#{stage}" if registry.stage_version(model, stage) == version else None)
+        ).tag, lambda: f"{model}#{stage}" if registry.stage_version(model, stage) == version else None)
         payload = {"model": model, "version": version, "stage": stage, "actor": request.author,
                    "pull_request": request.number, "trigger": "promote"}
         dispatch(DEPLOY_EVENT, payload)
@@ -525,10 +527,10 @@ class EventHandler:
         environment = settings.rollout.environment
         if control is not None:
             journal("control", lambda: control(forge, environment, "rollback", request.author))
-        journal("assign", lambda: _event_text(registry.assign(
+        journal("assign", lambda: registry.assign(
             model, stage, version=previous, actor=request.author, actor_permission=have,
             trailers={"Pull-Request": f"#{request.number}", "Rollback-Of": current}, push=True, force=True,
-        )), lambda: f"{model}#{stage}" if registry.stage_version(model, stage) == previous else None)
+        ).tag, lambda: f"{model}#{stage}" if registry.stage_version(model, stage) == previous else None)
         payload = {"model": model, "version": previous, "stage": stage, "actor": request.author,
                    "pull_request": request.number, "trigger": "rollback"}
         dispatch(DEPLOY_EVENT, payload)
@@ -603,26 +605,11 @@ def _post_reply(forge: Forge, journal: Journal, number: int, text: str, delivery
     journal("reply", lambda: forge.create_comment(number, f"{text}\n\n{marker}").id, posted)
 
 
-def _event_text(event: Any) -> str:
-    """Journal results must be JSON: keep the registry event's text form."""
-    return str(getattr(event, "tag", None) or event)
-
-
-def _field(item: Any, name: str) -> Any:
-    return item.get(name) if isinstance(item, dict) else getattr(item, name, None)
-
-
-def _previous_version(history: list[Any], model: str, stage: str, current: str | None) -> str | None:
+def _previous_version(history: list[RegistryEvent], model: str, stage: str, current: str | None
+                      ) -> str | None:
     """The version assigned to `stage` before `current`, from the registry history (any order)."""
-    assigned: list[tuple[str, str]] = []
-    for item in history:
-        kind = str(_field(item, "action") or _field(item, "kind") or "")
-        name = _field(item, "name") or _field(item, "artifact") or model
-        if name != model or _field(item, "stage") != stage or kind not in ("assignment", "assign"):
-            continue
-        stamp = str(_field(item, "created_at") or _field(item, "timestamp") or "")
-        assigned.append((stamp, str(_field(item, "version"))))
-    assigned.sort()
+    assigned = sorted((event.created_at, str(event.version)) for event in history
+                      if event.name == model and event.stage == stage and event.action == Action.ASSIGN)
     versions = [version for _, version in assigned]
     while versions and versions[-1] == current:
         versions.pop()

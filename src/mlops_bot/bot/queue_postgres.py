@@ -64,6 +64,8 @@ class PostgresQueue:
     """A queue in PostgreSQL tables `mlops_bot_*`. One connection per thread (a job's advisory lock
     lives on the connection of the thread that claimed it)."""
 
+    remote = True  # the webhook server waits for it off its event loop
+
     def __init__(self, url: str, *, max_attempts: int = 3, retry_seconds: float = 5.0,
                  orphan_check_seconds: float = 2.0) -> None:
         try:

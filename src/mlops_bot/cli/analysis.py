@@ -44,12 +44,20 @@ def register(subparsers: Any) -> None:
     check.add_argument("--exit-code", action="store_true", help="exit 1 when a check with action fail failed")
     check.set_defaults(func=run_data_check)
 
-    fair = subparsers.add_parser("fairness", help="group fairness metrics of classification predictions")
+    fair = subparsers.add_parser(
+        "fairness", help="group fairness metrics of a model's predictions (every task)"
+    )
     fair.add_argument("--predictions", required=True, help="CSV/Parquet table with labels and predictions")
     fair.add_argument("--y-true", required=True, dest="y_true")
     fair.add_argument("--y-pred", required=True, dest="y_pred")
     fair.add_argument("--sensitive", required=True, help="COL[,COL...]: intersectional groups in this order")
     fair.add_argument("--pos-label", dest="pos_label", default="1")
+    fair.add_argument(
+        "--task",
+        choices=("auto", "binary", "multiclass", "regression"),
+        default="auto",
+        help="auto: binary for two labels, multiclass for more; regression must be asked for",
+    )
     fair.add_argument(
         "--method",
         choices=("between_groups", "to_overall"),
@@ -146,8 +154,13 @@ def _label(value: str) -> int | str:
 
 
 def run_fairness(args: argparse.Namespace) -> int:
-    from mlops_bot.analysis.fairness import compute_fairness
-    from mlops_bot.report.fairness import render_fairness
+    from mlops_bot.analysis.fairness import FairnessReport, compute_fairness
+    from mlops_bot.analysis.fairness_tasks import (
+        TaskFairnessReport,
+        compute_multiclass_fairness,
+        compute_regression_fairness,
+    )
+    from mlops_bot.report.fairness import render_fairness, render_task_fairness
 
     settings = load_config(args.config).fairness if args.config else FairnessSection()
     if args.method:
@@ -157,16 +170,32 @@ def run_fairness(args: argparse.Namespace) -> int:
     if not sensitive:
         raise DataError("--sensitive needs at least one column name")
     require_columns(frame, [args.y_true, args.y_pred, *sensitive], f"predictions file {args.predictions}")
-    report = compute_fairness(
-        frame[args.y_true],
-        frame[args.y_pred],
-        frame[sensitive],
-        pos_label=_label(args.pos_label),
-        settings=settings,
-        seed=args.seed,
-    )
+    task = args.task
+    if task == "auto":
+        labels = set(frame[args.y_true].dropna().tolist()) | set(frame[args.y_pred].dropna().tolist())
+        task = "binary" if len(labels) <= 2 else "multiclass"
+    report: FairnessReport | TaskFairnessReport
+    if task == "binary":
+        report = compute_fairness(
+            frame[args.y_true],
+            frame[args.y_pred],
+            frame[sensitive],
+            pos_label=_label(args.pos_label),
+            settings=settings,
+            seed=args.seed,
+        )
+    elif task == "multiclass":
+        report = compute_multiclass_fairness(
+            frame[args.y_true], frame[args.y_pred], frame[sensitive], settings=settings, seed=args.seed
+        )
+    else:
+        report = compute_regression_fairness(
+            frame[args.y_true], frame[args.y_pred], frame[sensitive], settings=settings, seed=args.seed
+        )
     if args.format == "json":
         _emit(json.dumps(report.to_json_dict(), indent=2) + "\n", args.output)
-    else:
+    elif isinstance(report, FairnessReport):
         _emit(render_fairness(report), args.output)
+    else:
+        _emit(render_task_fairness(report), args.output)
     return 0

@@ -49,7 +49,7 @@ def load_version(name: str, version: str, path: str | Path) -> LoadedModel:
     single model file, through the skops allow-list, after checking the folder's SHA256SUMS."""
     path = Path(path)
     model_path = path / MODEL_FILE if path.is_dir() else path
-    model = load_verified(model_path)
+    model = load_verified(model_path, whole_folder=path.is_dir())
     signature = model_path.parent / SIGNATURE_FILE
     if signature.is_file():
         features = features_from_signature(json.loads(signature.read_text(encoding="utf-8")))

@@ -77,6 +77,10 @@ def create_app(router: ModelRouter, admin_token: str | None = None, *,
             message = f"method {request.method} is not allowed on {request.url.path}"
         return error(exc.status_code, message, getattr(exc, "headers", None))
 
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        return error(500, f"internal error: {type(exc).__name__}: {exc}")
+
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}"
@@ -129,7 +133,10 @@ def create_app(router: ModelRouter, admin_token: str | None = None, *,
         router.log(request_id or str(uuid.uuid4()), model, frame, predictions)
         tensors = output_tensors(names, predictions, probabilities)
         header = {"model_name": name, "model_version": model.version, "id": request_id}
-        body, json_length = encode_response(header, tensors, binary_outputs(request))
+        try:
+            body, json_length = encode_response(header, tensors, binary_outputs(request))
+        except ValueError as exc:  # e.g. a regressor's NaN: not JSON
+            return error(500, f"model failed: its output cannot be sent: {exc}")
         headers = {"X-Model-Version": model.version}
         if json_length is None:
             return Response(body, media_type="application/json", headers=headers)

@@ -100,7 +100,8 @@ def _sanity_train(config: MlopsConfig, train: pd.DataFrame) -> dict[str, float |
     predictions = predict(model, holdout, features, config.model.task)
     target = make_target(config.model.task, np.asarray(holdout[config.data.target]), [predictions],
                          config.model.positive_label)
-    names = config.metrics or list(task_metrics(config.model.task))
+    known = task_metrics(config.model.task)
+    names = [n for n in config.metric_names if n in known] or list(known)
     return evaluate(target, predictions, names)
 
 

@@ -16,6 +16,7 @@ from mlops_bot.errors import DataError, MlopsError, TrainingError
 from mlops_bot.model_file import load_model, load_verified
 from mlops_bot.pipeline import train as training
 from mlops_bot.pipeline.evaluate import Predictions
+from mlops_bot.pipeline.params import Scalar, params_from_report
 from mlops_bot.pipeline.result import Baseline
 from mlops_bot.registry.registry import Registry
 
@@ -27,6 +28,7 @@ class RegistryBaseline:
     model: Any
     version: str
     profile: ReferenceProfile | None
+    params: dict[str, Scalar] | None = None
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class ChosenBaseline:
     predictions: Predictions | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     profile: ReferenceProfile | None = None
+    params: dict[str, Scalar] | None = None  # the baseline's training parameters, from its report.json
 
 
 def read_base_metrics(path: Path) -> dict[str, float]:
@@ -87,8 +90,9 @@ def registry_baseline(config: MlopsConfig, dest: Path, forge: Any) -> RegistryBa
     profile_path = folder / "reference_profile.json"
     profile = ReferenceProfile.load(profile_path) if profile_path.is_file() else None
     # The very bytes loaded are hashed against the register tag's digests (not only at download).
-    model = load_verified(folder / "model.skops", registry.checksums_of(config.model.name, version))
-    return RegistryBaseline(model, version, profile)
+    model = load_verified(folder / "model.skops", registry.checksums_of(config.model.name, version),
+                          extra_types=config.model.trusted_types)
+    return RegistryBaseline(model, version, profile, params_from_report(folder / "report.json"))
 
 
 def choose_baseline(
@@ -104,10 +108,11 @@ def choose_baseline(
     """Pick the baseline: an explicit model file, the registry's stage, a metrics file, or none."""
     notes: list[str] = []
     if base_model is not None:
-        model = load_model(base_model)
+        model = load_model(base_model, extra_types=config.model.trusted_types)
         return ChosenBaseline(
             Baseline(source="model", description=base_label or f"model file {base_model}"),
             predictions=predict_with_model(model, holdout, config),
+            params=params_from_report(base_model.parent / "report.json"),
         )
     try:
         found = registry_baseline(config, download_dir, forge)
@@ -123,6 +128,7 @@ def choose_baseline(
             ),
             predictions=predict_with_model(found.model, holdout, config),
             profile=found.profile,
+            params=found.params,
         )
     metrics_path = base_metrics
     if metrics_path is None and config.baseline.metrics_file:
@@ -133,6 +139,7 @@ def choose_baseline(
         return ChosenBaseline(
             Baseline(source="metrics_file", description=f"metrics file {metrics_path}", notes=notes),
             metrics=read_base_metrics(metrics_path),
+            params=params_from_report(metrics_path),
         )
     notes.append(f"no model in stage {config.baseline.stage!r} and no base metrics file")
     return ChosenBaseline(

@@ -9,10 +9,12 @@ dropping the bulkiest details first (with a note saying so). Pure: report in, te
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from mlops_bot.forge.base import sticky_marker
 from mlops_bot.pipeline.evaluate import lower_is_better, task_metrics
 from mlops_bot.pipeline.gates import GateResult, MetricComparison
+from mlops_bot.pipeline.params import params_diff
 from mlops_bot.pipeline.result import ValidationReport
 from mlops_bot.report import escape
 from mlops_bot.report.charts import confusion_table, interval_bar, metric_bar_chart
@@ -30,7 +32,7 @@ def _change(metric: str, row: MetricComparison) -> str:
         return "-"
     if row.diff == 0:
         return fmt(0.0)
-    better = (row.diff < 0) if lower_is_better(metric) else (row.diff > 0)
+    better = (row.diff < 0) if row.worse_when_higher(metric) else (row.diff > 0)
     return f"{fmt(row.diff, signed=True)} {'🟢' if better else '🔴'}"
 
 
@@ -40,7 +42,7 @@ def _ci(metric: str, row: MetricComparison, span: float) -> str:
     low, high = row.ci
     note = ""
     if low > 0 or high < 0:
-        better = (high < 0) if lower_is_better(metric) else (low > 0)
+        better = (high < 0) if row.worse_when_higher(metric) else (low > 0)
         note = " better" if better else " worse"
     return f"[{fmt(low, True)}, {fmt(high, True)}]{note} `{interval_bar(low, high, span)}`"
 
@@ -55,6 +57,34 @@ def metric_table(report: ValidationReport) -> str:
             f"| {_ci(name, row, span)} |"
         )
     return "\n".join(lines)
+
+
+def params_section(params: dict[str, Any]) -> str:
+    """`dvc params diff` in a fold: changed parameters base vs head (every one when there is no
+    base to compare with)."""
+    head = params.get("head") or {}
+    base = params.get("base")
+    rows = params_diff(base, head)
+    if base is None:
+        summary = f"Params: {len(rows)} (no baseline params to compare with)"
+        shown = rows
+    else:
+        shown = [r for r in rows if r.changed]
+        summary = f"Params: {len(shown)} changed, {len(rows) - len(shown)} unchanged"
+    if not shown:
+        return _details(summary, "_No parameter changed._")
+    lines = ["| Param | base | head |", "|---|---|---|"]
+    for row in shown:
+        old = "-" if row.added or base is None else escape.cell(_param(row.base))
+        new = "-" if row.removed else escape.cell(_param(row.head))
+        lines.append(f"| {escape.cell(row.name)} | {old} | {new} |")
+    return _details(summary, "\n".join(lines))
+
+
+def _param(value: Any) -> str:
+    if isinstance(value, float):
+        return fmt(value)
+    return "null" if value is None else str(value)
 
 
 def gate_table(gates: Sequence[GateResult]) -> str:
@@ -141,6 +171,8 @@ def render_markdown(
             table = per_class_table(report.confusion_matrix, report.base_confusion_matrix)
             optional.append(_details("Per-class metrics (base → head)" if report.base_confusion_matrix
                                      else "Per-class metrics", table))
+    if report.params and (report.params.get("head") or report.params.get("base")):
+        optional.append(params_section(report.params))
     if report.analysis_notes:
         optional.append("\n".join(f"> {escape.text(n)}" for n in report.analysis_notes))
     tail = [_details("Run details (reproducibility)", _run_details(report))]

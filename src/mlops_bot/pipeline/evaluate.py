@@ -15,10 +15,15 @@ from numpy.typing import NDArray
 
 Task = Literal["classification", "regression"]
 
+# Binary: precision/recall/f1 score the positive label; multiclass: they are the macro averages.
 CLASSIFICATION_METRICS: tuple[str, ...] = ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss")
-REGRESSION_METRICS: tuple[str, ...] = ("rmse", "mae", "r2")
+AVERAGED_METRICS: tuple[str, ...] = (
+    "precision_macro", "recall_macro", "f1_macro", "precision_weighted", "recall_weighted", "f1_weighted"
+)
+MULTICLASS_METRICS: tuple[str, ...] = ("accuracy", *AVERAGED_METRICS, "roc_auc", "log_loss")
+REGRESSION_METRICS: tuple[str, ...] = ("rmse", "mae", "r2", "mape")
 PROBABILITY_METRICS = frozenset({"roc_auc", "log_loss"})
-_LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae", "drift_share"})
+_LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae", "mape", "drift_share"})
 _EPS = np.finfo(np.float64).eps
 
 FloatArray = NDArray[np.float64]
@@ -30,7 +35,17 @@ def lower_is_better(metric: str) -> bool:
 
 
 def task_metrics(task: Task) -> tuple[str, ...]:
-    return CLASSIFICATION_METRICS if task == "classification" else REGRESSION_METRICS
+    """Every built-in metric computable for the task."""
+    if task == "classification":
+        return CLASSIFICATION_METRICS + AVERAGED_METRICS
+    return REGRESSION_METRICS
+
+
+def default_metrics(task: Task, multiclass: bool = False) -> tuple[str, ...]:
+    """The metrics reported when the config lists none."""
+    if task == "regression":
+        return REGRESSION_METRICS
+    return MULTICLASS_METRICS if multiclass else CLASSIFICATION_METRICS
 
 
 @dataclass(frozen=True)
@@ -155,6 +170,8 @@ def weighted_metric(name: str, target: EvaluationTarget, p: Predictions, weights
             return np.sqrt(_wsum(weights, err**2) / total)
         if name == "mae":
             return _wsum(weights, np.abs(err)) / total
+        if name == "mape":  # scikit-learn's mean_absolute_percentage_error
+            return _wsum(weights, np.abs(err) / np.maximum(np.abs(y), _EPS)) / total
         if name == "r2":
             mean = _wsum(weights, y) / total
             ss_res = _wsum(weights, err**2)
@@ -164,6 +181,9 @@ def weighted_metric(name: str, target: EvaluationTarget, p: Predictions, weights
         raise KeyError(name)
     if name == "accuracy":
         return _wsum(weights, y == pred) / total
+    if name in AVERAGED_METRICS:
+        base, average = name.rsplit("_", 1)
+        return _averaged(weights, target, pred, ("precision", "recall", "f1").index(base), average)
     if name in ("precision", "recall", "f1"):
         which = ("precision", "recall", "f1").index(name)
         if target.binary:
@@ -191,6 +211,19 @@ def weighted_metric(name: str, target: EvaluationTarget, p: Predictions, weights
         ])
         return np.nanmean(aucs, axis=1)
     raise KeyError(name)
+
+
+def _averaged(weights: FloatArray, target: EvaluationTarget, pred: NDArray[Any], which: int, average: str
+              ) -> FloatArray:
+    """scikit-learn's average="macro" (unweighted mean over labels present in y_true or y_pred of
+    the sample) or "weighted" (mean weighted by each label's true count)."""
+    y = target.y_true
+    per_class = np.column_stack([_prf(weights, y, pred, c)[which] for c in target.classes])
+    if average == "weighted":
+        support = np.column_stack([_wsum(weights, y == c) for c in target.classes])
+        return (per_class * support).sum(axis=1) / support.sum(axis=1)
+    mask = np.column_stack([_wsum(weights, (y == c) | (pred == c)) > 0 for c in target.classes])
+    return (per_class * mask).sum(axis=1) / mask.sum(axis=1)
 
 
 def evaluate(target: EvaluationTarget, p: Predictions, names: list[str] | tuple[str, ...]

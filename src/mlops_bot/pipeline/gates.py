@@ -29,6 +29,11 @@ class MetricComparison(BaseModel):
     head: float | None = None
     diff: float | None = None
     ci: list[float] | None = None
+    # set for custom metrics (their direction comes from the config); None: known by name
+    lower_is_better: bool | None = None
+
+    def worse_when_higher(self, metric: str) -> bool:
+        return self.lower_is_better if self.lower_is_better is not None else lower_is_better(metric)
 
 
 class GateResult(BaseModel):
@@ -57,12 +62,12 @@ def _fmt(value: float) -> str:
 def _drop(metric: str, row: MetricComparison) -> float | None:
     if row.diff is None:
         return None
-    return row.diff if lower_is_better(metric) else -row.diff
+    return row.diff if row.worse_when_higher(metric) else -row.diff
 
 
-def _drop_interval(metric: str, ci: list[float]) -> tuple[float, float]:
+def _drop_interval(metric: str, row: MetricComparison, ci: list[float]) -> tuple[float, float]:
     low, high = ci
-    return (low, high) if lower_is_better(metric) else (-high, -low)
+    return (low, high) if row.worse_when_higher(metric) else (-high, -low)
 
 
 def evaluate_gate(metric: str, rule: GateRule, row: MetricComparison | None) -> list[GateResult]:
@@ -122,7 +127,7 @@ def evaluate_gate(metric: str, rule: GateRule, row: MetricComparison | None) -> 
         elif row.ci is None:
             add(text, "skipped", "no confidence interval (needs the baseline model's predictions)")
         else:
-            low, high = _drop_interval(metric, row.ci)
+            low, high = _drop_interval(metric, row, row.ci)
             significant = low > rule.max_drop_ci + _TOLERANCE
             add(
                 text,

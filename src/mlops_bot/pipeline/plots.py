@@ -95,9 +95,25 @@ def plot_residuals(target: EvaluationTarget, p: Predictions, path: Path) -> Path
     return _save(fig, path)
 
 
+def plot_prediction_vs_actual(target: EvaluationTarget, p: Predictions, path: Path) -> Path:
+    pred = np.asarray(p.y_pred, dtype=float)
+    truth = np.asarray(target.y_true, dtype=float)
+    fig, ax = plt.subplots(figsize=(4, 3.5))
+    ax.scatter(truth, pred, s=6, alpha=0.5)
+    low, high = float(min(truth.min(), pred.min())), float(max(truth.max(), pred.max()))
+    ax.plot([low, high], [low, high], "--", color="grey")
+    ax.set_xlabel("actual")
+    ax.set_ylabel("predicted")
+    ax.set_title("Prediction vs actual")
+    return _save(fig, path)
+
+
 def write_plots(target: EvaluationTarget, p: Predictions, task: str, folder: Path) -> list[Path]:
     """Every plot that fits the task; returns the files written."""
     folder.mkdir(parents=True, exist_ok=True)
     if task == "regression":
-        return [plot_residuals(target, p, folder / "residuals.png")]
+        return [
+            plot_residuals(target, p, folder / "residuals.png"),
+            plot_prediction_vs_actual(target, p, folder / "prediction_vs_actual.png"),
+        ]
     return [plot_confusion(target, p, folder / "confusion_matrix.png"), *plot_curves(target, p, folder)]

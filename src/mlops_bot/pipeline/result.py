@@ -50,6 +50,8 @@ class ValidationReport(BaseModel):
     analysis_notes: list[str] = Field(default_factory=list)
     # Whose gates decided the verdict when that is not simply this config's (pipeline/base_gates.py).
     gates_notice: str | None = None
+    # training parameters, flattened to dotted keys: {"head": {...}, "base": {...} or None}
+    params: dict[str, Any] | None = None
     plots: list[str] = Field(default_factory=list)
     reproducibility: Reproducibility
     created_at: str = ""

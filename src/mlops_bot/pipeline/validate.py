@@ -38,15 +38,18 @@ from mlops_bot.pipeline.analyses import base_fairness, run_analyses
 from mlops_bot.pipeline.baseline import choose_baseline
 from mlops_bot.pipeline.bootstrap import paired_bootstrap
 from mlops_bot.pipeline.comment import render_markdown
+from mlops_bot.pipeline.custom_metrics import run_custom_metrics
 from mlops_bot.pipeline.data_validation import data_gate_results, validate_data
 from mlops_bot.pipeline.evaluate import (
     Predictions,
     confusion_matrix,
+    default_metrics,
     evaluate,
     make_target,
     task_metrics,
 )
 from mlops_bot.pipeline.gates import MetricComparison, compare, evaluate_gates, verdict
+from mlops_bot.pipeline.params import training_params
 from mlops_bot.pipeline.plots import write_plots
 from mlops_bot.pipeline.result import Reproducibility, ValidationReport
 from mlops_bot.registry.model_card import render_model_card
@@ -129,7 +132,7 @@ def train_head(
         log_path=log_path or staging / "train.log",
     )
     if model_path.is_file():
-        model = load_model(model_path)
+        model = load_model(model_path, extra_types=config.model.trusted_types)
         if model_path.resolve() != (staging / "model.skops").resolve() and model_path.suffix == ".skops":
             shutil.copyfile(model_path, staging / "model.skops")
         features = training.feature_columns(config, holdout)
@@ -228,7 +231,8 @@ def validate(
             [head] + ([base_pred] if base_pred else []),
             config.model.positive_label,
         )
-        names = list(config.metrics or task_metrics(config.model.task))
+        multiclass = config.model.task == "classification" and not target.binary
+        names = config.metric_names or list(default_metrics(config.model.task, multiclass=multiclass))
         model_names = [n for n in names if n in task_metrics(config.model.task)]
         head_values = evaluate(target, head, model_names)
         intervals: dict[str, list[float] | None] = {}
@@ -257,6 +261,14 @@ def validate(
             base_values.update(base_fairness(config, holdout, base_pred, target))
         for name, value in analyses.metrics.items():
             metrics[name] = compare(base_values.get(name), value)
+        paths = {"train": train_path, "holdout": holdout_path, "model": staging / "model.skops",
+                 "predictions": staging / "predictions.csv"}
+        for custom in run_custom_metrics(
+            config, target.y_true, head, base_pred, staging=staging, environ=environ, paths=paths
+        ):
+            row = compare(custom.base if base_pred is not None else base_values.get(custom.name), custom.head,
+                          custom.ci.as_list() if custom.ci else None)
+            metrics[custom.name] = row.model_copy(update={"lower_is_better": not custom.greater_is_better})
         for name in names:
             if name not in metrics:
                 notes.append(f"metric {name!r} is not computed for a {config.model.task} model here")
@@ -291,6 +303,7 @@ def validate(
             data_checks=data_checks.to_json_dict(),
             analysis_notes=notes,
             gates_notice=gates_notice,
+            params={"head": training_params(config), "base": chosen.params},
             plots=sorted(p.relative_to(staging).as_posix() for p in plots),
             reproducibility=Reproducibility(
                 seed=config.seed,

@@ -46,7 +46,8 @@ def render_model_card(config: MlopsConfig, report: dict[str, Any], version: str)
         )
         lines.append("")
         intervals = fairness.get("confidence_intervals") or {}
-        for key in DISPARITIES:
+        names = fairness.get("disparity_names")
+        for key in names if isinstance(names, list) else DISPARITIES:
             value = fairness.get(key)
             if isinstance(value, int | float):
                 ci = intervals.get(key) if isinstance(intervals, dict) else None
@@ -58,8 +59,9 @@ def render_model_card(config: MlopsConfig, report: dict[str, Any], version: str)
         if small:
             lines.append(f"- groups too small to judge: {escape.text(', '.join(map(str, small)))}")
         lines.append("")
-        lines.append("The four-fifths rule (demographic parity ratio >= 0.8) is a heuristic from US "
-                     "employment law, not a legal test.")
+        if "demographic_parity_ratio" in fairness:
+            lines.append("The four-fifths rule (demographic parity ratio >= 0.8) is a heuristic from US "
+                         "employment law, not a legal test.")
     else:
         lines.append("No fairness analysis was recorded for this version.")
     limitations = escape.prose(model.limitations) or f"{unstated} (model.limitations)."

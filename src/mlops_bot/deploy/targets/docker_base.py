@@ -46,8 +46,8 @@ LAYOUT = "1"
 
 # What `mlops-bot serve` imports (deploy/server.py and its modules, cli/deploy.py -> config.py,
 # model_file.py) plus the ASGI server; their own requirements are added from the installed metadata.
-SERVER_REQUIREMENTS = ("fastapi", "numpy", "pandas", "pydantic", "PyYAML", "scikit-learn", "scipy",
-                       "skops", "uvicorn")
+SERVER_REQUIREMENTS = ("fastapi", "httptools", "numpy", "orjson", "pandas", "pydantic", "PyYAML",
+                       "scikit-learn", "scipy", "skops", "uvicorn")
 
 # Standard-library parts the server never loads: tests, GUIs, installers, build configuration.
 _STDLIB_SKIP = re.compile(

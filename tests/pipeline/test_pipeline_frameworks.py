@@ -1,0 +1,119 @@
+"""XGBoost and LightGBM models (their scikit-learn APIs, saved with skops by a training command)
+through `mlops-bot validate`, loaded through the exact per-framework allow-lists; one clear error
+for a damaged model file and for a type on no list, and a repository's `model.trusted_types`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mlops_bot.cli import main
+from mlops_bot.demo.dataset import generate
+from mlops_bot.model_file import LIGHTGBM_TYPES, XGBOOST_TYPES
+
+TRAIN = '''
+import os, sys
+import numpy as np, pandas as pd, skops.io as sio
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
+from sklearn.linear_model import LogisticRegression
+
+kind = sys.argv[1]
+train = pd.read_csv(os.environ["MLOPS_TRAIN_PATH"])
+X, y = train[["age", "income", "debt_ratio", "late_payments"]], train["risk_band"]
+if kind == "lightgbm":
+    import lightgbm
+    model = lightgbm.LGBMClassifier(n_estimators=30, verbose=-1, random_state=0).fit(X, y)
+elif kind == "xgboost":
+    import xgboost
+    regressor = xgboost.XGBRegressor(n_estimators=30, random_state=0)
+    model = regressor.fit(X[["age", "debt_ratio"]], train["income"])
+elif kind == "untrusted":
+    # np.asarray is harmless but on no list: a stand-in for a team's own transformer
+    model = make_pipeline(FunctionTransformer(np.asarray), LogisticRegression(max_iter=500)).fit(X, y)
+if kind == "damaged":
+    open(os.environ["MLOPS_MODEL_PATH"], "wb").write(b"PK\\x03\\x04 not a zip")
+else:
+    sio.dump(model, os.environ["MLOPS_MODEL_PATH"])
+'''
+
+
+def _project(root: Path, kind: str, **overrides: object) -> Path:
+    (root / "data").mkdir(parents=True, exist_ok=True)
+    for name, n, seed in (("train", 500, 1), ("holdout", 300, 2)):
+        frame = generate(n, seed=seed, id_start=seed * 10_000)
+        score = frame["debt_ratio"] * 3 + frame["late_payments"] - frame["income"] / 40_000
+        frame["risk_band"] = ["low" if s < 0.5 else "medium" if s < 2 else "high" for s in score]
+        frame.to_csv(root / "data" / f"{name}.csv", index=False)
+    (root / "train.py").write_text(TRAIN, encoding="utf-8")
+    config: dict[str, object] = {
+        "model": {"name": "risk", "task": "classification"},
+        "train": {"command": f"python train.py {kind}", "model_path": "build/model.skops"},
+        "data": {"train": "data/train.csv", "holdout": "data/holdout.csv", "target": "risk_band",
+                 "features": ["age", "income", "debt_ratio", "late_payments"]},
+        "bootstrap": {"samples": 100},
+        "drift": {"enabled": False},
+    }
+    config.update(overrides)
+    (root / "build").mkdir(exist_ok=True)
+    path = root / ".github" / "mlops.yml"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def _cli(config: Path, out: Path, *extra: str) -> int:
+    return main(["validate", "--config", str(config), "--output", str(out), "--quiet", *extra])
+
+
+def test_lightgbm_multiclass_model_validates_against_its_own_baseline(tmp_path: Path) -> None:
+    config = _project(tmp_path, "lightgbm")
+    assert _cli(config, tmp_path / "base") == 0
+    assert _cli(config, tmp_path / "head", "--base-model", str(tmp_path / "base" / "model.skops")) == 0
+    report = json.loads((tmp_path / "head" / "report.json").read_text())
+    f1 = report["metrics"]["f1_weighted"]
+    assert f1["head"] > 0.7 and f1["diff"] == pytest.approx(0.0) and f1["ci"] == [0.0, 0.0]
+    assert report["confusion_matrix"]["labels"] == ["high", "low", "medium"]
+
+
+def test_xgboost_regressor_validates(tmp_path: Path) -> None:
+    config = _project(
+        tmp_path, "xgboost", model={"name": "income", "task": "regression"},
+        data={"train": "data/train.csv", "holdout": "data/holdout.csv", "target": "income",
+              "features": ["age", "debt_ratio"]},
+    )
+    assert _cli(config, tmp_path / "out") == 0
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert set(report["metrics"]) == {"rmse", "mae", "r2", "mape"}
+
+
+def test_allow_lists_are_exact_names() -> None:
+    assert "xgboost.sklearn.XGBClassifier" in XGBOOST_TYPES and "lightgbm.basic.Booster" in LIGHTGBM_TYPES
+    assert all(name.count(".") >= 1 and "*" not in name for name in XGBOOST_TYPES | LIGHTGBM_TYPES)
+
+
+def test_a_damaged_model_file_is_one_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = _project(tmp_path, "damaged")
+    assert _cli(config, tmp_path / "out") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is not a valid skops file" in err[0]
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_untrusted_type_is_refused_by_name_unless_the_repository_trusts_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = _project(tmp_path, "untrusted")
+    assert _cli(config, tmp_path / "out") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not on the model-type allow-list: numpy.asarray" in err[0]
+    config = _project(tmp_path, "untrusted", model={"name": "risk", "task": "classification",
+                                                    "trusted_types": ["numpy.asarray"]})
+    assert _cli(config, tmp_path / "out") == 0
+    config = _project(tmp_path, "untrusted", model={"name": "risk", "task": "classification",
+                                                    "trusted_types": ["os.system"]})
+    assert _cli(config, tmp_path / "out") == 2
+    assert "os.system can never be trusted" in capsys.readouterr().err
