@@ -300,16 +300,22 @@ class HangingRemote(GitHttpRemote):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_a_repository_whose_jobs_never_finish_cannot_starve_the_others(
-    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest,
+    backend: str,
 ) -> None:
     state = tmp_path / "state"
+    url = request.getfixturevalue("postgres").database() if backend == "postgres" else ""
     with HangingRemote(world.tmp / "remotes") as remote:
         env = {**bot_env(world, state), "MLOPS_BOT_GIT_URL_TEMPLATE": remote.url + "/{repo}.git"}
+        if url:
+            env["MLOPS_BOT_DATABASE_URL"] = url
         for key, value in env.items():
             monkeypatch.setenv(key, value)
         world.forge.set_permission("mallory", "admin")
-        config = BotConfig([SECRET], state, worker_process=True, job_seconds=3.0, restart_backoff=(0.5, 0.5))
+        config = BotConfig([SECRET], state, worker_process=True, job_seconds=3.0, restart_backoff=(0.5, 0.5),
+                           database_url=url)
         instance = WebhookBot(config, handler_from_env(dict(os.environ), state))
         try:
             with ServerThread(instance.app) as server:

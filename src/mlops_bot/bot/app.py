@@ -53,7 +53,7 @@ from mlops_bot.bot.handlers import (
 from mlops_bot.bot.metrics import CONTENT_TYPE, BotMetrics
 from mlops_bot.bot.queue import JobQueue, open_queue
 from mlops_bot.bot.signature import parse_secrets
-from mlops_bot.bot.worker import Worker
+from mlops_bot.bot.worker import Worker, worker_id
 from mlops_bot.errors import MlopsError
 from mlops_bot.forge.auth import AppInstallationAuth, token_from_env
 from mlops_bot.forge.base import Forge
@@ -296,9 +296,8 @@ class WebhookBot:
             if child is None:
                 return
             if child.poll() is None:
-                # With a shared database another replica's jobs are in the table too: the time limit
-                # is only enforced for the embedded queue (one server per queue file).
-                since = None if self.config.database_url else self.queue.running_since()
+                # Only this worker's jobs: with a shared database other replicas' are there too.
+                since = self.queue.running_since(worker_id(child.pid))
                 if since is not None and self.clock() - since > self.config.job_seconds:
                     log.error("a job has run for more than %.0f s: killing the worker process %d",
                               self.config.job_seconds, child.pid)

@@ -58,7 +58,9 @@ class JobQueue(Protocol):
     def recover(self, now: float) -> int:
         """Jobs whose worker is gone back in line (or `failed` after max_attempts); how many."""
 
-    def claim(self, now: float) -> Job | None: ...
+    def claim(self, now: float, owner: str = "") -> Job | None:
+        """The next job for the worker `owner` (`host:pid`, recorded with the job)."""
+
     def complete(self, job_id: int, result: str, detail: str, seconds: float, now: float) -> None: ...
     def fail(self, job_id: int, error: str, now: float) -> str: ...
     def step(self, job_id: int, name: str, action: Callable[[], T],
@@ -69,8 +71,8 @@ class JobQueue(Protocol):
         """Since when the longest-waiting pending job could have run (received, or due again after
         a backoff); None when nothing is pending."""
 
-    def running_since(self) -> float | None:
-        """`started_at` of the longest-running job, None when none runs."""
+    def running_since(self, owner: str | None = None) -> float | None:
+        """`started_at` of the longest-running job (of worker `owner` when given), None when none runs."""
 
     def take(self, key: str, now: float, seconds: float) -> float:
         """A cool-down shared by every worker and replica: 0.0 (and the cool-down starts) when

@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS mlops_bot_jobs (
     outcome TEXT,
     error TEXT
 );
+ALTER TABLE mlops_bot_jobs ADD COLUMN IF NOT EXISTS claimed_by TEXT;
 CREATE INDEX IF NOT EXISTS mlops_bot_jobs_status ON mlops_bot_jobs (status, attempts, id);
 CREATE TABLE IF NOT EXISTS mlops_bot_steps (
     job_id BIGINT NOT NULL,
@@ -155,19 +156,20 @@ class PostgresQueue:
                     admin.execute("SELECT pg_advisory_unlock(%s, %s)", (_LOCK_CLASS, job_id))
         return recovered
 
-    def claim(self, now: float) -> Job | None:
+    def claim(self, now: float, owner: str = "") -> Job | None:
         if time.monotonic() >= self._next_orphan_check:
             self._next_orphan_check = time.monotonic() + self.orphan_check_seconds
             self.recover(now)
         conn = self._conn()
         with conn.transaction():
             row = conn.execute(
-                "UPDATE mlops_bot_jobs SET status='running', attempts=attempts+1, started_at=%s "
+                "UPDATE mlops_bot_jobs SET status='running', attempts=attempts+1, started_at=%s, "
+                "claimed_by=%s "
                 "WHERE id = (SELECT id FROM mlops_bot_jobs WHERE status='pending' AND available_at <= %s "
                 "AND (repo = '' OR repo NOT IN (SELECT repo FROM mlops_bot_jobs WHERE status='running')) "
                 "ORDER BY attempts, id LIMIT 1 FOR UPDATE SKIP LOCKED) "
                 "RETURNING id, delivery, event, payload, attempts, received_at",
-                (now, now),
+                (now, owner, now),
             ).fetchone()
             if row is None:
                 return None
@@ -253,9 +255,10 @@ class PostgresQueue:
         ).fetchone()
         return None if row is None or row[0] is None else float(row[0])
 
-    def running_since(self) -> float | None:
+    def running_since(self, owner: str | None = None) -> float | None:
         row = self._conn().execute(
-            "SELECT MIN(started_at) FROM mlops_bot_jobs WHERE status='running'").fetchone()
+            "SELECT MIN(started_at) FROM mlops_bot_jobs WHERE status='running' "
+            "AND (%s::text IS NULL OR claimed_by = %s)", (owner, owner)).fetchone()
         return None if row is None or row[0] is None else float(row[0])
 
     def stats(self) -> JobStats:

@@ -54,7 +54,7 @@ CREATE TABLE IF NOT EXISTS journal.steps (
 # Columns added after the first release: added to an existing file when it is opened.
 _ADDED_COLUMNS = (
     ("key", "TEXT"), ("repo", "TEXT NOT NULL DEFAULT ''"), ("result", "TEXT"), ("duration", "REAL"),
-    ("failures", "INTEGER NOT NULL DEFAULT 0"),
+    ("failures", "INTEGER NOT NULL DEFAULT 0"), ("claimed_by", "TEXT"),
 )
 _INDEXES = """
 CREATE UNIQUE INDEX IF NOT EXISTS jobs_key ON jobs(key);
@@ -138,18 +138,18 @@ class SqliteQueue:
         )
         return cursor.rowcount
 
-    def claim(self, now: float) -> Job | None:
+    def claim(self, now: float, owner: str = "") -> Job | None:
         """Take the oldest pending job of a repository with no job running, jobs never tried
         before first (a job that killed its worker goes to the back); atomically, so two workers
         never get the same one."""
         row = self._conn().execute(
-            "UPDATE jobs SET status='running', attempts=attempts+1, started_at=? "
+            "UPDATE jobs SET status='running', attempts=attempts+1, started_at=?, claimed_by=? "
             "WHERE id = (SELECT id FROM jobs WHERE status='pending' AND available_at <= ? "
             "AND (repo = '' OR repo NOT IN (SELECT repo FROM jobs WHERE status='running')) "
             "ORDER BY attempts, id LIMIT 1) "
             "AND status='pending' "
             "RETURNING id, delivery, event, payload, attempts, received_at",
-            (now, now),
+            (now, owner, now),
         ).fetchone()
         if row is None:
             return None
@@ -240,8 +240,10 @@ class SqliteQueue:
         ).fetchone()
         return None if row is None or row[0] is None else float(row[0])
 
-    def running_since(self) -> float | None:
-        row = self._conn().execute("SELECT MIN(started_at) FROM jobs WHERE status='running'").fetchone()
+    def running_since(self, owner: str | None = None) -> float | None:
+        row = self._conn().execute(
+            "SELECT MIN(started_at) FROM jobs WHERE status='running' AND (? IS NULL OR claimed_by = ?)",
+            (owner, owner)).fetchone()
         return None if row is None or row[0] is None else float(row[0])
 
     def stats(self) -> JobStats:

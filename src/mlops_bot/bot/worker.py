@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -35,6 +36,7 @@ class Worker:
         self.handler = handler
         self.clock = clock
         self.poll_seconds = poll_seconds
+        self.owner = worker_id(os.getpid())  # recorded with each claimed job
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -65,7 +67,7 @@ class Worker:
     def drain(self) -> int:
         """Process jobs until none is pending (in this thread); returns how many were taken."""
         count = 0
-        while not self._stop.is_set() and (job := self.queue.claim(self.clock())) is not None:
+        while not self._stop.is_set() and (job := self.queue.claim(self.clock(), self.owner)) is not None:
             self.process(job)
             count += 1
         return count
@@ -100,6 +102,11 @@ class Worker:
             except Exception:  # a broken database must not kill the thread silently
                 log.exception("worker loop error")
             self._wake.wait(self.poll_seconds)
+
+
+def worker_id(pid: int) -> str:
+    """How a worker process is named on its jobs: `host:pid` (unique among replicas)."""
+    return f"{socket.gethostname()}:{pid}"
 
 
 def die_with_parent(parent_pid: int) -> bool:
