@@ -213,3 +213,43 @@ def test_docker_image_serves_a_rollout_step(tmp_path: Path, model_dirs: dict[str
     finally:
         main(["deploy", "stop", "credit", "--target", "docker", "--state-dir", str(state_dir)])
     assert not docker_client.containers.list(all=True, filters={"name": "^/mlops-bot-credit$"})
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_killed_container_is_recreated_and_the_step_resumes(tmp_path: Path, model_dirs: dict[str, Path],
+                                                            docker_client: Any) -> None:
+    """A rollout survives its container: killed mid-step, it is re-created with the step's routing
+    and the step starts over (fresh baselines and hold)."""
+    from mlops_bot.config import RolloutGates, RolloutSection, RolloutStep
+    from mlops_bot.deploy.controller import RolloutController, StateStore
+    from mlops_bot.deploy.plan import plan_from_config
+    from mlops_bot.deploy.sources import DirectorySource
+    from mlops_bot.deploy.targets.docker import DockerTarget
+
+    now = [3_000_000.0]
+    plan = plan_from_config(RolloutSection(
+        steps=[RolloutStep(weight=30, hold=60)], interval=10, progress_deadline=600,
+        gates=RolloutGates(min_requests=1000, max_p99_latency_ratio=None, max_prediction_drift=None)))
+    target = DockerTarget(tmp_path / "state", "credit", client=docker_client)
+    controller = RolloutController("credit", plan, target, DirectorySource(model_dirs["v1.0.0"].parent),
+                                   StateStore(tmp_path / "state", "credit"), cache=tmp_path / "cache",
+                                   clock=lambda: now[0])
+    try:
+        controller.start("v1.0.0")
+        controller.start("v1.1.0")
+        first = docker_client.containers.get("mlops-bot-credit")
+        first.kill()
+        now[0] += 10
+        state = controller.tick()
+        assert state.server_down_since == now[0]
+        second = docker_client.containers.get("mlops-bot-credit")
+        assert second.id != first.id and second.status == "running"
+        serving = target.metrics()
+        assert (serving.stable, serving.canary, serving.weight) == ("v1.0.0", "v1.1.0", 30)
+        now[0] += 10
+        state = controller.tick()
+        assert state.server_down_since is None and state.step_started == now[0]
+        assert any("model server back" in t.message for t in state.history)
+    finally:
+        target.stop()

@@ -247,6 +247,28 @@ class DockerTarget(HttpTarget):
         raise DeployError(f"container {self.container_name} not ready on {self.endpoint} within "
                           f"{self.startup_timeout:g}s")
 
+    def health(self, routing: RoutingRequest) -> tuple[bool, bool, str]:
+        """(alive, ready, detail): the container runs and its server serves `routing`'s versions."""
+        self.container = self._running()
+        if self.container is None:
+            return False, False, f"container {self.container_name} is not running"
+        try:
+            serving = self.metrics()
+        except DeployError as exc:
+            return False, False, str(exc)
+        canary = routing.canary.version if routing.canary is not None else None
+        if (serving.stable, serving.canary) != (routing.stable.version, canary):
+            return False, False, (f"container serves {serving.stable}/{serving.canary}, "
+                                  f"not {routing.stable.version}/{canary}")
+        return True, True, ""
+
+    def recover(self, routing: RoutingRequest) -> None:
+        """Re-create a dead container (a stopped one is removed by `_running`) and serve `routing`."""
+        self.container = self._running()
+        if self.container is None:
+            self._start(routing.stable)
+        super().apply(self.in_container(routing))
+
     def stop(self) -> None:
         """Stop and remove this model's container (images stay: they are the build cache)."""
         self.close()
