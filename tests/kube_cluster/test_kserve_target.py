@@ -183,7 +183,44 @@ def test_two_deploy_jobs_take_turns_on_the_lease(control_plane: ControlPlane, na
         pass
     with second.locked():  # released by the first
         pass
-    dead = first.locked(lease_seconds=1)
-    dead.__enter__()  # a job killed while holding the lease never releases it
+    # A job killed while holding the lease never releases nor renews it: its last renewal is old.
+    from kubernetes import client
+    leases: Any = client.CoordinationV1Api(api)
+    version = leases.read_namespaced_lease(first.name, namespace).metadata.resource_version
+    stamp = "2020-01-01T00:00:00.000001Z"  # the client re-serialises .000000 without digits
+    leases.replace_namespaced_lease(first.name, namespace, {
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+        "metadata": {"name": first.name, "namespace": namespace, "resourceVersion": version},
+        "spec": {"holderIdentity": "killed-job", "leaseDurationSeconds": 1, "acquireTime": stamp,
+                 "renewTime": stamp}})
     with second.locked(timeout=30):  # taken over once the lease has expired
         assert second.load("credit").phase == "idle"
+
+
+def test_a_held_rollout_lease_is_renewed_so_a_slow_step_keeps_out_a_second_job(
+        control_plane: ControlPlane, namespace: str) -> None:
+    """The Lease is renewed while its holder works: a step that takes longer than the lease (a slow
+    revision) does not let a second deploy job take the rollout over."""
+    import threading
+
+    first = ClusterStateStore(connect(str(control_plane.kubeconfig)), namespace, "credit")
+    second = ClusterStateStore(connect(str(control_plane.kubeconfig)), namespace, "credit")
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with first.locked(lease_seconds=6):
+            held.set()
+            release.wait(60)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(60)
+        # 14 s is more than twice the lease: without renewals the second job would get in.
+        with pytest.raises(ClusterError, match="is locked by"), second.locked(timeout=14, lease_seconds=6):
+            pass
+    finally:
+        release.set()
+        holder.join(60)
+    with second.locked(timeout=30, lease_seconds=6):  # released: the next job gets it at once
+        pass

@@ -17,6 +17,7 @@ import datetime
 import json
 import os
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -184,7 +185,9 @@ class ClusterStateStore:
     def locked(self, timeout: float = 120.0, lease_seconds: int = 30) -> Iterator[None]:
         """Hold the Lease `mlops-bot-rollout-<name>` (coordination.k8s.io) while reading, deciding
         and writing, as the file store holds its flock: two deploy jobs take turns. A lease its
-        holder did not renew within `lease_seconds` (a killed job) is taken over."""
+        holder did not renew within `lease_seconds` (a killed job) is taken over. While held, a
+        background thread renews it every third of `lease_seconds`, so a slow step (waiting for a
+        revision to become ready) never lets a second job in."""
         from kubernetes import client
         from kubernetes.client.exceptions import ApiException
 
@@ -227,9 +230,29 @@ class ClusterStateStore:
                 raise ClusterError(f"the rollout of {self.name} in {self.namespace} is locked by {holder} "
                                    f"(lease {self.namespace}/{self.name}) for more than {timeout:g}s")
             time.sleep(0.2)
+        stop = threading.Event()
+
+        def renew() -> None:
+            while not stop.wait(max(lease_seconds / 3, 1.0)):
+                with contextlib.suppress(Exception):  # a missed renewal is retried on the next beat
+                    lease = api.read_namespaced_lease(self.name, self.namespace)
+                    if lease.spec.holder_identity != self._identity:
+                        return
+                    # A plain body: MicroTime wants six fractional digits, which the client's
+                    # datetime serialisation drops at .000000.
+                    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+                    renewed = {**body, "metadata": {**body["metadata"],
+                                                    "resourceVersion": lease.metadata.resource_version}}
+                    renewed["spec"] = {**body["spec"], "renewTime": stamp}
+                    api.replace_namespaced_lease(self.name, self.namespace, renewed)
+
+        renewer = threading.Thread(target=renew, name=f"lease-{self.name}", daemon=True)
+        renewer.start()
         try:
             yield
         finally:
+            stop.set()
+            renewer.join(timeout=10)
             with contextlib.suppress(Exception):
                 lease = api.read_namespaced_lease(self.name, self.namespace)
                 if lease.spec.holder_identity == self._identity:
