@@ -214,19 +214,7 @@ def compute_fairness(
     groups or each group to overall), and bootstrap intervals."""
     settings = settings or FairnessSection()
     method = method or settings.method
-    if method not in METHODS:
-        raise DataError(f"fairness method must be one of {', '.join(METHODS)}, not {method!r}")
-    frame = sensitive.to_frame() if isinstance(sensitive, pd.Series) else sensitive
-    yt = np.asarray(y_true)
-    yp = np.asarray(y_pred)
-    if not (len(yt) == len(yp) == len(frame)):
-        raise DataError(
-            f"fairness: y_true ({len(yt)}), y_pred ({len(yp)}) and sensitive ({len(frame)}) differ in length"
-        )
-    if len(yt) == 0:
-        raise DataError("fairness: no rows")
-    if frame.shape[1] == 0:
-        raise DataError("fairness: no sensitive column given")
+    frame, yt, yp = checked_inputs(y_true, y_pred, sensitive, method)
     _require_binary(yt, yp, pos_label)
     codes, keys = group_codes(frame, settings.missing)
     true_pos = yt == pos_label
@@ -351,3 +339,24 @@ def bias_corrected_interval(
     q_lo, q_hi = stats.norm.cdf(2 * z0 + z_lo), stats.norm.cdf(2 * z0 + z_hi)
     lo, hi = np.quantile(finite, [q_lo, q_hi])
     return (float(lo), float(hi))
+
+
+def checked_inputs(
+    y_true: Any, y_pred: Any, sensitive: pd.DataFrame | pd.Series, method: str
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """The checks every task's fairness shares: a known method, equal lengths, rows, a sensitive
+    column. Returns the sensitive columns as a frame and the labels as arrays."""
+    if method not in METHODS:
+        raise DataError(f"fairness method must be one of {', '.join(METHODS)}, not {method!r}")
+    frame = sensitive.to_frame() if isinstance(sensitive, pd.Series) else sensitive
+    yt = np.asarray(y_true)
+    yp = np.asarray(y_pred)
+    if not (len(yt) == len(yp) == len(frame)):
+        raise DataError(
+            f"fairness: y_true ({len(yt)}), y_pred ({len(yp)}) and sensitive ({len(frame)}) differ in length"
+        )
+    if len(yt) == 0:
+        raise DataError("fairness: no rows")
+    if frame.shape[1] == 0:
+        raise DataError("fairness: no sensitive column given")
+    return frame, yt, yp

@@ -19,9 +19,9 @@ import pandas as pd
 from pydantic import BaseModel, Field
 
 from mlops_bot.analysis.fairness import (
-    METHODS,
     Method,
     bias_corrected_interval,
+    checked_inputs,
     difference_and_ratio,
     group_codes,
 )
@@ -157,7 +157,7 @@ def compute_multiclass_fairness(
 ) -> TaskFairnessReport:
     """Per-group accuracy, macro recall and per-class selection rate, with their disparities."""
     settings = settings or FairnessSection()
-    frame, yt, yp = _inputs(y_true, y_pred, sensitive, settings)
+    frame, yt, yp = checked_inputs(y_true, y_pred, sensitive, settings.method)
     labels = list(classes) if classes is not None else sorted(set(yt.tolist()) | set(yp.tolist()), key=str)
     index = {label: i for i, label in enumerate(labels)}
     unknown = sorted({str(v) for v in (*yt.tolist(), *yp.tolist()) if v not in index})
@@ -250,7 +250,7 @@ def compute_regression_fairness(
 ) -> TaskFairnessReport:
     """Per-group MAE, RMSE and mean prediction, with their disparities."""
     settings = settings or FairnessSection()
-    frame, yt, yp = _inputs(y_true, y_pred, sensitive, settings)
+    frame, yt, yp = checked_inputs(y_true, y_pred, sensitive, settings.method)
     try:
         truth = yt.astype(np.float64)
         pred = yp.astype(np.float64)
@@ -307,23 +307,6 @@ def _regression_replicates(
 
 
 # ------------------------------------------------------------------------------------ shared
-def _inputs(
-    y_true: Any, y_pred: Any, sensitive: pd.DataFrame | pd.Series, settings: FairnessSection
-) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    if settings.method not in METHODS:
-        raise DataError(f"fairness method must be one of {', '.join(METHODS)}, not {settings.method!r}")
-    frame = sensitive.to_frame() if isinstance(sensitive, pd.Series) else sensitive
-    yt = np.asarray(y_true)
-    yp = np.asarray(y_pred)
-    if not (len(yt) == len(yp) == len(frame)):
-        raise DataError(
-            f"fairness: y_true ({len(yt)}), y_pred ({len(yp)}) and sensitive ({len(frame)}) differ in length"
-        )
-    if len(yt) == 0:
-        raise DataError("fairness: no rows")
-    if frame.shape[1] == 0:
-        raise DataError("fairness: no sensitive column given")
-    return frame, yt, yp
 
 
 def _report(
