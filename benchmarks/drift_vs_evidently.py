@@ -32,7 +32,7 @@ from analysis_anchors import EVIDENTLY_PYTHON, RUNNER  # noqa: E402
 
 OURS_CHILD = """
 import json, sys, time
-from mlops_bot.analysis.drift import compute_drift_files
+from mlops_bot.analysis.drift_files import compute_drift_files
 t = time.perf_counter()
 report = compute_drift_files(sys.argv[1], sys.argv[2], workers=int(sys.argv[3]))
 seconds = time.perf_counter() - t

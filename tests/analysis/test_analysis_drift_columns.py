@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlops_bot.analysis.drift import compute_drift, compute_drift_files
+from mlops_bot.analysis.drift import compute_drift
+from mlops_bot.analysis.drift_files import compute_drift_files
 from mlops_bot.cli import main
 from mlops_bot.config import DriftSection
 from mlops_bot.errors import DataError

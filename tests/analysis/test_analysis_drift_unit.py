@@ -236,7 +236,7 @@ def test_report_ranks_drifted_first_and_plots(tmp_path: Path) -> None:
 
 
 def test_column_batched_parquet_path_equals_in_memory(tmp_path: Path) -> None:
-    from mlops_bot.analysis.drift import compute_drift_files
+    from mlops_bot.analysis.drift_files import compute_drift_files
 
     ref, cur = _frames(n_ref=3000, n_cur=2500)
     ref.to_parquet(tmp_path / "ref.parquet", index=False)

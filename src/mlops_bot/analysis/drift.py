@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -21,6 +19,17 @@ from pydantic import BaseModel, Field
 from mlops_bot.analysis import drift_methods as dm
 from mlops_bot.analysis.column_types import ColumnType, infer_column_type
 from mlops_bot.analysis.correction import adjust_p_values
+from mlops_bot.analysis.drift_reference import (
+    ReferenceColumn,
+    category_counts,
+    clean_categorical,
+    clean_numeric,
+    count_table,
+    reference_column_from_series,
+    sorted_counts,
+    sorted_unique,
+)
+from mlops_bot.analysis.json_numbers import nan_to_none
 from mlops_bot.analysis.text_drift import (
     EMBEDDING_THRESHOLD,
     embedding_distance,
@@ -94,12 +103,12 @@ class DriftReport(BaseModel):
             entry: dict[str, Any] = {
                 "type": col.type,
                 "method": col.method,
-                "score": _finite(col.score),
+                "score": nan_to_none(col.score),
                 "threshold": col.threshold,
                 "drifted": col.drifted,
             }
             if col.raw_score is not None:
-                entry["raw_score"] = _finite(col.raw_score)
+                entry["raw_score"] = nan_to_none(col.raw_score)
             if col.psi_flavour is not None:
                 entry["psi_flavour"] = col.psi_flavour
             if col.approximate:
@@ -119,92 +128,6 @@ class DriftReport(BaseModel):
         }
 
 
-def _finite(value: float) -> float | None:
-    return None if value is None or np.isnan(value) else float(value)
-
-
-# ----------------------------------------------------------------------------- reference columns
-@dataclass(frozen=True)
-class ReferenceColumn:
-    """What drift needs from one reference column. From a DataFrame everything is exact; from a
-    profile `values` may be a sample (`values_exact=False`) while counts, n, std stay exact."""
-
-    n: int
-    values: np.ndarray | None = None  # numerical: sorted finite values (all, or a sample)
-    values_exact: bool = True
-    std: float | None = None  # population std of all values
-    value_counts: dict[Any, int] | None = None  # per-value counts, when known
-    counts_exact: bool = True  # False when a profile cut rare categories off into "other"
-    n_unique: int = 0
-
-
-def _clean_numeric(series: pd.Series) -> np.ndarray:
-    """Finite values as a sorted float64 array (Evidently drops NaN and +-inf first)."""
-    try:
-        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
-    except (TypeError, ValueError):
-        raise DataError(
-            f"column {series.name!r} is numerical in the current data but not numeric in the reference"
-        ) from None
-    finite = np.isfinite(values)
-    if not finite.all():
-        values = values[finite]
-    elif np.shares_memory(values, series.to_numpy()):
-        values = values.copy()  # never sort the caller's frame in place
-    values.sort(kind="quicksort")
-    return values
-
-
-def _clean_categorical(series: pd.Series) -> pd.Series:
-    if series.dtype.kind == "f":
-        series = series.replace([np.inf, -np.inf], np.nan)
-    return series.dropna()
-
-
-def _value_counts(series: pd.Series) -> dict[Any, int]:
-    codes, uniques = pd.factorize(series, sort=False)
-    counts = np.bincount(codes[codes >= 0], minlength=len(uniques))
-    result: dict[Any, int] = {}
-    for key, count in zip(uniques.tolist(), counts.tolist(), strict=True):
-        result[key] = result.get(key, 0) + int(count)
-    return result
-
-
-def _sorted_unique(values: np.ndarray) -> np.ndarray:
-    if values.size == 0:
-        return values
-    return values[np.concatenate(([True], np.diff(values) != 0))]
-
-
-def _sorted_value_counts(values: np.ndarray) -> dict[Any, int]:
-    keys = _sorted_unique(values)
-    counts = np.diff(np.append(np.searchsorted(values, keys, "left"), values.size))
-    return dict(zip(keys.tolist(), counts.tolist(), strict=True))
-
-
-def _counts(reference: dict[Any, int], current: dict[Any, int]) -> dm.Counts:
-    keys = list(dict.fromkeys([*reference, *current]))
-    return dm.Counts(
-        keys=keys,
-        reference=np.array([reference.get(k, 0) for k in keys], dtype=np.int64),
-        current=np.array([current.get(k, 0) for k in keys], dtype=np.int64),
-    )
-
-
-def reference_column_from_series(
-    series: pd.Series, kind: Literal["numerical", "categorical"]
-) -> ReferenceColumn:
-    if kind == "numerical":
-        values = _clean_numeric(series)
-        return ReferenceColumn(
-            n=values.size,
-            values=values,
-            std=float(np.std(values)) if values.size else None,
-            n_unique=dm.n_unique_sorted(values),
-        )
-    clean = _clean_categorical(series)
-    counts = _value_counts(clean)
-    return ReferenceColumn(n=len(clean), value_counts=counts, n_unique=len(counts))
 
 
 # ------------------------------------------------------------------------------------ the column
@@ -222,7 +145,7 @@ def column_drift(
     override = override or ColumnDriftOverride()
     approximate = False
     if kind == "numerical":
-        cur_values = _clean_numeric(current)
+        cur_values = clean_numeric(current)
         n_cur = cur_values.size
         if n_cur == 0:
             return "empty in the current data after dropping NaN and infinite values"
@@ -231,20 +154,20 @@ def column_drift(
             return "the reference profile holds no values for this numerical column"
         counts: dm.Counts | None = None
         if reference.value_counts is not None:
-            counts = _counts(reference.value_counts, _sorted_value_counts(cur_values))
+            counts = count_table(reference.value_counts, sorted_counts(cur_values))
             n_unique = len(counts.keys)
         elif reference.n_unique > 5:
             n_unique = reference.n_unique  # the union has at least as many; only "> 5" matters
         else:
-            n_unique = int(np.union1d(np.unique(ref_values), _sorted_unique(cur_values)).size)
+            n_unique = int(np.union1d(np.unique(ref_values), sorted_unique(cur_values)).size)
     else:
-        cur_clean = _clean_categorical(current)
+        cur_clean = clean_categorical(current)
         n_cur = len(cur_clean)
         if n_cur == 0:
             return "empty in the current data after dropping NaN values"
         if reference.value_counts is None:
             return "the reference profile holds no category counts for this column"
-        counts = _counts(reference.value_counts, _value_counts(cur_clean))
+        counts = count_table(reference.value_counts, category_counts(cur_clean))
         n_unique = len(counts.keys)
         approximate = not reference.counts_exact
         ref_values = cur_values = None
@@ -387,11 +310,11 @@ def compute_drift(
     ref_columns = list(reference.columns)
     names = shared_columns(ref_columns, list(current.columns), settings, columns)
 
-    results = _column_results(reference, current, names, settings, progress, workers, 0, len(names))
+    results = column_results(reference, current, names, settings, progress, workers, 0, len(names))
     return summarise(results, settings)
 
 
-def _column_results(
+def column_results(
     reference: pd.DataFrame | ReferenceProfile,
     current: pd.DataFrame,
     names: list[Any],
@@ -453,60 +376,6 @@ def summarise(results: dict[str, ColumnDrift | str], settings: DriftSection) -> 
         psi_flavour=settings.psi_flavour,
     )
 
-
-def compute_drift_files(
-    reference: str | Path | ReferenceProfile,
-    current: str | Path,
-    settings: DriftSection | None = None,
-    columns: list[str] | None = None,
-    *,
-    progress: Progress | None = None,
-    workers: int = 2,
-    batch_columns: int = 4,
-) -> DriftReport:
-    """`compute_drift` over files. Parquet files are read a few columns at a time, so peak memory
-    is a small batch of columns, not both whole tables; CSV files are read whole."""
-    from mlops_bot.analysis.profile import ReferenceProfile
-    from mlops_bot.dataset import read_table
-
-    settings = settings or DriftSection()
-    if not _is_parquet(current) or not (isinstance(reference, ReferenceProfile) or _is_parquet(reference)):
-        ref = reference if isinstance(reference, ReferenceProfile) else read_table(reference, "reference")
-        return compute_drift(
-            ref, read_table(current, "current"), settings, columns, progress=progress, workers=workers
-        )
-    import pyarrow.parquet as pq
-
-    def names_of(path: str | Path, what: str) -> list[str]:
-        try:
-            return list(pq.ParquetFile(path).schema_arrow.names)
-        except FileNotFoundError:
-            raise DataError(f"{what} file {path} does not exist") from None
-        except (OSError, ValueError) as exc:
-            raise DataError(f"{what} file {path} cannot be read as parquet: {exc}") from None
-
-    def read(path: str | Path, cols: list[str]) -> pd.DataFrame:
-        return pq.read_table(path, columns=cols).to_pandas(self_destruct=True, split_blocks=True)
-
-    cur_names = names_of(current, "current")
-    ref_names = (
-        list(reference.columns)
-        if isinstance(reference, ReferenceProfile)
-        else names_of(reference, "reference")
-    )
-    names = shared_columns(ref_names, cur_names, settings, columns)
-    results: dict[str, ColumnDrift | str] = {}
-    for start in range(0, len(names), batch_columns):
-        batch = names[start : start + batch_columns]
-        cur = read(current, batch)
-        ref = reference if isinstance(reference, ReferenceProfile) else read(reference, batch)
-        results |= _column_results(ref, cur, batch, settings, progress, workers, start, len(names))
-        del cur, ref
-    return summarise({n: results[n] for n in names}, settings)
-
-
-def _is_parquet(path: str | Path | ReferenceProfile) -> bool:
-    return isinstance(path, str | Path) and Path(path).suffix.lower() in (".parquet", ".pq")
 
 
 def _apply_correction(columns: dict[str, ColumnDrift], correction: str) -> dict[str, ColumnDrift]:

@@ -15,6 +15,7 @@ import pandas as pd
 from pydantic import BaseModel, Field
 from scipy import stats
 
+from mlops_bot.analysis.json_numbers import nan_to_none
 from mlops_bot.config import FairnessSection
 from mlops_bot.errors import DataError
 
@@ -65,9 +66,9 @@ class FairnessReport(BaseModel):
             "by_group": {k: v.model_dump() for k, v in self.by_group.items()},
         }
         for name in DISPARITIES:
-            data[name] = _finite(self.disparities[name])
+            data[name] = nan_to_none(self.disparities[name])
         data["confidence_intervals"] = {
-            k: [_finite(lo), _finite(hi)] for k, (lo, hi) in self.intervals.items()
+            k: [nan_to_none(lo), nan_to_none(hi)] for k, (lo, hi) in self.intervals.items()
         }
         data["confidence"] = self.confidence
         data["bootstrap_samples"] = self.bootstrap_samples
@@ -76,9 +77,6 @@ class FairnessReport(BaseModel):
         data["four_fifths"] = {"passed": self.four_fifths_passed, "label": FOUR_FIFTHS_LABEL}
         return data
 
-
-def _finite(value: float) -> float | None:
-    return None if value is None or math.isnan(value) else float(value)
 
 
 # ------------------------------------------------------------------------------------ groups

@@ -11,7 +11,6 @@ same bias-corrected percentile intervals as for binary models. Pure numpy: no I/
 
 from __future__ import annotations
 
-import math
 from typing import Any, Literal
 
 import numpy as np
@@ -25,6 +24,7 @@ from mlops_bot.analysis.fairness import (
     difference_and_ratio,
     group_codes,
 )
+from mlops_bot.analysis.json_numbers import nan_to_none
 from mlops_bot.config import FairnessSection
 from mlops_bot.errors import DataError
 
@@ -38,9 +38,6 @@ Values = dict[str, np.ndarray]
 def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
-
-def _finite(value: float) -> float | None:
-    return None if value is None or math.isnan(value) else float(value)
 
 
 def selection_rate_key(label: Any) -> str:
@@ -76,20 +73,20 @@ class TaskFairnessReport(BaseModel):
             "sensitive": list(self.sensitive),
             "method": self.method,
             "metrics": list(self.metrics),
-            "overall": {k: _finite(v) for k, v in self.overall.items()},
+            "overall": {k: nan_to_none(v) for k, v in self.overall.items()},
             "by_group": {
-                g: {**{k: _finite(v) for k, v in row.items()}, "count": self.counts[g]}
+                g: {**{k: nan_to_none(v) for k, v in row.items()}, "count": self.counts[g]}
                 for g, row in self.by_group.items()
             },
             "disparity_names": list(self.disparities),
         }
         for name, value in self.disparities.items():
-            data[name] = _finite(value)
+            data[name] = nan_to_none(value)
         data["class_disparities"] = {
-            c: {k: _finite(v) for k, v in row.items()} for c, row in self.class_disparities.items()
+            c: {k: nan_to_none(v) for k, v in row.items()} for c, row in self.class_disparities.items()
         }
         data["confidence_intervals"] = {
-            k: [_finite(lo), _finite(hi)] for k, (lo, hi) in self.intervals.items()
+            k: [nan_to_none(lo), nan_to_none(hi)] for k, (lo, hi) in self.intervals.items()
         }
         data["confidence"] = self.confidence
         data["bootstrap_samples"] = self.bootstrap_samples

@@ -92,7 +92,7 @@ class ReferenceProfile(BaseModel):
 
     def reference_column(self, name: str, kind: Literal["numerical", "categorical"]) -> Any:
         """The drift view of one column (see drift.ReferenceColumn)."""
-        from mlops_bot.analysis.drift import ReferenceColumn
+        from mlops_bot.analysis.drift_reference import ReferenceColumn
 
         col = self.columns[name]
         counts = {v: int(c) for v, c in col.values} if col.values is not None else None

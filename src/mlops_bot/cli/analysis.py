@@ -126,7 +126,7 @@ def run_data_check(args: argparse.Namespace) -> int:
 
 
 def run_drift(args: argparse.Namespace) -> int:
-    from mlops_bot.analysis.drift import compute_drift_files
+    from mlops_bot.analysis.drift_files import compute_drift_files
     from mlops_bot.analysis.profile import ReferenceProfile
     from mlops_bot.report.drift import render_drift
 
