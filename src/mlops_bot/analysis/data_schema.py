@@ -10,15 +10,13 @@ Inference is pure (frame in, model out); `save`/`load` are the only file I/O.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
-from mlops_bot.errors import DataError
+from mlops_bot.analysis.stored_document import StoredDocument
 
 SCHEMA_FILENAME = "data_schema.json"
 SCHEMA_VERSION = 1
@@ -48,7 +46,7 @@ class ColumnSchema(BaseModel):
         return self.missing / self.rows if self.rows else 0.0
 
 
-class DataSchema(BaseModel):
+class DataSchema(StoredDocument):
     schema_version: Literal[1] = 1
     rows: int
     columns: dict[str, ColumnSchema]
@@ -57,31 +55,8 @@ class DataSchema(BaseModel):
         default=None, description="class -> share of rows (classification targets), keys as text"
     )
 
-    def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.model_dump(mode="json"), allow_nan=False) + "\n", encoding="utf-8")
-        return path
-
-    @classmethod
-    def load(cls, path: str | Path) -> DataSchema:
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise DataError(f"data schema {path} does not exist") from None
-        except (OSError, ValueError) as exc:
-            raise DataError(f"data schema {path} cannot be read: {exc}") from None
-        version = data.get("schema_version") if isinstance(data, dict) else None
-        if version != SCHEMA_VERSION:
-            raise DataError(
-                f"data schema {path} has schema_version {version!r}; this mlops-bot reads "
-                f"version {SCHEMA_VERSION}"
-            )
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            raise DataError(f"data schema {path} is malformed: {exc.errors()[0]['msg']}") from None
+    document_name: ClassVar[str] = "data schema"
+    document_version: ClassVar[int] = SCHEMA_VERSION
 
 
 def dtype_family(series: pd.Series) -> DtypeFamily:

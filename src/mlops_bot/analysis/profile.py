@@ -9,16 +9,14 @@ are approximations from the sample (K-S, Wasserstein and binned JS/PSI on contin
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from mlops_bot.analysis.column_types import ColumnType, infer_column_type
-from mlops_bot.errors import DataError
+from mlops_bot.analysis.stored_document import StoredDocument
 
 PROFILE_SCHEMA_VERSION = 1
 PROFILE_FILENAME = "reference_profile.json"
@@ -54,7 +52,7 @@ class ColumnProfile(BaseModel):
         return self.values is not None and self.other_count == 0
 
 
-class ReferenceProfile(BaseModel):
+class ReferenceProfile(StoredDocument):
     """The whole profile; `columns` keeps the frame's column order."""
 
     schema_version: Literal[1] = 1
@@ -64,31 +62,9 @@ class ReferenceProfile(BaseModel):
     max_categories: int
     columns: dict[str, ColumnProfile]
 
-    def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.model_dump(mode="json"), allow_nan=False) + "\n", encoding="utf-8")
-        return path
-
-    @classmethod
-    def load(cls, path: str | Path) -> ReferenceProfile:
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise DataError(f"reference profile {path} does not exist") from None
-        except (OSError, json.JSONDecodeError) as exc:
-            raise DataError(f"reference profile {path} cannot be read: {exc}") from None
-        version = data.get("schema_version") if isinstance(data, dict) else None
-        if version != PROFILE_SCHEMA_VERSION:
-            raise DataError(
-                f"reference profile {path} has schema_version {version!r}; this mlops-bot reads "
-                f"version {PROFILE_SCHEMA_VERSION} (rebuild it with build_profile)"
-            )
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            raise DataError(f"reference profile {path} is malformed: {exc.errors()[0]['msg']}") from None
+    document_name: ClassVar[str] = "reference profile"
+    document_version: ClassVar[int] = PROFILE_SCHEMA_VERSION
+    rebuild_hint: ClassVar[str] = "rebuild it with build_profile"
 
     def reference_column(self, name: str, kind: Literal["numerical", "categorical"]) -> Any:
         """The drift view of one column (see drift.ReferenceColumn)."""
