@@ -19,6 +19,7 @@ import pytest
 from mlops_bot.config import RolloutGates, RolloutSection, RolloutStep
 from mlops_bot.deploy.controller import RolloutController, StateStore
 from mlops_bot.deploy.plan import plan_from_config
+from mlops_bot.deploy.routing import RoutingRequest, VersionRef
 from mlops_bot.deploy.sources import DirectorySource
 from mlops_bot.deploy.targets.local import LocalTarget
 from mlops_bot.forge.local import LocalForge
@@ -146,3 +147,17 @@ def test_server_that_cannot_come_back_aborts_to_stable_after_the_deadline(setup:
     _send(target, make_records(5), 5)  # stable answers
     deployment = forge.list_deployments("production")[0]
     assert forge.list_deployment_statuses(deployment.id)[0].state == "failure"
+
+
+@pytest.mark.slow
+def test_a_live_server_serving_other_versions_is_not_healthy(setup: Any) -> None:
+    """Health is the server's own report of what it serves, not only that it answers: a server up
+    with the wrong routing (e.g. re-created from a stale record) is neither alive nor ready."""
+    controller, target, _clock, _forge = setup
+    state = controller.start("v1.0.0")
+    assert state.stable is not None
+    stable = VersionRef(version="v1.0.0", path=state.stable.path)
+    assert target.health(RoutingRequest(stable=stable)) == (True, True, "")
+    wanted = RoutingRequest(stable=stable, canary=VersionRef(version="v1.1.0", path=state.stable.path),
+                            weight=30)
+    assert target.health(wanted) == (False, False, "model server serves v1.0.0/None, not v1.0.0/v1.1.0")

@@ -252,15 +252,7 @@ class DockerTarget(HttpTarget):
         self.container = self._running()
         if self.container is None:
             return False, False, f"container {self.container_name} is not running"
-        try:
-            serving = self.metrics()
-        except DeployError as exc:
-            return False, False, str(exc)
-        canary = routing.canary.version if routing.canary is not None else None
-        if (serving.stable, serving.canary) != (routing.stable.version, canary):
-            return False, False, (f"container serves {serving.stable}/{serving.canary}, "
-                                  f"not {routing.stable.version}/{canary}")
-        return True, True, ""
+        return self.serves(routing, "container")
 
     def recover(self, routing: RoutingRequest) -> None:
         """Re-create a dead container (a stopped one is removed by `_running`) and serve `routing`."""

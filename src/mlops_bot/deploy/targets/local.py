@@ -75,6 +75,19 @@ class HttpTarget:
     def metrics(self) -> MetricsSnapshot:
         return MetricsSnapshot.model_validate(self._call("GET", "/admin/metrics"))
 
+    def serves(self, routing: RoutingRequest, server: str) -> tuple[bool, bool, str]:
+        """(alive, ready, detail) from the server's own report: it answers and serves exactly
+        `routing`'s stable and canary versions. `server` names it in the detail."""
+        try:
+            serving = self.metrics()
+        except DeployError as exc:
+            return False, False, str(exc)
+        canary = routing.canary.version if routing.canary is not None else None
+        if (serving.stable, serving.canary) != (routing.stable.version, canary):
+            return False, False, (f"{server} serves {serving.stable}/{serving.canary}, "
+                                  f"not {routing.stable.version}/{canary}")
+        return True, True, ""
+
     def close(self) -> None:
         self._client.close()
 
@@ -172,15 +185,7 @@ class LocalTarget(HttpTarget):
             return False, False, f"model server at {self.endpoint} unreachable: {exc}"
         if response.status_code != 200:
             return False, False, f"model server liveness probe answered {response.status_code}"
-        try:
-            serving = self.metrics()
-        except DeployError as exc:
-            return False, False, str(exc)
-        canary = routing.canary.version if routing.canary is not None else None
-        if (serving.stable, serving.canary) != (routing.stable.version, canary):
-            return False, False, (f"model server serves {serving.stable}/{serving.canary}, "
-                                  f"not {routing.stable.version}/{canary}")
-        return True, True, ""
+        return self.serves(routing, "model server")
 
     def recover(self, routing: RoutingRequest) -> None:
         """Re-create a dead server (on its old port when free) and serve `routing` again."""
