@@ -41,6 +41,10 @@ def register(subparsers: Any) -> None:
         help="checkout of the base repository the assets branch is pushed from",
     )
     comment.add_argument("--assets-remote", default="origin", help="git remote of the assets branch")
+    comment.add_argument(
+        "--model", default=None,
+        help="whose report section of --config applies (default: the report's model, when there are several)",
+    )
     comment.set_defaults(func=_comment)
 
     dispatch = subparsers.add_parser("dispatch", help="send a repository_dispatch event")
@@ -71,10 +75,9 @@ def _comment(args: argparse.Namespace) -> int:
 
 def _images_step(args: argparse.Namespace, forge: Any) -> Any:
     """The images step of `comment` for the configured mode (None: keep the plot list as it is)."""
-    from mlops_bot.config import ReportSection, load_config
     from mlops_bot.forge.assets_branch import branch_images_step
 
-    section = load_config(args.config).report if args.config.is_file() else ReportSection(images="artifact")
+    section = _report_section(args)
     mode = args.images or section.images
     if mode == "artifact":
         return None
@@ -102,6 +105,27 @@ def _images_step(args: argparse.Namespace, forge: Any) -> Any:
         keep=section.keep_commits_per_pr,
         warn=_warning,
     )
+
+
+def _report_section(args: argparse.Namespace) -> Any:
+    """The `report` section of the model the report is about (several models: `--model`, else the
+    report's own model name, which only picks among the trusted config's models)."""
+    from mlops_bot.config import ReportSection, config_exists, load_models
+
+    if not config_exists(args.config):
+        return ReportSection(images="artifact")
+    models = load_models(args.config)
+    name = args.model
+    if name is None and len(models) > 1:
+        try:
+            name = json.loads((args.report_dir / "report.json").read_text(encoding="utf-8")).get("model")
+        except (OSError, ValueError, AttributeError):
+            name = None
+    if args.model is not None and all(config.model.name != args.model for config in models):
+        from mlops_bot.config import select_model
+
+        select_model(models, args.model, str(args.config))  # one line naming the models
+    return next((config.report for config in models if config.model.name == name), models[0].report)
 
 
 def _warning(text: str) -> None:

@@ -9,7 +9,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from mlops_bot.config import DEFAULT_CONFIG_PATH, load_config
+from mlops_bot.config import DEFAULT_CONFIG_PATH, MlopsConfig, config_exists, load_config, load_models
 
 
 def register(subparsers: Any) -> None:
@@ -20,6 +20,9 @@ def register(subparsers: Any) -> None:
         "DIR/plots/*.png and DIR/model.skops. Exit 0 when all gates pass, 1 when one fails, 2 on errors.",
     )
     parser.add_argument("--config", default=DEFAULT_CONFIG_PATH, help="path to mlops.yml")
+    parser.add_argument(
+        "--model", help="the model to validate, by name (required when the config declares several)"
+    )
     parser.add_argument("--output", required=True, type=Path, help="directory to write the report into")
     parser.add_argument("--base-metrics", type=Path, help="metrics.json (or report.json) of the base branch")
     parser.add_argument(
@@ -56,12 +59,12 @@ def register(subparsers: Any) -> None:
 def handle(args: argparse.Namespace) -> int:
     from mlops_bot.pipeline.validate import validate
 
-    config = load_config(args.config)
+    config = load_config(args.config, model=args.model)
     gates_notice = None
     if args.base_config is not None:
         from mlops_bot.pipeline.base_gates import judge_by_base
 
-        base = load_config(args.base_config, root=config.root) if args.base_config.is_file() else None
+        base = _base_config(args.base_config, config, by_name=args.model is not None)
         judging = judge_by_base(config, base, args.base_name, accepted=args.accept_pr_gates)
         config, gates_notice = judging.config, judging.notice
         if gates_notice:
@@ -94,3 +97,14 @@ def handle(args: argparse.Namespace) -> int:
         + f"; report in {run.output}"
     )
     return run.exit_code
+
+
+def _base_config(path: Path, config: MlopsConfig, by_name: bool) -> MlopsConfig | None:
+    """The base branch's config of this model: None when the base has no config, or (several models,
+    or a model picked by name) no model of this name yet."""
+    if not config_exists(path):
+        return None
+    models = load_models(path, root=config.root)
+    if len(models) == 1 and not by_name:
+        return models[0]  # one model on both sides: judged by the base's config even if renamed
+    return next((base for base in models if base.model.name == config.model.name), None)

@@ -51,6 +51,12 @@ def tag_to_name(value: str) -> str:
     return value.replace(SEPARATOR_IN_TAG, SEPARATOR_IN_NAME)
 
 
+def name_slug(name: str) -> str:
+    """A model name as one word for places that take neither ':' nor '/' (workflow artifact names,
+    deployment environments, file names): every other character becomes '-'."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name)
+
+
 def is_valid_name(name: str) -> bool:
     return bool(FULLNAME_RE.match(name))
 

@@ -1,0 +1,95 @@
+"""The `rollout` section: canary steps, their gates and the cluster targets' settings."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from mlops_bot.config.fields import Duration, Strict, check_stage_name, parse_duration
+
+
+class RolloutStep(Strict):
+    """Set the canary weight, then hold for a duration or until a manual /promote."""
+
+    weight: int = Field(ge=0, le=100)
+    hold: float | Literal["manual"] = 60.0
+
+    @field_validator("hold", mode="before")
+    @classmethod
+    def _hold(cls, value: Any) -> float | str:
+        return value if value == "manual" else parse_duration(value)
+
+
+class RolloutGates(Strict):
+    min_success_rate: float | None = Field(default=0.99, ge=0, le=1)
+    max_p99_latency_ms: float | None = Field(default=500.0, gt=0)
+    max_p99_latency_ratio: float | None = Field(default=1.5, gt=0, description="canary p99 / stable p99")
+    max_prediction_drift: float | None = Field(
+        default=0.2, ge=0, description="Jensen-Shannon distance between canary and stable predictions"
+    )
+    min_requests: int = Field(default=50, ge=0, description="per step; fewer is inconclusive")
+
+
+PrometheusQueryName = Literal["requests", "errors", "client_errors", "latency_buckets", "latency_sum",
+                              "predictions"]
+
+
+class RolloutPrometheus(Strict):
+    """Where the cluster targets read the gates' figures (deploy/prometheus.py has the defaults)."""
+
+    url: str = Field(description="Prometheus base URL, e.g. http://prometheus.monitoring:9090")
+    queries: dict[PrometheusQueryName, str] = Field(
+        default_factory=dict,
+        description="PromQL templates ($model, $namespace, $version) replacing the defaults",
+    )
+    timeout: Duration = 10.0
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _timeout(cls, value: Any) -> float:
+        return parse_duration(value)
+
+
+class RolloutKServe(Strict):
+    """The KServe target: where the InferenceService lives and what it runs."""
+
+    namespace: str = "default"
+    image: str = Field(default="ghcr.io/mlops-bot/mlops-bot-server:latest",
+                       description="the model server image (built by the release workflow)")
+    token_secret: str | None = Field(
+        default=None, description="Secret with key `token` for private release assets"
+    )
+    min_replicas: int = Field(default=1, ge=0)
+    storage_uri: str = Field(
+        default="https://github.com/$repository/releases/download/$tag/model.skops",
+        description="where the pod downloads the version's model ($repository, $tag, $model, $version)",
+    )
+
+
+class RolloutSection(Strict):
+    environment: str = "production"
+    steps: list[RolloutStep] = Field(
+        default_factory=lambda: [RolloutStep(weight=10, hold=30), RolloutStep(weight=50, hold=30)],
+        min_length=1,
+    )
+    gates: RolloutGates = Field(default_factory=RolloutGates)
+    interval: Duration = 5.0
+    initial_delay: Duration = 0.0
+    failure_limit: int = Field(default=1, ge=1)
+    progress_deadline: Duration = 1800.0
+    on_inconclusive: Literal["pause", "abort"] = "pause"
+    stage: str = "production"
+    shadow: bool = False
+    prometheus: RolloutPrometheus | None = None
+    kserve: RolloutKServe = Field(default_factory=RolloutKServe)
+
+    @field_validator("stage")
+    @classmethod
+    def _stage_name(cls, value: str) -> str:
+        return check_stage_name(value)
+
+    @field_validator("interval", "initial_delay", "progress_deadline", mode="before")
+    @classmethod
+    def _durations(cls, value: Any) -> float:
+        return parse_duration(value)
