@@ -189,8 +189,10 @@ def handler_from_env(environ: Mapping[str, str], state_dir: Path, repo_dir: Path
         if checkouts is None:
             return RepoSettings()
         checkouts.sync(context.repo, context.installation)
-        return settings_from_text(checkouts.read_default_branch_file(context.repo, ".github/mlops.yml",
-                                                                     context.installation))
+        repo, installation = context.repo, context.installation
+        return settings_from_text(checkouts.read_default_branch_file(repo, ".github/mlops.yml", installation),
+                                  model_files=checkouts.read_default_branch_folder(repo, ".github/mlops",
+                                                                                   installation))
 
     def registry_for(context: DeliveryContext, settings: RepoSettings) -> RegistryLike:
         path = directory(context)

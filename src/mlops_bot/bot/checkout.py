@@ -18,12 +18,12 @@ import re
 import subprocess
 import threading
 import urllib.parse
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from mlops_bot import config_yaml, redaction
-from mlops_bot.bot.handlers import RepoSettings
-from mlops_bot.config import DEFAULT_CONFIG_PATH, parse_config
+from mlops_bot.bot.handlers import ModelSettings, RepoSettings
+from mlops_bot.config import DEFAULT_CONFIG_PATH, ConfigDocument, models_dir, parse_models
 from mlops_bot.errors import ForgeError, MlopsError
 
 _SAFE_REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
@@ -112,6 +112,18 @@ class RepoCheckouts:
                 self._git("remote", "set-head", "origin", "--auto", cwd=target, check=False, token=token)
         return target
 
+    def read_default_branch_folder(self, repo: str, folder: str, installation: int | None = None
+                                   ) -> list[tuple[str, str]]:
+        """(path, text) of the `.yml`/`.yaml` files directly in `folder` on the default branch, by name."""
+        token = self._token(repo, installation) if self._token is not None else None
+        listed = self._git("ls-tree", "--name-only", "origin/HEAD", f"{folder.rstrip('/')}/",
+                           cwd=self.path(repo), check=False, token=token)
+        if listed.returncode != 0:
+            return []  # no default branch yet
+        names = sorted(n for n in listed.stdout.splitlines() if n.endswith((".yml", ".yaml")))
+        return [(name, text) for name in names
+                if (text := self.read_default_branch_file(repo, name, installation)) is not None]
+
     def read_default_branch_file(self, repo: str, path: str, installation: int | None = None) -> str | None:
         """The file on the default branch, None when absent. The clone is partial, so git may fetch
         the blob here: that needs the token too (else a private repository reads as config-less)."""
@@ -126,20 +138,31 @@ class RepoCheckouts:
         raise ForgeError(redact(message, [token or ""]))
 
 
-def settings_from_text(text: str | bytes | None, source: str = DEFAULT_CONFIG_PATH) -> RepoSettings:
-    """The bot's view of a repository's config; defaults when the repository has none. The text is
-    the repository's to write: parsed with the bounded loader (size, UTF-8, depth, aliases)."""
-    if text is None:
+def settings_from_text(text: str | bytes | None, source: str = DEFAULT_CONFIG_PATH,
+                       model_files: Sequence[tuple[str, str | bytes]] = ()) -> RepoSettings:
+    """The bot's view of a repository's config; defaults when the repository has none. `text` is
+    `.github/mlops.yml`, `model_files` the (path, text) of the files under `.github/mlops/`. The text
+    is the repository's to write: parsed with the bounded loader (size, UTF-8, depth, aliases)."""
+    if text is None and not model_files:
         return RepoSettings()
+    main = _document(text, source) if text is not None else None
+    configs = parse_models(main, [_document(body, path) for path, body in model_files])
+    first = configs[0]
+    return RepoSettings(bot=first.bot, registry=first.registry, rollout=first.rollout, model=first.model.name,
+                        models=tuple(ModelSettings(c.model.name, c.registry, c.rollout) for c in configs))
+
+
+def _document(text: str | bytes, source: str) -> ConfigDocument:
     if isinstance(text, str):  # git output keeps undecodable bytes as surrogates: report them
         text = text.encode("utf-8", "surrogateescape")
-    text = config_yaml.decode(text, source)
-    data = config_yaml.loads(text, source)
-    config = parse_config(data, source, text)
-    return RepoSettings(bot=config.bot, registry=config.registry, rollout=config.rollout,
-                        model=config.model.name)
+    decoded = config_yaml.decode(text, source)
+    return ConfigDocument(source, config_yaml.loads(decoded, source), decoded, source)
 
 
 def settings_from_directory(directory: Path) -> RepoSettings:
     path = directory / DEFAULT_CONFIG_PATH
-    return settings_from_text(path.read_bytes() if path.exists() else None, str(path))
+    folder = models_dir(path)
+    files = sorted(p for p in folder.iterdir() if p.suffix in (".yml", ".yaml") and p.is_file()) \
+        if folder.is_dir() else []
+    return settings_from_text(path.read_bytes() if path.exists() else None, str(path),
+                              [(str(file), file.read_bytes()) for file in files])

@@ -45,9 +45,9 @@ COMMANDS: dict[str, CommandSpec] = {
         1, frozenset({"model"}),
     ),
     "abort": CommandSpec(
-        "/abort [environment=ENV]",
-        "abort the running canary rollout: all traffic back to the stable version",
-        0, frozenset({"environment"}),
+        "/abort [model=NAME] [environment=ENV]",
+        "abort the running canary rollout (in the model's environment): all traffic back to stable",
+        0, frozenset({"environment", "model"}),
     ),
     "retrain": CommandSpec(
         "/retrain [model=NAME]", "start the retraining workflow (repository_dispatch mlops-retrain)",

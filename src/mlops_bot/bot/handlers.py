@@ -13,11 +13,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TypeVar
 
 from mlops_bot import redaction
 from mlops_bot.bot.commands import (
+    COMMANDS,
     Command,
     CommandSyntaxError,
     help_text,
@@ -34,6 +35,7 @@ from mlops_bot.permissions import REPOSITORY_FLOOR, Permission, permission_at_le
 from mlops_bot.registry.registry import RegistryEvent
 from mlops_bot.registry.tags import Action
 from mlops_bot.report import escape
+from mlops_bot.report.escape import quote
 
 log = logging.getLogger("mlops_bot.bot")
 
@@ -50,13 +52,45 @@ DRIFT_EVENT = "mlops-drift"
 
 # ------------------------------------------------------------------------------------ settings
 @dataclass(frozen=True)
+class ModelSettings:
+    """One model's sections the bot acts on."""
+
+    name: str
+    registry: RegistrySection
+    rollout: RolloutSection
+
+
+@dataclass(frozen=True)
 class RepoSettings:
-    """The parts of a repository's `.github/mlops.yml` the bot acts on (defaults when absent)."""
+    """The parts of a repository's `.github/mlops.yml` the bot acts on (defaults when absent).
+    With several models, `registry`/`rollout`/`model` are those of the first until a command
+    picks one (`for_command`)."""
 
     bot: BotSection = field(default_factory=BotSection)
     registry: RegistrySection = field(default_factory=RegistrySection)
     rollout: RolloutSection = field(default_factory=RolloutSection)
     model: str | None = None
+    models: tuple[ModelSettings, ...] = ()
+
+    def for_command(self, command: Command) -> RepoSettings:
+        """The settings of the model a command names (`model=`). Several models and no `model=`, or
+        a name the config does not declare: CommandSyntaxError listing the names. `/abort
+        environment=ENV` needs no model. One model (or none): unchanged, as before."""
+        spec = COMMANDS[command.name]
+        if len(self.models) < 2 or "model" not in spec.keys:
+            return self
+        name = command.args.get("model")
+        listed = ", ".join(f"`{m.name}`" for m in self.models)
+        if name is None:
+            if command.name == "abort" and "environment" in command.args:
+                return self
+            raise CommandSyntaxError(f"this repository has {len(self.models)} models ({listed}): say which "
+                                     f"with `model=NAME`. Usage: `{spec.usage}`", command.name)
+        chosen = next((m for m in self.models if m.name == name), None)
+        if chosen is None:
+            raise CommandSyntaxError(f"no model {quote(name)} in `.github/mlops.yml`; the models are "
+                                     f"{listed}.", command.name)
+        return replace(self, registry=chosen.registry, rollout=chosen.rollout, model=chosen.name)
 
 
 # -------------------------------------------------------------------------------------- routing
@@ -338,6 +372,13 @@ class EventHandler:
             reply(text)
             return Outcome("refused", str(syntax), text)
 
+        try:
+            settings = settings.for_command(command)
+        except CommandSyntaxError as which:
+            text = f"@{request.author} {which}"
+            react("confused")
+            reply(text)
+            return Outcome("refused", str(which), text)
         need = required_permission(command, settings.bot, settings.registry)
         if not permission_at_least(have, need):
             return self._refuse(request, command, have, need, react, reply)
