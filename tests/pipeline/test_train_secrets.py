@@ -21,7 +21,7 @@ from mlops_bot.cli import main
 from mlops_bot.config import load_config
 from mlops_bot.demo.dataset import generate
 from mlops_bot.errors import ConfigError, TrainingError
-from mlops_bot.pipeline.train import run_command, training_environment
+from mlops_bot.pipeline.command import run_command, training_environment
 from mlops_bot.pipeline.validate import validate
 
 TOKEN = "ghs_" + "Q7" * 18
@@ -221,3 +221,83 @@ def test_a_daemon_left_by_a_successful_command_is_killed(tmp_path: Path) -> None
                       log_path=tmp_path / "train.log")
     assert run.returncode == 0
     assert not _alive(int(daemon.read_text()))
+
+
+def test_the_log_is_masked_while_the_command_runs(tmp_path: Path) -> None:
+    """A runner (or a user) may read train.log before the command ends: a secret the command prints
+    is masked on its way to the disk, not only when the command is over."""
+    import threading
+
+    minted = "ghs_" + "L1" * 18
+    redaction.register(minted)
+    go = tmp_path / "go"
+    (tmp_path / "talk.py").write_text(textwrap.dedent(f"""\
+        import os, sys, time
+        print("calling the API with", {minted!r}, flush=True)
+        while not os.path.exists({str(go)!r}):
+            time.sleep(0.02)
+        """))
+    log = tmp_path / "train.log"
+    done: list[object] = []
+    runner = threading.Thread(target=lambda: done.append(run_command(
+        "python talk.py", workdir=tmp_path, env={"PATH": os.environ["PATH"]}, timeout=300, log_path=log)))
+    runner.start()
+    try:
+        deadline = time.monotonic() + 240
+        while "calling the API" not in (log.read_text() if log.exists() else ""):
+            assert time.monotonic() < deadline and runner.is_alive(), "the line never reached the log"
+            time.sleep(0.05)
+        assert not done, "the command was still waiting for the go file"
+        assert log.read_text() == "calling the API with ***\n"
+    finally:
+        go.touch()
+        runner.join()
+    assert log.read_text() == "calling the API with ***\n"
+
+
+def test_a_secret_across_a_cut_of_a_long_line_is_still_masked(tmp_path: Path) -> None:
+    from mlops_bot.pipeline.command import MaskedLogPump
+
+    secret = "sk-live-" + "P4" * 20
+    read_end, write_end = os.pipe()
+    with open(tmp_path / "log", "wb") as log, os.fdopen(read_end, "rb", buffering=0) as source:
+        pump = MaskedLogPump(source, log, redaction.Redactor([secret]), max_line=1000, keep=100)
+        with os.fdopen(write_end, "wb") as sink:
+            for cut in (990, 1000, 1010, 2990):  # the secret straddles and follows piece boundaries
+                sink.write(b"a" * (cut - 20) + secret.encode() + b"b" * 3000)
+            sink.write(b"\nend")
+        pump.finish()
+    text = (tmp_path / "log").read_text()
+    assert secret not in text and "P4P4P4P4" not in text
+    assert text.count("***") == 4 and text.endswith("\nend")
+    assert len(text) == 4 * 3000 + sum(c - 20 for c in (990, 1000, 1010, 2990)) + 4 * 3 + 4
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc and setsid semantics")
+def test_an_escaped_process_holding_the_log_pipe_cannot_hang_the_run(tmp_path: Path) -> None:
+    """A process that leaves the session and clears its environment escapes the kill (only a cgroup
+    would catch it) and keeps the output pipe open: the run still ends, with the log it wrote."""
+    escaped = tmp_path / "escaped.pid"
+    TICKER = "import time\nwhile True:\n    print('tick', flush=True)\n    time.sleep(0.05)"
+    script = textwrap.dedent(f"""\
+        import os, sys, time
+        if os.fork() == 0:
+            os.setsid()
+            if os.fork() == 0:
+                open({str(escaped)!r} + ".tmp", "w").write(str(os.getpid()))
+                os.rename({str(escaped)!r} + ".tmp", {str(escaped)!r})
+                os.execve(sys.executable, [sys.executable, "-c", {TICKER!r}], {{}})
+            os._exit(0)
+        while not os.path.exists({str(escaped)!r}):
+            time.sleep(0.01)
+        print("trained", flush=True)
+        """)
+    (tmp_path / "escape.py").write_text(script)
+    try:
+        run = run_command("python escape.py", workdir=tmp_path, env={"PATH": os.environ["PATH"]},
+                          timeout=300, log_path=tmp_path / "train.log")
+        assert run.returncode == 0
+        assert "trained\n" in (tmp_path / "train.log").read_text()
+    finally:
+        if escaped.exists():
+            os.kill(int(escaped.read_text()), 9)

@@ -25,8 +25,8 @@ import numpy as np
 
 from mlops_bot.config import MlopsConfig
 from mlops_bot.errors import TrainingError
-from mlops_bot.pipeline import train as training
 from mlops_bot.pipeline.bootstrap import Interval, percentile_interval, resample_counts
+from mlops_bot.pipeline.command import command_env, run_command
 from mlops_bot.pipeline.evaluate import Predictions
 
 
@@ -68,7 +68,7 @@ def run_custom_metrics(
     request_path = staging / "custom_metrics_request.json"
     result_path = staging / "custom_metrics_result.json"
     request_path.write_text(json.dumps(request), encoding="utf-8")
-    env = training.command_env(
+    env = command_env(
         environ,
         train=paths["train"].resolve(),
         holdout=paths["holdout"].resolve(),
@@ -78,7 +78,7 @@ def run_custom_metrics(
         passthrough=config.train.env,
     )
     try:
-        training.run_command(
+        run_command(
             shlex.join([sys.executable, "-m", "mlops_bot.pipeline.custom_metrics",
                         str(request_path.resolve()), str(result_path.resolve())]),
             workdir=config.resolve(config.train.workdir),

@@ -37,6 +37,7 @@ from mlops_bot.pipeline import train as training
 from mlops_bot.pipeline.analyses import base_fairness, run_analyses
 from mlops_bot.pipeline.baseline import choose_baseline
 from mlops_bot.pipeline.bootstrap import paired_bootstrap
+from mlops_bot.pipeline.command import command_env, run_command
 from mlops_bot.pipeline.comment import render_markdown
 from mlops_bot.pipeline.custom_metrics import run_custom_metrics
 from mlops_bot.pipeline.data_validation import data_gate_results, validate_data
@@ -115,7 +116,7 @@ def train_head(
     )
     for stale in (model_path, predictions_path):  # an old file must never pass for this run's output
         stale.unlink(missing_ok=True)
-    env = training.command_env(
+    env = command_env(
         environ,
         train=train_path.resolve(),
         holdout=holdout_path.resolve(),
@@ -124,7 +125,7 @@ def train_head(
         seed=config.seed,
         passthrough=config.train.env,
     )
-    training.run_command(
+    run_command(
         config.train.command,
         workdir=workdir,
         env=env,
