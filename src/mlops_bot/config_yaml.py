@@ -142,10 +142,16 @@ class YamlDocument:
     text: str
 
 
+def too_large(source: str) -> ConfigError:
+    """The one error for a config past `MAX_BYTES` (a reader may stop at `MAX_BYTES` + 1 bytes, so
+    it does not say how big the file is)."""
+    return ConfigError(source, "", f"file is larger than {MAX_BYTES:,} bytes, the most a config may have")
+
+
 def decode(raw: bytes, source: str) -> str:
     """The file's text, or one line saying it is too big or not UTF-8 (with the line of the bad byte)."""
     if len(raw) > MAX_BYTES:
-        raise ConfigError(source, "", f"file is {len(raw):,} bytes; a config may have at most {MAX_BYTES:,}")
+        raise too_large(source)
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -165,7 +171,7 @@ def loads(text: str | bytes, source: str) -> Any:
     if isinstance(text, bytes):
         text = decode(text, source)
     elif len(text) > MAX_BYTES or len(text.encode("utf-8", "surrogatepass")) > MAX_BYTES:
-        raise ConfigError(source, "", f"file is larger than {MAX_BYTES:,} bytes, the most a config may have")
+        raise too_large(source)
     return _run(text, source, lambda loader: loader.get_single_data())
 
 

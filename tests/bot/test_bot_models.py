@@ -8,7 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bot_testkit import World, git, make_world
+import pytest
+from bot_testkit import REPO, World, git, make_world
 
 from mlops_bot.bot.checkout import RepoCheckouts, settings_from_text
 from mlops_bot.bot.handlers import DeliveryContext, EventHandler, RegistryLike, RepoSettings
@@ -139,3 +140,24 @@ def test_a_single_model_repository_is_unchanged(tmp_path: Path) -> None:
 
     command = parse_command("/promote staging model=anything")
     assert command is not None and settings.for_command(command) is settings
+
+
+def test_an_oversized_config_is_read_bounded_and_refused_by_name(tmp_path: Path) -> None:
+    """The default branch's config is the repository's to write: the bot reads at most one byte
+    more than a config may have (never the whole blob into memory) and refuses it with the
+    loader's size error naming the file."""
+    from mlops_bot import config_yaml
+    from mlops_bot.errors import ConfigError
+
+    padding = "# " + "x" * 78 + "\n"
+    huge = MODELS + padding * (3 * config_yaml.MAX_BYTES // len(padding))
+    world = _world(tmp_path, huge)
+    checkouts = RepoCheckouts(world.tmp / "state" / "repos", str(world.tmp / "remotes") + "/{repo}.git")
+    checkouts.sync(REPO)
+    text = checkouts.read_default_branch_file(REPO, ".github/mlops.yml")
+    assert text is not None and len(text.encode("utf-8", "surrogateescape")) == config_yaml.MAX_BYTES + 1
+    with pytest.raises(ConfigError, match=r"\.github/mlops\.yml.*larger than 1,048,576 bytes"):
+        settings_from_text(text)
+    small = checkouts.read_default_branch_file(REPO, "model.txt")
+    assert small == "v1.2.0"  # an ordinary file reads whole
+

@@ -75,10 +75,13 @@ class RepoCheckouts:
         with self._guard:
             return self._locks.setdefault(repo, threading.Lock())
 
+    def _git_env(self, token: str | None) -> dict[str, str]:
+        extra = git_auth_env(token) if token else self._env
+        return {**os.environ, **extra, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "", "SSH_ASKPASS": ""}
+
     def _git(self, *args: str, cwd: Path | None = None, check: bool = True, token: str | None = None
              ) -> subprocess.CompletedProcess[str]:
-        extra = git_auth_env(token) if token else self._env
-        env = {**os.environ, **extra, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "", "SSH_ASKPASS": ""}
+        env = self._git_env(token)
         result = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True,
                                 errors="surrogateescape", timeout=300, check=False)  # bytes survive
         if check and result.returncode != 0:
@@ -87,6 +90,19 @@ class RepoCheckouts:
             secrets = [token or "", *(v.rsplit(" ", 1)[-1] for v in self._env.values())]
             raise ForgeError(redact(f"git {args[0]} failed for the bot's checkout: {detail}", secrets))
         return result
+
+    def _git_show_bounded(self, spec: str, *, cwd: Path, token: str | None
+                          ) -> subprocess.CompletedProcess[str]:
+        """`git show SPEC` reading at most one byte more than a config may have (`MAX_BYTES`): the
+        repository's file is the repository's to write, the size check comes after the read, and
+        the text handed on still shows the size error (`config_yaml` names the file)."""
+        proc = subprocess.Popen(["git", "show", spec], cwd=cwd, env=self._git_env(token),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out, err = _read_bounded(proc, config_yaml.MAX_BYTES)
+        code = 0 if len(out) > config_yaml.MAX_BYTES else proc.returncode
+        return subprocess.CompletedProcess(["git", "show", spec], code,
+                                           out.decode("utf-8", "surrogateescape"),
+                                           err.decode("utf-8", "surrogateescape"))
 
     def path(self, repo: str) -> Path:
         if not _SAFE_REPO.match(repo) or ".." in repo:
@@ -128,7 +144,7 @@ class RepoCheckouts:
         """The file on the default branch, None when absent. The clone is partial, so git may fetch
         the blob here: that needs the token too (else a private repository reads as config-less)."""
         token = self._token(repo, installation) if self._token is not None else None
-        result = self._git("show", f"origin/HEAD:{path}", cwd=self.path(repo), check=False, token=token)
+        result = self._git_show_bounded(f"origin/HEAD:{path}", cwd=self.path(repo), token=token)
         if result.returncode == 0:
             return result.stdout
         if not any(word in result.stderr for word in _FETCH_FAILURES):
@@ -136,6 +152,23 @@ class RepoCheckouts:
         detail = (result.stderr.strip().splitlines() or ["no output"])[-1]
         message = f"cannot read {path} of {repo} from the bot's checkout: {detail}"
         raise ForgeError(redact(message, [token or ""]))
+
+
+def _read_bounded(proc: subprocess.Popen[bytes], limit: int, timeout: float = 300) -> tuple[bytes, bytes]:
+    """(stdout, stderr) of `proc`, keeping at most `limit` + 1 bytes of stdout: past that, or past
+    `timeout` seconds (a fetch of the blob that hangs), the process is killed, so a huge file never
+    fills the bot's memory and a stuck remote never holds a worker."""
+    assert proc.stdout is not None
+    timer = threading.Timer(timeout, proc.kill)
+    timer.start()
+    try:
+        out = proc.stdout.read(limit + 1)
+        if len(out) > limit:
+            proc.kill()
+        _, err = proc.communicate()
+    finally:
+        timer.cancel()
+    return out, err or b""
 
 
 def settings_from_text(text: str | bytes | None, source: str = DEFAULT_CONFIG_PATH,
