@@ -56,9 +56,13 @@ _ADDED_COLUMNS = (
     ("key", "TEXT"), ("repo", "TEXT NOT NULL DEFAULT ''"), ("result", "TEXT"), ("duration", "REAL"),
     ("failures", "INTEGER NOT NULL DEFAULT 0"), ("claimed_by", "TEXT"),
 )
+# jobs_claim holds every column the claim and `oldest_pending` read, so they never read a row: a
+# row's payload (kilobytes, stored before these columns) would be read through its overflow pages,
+# which made each claim cost O(backlog) page reads (42 ms with 2,000 pending; 0.02 ms from the index).
 _INDEXES = """
 CREATE UNIQUE INDEX IF NOT EXISTS jobs_key ON jobs(key);
 CREATE INDEX IF NOT EXISTS jobs_repo_running ON jobs(repo, status);
+CREATE INDEX IF NOT EXISTS jobs_claim ON jobs(status, attempts, id, available_at, repo, received_at);
 """
 
 
