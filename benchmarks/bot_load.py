@@ -1,20 +1,29 @@
-"""Load benchmark of the webhook bot (run on demand, not a test).
+"""Load benchmark of the webhook bot against Probot 14 (run on demand, not a test).
 
-Sends signed deliveries over loopback at a fixed rate (open loop: request i leaves at t0 + i/rate,
-whatever the answers) to a real `mlops-bot bot serve` process, SIGKILLs it halfway, restarts it on
-the same port and keeps sending; deliveries that failed while it was down are redelivered with the
-same X-GitHub-Delivery, as an operator would. Reports p50/p99 time to the answer, lost deliveries
-(answered 202 but not in the queue, or a command not carried out) and duplicates (a command carried
-out twice). The anchor, measured in the same run, is the floor for any Python webhook receiver: a
-Starlette app on uvicorn that verifies the signature and answers 202 without storing anything.
+Both receivers get the same signed deliveries: GitHub's `issue_comment` example payload from
+`@octokit/webhooks-examples`, unique per delivery (bot_load_deliveries.py), 1 in 20 a `/drift`
+command on a pull request of the local forge that our bot carries out. Probot 14 runs a no-op app
+(benchmarks/probot_app, installed by `npm ci` when missing) that stores nothing; our bot verifies,
+de-duplicates and durably inserts each delivery before its 202, and its worker process carries the
+commands out. Latency is time to the answer, counted from each delivery's scheduled send time.
 
-With `--postgres` the queue is a real PostgreSQL server (Debian's package, started on 127.0.0.1 with a
-temporary data directory, as the tests do); `--replicas 2` runs two bot processes on one database,
-deliveries alternating between them, and SIGKILLs the first one halfway without restarting it: its
-share then goes to the survivor, which also takes over the dead replica's orphaned jobs.
+1. Interleaved rounds (`--rounds`, order alternating): `--count` deliveries at `--rate`/s, open loop,
+   to ours (one SQLite queue file for all rounds) and to Probot.
+2. The same rounds with one core kept busy by another process (`--busy-rounds`).
+3. A burst: wrk (Debian's package) as fast as each receiver answers for `--burst-seconds`, every
+   request a distinct signed delivery (bot_load_wrk.lua), interleaved.
+4. kill -9 of our bot halfway through a round, restarted on the same port; deliveries that got no
+   answer are redelivered (same X-GitHub-Delivery). Counted: deliveries acknowledged (2xx) but not
+   stored (lost), deliveries not processed, commands carried out twice.
+5. PostgreSQL (Debian's server on 127.0.0.1, started as the tests start it): one process's
+   saturation rate S (a wrk burst), then open loop at 2 x S for `--replica-seconds` against one
+   process and against two replicas on one database (the sender split across their ports).
 
-    .venv/bin/python benchmarks/bot_load.py [--rate 200] [--count 2000] [--command-every 20]
-                                            [--postgres] [--replicas 2]
+Goals: our p99 <= Probot's in every round; nothing lost or doubled; two replicas p99 < 1 s at 2 x S.
+The machine's load (1-minute load average, share of all cores busy) is recorded with every round.
+
+    .venv/bin/python benchmarks/bot_load.py [--rounds 3] [--busy-rounds 3] [--count 2000] [--rate 150]
+        [--burst-seconds 10] [--burst-rounds 2] [--replica-seconds 10] [--no-postgres] [--json out.json]
 """
 
 from __future__ import annotations
@@ -22,311 +31,324 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import signal
-import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from collections import Counter
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
-import httpx
-
-from mlops_bot.bot.signature import sign
+from bot_load_deliveries import SignedDelivery, build_deliveries, example_payload, write_wrk_requests
+from bot_load_send import SendResult, WrkResult, pct, run_wrk, send_open_loop, send_split, wrk_path
+from bot_load_servers import (
+    OUR_PATH,
+    PROBOT_DIR,
+    PROBOT_PATH,
+    CpuMeter,
+    LoadMeter,
+    OurBot,
+    busy_core,
+    ensure_probot,
+    free_port,
+    probot_version,
+    rsa_private_key,
+    start_probot,
+    stop,
+)
 from mlops_bot.forge.local import LocalForge
 
 SECRET = "bench-secret"  # noqa: S105 (a throwaway webhook secret for loopback)
-REPO = "bench/model"
-
-ANCHOR_APP = textwrap.dedent("""
-    import sys
-    import uvicorn
-    from starlette.applications import Starlette
-    from starlette.responses import JSONResponse
-    from starlette.routing import Route
-    from mlops_bot.bot.signature import verify
-
-    async def webhook(request):
-        body = await request.body()
-        if not verify(body, request.headers.get("x-hub-signature-256"), [sys.argv[2]]):
-            return JSONResponse({"message": "bad signature"}, status_code=401)
-        return JSONResponse({"status": "queued"}, status_code=202)
-
-    async def healthz(request):
-        return JSONResponse({"status": "ok", "queue_depth": 0})
-
-    app = Starlette(routes=[Route("/webhook", webhook, methods=["POST"]), Route("/healthz", healthz)])
-    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", access_log=False)
-""")
+BOT_USER = "mlops-bot[bot]"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+@dataclass
+class Row:
+    """One receiver in one round."""
+
+    round: str
+    receiver: str
+    deliveries: int
+    rate: float  # offered (open loop) or achieved (wrk), deliveries/s
+    p50_ms: float
+    p99_ms: float
+    statuses: dict[str, int]
+    load: str
+    checks: dict[str, int] = field(default_factory=dict)  # ours: lost, not_processed, twice, ...
+    cpu_ms: float = float("nan")  # CPU of the receiving process(es) per answered delivery
+    worker_cpu_ms: float = float("nan")  # ours: CPU of the worker processes per delivery (drain included)
 
 
-def wait_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("server exited during start-up")
+class Bench:
+    def __init__(self, args: argparse.Namespace, root: Path) -> None:
+        self.args = args
+        self.root = root
+        self.example = example_payload(PROBOT_DIR)
+        repo = str(self.example["repository"]["full_name"])
+        self.forge = LocalForge(root / "forge", repo=repo, actor=BOT_USER)
+        self.pr = self.forge.create_pull_request("bench", "feature", "main").number
+        self.forge.set_permission(str(self.example["comment"]["user"]["login"]), "write")
+        self.commenter = str(self.example["comment"]["user"]["login"])
+        self.next_comment = int(self.example["comment"]["id"])
+        self.rows: list[Row] = []
+
+    def deliveries(self, prefix: str, count: int, commands: bool = True) -> list[SignedDelivery]:
+        first, self.next_comment = self.next_comment + 1, self.next_comment + count + 1
+        return build_deliveries(
+            self.example, SECRET, count, prefix=prefix, first_comment_id=first,
+            command_every=self.args.command_every if commands else 0, pull_request=self.pr,
+            command_comment=lambda: self.forge.create_comment(self.pr, "/drift", user=self.commenter).id)
+
+    # -------------------------------------------------------------------------------- checks
+    def check(self, bot: OurBot, items: list[SignedDelivery], result: SendResult | None,
+              acknowledged: set[str] | None = None) -> dict[str, int]:
+        """Wait for the queue to drain, then count: acknowledged but not stored (lost), stored but
+        not done, commands not carried out, commands carried out twice."""
+        drained = bot.wait_drained()
+        jobs = bot.jobs()
+        ids = {item.delivery for item in items}
+        acked = acknowledged if acknowledged is not None else (result.acknowledged if result else set())
+        lost = len(acked - jobs.keys())
+        stored = [jobs[d] for d in ids if d in jobs]
+        not_done = sum(1 for status, _ in stored if status != "done")
+        retried = sum(1 for _, attempts in stored if attempts > 1)
+        commands = [item.delivery for item in items if item.command and item.delivery in jobs]
+        keys = Counter(d["client_payload"].get("delivery") for d in self.forge.dispatches()
+                       if d["event_type"] == "mlops-drift")
+        replies = Counter(c.body.rsplit("delivery=", 1)[-1].split(" ")[0]
+                          for c in self.forge.list_comments(self.pr) if c.user == BOT_USER)
+        return {"acknowledged": len(acked), "stored": len(stored), "lost": lost, "not_processed": not_done,
+                "retried_after_kill": retried, "commands": len(commands),
+                "commands_not_done": sum(1 for d in commands if keys[d] == 0 or replies[d] == 0),
+                "commands_twice": sum(1 for d in commands if keys[d] > 1 or replies[d] > 1),
+                "drained": int(drained)}
+
+    def record(self, name: str, receiver: str, rate: float, result: SendResult, meter: LoadMeter,
+               checks: dict[str, int] | None = None, cpu: CpuMeter | None = None) -> Row:
+        row = Row(name, receiver, len(result.latencies), rate, pct(result.latencies, 0.5) * 1000,
+                  pct(result.latencies, 0.99) * 1000, {str(k): v for k, v in sorted(result.statuses.items())},
+                  str(meter.result), checks or {})
+        return self._add(row, cpu)
+
+    def record_wrk(self, name: str, receiver: str, result: WrkResult, meter: LoadMeter,
+                   checks: dict[str, int] | None = None, cpu: CpuMeter | None = None) -> Row:
+        row = Row(name, receiver, result.requests, result.rate, result.p50 * 1000, result.p99 * 1000,
+                  {str(k): v for k, v in sorted(result.statuses.items())}, str(meter.result),
+                  {**(checks or {}), **{f"wrk_{k}": v for k, v in result.errors.items() if v},
+                   **({"wrk_pool_exhausted": 1} if result.exhausted else {})})
+        return self._add(row, cpu)
+
+    def _add(self, row: Row, cpu: CpuMeter | None) -> Row:
+        if cpu is not None and row.deliveries:
+            row.cpu_ms = cpu.receiver * 1000 / row.deliveries
+            row.worker_cpu_ms = cpu.workers * 1000 / row.deliveries
+        self.rows.append(row)
+        print(f"  {row.round:<22} {row.receiver:<28} {row.rate:6.0f}/s  p50 {row.p50_ms:8.1f} ms  "
+              f"p99 {row.p99_ms:8.1f} ms  cpu/delivery {row.cpu_ms:.2f} + {row.worker_cpu_ms:.2f} ms  "
+              f"{row.statuses}  load {row.load}  {row.checks}", flush=True)
+        return row
+
+    def warm_up(self, ours: OurBot, our_port: int, probot_port: int) -> None:
+        """A few hundred deliveries to each receiver first (not measured): imports done, caches and
+        node's JIT warm, our worker process started and idle."""
+        items = self.deliveries("warmup", 300)
+        for port, path in ((our_port, OUR_PATH), (probot_port, PROBOT_PATH)):
+            asyncio.run(send_open_loop([port], path, items, self.args.rate))
+        ours.wait_drained()
+
+    # -------------------------------------------------------------------------------- rounds
+    def paired_rounds(self, label: str, rounds: int, ours: OurBot, our_port: int,
+                      probot: subprocess.Popen[bytes], probot_port: int, busy: bool = False) -> None:
+        spinner = busy_core() if busy else None
         try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError("server did not start")
+            for number in range(1, rounds + 1):
+                items = self.deliveries(f"{label}{number}", self.args.count)
+                order = ["ours", "probot"] if number % 2 else ["probot", "ours"]
+                for who in order:
+                    port, path = (our_port, OUR_PATH) if who == "ours" else (probot_port, PROBOT_PATH)
+                    with CpuMeter(ours.pids() if who == "ours" else [probot.pid]) as cpu:
+                        with LoadMeter() as meter:
+                            result = asyncio.run(send_open_loop([port], path, items, self.args.rate))
+                        checks = self.check(ours, items, result) if who == "ours" else None
+                    receiver = "mlops-bot (SQLite)" if who == "ours" else f"Probot {probot_version()}"
+                    self.record(f"{label} {number}", receiver, self.args.rate, result, meter, checks, cpu)
+        finally:
+            if spinner is not None:
+                stop(spinner)
+
+    def bursts(self, ours: OurBot, our_port: int, probot: subprocess.Popen[bytes], probot_port: int) -> None:
+        for number in range(1, self.args.burst_rounds + 1):
+            pool = self.deliveries(f"burst{number}", self.args.burst_pool, commands=False)
+            requests = write_wrk_requests(pool, self.root / f"burst{number}.txt")
+            order = ["ours", "probot"] if number % 2 else ["probot", "ours"]
+            for who in order:
+                port, path = (our_port, OUR_PATH) if who == "ours" else (probot_port, PROBOT_PATH)
+                with CpuMeter(ours.pids() if who == "ours" else [probot.pid]) as cpu:
+                    with LoadMeter() as meter:
+                        result = run_wrk(port, path, requests, seconds=self.args.burst_seconds,
+                                         connections=self.args.burst_connections)
+                    checks = None
+                    if who == "ours":
+                        # wrk does not say which deliveries were answered: every 202 must be a stored row.
+                        checks = self.check(ours, pool, None, acknowledged=set())
+                        checks["lost"] = max(0, result.statuses.get(202, 0) - checks["stored"])
+                receiver = "mlops-bot (SQLite)" if who == "ours" else f"Probot {probot_version()}"
+                self.record_wrk(f"burst {number}", receiver, result, meter, checks, cpu)
+            requests.unlink()
+
+    def kill_round(self, ours: OurBot, our_port: int) -> None:
+        items = self.deliveries("kill", self.args.count)
+        pending: list[int] = []
+
+        def kill_and_restart() -> list[int]:
+            pending.append(ours.kill(0))
+            return [ours.start(0)]
+
+        with LoadMeter() as meter:
+            result = asyncio.run(send_open_loop([our_port], OUR_PATH, items, self.args.rate,
+                                                kill_at=self.args.count // 2, kill=kill_and_restart))
+        checks = self.check(ours, items, result)
+        checks.update(pending_at_kill=pending[0], redelivered=result.redelivered,
+                      unanswered_after_redelivery=len(result.failed))
+        self.record("kill -9 + restart", "mlops-bot (SQLite)", self.args.rate, result, meter, checks)
+
+    def postgres_rounds(self) -> None:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "bot"))
+        from postgres_server import PostgresServer  # the tests' real server, same setup
+
+        server = PostgresServer(free_port()).start()
+        try:
+            single = OurBot(self.root / "pg-single", SECRET, self.root / "forge", server.database())
+            port = single.start(0)
+            pool = self.deliveries("pgburst", self.args.burst_pool, commands=False)
+            requests = write_wrk_requests(pool, self.root / "pgburst.txt")
+            asyncio.run(send_open_loop([port], OUR_PATH, self.deliveries("pgwarmup", 300), self.args.rate))
+            with CpuMeter(single.pids()) as cpu:
+                with LoadMeter() as meter:
+                    burst = run_wrk(port, OUR_PATH, requests, seconds=self.args.burst_seconds,
+                                    connections=self.args.burst_connections)
+                checks = self.check(single, pool, None, acknowledged=set())
+                checks["lost"] = max(0, burst.statuses.get(202, 0) - checks["stored"])
+            self.record_wrk("PostgreSQL saturation", "mlops-bot (PostgreSQL), 1", burst, meter, checks, cpu)
+            requests.unlink()
+            rate = 2 * burst.rate
+            count = int(rate * self.args.replica_seconds)
+            items = self.deliveries("pg1x", count)
+            with CpuMeter(single.pids()) as cpu:
+                with LoadMeter() as meter:
+                    result = send_split([port, port], OUR_PATH, items, rate)
+                checks = self.check(single, items, result)
+            self.record("PostgreSQL at 2 x S", "mlops-bot (PostgreSQL), 1", rate, result, meter, checks, cpu)
+            single.stop()
+
+            pair = OurBot(self.root / "pg-pair", SECRET, self.root / "forge", server.database())
+            ports = [pair.start(0), pair.start(1)]
+            for warm in ports:
+                warm_items = self.deliveries(f"pgwarm{warm}", 300)
+                asyncio.run(send_open_loop([warm], OUR_PATH, warm_items, self.args.rate))
+            items = self.deliveries("pg2x", count)
+            with CpuMeter(pair.pids()) as cpu:
+                with LoadMeter() as meter:
+                    result = send_split(ports, OUR_PATH, items, rate)
+                checks = self.check(pair, items, result)
+            self.record("PostgreSQL at 2 x S", "mlops-bot (PostgreSQL), 2", rate, result, meter, checks, cpu)
+            pair.stop()
+        finally:
+            server.stop()
 
 
-def deliveries(count: int, command_every: int, pr: int, forge: LocalForge) -> list[tuple[str, str, bytes]]:
-    """(delivery id, event, body): mostly events the bot acknowledges and drops after a look
-    (pull_request 'labeled', each a distinct event: its own `updated_at`, so the replay key does
-    not fold them), every `command_every`-th a /drift command on the PR (/retrain has a cool-down)."""
+def table(rows: list[Row]) -> str:
+    lines = ["| round | receiver | deliveries | rate/s | p50 ms | p99 ms | answers | machine load | "
+             "lost / not processed / twice |", "|---|---|---:|---:|---:|---:|---|---|---|"]
+    for row in rows:
+        checks = (f"{row.checks.get('lost', 0)} / {row.checks.get('not_processed', 0)} / "
+                  f"{row.checks.get('commands_twice', 0)}" if row.checks else "(stores nothing)")
+        answers = ", ".join(f"{k}: {v}" for k, v in row.statuses.items())
+        lines.append(f"| {row.round} | {row.receiver} | {row.deliveries:,} | {row.rate:.0f} | "
+                     f"{row.p50_ms:.1f} | {row.p99_ms:.1f} | {answers} | {row.load} | {checks} |")
+    return "\n".join(lines)
+
+
+def verdicts(rows: list[Row]) -> list[str]:
     out = []
-    for i in range(count):
-        if command_every and i % command_every == 0:
-            payload: dict[str, Any] = {
-                "action": "created", "repository": {"full_name": REPO, "default_branch": "main"},
-                "issue": {"number": pr, "pull_request": {"url": "x"}},
-                "comment": {"id": forge.create_comment(pr, "/drift", user="alice").id, "body": "/drift",
-                            "user": {"login": "alice", "type": "User"}},
-            }
-            event = "issue_comment"
-        else:
-            payload = {"action": "labeled", "number": pr, "repository": {"full_name": REPO},
-                       "pull_request": {"number": pr, "head": {"sha": "0" * 40}, "updated_at": f"t{i}"},
-                       "padding": "x" * 2000}
-            event = "pull_request"
-        out.append((f"bench-{i}", event, json.dumps(payload).encode()))
+    by_round: dict[str, dict[str, Row]] = {}
+    for row in rows:
+        by_round.setdefault(row.round, {})["ours" if row.receiver.startswith("mlops-bot") else "probot"] = row
+    for name, pair in by_round.items():
+        if "ours" in pair and "probot" in pair:
+            ours, probot = pair["ours"].p99_ms, pair["probot"].p99_ms
+            out.append(f"{name}: our p99 {ours:.1f} ms vs Probot {probot:.1f} ms ({ours / probot:.2f}x) -> "
+                       f"{'met' if ours <= probot else 'NOT met'}")
+    for row in rows:
+        if row.checks:
+            bad = row.checks.get("lost", 0) + row.checks.get("not_processed", 0) + \
+                row.checks.get("commands_twice", 0) + row.checks.get("commands_not_done", 0)
+            verdict = "nothing lost or doubled" if not bad else "LOST OR DOUBLED"
+            out.append(f"{row.round} / {row.receiver}: {verdict} {row.checks}")
+        if row.receiver.endswith(", 2"):
+            out.append(f"two replicas at {row.rate:.0f}/s: p99 {row.p99_ms:.0f} ms -> "
+                       f"{'met' if row.p99_ms < 1000 else 'NOT met'} (goal < 1 s)")
     return out
-
-
-class Connections:
-    """A minimal keep-alive HTTP/1.1 client over asyncio streams: httpx costs several ms of CPU per
-    request, which on 2 shared cores would measure the load generator instead of the server."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
-
-    async def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
-        conn = self.idle.pop() if self.idle else await asyncio.open_connection("127.0.0.1", self.port)
-        reader, writer = conn
-        head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-        writer.write(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {len(body)}\r\n{head}\r\n"
-                     .encode() + body)
-        await writer.drain()
-        status_line = await reader.readuntil(b"\r\n")
-        length = 0
-        while (line := await reader.readuntil(b"\r\n")) != b"\r\n":
-            name, _, value = line.decode().partition(":")
-            if name.lower() == "content-length":
-                length = int(value)
-        payload = await reader.readexactly(length)
-        self.idle.append(conn)
-        return int(status_line.split()[1]), payload
-
-    def close(self) -> None:
-        for _, writer in self.idle:
-            writer.close()
-        self.idle.clear()
-
-
-async def send_all(port: int | list[int], items: list[tuple[str, str, bytes]], rate: float,
-                   kill_at: int | None = None, restart: Any = None) -> dict[str, Any]:
-    """Open-loop sending; with several ports, deliveries alternate between them (a load balancer)
-    and `restart` returns the ports still alive after the kill."""
-    latencies: list[float] = []
-    answers: Counter[str] = Counter()
-    failed: list[int] = []
-    ports = port if isinstance(port, list) else [port]
-    clients = [Connections(p) for p in ports]
-
-    async def one(index: int) -> None:
-        delivery, event, body = items[index]
-        headers = {"X-GitHub-Event": event, "X-GitHub-Delivery": delivery,
-                   "X-Hub-Signature-256": sign(SECRET, body), "Content-Type": "application/json"}
-        started = time.perf_counter()
-        try:
-            status, payload = await clients[index % len(clients)].post("/webhook", body, headers)
-        except (OSError, asyncio.IncompleteReadError):
-            failed.append(index)
-            return
-        latencies.append(time.perf_counter() - started)
-        answers[f"{status} {json.loads(payload).get('status', '') if payload else ''}".strip()] += 1
-
-    tasks: list[asyncio.Task[None]] = []
-    t0 = time.perf_counter()
-    for index in range(len(items)):
-        if kill_at is not None and index == kill_at and restart is not None:
-            # Killed with requests in flight: those fail and are redelivered after the restart.
-            alive = await asyncio.to_thread(restart)
-            await asyncio.gather(*tasks)
-            tasks.clear()
-            for client in clients:
-                client.close()
-            if alive:
-                clients = [Connections(p) for p in alive]
-            t0 = time.perf_counter() - index / rate
-        delay = t0 + index / rate - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(index)))
-    await asyncio.gather(*tasks)
-    elapsed = time.perf_counter() - t0
-    redelivered = list(failed)
-    failed.clear()
-    for index in redelivered:  # the operator's "Redeliver" after the restart
-        await one(index)
-    for client in clients:
-        client.close()
-    latencies.sort()
-    return {
-        "latencies": latencies, "answers": answers, "elapsed": elapsed, "redelivered": len(redelivered),
-        "still_failed": len(failed),
-    }
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    return values[min(len(values) - 1, int(q * len(values)))]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rate", type=float, default=200.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--busy-rounds", type=int, default=3)
     parser.add_argument("--count", type=int, default=2000)
+    parser.add_argument("--rate", type=float, default=150.0)
     parser.add_argument("--command-every", type=int, default=20)
+    parser.add_argument("--burst-rounds", type=int, default=2)
+    parser.add_argument("--burst-seconds", type=int, default=10)
+    parser.add_argument("--burst-connections", type=int, default=32)
+    parser.add_argument("--burst-pool", type=int, default=30000,
+                        help="distinct deliveries per burst (a wrk thread stops when its share is used up)")
+    parser.add_argument("--replica-seconds", type=float, default=10.0)
     parser.add_argument("--no-kill", action="store_true")
-    parser.add_argument("--workers", type=int, default=1, help="0: only queue (isolates the answer path)")
-    parser.add_argument("--postgres", action="store_true", help="the queue in a real PostgreSQL server")
-    parser.add_argument("--replicas", type=int, default=1,
-                        help="bot processes sharing the queue (PostgreSQL)")
+    parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--json", type=Path, default=None, help="write every row here")
     args = parser.parse_args()
 
+    wrk_path()  # fails early with the install command
+    ensure_probot()
+    # A wheel install byte-compiles the package; this editable install may run with
+    # PYTHONDONTWRITEBYTECODE, which would make every bot start-up compile every module again.
+    import mlops_bot
+
+    package = str(Path(mlops_bot.__file__).parent)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", package], check=True)
+    started = time.time()
     with tempfile.TemporaryDirectory(prefix="mlops-bot-bench-") as tmp:
-        root = Path(tmp)
-        forge = LocalForge(root / "forge", repo=REPO, actor="mlops-bot[bot]")
-        pr = forge.create_pull_request("bench", "feature", "main").number
-        forge.set_permission("alice", "write")
-        items = deliveries(args.count, args.command_every, pr, forge)
-
-        # ------------------------------------------------------------------ anchor
-        port = free_port()
-        anchor = subprocess.Popen([sys.executable, "-c", ANCHOR_APP, str(port), SECRET])
+        bench = Bench(args, Path(tmp))
+        probot_port = free_port()
+        probot = start_probot(probot_port, SECRET, rsa_private_key())
+        ours = OurBot(Path(tmp) / "sqlite", SECRET, Path(tmp) / "forge")
         try:
-            wait_up(f"http://127.0.0.1:{port}", anchor)
-            base = asyncio.run(send_all(port, items, args.rate))
+            our_port = ours.start(0)
+            print(f"{args.count} deliveries at {args.rate:.0f}/s per round, 1 in {args.command_every} a "
+                  f"/drift command; Probot {probot_version()} on :{probot_port}, mlops-bot on :{our_port}",
+                  flush=True)
+            bench.warm_up(ours, our_port, probot_port)
+            bench.paired_rounds("round", args.rounds, ours, our_port, probot, probot_port)
+            bench.paired_rounds("busy core", args.busy_rounds, ours, our_port, probot, probot_port, busy=True)
+            bench.bursts(ours, our_port, probot, probot_port)
+            if not args.no_kill:
+                bench.kill_round(ours, our_port)
         finally:
-            anchor.terminate()
-            anchor.wait(10)
-
-        # -------------------------------------------------------------------- bot
-        server = None
-        queue_env: dict[str, str] = {}
-        if args.postgres or args.replicas > 1:
-            sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "bot"))
-            from postgres_server import PostgresServer  # the tests' real server, same setup
-
-            server = PostgresServer(free_port()).start()
-            queue_env["MLOPS_BOT_DATABASE_URL"] = server.database()
-        ports = [free_port() for _ in range(args.replicas)]
-
-        def start(index: int) -> subprocess.Popen[bytes]:
-            env = {**os.environ, "MLOPS_BOT_WEBHOOK_SECRET": SECRET,
-                   "MLOPS_BOT_LOCAL_FORGE": str(root / "forge"),
-                   "MLOPS_BOT_STATE_DIR": str(root / f"state-{index}"), "MLOPS_BOT_LOG_LEVEL": "ERROR",
-                   **queue_env}
-            proc = subprocess.Popen([sys.executable, "-m", "mlops_bot", "bot", "serve", "--port",
-                                     str(ports[index]), "--workers", str(args.workers)], env=env)
-            wait_up(f"http://127.0.0.1:{ports[index]}", proc)
-            return proc
-
-        procs = {index: start(index) for index in range(args.replicas)}
-        pending_at_kill: list[int] = []
-
-        def restart() -> list[int] | None:
-            health = httpx.get(f"http://127.0.0.1:{ports[0]}/healthz").json()
-            pending_at_kill.append(int(health["queue_depth"]))
-            procs[0].send_signal(signal.SIGKILL)
-            procs[0].wait(10)
-            if args.replicas == 1:
-                procs[0] = start(0)
-                return None
-            del procs[0]  # a dead replica stays dead: the others carry on
-            return ports[1:]
-
-        kill_at = None if args.no_kill else args.count // 2
-        try:
-            bot = asyncio.run(send_all(ports, items, args.rate, kill_at, restart))
-            live = f"http://127.0.0.1:{ports[min(procs)]}"
-            deadline = time.monotonic() + 300
-            while args.workers and time.monotonic() < deadline \
-                    and httpx.get(f"{live}/healthz").json()["queue_depth"]:
-                time.sleep(0.2)
-        finally:
-            for proc in procs.values():
-                proc.terminate()
-                proc.wait(10)
-
-        try:
-            if server is not None:
-                import psycopg
-
-                with psycopg.connect(queue_env["MLOPS_BOT_DATABASE_URL"]) as db:
-                    rows = db.execute("SELECT status, delivery FROM mlops_bot_jobs").fetchall()
-            else:
-                with sqlite3.connect(root / "state-0" / "queue.sqlite3") as peek:
-                    rows = peek.execute("SELECT status, delivery FROM jobs").fetchall()
-        finally:
-            if server is not None:
-                server.stop()
-        stored = Counter(status for status, _ in rows)
-        in_queue = {delivery for _, delivery in rows}
-        expected = {d for d, e, _ in items if e in ("issue_comment", "pull_request")}
-        lost = len(expected - in_queue)
-        commands = {d: json.loads(b)["comment"]["id"] for d, e, b in items if e == "issue_comment"}
-        keys = Counter(d["client_payload"].get("delivery") for d in forge.dispatches()
-                       if d["event_type"] == "mlops-drift")
-        replies = Counter(c.body.rsplit("delivery=", 1)[-1].split(" ")[0]
-                          for c in forge.list_comments(pr) if c.user == "mlops-bot[bot]")
-        not_done = sum(1 for d in commands if keys[d] == 0 or replies[d] == 0)
-        twice = sum(1 for d in commands if keys[d] > 1 or replies[d] > 1)
-        dispatches = sum(keys.values())
-        reaction_repeats = sum(max(0, forge.reactions(c).count("rocket") - 1) for c in commands.values())
-
-    p50, p99 = pct(bot["latencies"], 0.50), pct(bot["latencies"], 0.99)
-    a50, a99 = pct(base["latencies"], 0.50), pct(base["latencies"], 0.99)
-    queue = "PostgreSQL" if args.postgres or args.replicas > 1 else "SQLite"
-    print(f"deliveries: {args.count} at {args.rate:.0f}/s, {len(commands)} of them /drift commands; "
-          f"{args.replicas} replica(s) on {queue}; the first killed (SIGKILL) "
-          f"{'and restarted ' if args.replicas == 1 else ''}"
-          f"after {kill_at if kill_at is not None else 'never'} "
-          f"with {pending_at_kill[0] if pending_at_kill else 0} job(s) pending or running")
-    print("| receiver | p50 to answer | p99 to answer | achieved rate |")
-    print("|---|---|---|---|")
-    print(f"| anchor (verify + 202, nothing stored) | {a50 * 1000:.1f} ms | {a99 * 1000:.1f} ms | "
-          f"{len(base['latencies']) / base['elapsed']:.0f}/s |")
-    print(f"| mlops-bot (verify + dedupe + {queue} insert) | {p50 * 1000:.1f} ms | {p99 * 1000:.1f} ms | "
-          f"{len(bot['latencies']) / bot['elapsed']:.0f}/s |")
-    print(f"ratio bot/anchor: p50 {p50 / a50:.2f}x, p99 {p99 / a99:.2f}x")
-    print(f"answers: {dict(bot['answers'])}; redelivered after the crash: {bot['redelivered']}; "
-          f"unreachable after redelivery: {bot['still_failed']}")
-    print(f"queue: {dict(stored)}; lost deliveries: {lost}; commands not carried out: {not_done}; "
-          f"carried out twice: {twice}; mlops-drift dispatches: {dispatches} for {len(commands)} commands; "
-          f"repeated reactions: {reaction_repeats} (GitHub dedupes these, the local forge does not)")
-    ok = lost == 0 and not_done == 0 and twice == 0 and dispatches == len(commands) and p99 < 0.050
-    print("PASS" if ok else "FAIL", "(goal: p99 < 50 ms, nothing lost, nothing twice)")
-    return 0 if ok else 1
+            ours.stop()
+            stop(probot)
+        if not args.no_postgres:
+            bench.postgres_rounds()
+    print()
+    print(table(bench.rows))
+    print()
+    for line in verdicts(bench.rows):
+        print(line)
+    print(f"\n{time.time() - started:.0f} s")
+    if args.json:
+        args.json.write_text(json.dumps([asdict(row) for row in bench.rows], indent=1))
+    return 0
 
 
 if __name__ == "__main__":
