@@ -20,6 +20,7 @@ from mlops_bot.errors import ConfigError, MlopsError
 # One module per command group; each registers its own subcommands.
 COMMAND_MODULES: tuple[str, ...] = (
     "validate",
+    "models",
     "demo",
     "bot",
     "registry",
@@ -36,6 +37,7 @@ COMMAND_MODULES: tuple[str, ...] = (
 # tests/core/test_cli.py checks this table against what the modules really register.
 COMMAND_OWNERS: dict[str, str] = {
     "validate": "validate",
+    "models": "models",
     "demo": "demo",
     "bot": "bot",
     "registry": "registry",

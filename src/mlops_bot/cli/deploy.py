@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mlops_bot.config import DEFAULT_CONFIG_PATH, RolloutSection, load_config
+from mlops_bot.config import DEFAULT_CONFIG_PATH, RolloutSection, config_exists, load_models, select_model
 from mlops_bot.errors import MlopsError
 from mlops_bot.forge.base import Forge
 
@@ -32,9 +32,12 @@ def _forge() -> Forge | None:
     return forge
 
 
-def _rollout(config: str) -> RolloutSection:
-    if Path(config).is_file():
-        return load_config(config).rollout
+def _rollout(config: str, model: str | None) -> RolloutSection:
+    """The `rollout` section of `model` (a config with one model: its section, whatever the name;
+    several: the named model's, an error listing them without a name or for an unknown one)."""
+    if config_exists(config):
+        models = load_models(config)
+        return (models[0] if len(models) == 1 else select_model(models, model, config)).rollout
     if config != DEFAULT_CONFIG_PATH:
         raise MlopsError(f"config file {config} not found")
     return RolloutSection()
@@ -161,7 +164,7 @@ def _deploy(args: argparse.Namespace) -> int:
     if len(words) != 1:
         raise MlopsError(f"expected one model name, got {' '.join(words)}")
     name = words[0]
-    rollout = _rollout(args.config)
+    rollout = _rollout(args.config, name)
     forge = _forge()
     registry = None
     if args.models:
@@ -236,7 +239,7 @@ def _action(args: argparse.Namespace, action: str, name: str | None) -> int:
             if action == "stop":
                 raise MlopsError("deploy stop is for the local and docker targets; on a cluster, delete the "
                                  "InferenceService with kubectl")
-            state = status_store(args, name, _rollout(args.config)).load(name)
+            state = status_store(args, name, _rollout(args.config, name)).load(name)
         else:
             state = StateStore(Path(args.state_dir), name).load(name)
         if action == "stop" and args.target == "docker":
@@ -266,7 +269,7 @@ def _action(args: argparse.Namespace, action: str, name: str | None) -> int:
                          "MLOPS_BOT_LOCAL_FORGE")
     from mlops_bot.deploy.control import request_action
 
-    environment = _rollout(args.config).environment
+    environment = _rollout(args.config, name).environment
     actor = os.environ.get("GITHUB_ACTOR") or getpass.getuser()
     request_action(forge, environment, action, actor)  # type: ignore[arg-type]
     print(f"asked the rollout in {environment} to {action}")

@@ -45,14 +45,17 @@ def _forge(required: bool) -> Forge | None:
 
 
 def _policy(args: argparse.Namespace) -> RegistrySection | None:
-    from mlops_bot.config import DEFAULT_CONFIG_PATH, load_config
+    from mlops_bot.config import DEFAULT_CONFIG_PATH, config_exists, load_models, select_model
 
     path = Path(args.config) if args.config else Path(args.repo) / DEFAULT_CONFIG_PATH
-    if not path.is_file():
+    if not config_exists(path):
         if args.config:
             raise RegistryError(f"config file {path} does not exist")
         return None
-    return load_config(path, root=Path(args.repo)).registry
+    models = load_models(path, root=Path(args.repo))
+    # One model: its policy whatever the name. Several: the policy of the model being acted on.
+    return (models[0] if len(models) == 1 else select_model(models, getattr(args, "name", None), str(path))
+            ).registry
 
 
 def _registry(args: argparse.Namespace, *, policy: RegistrySection | None = None,
@@ -136,6 +139,7 @@ def _register(args: argparse.Namespace) -> int:
     if args.name is None:  # the model of the repository's (trusted, default-branch) config
         from mlops_bot.config import DEFAULT_CONFIG_PATH, load_config
 
+        # several models: an error naming them (say which: `registry register NAME`)
         args.name = load_config(Path(args.repo) / DEFAULT_CONFIG_PATH, root=Path(args.repo)).model.name
     trailers = _trailers(args.trailer)
     if args.if_verdict_pass:
@@ -253,9 +257,17 @@ def _download(args: argparse.Namespace) -> int:
         name, spec = parse_spec(args.spec)
     else:
         # The baseline the config names: model.name in baseline.stage.
-        from mlops_bot.config import load_config
 
-        config = load_config(Path(args.config or Path(args.repo) / CONFIG_PATH), root=Path(args.repo))
+        from mlops_bot.config import load_models, select_model
+
+        path = Path(args.config or Path(args.repo) / CONFIG_PATH)
+        models = load_models(path, root=Path(args.repo))
+        if args.if_exists and args.model and all(c.model.name != args.model for c in models):
+            # A model the (base branch's) config does not declare yet has no baseline there.
+            print(("::notice::" if os.environ.get("GITHUB_ACTIONS") == "true" else "")
+                  + f"{path} declares no model {args.model!r}: nothing downloaded")
+            return 0
+        config = select_model(models, args.model, str(path))
         name, spec = config.model.name, config.baseline.stage
     if args.if_exists:
         from mlops_bot.registry.tags import SemVer
@@ -358,6 +370,7 @@ def register(subparsers: Any) -> None:
                    help=f"default: model.name in baseline.stage of {CONFIG_PATH}, the PR baseline")
     p.add_argument("--dest", required=True)
     p.add_argument("--config", default=None, help=f"config naming the baseline (default {CONFIG_PATH})")
+    p.add_argument("--model", default=None, help="whose baseline, when the config declares several models")
     p.add_argument("--if-exists", action="store_true",
                    help="a stage without a version is not an error: exit 0 with a notice, nothing downloaded")
     p.set_defaults(func=_download)
