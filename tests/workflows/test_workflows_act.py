@@ -181,13 +181,28 @@ def test_a_pr_lowering_its_own_gates_is_judged_by_the_base_branch_unless_a_maint
     assert next(g["rule"] for g in report["gates"] if g["metric"] == "roc_auc") == ">= 0.6"
     assert "this PR changes its own gates (gates): judged by main's" in report["gates_notice"]
 
-    # A maintainer's label (what `/accept-gates` adds) re-runs the validation with the PR's own gates.
-    accepted = {**event, "action": "labeled", "label": {"name": "mlops-bot:accept-gates"}}
-    accepted["pull_request"] = {**event["pull_request"], "labels": [{"name": "mlops-bot:accept-gates"}]}
-    report_json.unlink()
-    run(example, gh, "pull_request", accepted, "mlops-pr.yml", work).assert_ok()
-    report = json.loads(report_json.read_text())
-    assert report["verdict"] == "pass" and "accepted by a maintainer" in report["gates_notice"]
+    # The artifact is what the PR's job uploaded: a PR could rewrite its verdict, gate rows and report.md.
+    # The comment job judges its numbers again with main's gates and renders the comment from them.
+    forged = {**report, "verdict": "pass", "gates_notice": None,
+              "gates": [{**g, "passed": True, "status": "pass"} for g in report["gates"]]}
+    report_json.write_text(json.dumps(forged))
+    (report_json.parent / "report.md").write_text("<!-- mlops-bot:sticky -->\nAll gates passed")
+    fork = workflow_run_event(example, "fork/credit")  # a fork: nothing is registered before the merge
+    run(example, gh, "workflow_run", fork, "mlops-pr-comment.yml", work).assert_ok()
+    (comment,) = issue_items(gh, "comments")
+    assert "All gates passed" not in comment["body"] and "judged by main" in comment["body"]
+    assert issue_items(gh, "check_runs")[-1]["conclusion"] == "failure"
+
+    # A label is not an acceptance (anyone with triage can add one); a maintainer's `/accept-gates` is:
+    # the commands workflow checks the permission and the bot's reply records the PR head it accepts.
+    gh.set_permission(REPO, "maya", "maintain")
+    accept = gh.add_comment(REPO, PR, "/accept-gates", user="maya")
+    run(example, gh, "issue_comment", comment_event(accept, "/accept-gates", "maya"), "mlops-commands.yml",
+        work).assert_ok()
+    run(example, gh, "workflow_run", fork, "mlops-pr-comment.yml", work).assert_ok()
+    assert issue_items(gh, "check_runs")[-1]["conclusion"] == "success"
+    sticky = next(c for c in issue_items(gh, "comments") if "mlops-bot:sticky" in c["body"])
+    assert "accepted by a maintainer" in sticky["body"]
 
 
 def test_comment_workflow_refuses_a_forged_pr_number_without_running_pr_code(

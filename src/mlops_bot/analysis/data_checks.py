@@ -83,6 +83,19 @@ def _over(value: float, limit: float | None) -> bool:
     return limit is not None and value > limit + _TOLERANCE
 
 
+def rejudged(check: DataCheck, gates: DataGates) -> DataCheck | None:
+    """A measured row under other gates (the base branch's, in the job that posts the verdict):
+    action and limit from `gates`; a row with a value fails or warns when the value is over that
+    limit, a row without one (a dtype change, a missing column) keeps what was observed. None when
+    the check is off under `gates`."""
+    action, limit = gates.rule(check.check, check.column)
+    if action == "off":
+        return None
+    measured = check.value is not None and limit is not None
+    bad = _over(check.value, limit) if measured and check.value is not None else check.status != "pass"
+    return check.model_copy(update={"action": action, "limit": limit, "status": _status(action, bad)})
+
+
 class _Checker:
     """Collects rows for one table, applying the gates' effective rules."""
 

@@ -127,6 +127,32 @@ class DriftReport(BaseModel):
             "skipped": dict(self.skipped),
         }
 
+    @classmethod
+    def from_json_dict(cls, data: dict[str, Any]) -> DriftReport:
+        """Back from `to_json_dict` (report.json read as data): per-column row counts are not in
+        that JSON and read 0, a null score (NaN) is NaN again. Anything else that does not fit the
+        model raises ValueError (pydantic's ValidationError is one)."""
+        columns = data.get("columns")
+        if not isinstance(columns, dict):
+            raise ValueError("drift.columns: expected an object")
+        rows: dict[str, ColumnDrift] = {}
+        for name, entry in columns.items():
+            if not isinstance(entry, dict):
+                raise ValueError(f"drift.columns.{name}: expected an object")
+            score = entry.get("score")
+            rows[str(name)] = ColumnDrift.model_validate(
+                {**entry, "name": str(name), "n_reference": 0, "n_current": 0,
+                 "score": float("nan") if score is None else score}
+            )
+        return cls.model_validate({
+            "dataset_drift": data.get("dataset_drift"),
+            "drift_share": data.get("drift_share"),
+            "share_threshold": data.get("share_threshold"),
+            "correction": data.get("correction", "none"),
+            "skipped": data.get("skipped") or {},
+            "columns": rows,
+        })
+
 
 
 

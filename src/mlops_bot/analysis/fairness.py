@@ -77,6 +77,32 @@ class FairnessReport(BaseModel):
         data["four_fifths"] = {"passed": self.four_fifths_passed, "label": FOUR_FIFTHS_LABEL}
         return data
 
+    @classmethod
+    def from_json_dict(cls, data: dict[str, Any], pos_label: Any) -> FairnessReport:
+        """Back from `to_json_dict` (report.json read as data); the positive label is not in that
+        JSON: the caller's config names it. Raises ValueError when the data does not fit."""
+        intervals = data.get("confidence_intervals") or {}
+        four_fifths = data.get("four_fifths")
+        return cls.model_validate({
+            "sensitive": data.get("sensitive"),
+            "pos_label": pos_label,
+            "method": data.get("method", "between_groups"),
+            "overall": data.get("overall"),
+            "by_group": data.get("by_group"),
+            "disparities": {name: json_number(data.get(name)) for name in DISPARITIES},
+            "intervals": {k: v for k, v in intervals.items() if isinstance(v, list) and None not in v},
+            "confidence": data.get("confidence", 0.95),
+            "bootstrap_samples": data.get("bootstrap_samples", 0),
+            "small_groups": data.get("small_groups") or [],
+            "min_group_size": data.get("min_group_size", 30),
+            "four_fifths_passed": four_fifths.get("passed") if isinstance(four_fifths, dict) else None,
+        })
+
+
+def json_number(value: Any) -> Any:
+    """A null number of the JSON (NaN when written) back to NaN."""
+    return float("nan") if value is None else value
+
 
 
 # ------------------------------------------------------------------------------------ groups

@@ -23,6 +23,7 @@ from mlops_bot.analysis.fairness import (
     checked_inputs,
     difference_and_ratio,
     group_codes,
+    json_number,
 )
 from mlops_bot.analysis.json_numbers import nan_to_none
 from mlops_bot.config import FairnessSection
@@ -95,6 +96,41 @@ class TaskFairnessReport(BaseModel):
         if self.classes:
             data["classes"] = list(self.classes)
         return data
+
+    @classmethod
+    def from_json_dict(cls, data: dict[str, Any]) -> TaskFairnessReport:
+        """Back from `to_json_dict` (report.json read as data). Raises ValueError when it does not fit."""
+        by_group = data.get("by_group")
+        if not isinstance(by_group, dict) or not all(isinstance(r, dict) for r in by_group.values()):
+            raise ValueError("fairness.by_group: expected an object of objects")
+        names = data.get("disparity_names")
+        if not isinstance(names, list):
+            raise ValueError("fairness.disparity_names: expected a list")
+        intervals = data.get("confidence_intervals") or {}
+        classes = data.get("class_disparities") or {}
+        return cls.model_validate({
+            "task": data.get("task"),
+            "sensitive": data.get("sensitive"),
+            "method": data.get("method", "between_groups"),
+            "metrics": data.get("metrics"),
+            "overall": {k: json_number(v) for k, v in (data.get("overall") or {}).items()},
+            "by_group": {
+                g: {k: json_number(v) for k, v in row.items() if k != "count"} for g, row in by_group.items()
+            },
+            "counts": {g: row.get("count") for g, row in by_group.items()},
+            "disparities": {str(n): json_number(data.get(str(n))) for n in names},
+            "class_disparities": {
+                c: {k: json_number(v) for k, v in row.items()}
+                for c, row in classes.items()
+                if isinstance(row, dict)
+            },
+            "intervals": {k: v for k, v in intervals.items() if isinstance(v, list) and None not in v},
+            "confidence": data.get("confidence", 0.95),
+            "bootstrap_samples": data.get("bootstrap_samples", 0),
+            "small_groups": data.get("small_groups") or [],
+            "min_group_size": data.get("min_group_size", 30),
+            "classes": data.get("classes") or [],
+        })
 
 
 # ------------------------------------------------------------------------------------ multiclass

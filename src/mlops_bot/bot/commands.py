@@ -59,8 +59,8 @@ COMMANDS: dict[str, CommandSpec] = {
     ),
     "accept-gates": CommandSpec(
         "/accept-gates",
-        "judge this PR by the gates it changes instead of the base branch's (adds the label "
-        "`mlops-bot:accept-gates`; the next validation run honours it)",
+        "judge this PR's head commit by the gates it changes instead of the base branch's (recorded "
+        "in the bot's reply; the comment job honours it from the next validation run)",
         0, frozenset(), default_permission="maintain",
     ),
     "help": CommandSpec("/help", "list the commands", 0, frozenset(), default_permission="none"),
@@ -161,6 +161,8 @@ def required_permission(
     else `bot.permission`; for /promote and /rollback never less than the stage's policy."""
     spec = COMMANDS[command.name]
     need: Permission = bot.commands.get(command.name) or spec.default_permission or bot.permission
+    if command.name == "accept-gates" and not permission_at_least(need, "maintain"):
+        need = "maintain"  # a PR's own gates are accepted by a maintainer, whatever bot.commands says
     target = stage or command.stage
     if registry is not None and target and command.name in ("promote", "rollback") \
             and target in registry.stages:

@@ -433,13 +433,18 @@ class EventHandler:
             dispatch(event_type, payload)
             return f"Started the {command.name} workflow (`repository_dispatch` `{event_type}`)."
         if command.name == "accept-gates":
-            from mlops_bot.pipeline.base_gates import ACCEPT_LABEL
+            from mlops_bot.pipeline.base_gates import acceptance_record
 
             if not request.pull_request:
                 raise CommandSyntaxError("`/accept-gates` works on pull requests only.", command.name)
-            journal("label", lambda: forge.add_labels(request.number, [ACCEPT_LABEL]))
-            return (f"Accepted this PR's own gates (label `{ACCEPT_LABEL}`): the next validation run judges "
-                    "it by them, and its report says so. Push a commit or re-add the label to run it now.")
+            head = journal("head", lambda: forge.get_pull_request(request.number).head_sha)
+            if not head:
+                raise MlopsError(f"pull request #{request.number} has no head commit yet")
+            # The record is this reply itself (only the bot's own comments count), bound to the head.
+            return (f"Accepted this PR's own gates at `{head[:12]}`: the comment job judges it by them from "
+                    "the next validation run of this commit on (re-run the PR validation workflow to apply "
+                    "it now); a new push needs a new `/accept-gates`.\n\n"
+                    + acceptance_record(head, request.author))
         if command.name == "abort":
             environment = command.args.get("environment") or settings.rollout.environment
             control = self._control()

@@ -45,6 +45,13 @@ def register(subparsers: Any) -> None:
         "--model", default=None,
         help="whose report section of --config applies (default: the report's model, when there are several)",
     )
+    comment.add_argument(
+        "--untrusted-report",
+        action="store_true",
+        help="the report comes from another job (a PR's artifact): judge it again from its numbers with "
+        "the base branch's config read from git in --repo-dir (the PR head's config too, to see what it "
+        "changes), render the comment from data, and replace report.json/report.md/model_card.md",
+    )
     comment.set_defaults(func=_comment)
 
     dispatch = subparsers.add_parser("dispatch", help="send a repository_dispatch event")
@@ -66,11 +73,73 @@ def _comment(args: argparse.Namespace) -> int:
         check_name=args.check_name,
         head_sha=args.head_sha,
         images=_images_step(args, forge),
+        judge=_judge(args, forge) if args.untrusted_report else None,
     )
     print(f"comment {result.comment.id} {result.comment.html_url}".rstrip())
     if result.check_run is not None:
         print(f"check run {result.check_run.id} {result.check_run.conclusion}")
     return 0
+
+
+def _judge(args: argparse.Namespace, forge: Any) -> Any:
+    """The trusted job's judge: the base branch's config from git (the remote-tracking branch the PR
+    merges into, else the checked-out file at --config), the PR head's own config from git, a
+    maintainer's `/accept-gates` from the bot's own comments, and the base branch's
+    `baseline.metrics_file` when the report compared with a metrics file."""
+    from mlops_bot.config import config_exists, load_models
+    from mlops_bot.pipeline import base_tree
+    from mlops_bot.pipeline.base_gates import Judging, accepted_at, judge_by_base
+    from mlops_bot.pipeline.baseline import read_base_metrics
+
+    repo = args.repo_dir
+    config_path = args.config
+    if config_path.is_absolute():
+        config_path = Path(os.path.relpath(config_path.resolve(), repo.resolve()))
+    relative = base_tree.repo_path(str(config_path))
+
+    def judge(pull: Any, report: Any) -> tuple[Judging, dict[str, float] | None]:
+        # The model the report is about: --model, else the report's name, which only picks among the
+        # models the trusted configs declare (rejudge refuses a report of another model).
+        name, by_name = args.model or report.model, args.model is not None
+        base_commit = next(
+            (c for c in (base_tree.commit_of(repo, f"refs/remotes/{args.assets_remote}/{pull.base_ref}"),
+                         base_tree.commit_of(repo, f"refs/heads/{pull.base_ref}")) if c),
+            None,
+        )
+        if base_commit is not None:
+            base_models = base_tree.models_at(repo, base_commit, relative)
+        else:  # the checkout itself is the trusted default branch
+            _warning(f"the base branch {pull.base_ref!r} is not in {repo}: judging with {args.config}")
+            base_models = load_models(args.config, root=repo) if config_exists(args.config) else None
+        base = base_tree.model_named(base_models, name, by_name or len(base_models or []) > 1)
+        head = args.head_sha or pull.head_sha
+        head_commit = base_tree.commit_of(repo, head) if head else None
+        own_models = base_tree.models_at(repo, head_commit, relative) if head_commit else None
+        own = base_tree.model_named(own_models, name, by_name or len(own_models or []) > 1)
+        if base is None and own is None:
+            raise ForgeError(
+                f"neither the base branch {pull.base_ref!r} nor the PR head has {relative}: nothing to judge "
+                "the report by (fetch the PR head into the checkout first)"
+            )
+        if own is None:
+            assert base is not None
+            judging = Judging(base, (), f"judged by {pull.base_ref}'s gates (the PR head's config was not "
+                                        "available to compare)")
+        else:
+            bodies = [c.body for c in forge.list_comments(pull.number) if forge.is_own_comment(c)]
+            accepted = bool(head) and accepted_at(bodies, head)
+            judging = judge_by_base(own, base, pull.base_ref, accepted=accepted)
+        values = None
+        metrics_file = judging.config.baseline.metrics_file
+        if report.baseline.source == "metrics_file" and metrics_file and base_commit is not None:
+            import tempfile
+
+            with tempfile.TemporaryDirectory() as tmp:
+                found = base_tree.metrics_file_at(repo, base_commit, metrics_file, Path(tmp) / "metrics.json")
+                values = read_base_metrics(found) if found is not None else {}
+        return judging, values
+
+    return judge
 
 
 def _images_step(args: argparse.Namespace, forge: Any) -> Any:

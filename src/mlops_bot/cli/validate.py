@@ -6,10 +6,13 @@ Exit codes: 0 all gates pass, 1 a gate failed, 2 a usage, config or data error.
 from __future__ import annotations
 
 import argparse
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from mlops_bot.config import DEFAULT_CONFIG_PATH, MlopsConfig, config_exists, load_config, load_models
+from mlops_bot.errors import DataError
 
 
 def register(subparsers: Any) -> None:
@@ -43,6 +46,12 @@ def register(subparsers: Any) -> None:
         help="the base branch's mlops.yml: its gates, baseline, bootstrap, fairness, drift and registry "
         "sections decide the verdict (a missing file: the base branch has no config yet)",
     )
+    parser.add_argument(
+        "--base-ref",
+        help="the base branch's commit (git objects only, nothing checked out): its config decides the "
+        "verdict unless --base-config is given, and `baseline.metrics_file` is read from it, never from "
+        "the PR's checkout (a PR cannot pick its own baseline numbers)",
+    )
     parser.add_argument("--base-name", default="the base branch", help="how the report names the base")
     parser.add_argument(
         "--accept-pr-gates",
@@ -57,18 +66,51 @@ def register(subparsers: Any) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from mlops_bot.pipeline.validate import validate
+    from mlops_bot.pipeline import base_tree
 
     config = load_config(args.config, model=args.model)
     gates_notice = None
-    if args.base_config is not None:
+    base_commit = None
+    if args.base_ref:
+        base_commit = base_tree.commit_of(config.root, args.base_ref)
+        if base_commit is None:
+            raise DataError(f"--base-ref {args.base_ref}: not a commit in {config.root} (fetch it first, "
+                            "e.g. actions/checkout with fetch-depth: 0)")
+    if args.base_config is not None or base_commit is not None:
         from mlops_bot.pipeline.base_gates import judge_by_base
 
-        base = _base_config(args.base_config, config, by_name=args.model is not None)
+        if args.base_config is not None:
+            base = _base_config(args.base_config, config, by_name=args.model is not None)
+        else:
+            assert base_commit is not None
+            models = base_tree.models_at(config.root, base_commit, _in_repo(Path(args.config), config.root))
+            base = base_tree.model_named(models, config.model.name, by_name=args.model is not None)
         judging = judge_by_base(config, base, args.base_name, accepted=args.accept_pr_gates)
         config, gates_notice = judging.config, judging.notice
         if gates_notice:
             print(gates_notice)
+    with tempfile.TemporaryDirectory() as scratch:
+        base_metrics, label = args.base_metrics, None
+        if base_commit is not None and base_metrics is None and config.baseline.metrics_file:
+            path = config.baseline.metrics_file
+            copy = Path(scratch) / "metrics.json"
+            base_metrics = base_tree.metrics_file_at(config.root, base_commit, path, copy)
+            label = f"{path} at {args.base_name} ({base_commit[:12]})"
+            # Absent there: no metrics-file baseline, whatever the PR's checkout holds at that path.
+            baseline = config.baseline.model_copy(update={"metrics_file": None})
+            config = config.model_copy(update={"baseline": baseline})
+        return _validate(args, config, gates_notice, base_metrics, label)
+
+
+def _in_repo(path: Path, root: Path) -> str:
+    """The config's path inside the repository, for `REV:PATH`."""
+    return os.path.relpath(path.resolve(), root.resolve())
+
+
+def _validate(args: argparse.Namespace, config: Any, gates_notice: str | None, base_metrics: Path | None,
+              base_metrics_label: str | None) -> int:
+    from mlops_bot.pipeline.validate import validate
+
     forge = None  # None: the forge from the environment, when one is configured
     if args.baseline_dir is not None:
         from mlops_bot.forge.mirror import ReleaseMirror
@@ -77,7 +119,8 @@ def handle(args: argparse.Namespace) -> int:
     run = validate(
         config,
         args.output,
-        base_metrics=args.base_metrics,
+        base_metrics=base_metrics,
+        base_metrics_label=base_metrics_label,
         base_model=args.base_model,
         base_label=args.base_label,
         reference_data=args.reference_data,

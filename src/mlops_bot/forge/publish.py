@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
@@ -22,15 +22,23 @@ from mlops_bot.forge.base import (
     CheckRun,
     Comment,
     Forge,
+    PullRequest,
     sticky_marker,
 )
 from mlops_bot.report import escape
 from mlops_bot.report.images import embed_images
 
+if TYPE_CHECKING:
+    from mlops_bot.pipeline.base_gates import Judging
+    from mlops_bot.pipeline.result import ValidationReport
+
 COMMENT_LIMIT = 65536  # GitHub refuses longer comment bodies
 CONFIG_PATH = ".github/mlops.yml"
 
 ImagesStep = Callable[[str], tuple[Mapping[str, str] | None, str]]
+# The trusted job's judge: (the pull request as the forge sees it, the artifact's report read as data)
+# -> the judging config with its notice, and base values it read itself (or None).
+Judge = Callable[[PullRequest, "ValidationReport"], "tuple[Judging, Mapping[str, float] | None]"]
 
 
 class CheckFields(BaseModel):
@@ -43,6 +51,7 @@ class CheckFields(BaseModel):
 class PublishedReport(BaseModel):
     comment: Comment
     check_run: CheckRun | None
+    verdict: str | None = None  # the verdict posted (the trusted one when judged)
 
 
 def check_from_report(report: dict[str, Any], config_path: str = CONFIG_PATH) -> CheckFields:
@@ -133,10 +142,21 @@ def publish_report(
     check_name: str | None = None,
     head_sha: str | None = None,
     images: ImagesStep | None = None,
+    judge: Judge | None = None,
 ) -> PublishedReport:
     """Upsert the sticky comment and create the check run. `images(head_sha)`, when given, runs
     after the PR/commit check and returns ({report file: image URL} or None to keep the plot list,
-    a note): the comment then shows the images (report/images.py)."""
+    a note): the comment then shows the images (report/images.py).
+
+    With `judge` (the job with write permissions), the report directory is untrusted input: only
+    report.json's measured values are read, the gates and verdict are the judge's config's, the
+    comment is rendered again from that data, and report.json, report.md and model_card.md in the
+    directory are replaced by the trusted ones before anything is posted (so a register step that
+    follows reads only those). Without it, report.md and the verdict are posted as they are (a
+    report this process wrote itself)."""
+    if judge is not None:
+        return _publish_judged(forge, report_dir, pr, judge, workflow=workflow, check_name=check_name,
+                               head_sha=head_sha, images=images)
     markdown_path = report_dir / "report.md"
     if not markdown_path.is_file():
         raise ForgeError(
@@ -149,15 +169,7 @@ def publish_report(
             report = json.loads(json_path.read_text(encoding="utf-8"))
         except ValueError as error:
             raise ForgeError(f"{json_path}: not valid JSON ({error})") from error
-    pull = forge.get_pull_request(pr)
-    if head_sha and pull.head_sha and pull.head_sha != head_sha:
-        # The PR number may come from an untrusted artifact (a fork's workflow_run): only post on the
-        # PR whose head is the commit the report was built from.
-        raise ForgeError(
-            f"pull request #{pr} is at {pull.head_sha[:12]}, not {head_sha[:12]}: refusing to post a "
-            "report built from another commit (a stale run, or a PR number that does not belong to it)"
-        )
-    model = str(report.get("model") or "model")
+    pull = _checked_pull(forge, pr, head_sha)
     markdown = markdown_path.read_text(encoding="utf-8")
     if images is not None:
         sha = head_sha or pull.head_sha
@@ -166,6 +178,58 @@ def publish_report(
         urls, note = images(sha)
         if urls is not None:
             markdown = embed_images(markdown, urls, note)
+    return _post(forge, pull, pr, markdown, report, workflow=workflow, check_name=check_name,
+                 head_sha=head_sha)
+
+
+def _checked_pull(forge: Forge, pr: int, head_sha: str | None) -> PullRequest:
+    pull = forge.get_pull_request(pr)
+    if head_sha and pull.head_sha and pull.head_sha != head_sha:
+        # The PR number may come from an untrusted artifact (a fork's workflow_run): only post on the
+        # PR whose head is the commit the report was built from.
+        raise ForgeError(
+            f"pull request #{pr} is at {pull.head_sha[:12]}, not {head_sha[:12]}: refusing to post a "
+            "report built from another commit (a stale run, or a PR number that does not belong to it)"
+        )
+    return pull
+
+
+def _publish_judged(forge: Forge, report_dir: Path, pr: int, judge: Judge, *, workflow: str,
+                    check_name: str | None, head_sha: str | None, images: ImagesStep | None
+                    ) -> PublishedReport:
+    from mlops_bot import redaction
+    from mlops_bot.pipeline import trusted_report
+    from mlops_bot.registry.model_card import render_model_card
+
+    untrusted = trusted_report.read_report(report_dir)
+    pull = _checked_pull(forge, pr, head_sha)
+    judging, base_values = judge(pull, untrusted)
+    report = trusted_report.rejudge(untrusted, judging, base_values)
+    sha = head_sha or pull.head_sha
+    if sha:  # the commit this job was told about, not the one the artifact names
+        report = report.model_copy(update={
+            "reproducibility": report.reproducibility.model_copy(update={"git_sha": sha})})
+    markdown = redaction.redact(trusted_report.render(report, judging.config.model.positive_label))
+    data = json.loads(report.model_dump_json())
+    # What the steps after this one read: the trusted files only (the artifact's copies are replaced).
+    for name in ("report.json", "report.md", "model_card.md"):
+        (report_dir / name).unlink(missing_ok=True)  # a link planted in the artifact is not followed
+    trusted_json = redaction.redact(report.model_dump_json(indent=2))
+    (report_dir / "report.json").write_text(trusted_json, encoding="utf-8")
+    (report_dir / "report.md").write_text(markdown, encoding="utf-8")
+    label = f"(commit {sha[:8]})" if sha else ""
+    card = render_model_card(judging.config, data, label)
+    (report_dir / "model_card.md").write_text(card, encoding="utf-8")
+    if images is not None:
+        urls, note = images(head_sha or pull.head_sha)
+        if urls is not None:
+            markdown = embed_images(markdown, urls, note)
+    return _post(forge, pull, pr, markdown, data, workflow=workflow, check_name=check_name, head_sha=head_sha)
+
+
+def _post(forge: Forge, pull: PullRequest, pr: int, markdown: str, report: dict[str, Any], *, workflow: str,
+          check_name: str | None, head_sha: str | None) -> PublishedReport:
+    model = str(report.get("model") or "model")
     marker, body = comment_body(markdown, workflow, model)
     comment = forge.upsert_sticky_comment(pr, marker, body)
     run = None
@@ -182,4 +246,4 @@ def publish_report(
             summary=fields.summary,
             annotations=fields.annotations,
         )
-    return PublishedReport(comment=comment, check_run=run)
+    return PublishedReport(comment=comment, check_run=run, verdict=report.get("verdict"))

@@ -104,6 +104,7 @@ def choose_baseline(
     base_label: str | None,
     base_metrics: Path | None,
     forge: Any,
+    base_metrics_label: str | None = None,
 ) -> ChosenBaseline:
     """Pick the baseline: an explicit model file, the registry's stage, a metrics file, or none."""
     notes: list[str] = []
@@ -137,7 +138,8 @@ def choose_baseline(
     if metrics_path is not None:
         notes.append("no baseline model: metric differences have no confidence intervals")
         return ChosenBaseline(
-            Baseline(source="metrics_file", description=f"metrics file {metrics_path}", notes=notes),
+            Baseline(source="metrics_file", description=f"metrics file {base_metrics_label or metrics_path}",
+                     notes=notes),
             metrics=read_base_metrics(metrics_path),
             params=params_from_report(metrics_path),
         )

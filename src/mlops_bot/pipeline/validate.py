@@ -186,6 +186,7 @@ def validate(
     output: str | Path,
     *,
     base_metrics: Path | None = None,
+    base_metrics_label: str | None = None,
     base_model: Path | None = None,
     base_label: str | None = None,
     reference_data: Path | None = None,
@@ -221,6 +222,7 @@ def validate(
             base_model=base_model,
             base_label=base_label,
             base_metrics=base_metrics,
+            base_metrics_label=base_metrics_label,
             forge=forge if forge is not None else default_forge(environ),
         )
         base_pred, base_values = chosen.predictions, dict(chosen.metrics)
