@@ -115,3 +115,25 @@ def test_dead_server_is_recovered_then_the_step_starts_over() -> None:
     assert back.canary_baseline is not None and back.canary_baseline.requests == 0
     gone = advance(PLAN, down.state, Observation(now=150 + 601, alive=False))
     assert gone.state.phase == "aborted" and "not back within the progress deadline" in gone.state.reason
+
+
+def test_a_first_deploy_succeeds_only_once_the_target_is_ready() -> None:
+    from mlops_bot.deploy.rollout import is_resume, resume
+
+    first = begin(PLAN, RolloutState(model="m"), V1, now=0, rollout_id="a")
+    assert first.state.phase == "progressing" and first.state.settling
+    assert [e.state for e in first.effects if isinstance(e, ReportStatus)] == ["in_progress"]
+    assert is_resume(first.state, "v1.0.0")  # a re-run of the job waits on, it does not start over
+    assert [e.kind for e in resume(PLAN, first.state, now=5).effects] == ["say", "apply"]
+    waiting = advance(PLAN, first.state, Observation(now=10, ready=False, detail="revision not ready"))
+    assert waiting.state.phase == "progressing" and waiting.effects == []
+    ready = advance(PLAN, first.state, Observation(now=20))
+    assert ready.state.phase == "promoted" and not ready.state.settling
+    assert [(e.state, e.message) for e in ready.effects if isinstance(e, ReportStatus)] == [
+        ("success", "v1.0.0 deployed as the first stable version")]
+    assert next(e for e in ready.effects if isinstance(e, AssignStage)).version == "v1.0.0"
+    late = advance(PLAN, first.state, Observation(now=601, ready=False, detail="crash-looping"))
+    assert late.state.phase == "aborted"
+    assert late.state.reason == "v1.0.0 not ready within the progress deadline (600s): crash-looping"
+    down = advance(PLAN, first.state, Observation(now=30, alive=False, ready=False))
+    assert [e.kind for e in down.effects] == ["recover"]

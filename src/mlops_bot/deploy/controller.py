@@ -306,7 +306,7 @@ class RolloutController:
             state = self.store.load(self.name)
             if self.rollout_id and state.rollout_id != self.rollout_id:
                 return state.model_copy(update={"phase": "superseded"})  # another controller owns it now
-            if state.phase in TERMINAL or state.canary is None:
+            if state.phase in TERMINAL or (state.canary is None and not state.settling):
                 return state
             state, restart = self._carry_out(advance(self.plan, state, self._observe(state)))
             state = self._settle(state)

@@ -68,6 +68,10 @@ class RolloutState(BaseModel):
     settling: bool = False
     settle_stable: bool = False
     server_down_since: float | None = None
+    # Engines that step by themselves (Argo Rollouts, deploy/argo_mirror.py): the last engine status
+    # mirrored into a deployment status, and whether the rollout is a rollback (steps skipped).
+    mirrored: str = ""
+    rollback: bool = False
     history: list[Transition] = Field(default_factory=list)
 
 
@@ -165,7 +169,11 @@ def routing_of(plan: RolloutPlan, state: RolloutState) -> RoutingRequest:
 
 
 def is_resume(state: RolloutState, version: str) -> bool:
-    return state.phase not in TERMINAL and state.canary is not None and state.canary.version == version
+    if state.phase in TERMINAL:
+        return False
+    if state.canary is None:  # a first deploy waiting for its version to be ready
+        return state.settling and state.stable is not None and state.stable.version == version
+    return state.canary.version == version
 
 
 class _Run:
@@ -213,11 +221,13 @@ def begin(plan: RolloutPlan, state: RolloutState, ref: VersionRef, *, now: float
     s = run.state
     version = ref.version
     if s.stable is None:
+        # Nothing to compare with: no steps, but success only once the target reports it ready.
         run.state = s = RolloutState(model=s.model, rollout_id=rollout_id, stable=ref, history=s.history)
         run.effects.append(CreateDeployment(version=version, description=f"first deploy of {version}"))
         run.apply()
-        run.record("promoted", f"{version} deployed as the first stable version", "success")
-        run.effects += [RetireLive(), AssignStage(version=version, trailers={"Deployed-By": BOT_ACTOR})]
+        run.settle()
+        s.last_progress = now
+        run.record("progressing", f"first deploy of {version}: waiting for it to be ready", "in_progress")
         return run.done()
     if s.phase not in TERMINAL and s.canary is not None:
         run.record("superseded", f"rollout of {s.canary.version} superseded by {version}", "inactive")
@@ -258,9 +268,12 @@ def resume(plan: RolloutPlan, state: RolloutState, *, now: float) -> Decision:
     """A controller (re)started on the rollout in progress: serve its routing again and take the
     step from where it was."""
     run = _Run(plan, state, now)
-    assert run.state.canary is not None
-    run.effects.append(Say(message=f"resuming the rollout of {run.state.canary.version} "
-                                   f"at step {run.state.step + 1}"))
+    if run.state.canary is None:
+        assert run.state.stable is not None
+        run.effects.append(Say(message=f"resuming the first deploy of {run.state.stable.version}"))
+    else:
+        run.effects.append(Say(message=f"resuming the rollout of {run.state.canary.version} "
+                                       f"at step {run.state.step + 1}"))
     run.apply()
     return run.done()
 
@@ -270,8 +283,10 @@ def advance(plan: RolloutPlan, state: RolloutState, seen: Observation) -> Decisi
     """One tick: control requests, a newer version, the server's health, readiness, the gates."""
     run = _Run(plan, state, seen.now)
     s = run.state
-    if s.phase in TERMINAL or s.canary is None or s.stable is None:
+    if s.phase in TERMINAL or s.stable is None:
         return run.done()
+    if s.canary is None:
+        return _first_deploy(run, seen) if s.settling else run.done()
     for request in seen.requests:
         s.handled_status_id = max(s.handled_status_id, request.status_id)
     for request in seen.requests:
@@ -351,6 +366,29 @@ def advance(plan: RolloutPlan, state: RolloutState, seen: Observation) -> Decisi
         else:
             run.record("paused", f"paused, inconclusive ({decision.summary(60)}); "
                        "/promote to go on or /abort", "in_progress")
+    return run.done()
+
+
+def _first_deploy(run: _Run, seen: Observation) -> Decision:
+    """The first version: promoted once the target reports it ready; aborted when it is not ready
+    within the progress deadline (there is nothing to send traffic back to)."""
+    s = run.state
+    assert s.stable is not None
+    for request in seen.requests:
+        s.handled_status_id = max(s.handled_status_id, request.status_id)
+    version = s.stable.version
+    if seen.alive and seen.ready:
+        s.settling = False
+        run.record("promoted", f"{version} deployed as the first stable version", "success")
+        run.effects += [RetireLive(), AssignStage(version=version, trailers={"Deployed-By": BOT_ACTOR})]
+    elif seen.now - s.last_progress > run.plan.progress_deadline:
+        s.settling = False
+        detail = f": {seen.detail}" if seen.detail else ""
+        s.reason = (f"{version} not ready within the progress deadline "
+                    f"({run.plan.progress_deadline:g}s){detail}")
+        run.record("aborted", s.reason, "failure")
+    elif not seen.alive:
+        run.effects.append(RecoverServer(routing=routing_of(run.plan, s)))
     return run.done()
 
 
