@@ -41,6 +41,15 @@ class ForgeError(MlopsError):
     """The forge (GitHub or the local forge) refused or failed a request."""
 
 
+class RateLimited(ForgeError):
+    """GitHub's rate limit (primary or secondary) holds for longer than we wait inline: `until`
+    (epoch seconds) is when requests may go again. The bot defers the job until then."""
+
+    def __init__(self, message: str, until: float) -> None:
+        super().__init__(message)
+        self.until = until
+
+
 class IntegrityError(MlopsError):
     """A downloaded artifact does not match its recorded checksum, or a model file is untrusted."""
 

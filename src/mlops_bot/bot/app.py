@@ -59,11 +59,16 @@ from mlops_bot.forge.auth import AppInstallationAuth, token_from_env
 from mlops_bot.forge.base import Forge
 from mlops_bot.forge.github import DEFAULT_API_URL
 from mlops_bot.forge.local import LocalForge
+from mlops_bot.forge.retry import RetryPolicy
 from mlops_bot.forge.select import app_private_key
+from mlops_bot.forge.shared_quota import SharedStore
 
 log = logging.getLogger("mlops_bot.bot")
 
 MAX_BODY = 25 * 1024 * 1024  # GitHub caps webhook payloads at 25 MB
+# A job sleeps through a GitHub rate limit this long at most; a longer one defers the job (its
+# worker takes other work meanwhile) until the limit lifts.
+RATE_LIMIT_INLINE_SECONDS = 10.0
 
 
 @dataclass
@@ -105,9 +110,11 @@ class BotConfig:
 
 
 # ------------------------------------------------------------------------------------ wiring
-def forge_factory_from_env(environ: Mapping[str, str]) -> Callable[[str, int | None], Forge]:
+def forge_factory_from_env(environ: Mapping[str, str], shared: SharedStore | None = None
+                           ) -> Callable[[str, int | None], Forge]:
     """One forge per (repository, installation) of the payload, cached: a multi-repo App install
-    serves each repository with its own installation token."""
+    serves each repository with its own installation token. With `shared` (the queue database) the
+    tokens and rate-limit budgets are those every replica shares."""
     cache: dict[tuple[str, int | None], Forge] = {}
     guard = threading.Lock()
     local = environ.get("MLOPS_BOT_LOCAL_FORGE")
@@ -121,7 +128,8 @@ def forge_factory_from_env(environ: Mapping[str, str]) -> Callable[[str, int | N
         env["GITHUB_REPOSITORY"] = repo
         if installation is not None:
             env["MLOPS_BOT_APP_INSTALLATION_ID"] = str(installation)
-        return forge_from_env(env)
+        return forge_from_env(env, shared=shared, retry=RetryPolicy(max_wait=RATE_LIMIT_INLINE_SECONDS)
+                              if shared is not None else None)
 
     def forge_for(repo: str, installation: int | None) -> Forge:
         key = (repo, installation)
@@ -133,11 +141,12 @@ def forge_factory_from_env(environ: Mapping[str, str]) -> Callable[[str, int | N
     return forge_for
 
 
-def git_token_source(environ: Mapping[str, str], clock: Callable[[], float] = time.time
-                     ) -> TokenSource | None:
+def git_token_source(environ: Mapping[str, str], clock: Callable[[], float] = time.time,
+                     shared: SharedStore | None = None) -> TokenSource | None:
     """What the bot's git clones authenticate with: with GitHub App credentials the installation
     token of the payload's installation (one cached `AppInstallationAuth` per installation, which
-    mints a new token before the hour is up); else `GITHUB_TOKEN`/`GH_TOKEN`; else nothing."""
+    mints a new token before the hour is up; with `shared`, the very token the forges and the other
+    replicas use); else `GITHUB_TOKEN`/`GH_TOKEN`; else nothing."""
     app_id = environ.get("MLOPS_BOT_APP_ID", "").strip()
     key = app_private_key(environ)
     if app_id and key:
@@ -152,8 +161,8 @@ def git_token_source(environ: Mapping[str, str], clock: Callable[[], float] = ti
                 source = sources.get(cache_key)
                 if source is None:
                     source = sources[cache_key] = AppInstallationAuth(
-                        app_id, key, api_url=api_url, repo=repo, installation_id=installation, clock=clock
-                    )
+                        app_id, key, api_url=api_url, repo=repo, installation_id=installation, clock=clock,
+                        shared=shared)
             return source.token()
 
         return app_token
@@ -164,18 +173,18 @@ def git_token_source(environ: Mapping[str, str], clock: Callable[[], float] = ti
 
 
 def handler_from_env(environ: Mapping[str, str], state_dir: Path, repo_dir: Path | None = None,
-                     clock: Callable[[], float] = time.time, cooldowns: Cooldowns | None = None
-                     ) -> EventHandler:
+                     clock: Callable[[], float] = time.time, cooldowns: Cooldowns | None = None,
+                     shared: SharedStore | None = None) -> EventHandler:
     """The production handler: forge per repository, settings and registry from a git checkout
     (`repo_dir` when running inside the repository, e.g. in GitHub Actions; else a clone per
     repository under the state directory, from `MLOPS_BOT_GIT_URL_TEMPLATE`, fetched with the
     token of the payload's installation)."""
-    make_forge = forge_factory_from_env(environ)
+    make_forge = forge_factory_from_env(environ, shared)
     template = environ.get("MLOPS_BOT_GIT_URL_TEMPLATE")
     if not template and not environ.get("MLOPS_BOT_LOCAL_FORGE"):
         server = environ.get("GITHUB_SERVER_URL", "https://github.com").rstrip("/")
         template = server + "/{repo}.git"
-    token_source = git_token_source(environ, clock)
+    token_source = git_token_source(environ, clock, shared)
     checkouts = RepoCheckouts(state_dir / "repos", template, token=token_source) if template else None
 
     def directory(context: DeliveryContext) -> Path | None:

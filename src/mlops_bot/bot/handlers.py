@@ -29,7 +29,7 @@ from mlops_bot.bot.commands import (
 from mlops_bot.config import BotSection, RegistrySection, RolloutSection
 from mlops_bot.deploy.control import Action as ControlAction
 from mlops_bot.deploy.control import running_rollout
-from mlops_bot.errors import MlopsError, RegistryError
+from mlops_bot.errors import MlopsError, RateLimited, RegistryError
 from mlops_bot.forge.base import Forge, Reaction
 from mlops_bot.permissions import REPOSITORY_FLOOR, Permission, permission_at_least
 from mlops_bot.registry.registry import RegistryEvent
@@ -326,6 +326,8 @@ class EventHandler:
             return self._refuse(quick, command, have, need, *self._feedback(quick, forge, journal, delivery))
         try:
             settings = self.settings_for(context)
+        except RateLimited:
+            raise  # the job waits for the limit; nothing to tell the commenter
         except MlopsError as error:
             if not isinstance(quick, CommentCommand):
                 raise
@@ -386,6 +388,8 @@ class EventHandler:
             text = self._run(command, request, context, settings, have, journal, dispatch)
         except _Refused as refused:
             return self._refuse(request, command, have, refused.need, react, reply)
+        except RateLimited:
+            raise  # the worker defers the job; the journal resumes it where it stopped
         except CoolingDown as cooling:
             text = f"@{request.author} {cooling}"
             react("confused")

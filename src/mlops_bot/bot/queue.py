@@ -10,7 +10,10 @@ several bot replicas share one queue). Semantics every backend keeps:
   (one repository's flood cannot occupy every worker);
 - a failure goes back to `pending` with exponential backoff until `max_attempts`, then `failed`;
   a job whose worker died counts that attempt too, so a job that kills its worker every time stops;
-- side effects are journalled per job (`step`), so a resumed job skips what it already did.
+- side effects are journalled per job (`step`), so a resumed job skips what it already did;
+- a job GitHub's rate limit stops is deferred (`defer`) until the limit lifts, its attempt uncounted;
+- small shared rows (`shared`, `update_shared` under a lock) hold what replicas share of GitHub: the
+  rate-limit budget and the installation tokens (`forge/shared_quota.py`).
 """
 
 from __future__ import annotations
@@ -63,6 +66,9 @@ class JobQueue(Protocol):
 
     def complete(self, job_id: int, result: str, detail: str, seconds: float, now: float) -> None: ...
     def fail(self, job_id: int, error: str, now: float) -> str: ...
+    def defer(self, job_id: int, until: float, reason: str, now: float) -> None:
+        """Back in line until `until` (GitHub's rate limit), the attempt not counted."""
+
     def step(self, job_id: int, name: str, action: Callable[[], T],
              verify: Callable[[], T | None] | None = None) -> T: ...
     def checkpoint(self) -> None: ...
@@ -78,6 +84,11 @@ class JobQueue(Protocol):
         """A cool-down shared by every worker and replica: 0.0 (and the cool-down starts) when
         `key` is free, else the seconds left."""
 
+    def shared(self, key: str) -> dict[str, Any] | None:
+        """A row replicas share (rate limits, installation tokens: `forge/shared_quota.py`)."""
+
+    def update_shared(self, key: str, change: Callable[[dict[str, Any] | None], dict[str, Any] | None]
+                      ) -> dict[str, Any] | None: ...
     def counts(self) -> dict[str, int]: ...
     def stats(self) -> JobStats: ...
     def jobs(self) -> list[dict[str, Any]]: ...

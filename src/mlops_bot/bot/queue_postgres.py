@@ -56,8 +56,13 @@ CREATE TABLE IF NOT EXISTS mlops_bot_cooldowns (
     key TEXT PRIMARY KEY,
     until DOUBLE PRECISION NOT NULL
 );
+CREATE TABLE IF NOT EXISTS mlops_bot_shared (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 """
-# Advisory locks share one key space per database: jobs use (class, job id) with our own class.
+# Advisory locks share one key space per database: jobs use (class, job id) with our own class,
+# shared rows (class + 1, hash of the key) for the length of an update's transaction.
 _LOCK_CLASS = 0x6D6C6F70  # "mlop"
 
 
@@ -202,6 +207,15 @@ class PostgresQueue:
         self._release(job_id)
         return status
 
+    def defer(self, job_id: int, until: float, reason: str, now: float) -> None:
+        conn = self._conn()
+        conn.execute(
+            "UPDATE mlops_bot_jobs SET status='pending', attempts=GREATEST(attempts-1, 0), "
+            "available_at=%s, error=%s, finished_at=%s WHERE id=%s",
+            (until, reason[:2000], now, job_id),
+        )
+        self._release(job_id)
+
     # ------------------------------------------------------------------------------ journal
     def step(self, job_id: int, name: str, action: Callable[[], T],
              verify: Callable[[], T | None] | None = None) -> T:
@@ -228,6 +242,27 @@ class PostgresQueue:
             "ON CONFLICT (job_id, step) DO UPDATE SET result = EXCLUDED.result, state = EXCLUDED.state",
             (job_id, name, json.dumps(result), state),
         )
+
+    # ------------------------------------------------------------------------------ shared rows
+    def shared(self, key: str) -> dict[str, Any] | None:
+        row = self._conn().execute("SELECT value FROM mlops_bot_shared WHERE key=%s", (key,)).fetchone()
+        return json.loads(row[0]) if row is not None else None
+
+    def update_shared(self, key: str, change: Callable[[dict[str, Any] | None], dict[str, Any] | None]
+                      ) -> dict[str, Any] | None:
+        conn = self._conn()
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_LOCK_CLASS + 1, key))
+            row = conn.execute("SELECT value FROM mlops_bot_shared WHERE key=%s", (key,)).fetchone()
+            before = json.loads(row[0]) if row is not None else None
+            after = change(before)
+            if after is None:
+                conn.execute("DELETE FROM mlops_bot_shared WHERE key=%s", (key,))
+            elif after != before:
+                conn.execute("INSERT INTO mlops_bot_shared (key, value) VALUES (%s, %s) "
+                             "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                             (key, json.dumps(after)))
+        return after
 
     def take(self, key: str, now: float, seconds: float) -> float:
         row = self._conn().execute(

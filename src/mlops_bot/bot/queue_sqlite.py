@@ -41,6 +41,10 @@ CREATE TABLE IF NOT EXISTS cooldowns (
     key TEXT PRIMARY KEY,
     until REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS shared (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS journal.steps (
     job_id INTEGER NOT NULL,
     step TEXT NOT NULL,
@@ -183,6 +187,15 @@ class SqliteQueue:
         )
         return status
 
+    def defer(self, job_id: int, until: float, reason: str, now: float) -> None:
+        """Put a job back in line until `until` without counting the attempt (it did not fail: GitHub
+        asked us to wait)."""
+        self._conn().execute(
+            "UPDATE jobs SET status='pending', attempts=MAX(attempts-1, 0), available_at=?, error=?, "
+            "finished_at=? WHERE id=?",
+            (until, reason[:2000], now, job_id),
+        )
+
     # ------------------------------------------------------------------------------ journal
     def step(self, job_id: int, name: str, action: Callable[[], T],
              verify: Callable[[], T | None] | None = None) -> T:
@@ -212,6 +225,30 @@ class SqliteQueue:
             "INSERT OR REPLACE INTO journal.steps (job_id, step, result, state) VALUES (?, ?, ?, ?)",
             (job_id, name, json.dumps(result), state),
         )
+
+    # ------------------------------------------------------------------------------ shared rows
+    def shared(self, key: str) -> dict[str, Any] | None:
+        row = self._conn().execute("SELECT value FROM shared WHERE key=?", (key,)).fetchone()
+        return json.loads(row[0]) if row is not None else None
+
+    def update_shared(self, key: str, change: Callable[[dict[str, Any] | None], dict[str, Any] | None]
+                      ) -> dict[str, Any] | None:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")  # the write lock: no other process updates meanwhile
+        try:
+            row = conn.execute("SELECT value FROM shared WHERE key=?", (key,)).fetchone()
+            before = json.loads(row[0]) if row is not None else None
+            after = change(before)
+            if after is None:
+                conn.execute("DELETE FROM shared WHERE key=?", (key,))
+            elif after != before:
+                conn.execute("INSERT OR REPLACE INTO shared (key, value) VALUES (?, ?)",
+                             (key, json.dumps(after)))
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return after
 
     def take(self, key: str, now: float, seconds: float) -> float:
         conn = self._conn()

@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from mlops_bot.bot.handlers import EventHandler, Journal, Outcome
 from mlops_bot.bot.queue import Job, JobQueue
+from mlops_bot.errors import RateLimited
 from mlops_bot.redaction import redact
 
 log = logging.getLogger("mlops_bot.bot")
@@ -47,6 +48,10 @@ class Worker:
         try:
             payload = json.loads(job.payload)
             outcome = self.handler.handle(job.event, payload, self._journal(job), job.delivery)
+        except RateLimited as limited:  # not the job's fault: again when the limit lifts
+            self.queue.defer(job.id, limited.until, redact(f"deferred: {limited}"), self.clock())
+            log.info("job %s (%s, delivery %s) deferred: %s", job.id, job.event, job.delivery, limited)
+            return None
         except Exception as error:  # the job records it; the worker keeps going
             status = self.queue.fail(job.id, redact(f"{type(error).__name__}: {error}"), self.clock())
             log.warning("job %s (%s, delivery %s) failed: %s; now %s",

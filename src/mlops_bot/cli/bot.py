@@ -70,7 +70,12 @@ def _serve(args: argparse.Namespace) -> int:
                                 worker_process=not args.worker_threads_here)
     config.limits = ConnectionLimits(max_connections=args.max_connections)
     config.job_seconds = args.job_seconds
-    bot = WebhookBot(config, handler_from_env(os.environ, config.state_dir))
+    from mlops_bot.bot.queue import open_queue
+
+    # One database for the queue, the cool-downs and what replicas share of GitHub (token, limits).
+    queue = open_queue(config.state_dir, config.queue_environ(), server=True)
+    bot = WebhookBot(config, handler_from_env(os.environ, config.state_dir, cooldowns=queue, shared=queue),
+                     queue=queue)
     print(f"mlops-bot: listening on http://{args.host}:{args.port}/webhook", file=sys.stderr, flush=True)
     serve(bot, args.host, args.port)
     return 0
@@ -94,7 +99,8 @@ def _work(args: argparse.Namespace) -> int:
         limit_memory(memory * 1024 * 1024)
     state = _state_dir(args)
     queue = open_queue(state, os.environ)
-    worker = Worker(queue, handler_from_env(os.environ, state, cooldowns=queue), poll_seconds=0.05)
+    handler = handler_from_env(os.environ, state, cooldowns=queue, shared=queue)
+    worker = Worker(queue, handler, poll_seconds=0.05)
     run_worker_process(worker, args.threads, args.parent_pid)
     return 0
 

@@ -9,8 +9,10 @@ refresh logic is testable without waiting an hour.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,11 +24,14 @@ from github import Auth
 
 from mlops_bot import redaction
 from mlops_bot.errors import ForgeError
+from mlops_bot.forge import quota
 from mlops_bot.forge.retry import RetryPolicy, explain_error
+from mlops_bot.forge.shared_quota import SharedStore, TokenSeal, token_key
 
 JWT_BACKDATE_SECONDS = 60
 JWT_LIFETIME_SECONDS = 540  # exp - iat = 600 s: GitHub's maximum
 REFRESH_MARGIN_SECONDS = 300.0
+MINT_LEASE_SECONDS = 60.0  # how long other replicas wait for a replica minting a token before trying
 
 
 def token_from_env(environ: Mapping[str, str]) -> str | None:
@@ -63,7 +68,11 @@ class InstallationToken:
 
 class AppInstallationAuth:
     """Installation tokens for one repository's installation of a GitHub App, cached until
-    `refresh_margin` seconds before they expire. Thread-safe (the bot's worker threads share it)."""
+    `refresh_margin` seconds before they expire. Thread-safe (the bot's worker threads share it).
+
+    With a `shared` store (the bot's database) the token is shared by every replica: one of them
+    mints it under a lease (`forge/quota.py` decides), the others wait for it and reuse it, so an
+    installation costs one mint per expiry window however many replicas and processes serve it."""
 
     def __init__(
         self,
@@ -77,6 +86,8 @@ class AppInstallationAuth:
         refresh_margin: float = REFRESH_MARGIN_SECONDS,
         retry: RetryPolicy | None = None,
         transport: httpx.BaseTransport | None = None,
+        shared: SharedStore | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if installation_id is None and repo is None:
             raise ForgeError("GitHub App auth needs an installation id or a repository (GITHUB_REPOSITORY)")
@@ -92,6 +103,10 @@ class AppInstallationAuth:
         self._lock = threading.Lock()
         self._client = httpx.Client(timeout=30.0, transport=transport)
         self.fetches = 0  # how many tokens were minted: tests and metrics read it
+        self.shared = shared
+        self.sleep = sleep
+        self._owner = uuid.uuid4().hex  # this cache's name on a mint lease
+        self._seal = TokenSeal(private_key) if shared is not None else None
 
     def jwt(self) -> str:
         return app_jwt(self.app_id, self._private_key, self.clock())
@@ -100,8 +115,53 @@ class AppInstallationAuth:
         with self._lock:
             cached = self._cached
             if cached is None or cached.expires_at - self.clock() <= self.refresh_margin:
-                cached = self._cached = self._mint()
+                cached = self._cached = self._mint() if self.shared is None else self._shared_token()
             return cached.token
+
+    def _shared_token(self) -> InstallationToken:
+        """The installation's token from the shared store, minted here when this cache wins the
+        lease. A lease whose holder died runs out after `MINT_LEASE_SECONDS`; the wait is bounded
+        by real time too (an injected clock may stand still)."""
+        assert self.shared is not None and self._seal is not None
+        installation = self.find_installation()
+        key = token_key(self.api_url, installation)
+        give_up = time.monotonic() + 2 * MINT_LEASE_SECONDS + 30
+        while True:
+            now = self.clock()
+            row = quota.SharedToken.from_json(self.shared.update_shared(key, functools.partial(
+                _leased, owner=self._owner, now=now, margin=self.refresh_margin)))
+            step = quota.next_token_step(row, self._owner, now, self.refresh_margin)
+            if isinstance(step, quota.UseToken):
+                token = self._seal.open(step.token)
+                if token is not None:
+                    redaction.register(token)
+                    return InstallationToken(token, step.expires_at)
+                # sealed with another App key: mint over it
+                self.shared.update_shared(key, lambda _data: None)
+                continue
+            if isinstance(step, quota.MintToken):
+                try:
+                    fresh = self._mint()
+                except BaseException:
+                    self.shared.update_shared(key, lambda data: _json(
+                        quota.released(quota.SharedToken.from_json(data), self._owner)))
+                    raise
+                stored = quota.minted(self._seal.seal(fresh.token), fresh.expires_at).to_json()
+                self.shared.update_shared(key, functools.partial(_replaced, row=stored))
+                return fresh
+            if time.monotonic() > give_up:
+                raise ForgeError(f"no installation token for installation {installation}: another replica "
+                                 f"has held the lease to mint it for over {int(2 * MINT_LEASE_SECONDS)} s")
+            self.sleep(step.seconds)
+
+    def find_installation(self) -> int:
+        """The installation id (given, or looked up once from the repository)."""
+        if self.installation_id is None:
+            found = self._request(
+                "GET", f"/repos/{self.repo}/installation", f"find the GitHub App installation on {self.repo}"
+            )
+            self.installation_id = int(found["id"])
+        return self.installation_id
 
     def _request(self, method: str, path: str, what: str) -> dict[str, Any]:
         headers = {
@@ -137,19 +197,27 @@ class AppInstallationAuth:
         return data
 
     def _mint(self) -> InstallationToken:
-        if self.installation_id is None:
-            found = self._request(
-                "GET", f"/repos/{self.repo}/installation", f"find the GitHub App installation on {self.repo}"
-            )
-            self.installation_id = int(found["id"])
+        installation = self.find_installation()
         data = self._request(
             "POST",
-            f"/app/installations/{self.installation_id}/access_tokens",
-            f"create an installation token for installation {self.installation_id}",
+            f"/app/installations/{installation}/access_tokens",
+            f"create an installation token for installation {installation}",
         )
         self.fetches += 1
         redaction.register(str(data["token"]))  # minted at run time: masked in every log and error
         return InstallationToken(token=str(data["token"]), expires_at=_parse_expiry(str(data["expires_at"])))
+
+
+def _json(row: quota.SharedToken | None) -> dict[str, Any] | None:
+    return row.to_json() if row is not None else None
+
+
+def _replaced(_data: dict[str, Any] | None, *, row: dict[str, Any]) -> dict[str, Any]:
+    return row
+
+
+def _leased(data: dict[str, Any] | None, *, owner: str, now: float, margin: float) -> dict[str, Any] | None:
+    return _json(quota.take_lease(quota.SharedToken.from_json(data), owner, now, margin, MINT_LEASE_SECONDS))
 
 
 def _message(response: httpx.Response) -> str:

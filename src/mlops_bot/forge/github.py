@@ -17,7 +17,7 @@ from github.GithubObject import NonCompletableGithubObject
 from github.PaginatedList import PaginatedList
 
 from mlops_bot.config import PERMISSION_ORDER, Permission
-from mlops_bot.errors import ForgeError
+from mlops_bot.errors import ForgeError, RateLimited
 from mlops_bot.forge.base import (
     Annotation,
     CheckConclusion,
@@ -36,6 +36,7 @@ from mlops_bot.forge.base import (
     ReleaseAsset,
 )
 from mlops_bot.forge.retry import ForgeRetry, RetryPolicy, explain_error
+from mlops_bot.forge.shared_quota import RateLimitGate
 
 DEFAULT_API_URL = "https://api.github.com"
 ANNOTATIONS_PER_REQUEST = 50  # GitHub refuses more in one request
@@ -61,10 +62,36 @@ class _RawItem(NonCompletableGithubObject):
         return None
 
 
+class _GatedAuth(Auth.Auth):
+    """PyGithub asks its auth for headers before every request (each page and each retry of a
+    page too): the place to consult the shared rate-limit budget."""
+
+    def __init__(self, inner: Auth.Auth, gate: RateLimitGate) -> None:
+        self.inner = inner
+        self.gate = gate
+
+    @property
+    def token_type(self) -> str:
+        return self.inner.token_type
+
+    @property
+    def token(self) -> str:
+        return self.inner.token
+
+    def authentication(self, headers: dict[str, str]) -> None:
+        self.inner.authentication(headers)  # first: an App's token names its installation
+        self.gate.before_request()
+
+    def mask_authentication(self, headers: dict[str, str]) -> None:
+        self.inner.mask_authentication(headers)
+
+
 class GitHubForge(Forge):
     """`repo` is "owner/name"; `auth` a PyGithub auth (a token, or `auth.InstallationTokenAuth`).
     Writes are paced `seconds_between_writes` apart, as GitHub asks integrations to do to stay
-    clear of secondary rate limits (none on loopback, where the emulator runs)."""
+    clear of secondary rate limits (none on loopback, where the emulator runs). With `limits` (the
+    bot's replicas) every request first asks the shared rate-limit budget, every answer's limits
+    are shared, and a limit that holds past the retry policy's `max_wait` raises `RateLimited`."""
 
     def __init__(
         self,
@@ -76,8 +103,12 @@ class GitHubForge(Forge):
         seconds_between_writes: float | None = None,
         timeout: float = 30.0,
         own_login: str | None = None,
+        limits: RateLimitGate | None = None,
     ) -> None:
         self.own_login = own_login or None
+        self.limits = limits
+        if limits is not None:
+            auth = _GatedAuth(auth, limits)
         if repo.count("/") != 1:
             raise ForgeError(f"GitHub repository must be 'owner/name', got {repo!r} (GITHUB_REPOSITORY)")
         self.repo = repo
@@ -104,13 +135,30 @@ class GitHubForge(Forge):
         try:
             yield
         except GithubException as error:
+            if self.limits is not None:
+                blocked = self.limits.after_answer(error.status, error.headers or {}, self._message(error))
+                if blocked > 0:
+                    until = self.limits.clock() + blocked
+                    raise RateLimited(f"{what}: GitHub rate limit (HTTP {error.status}); no request "
+                                      f"before {int(blocked)} s from now", until) from error
             raise self._explain(error, method, path, what) from error
         except (requests.ConnectionError, requests.Timeout) as error:
             raise ForgeError(f"{what}: GitHub API at {self.api_url} unreachable ({error})") from error
+        if self.limits is not None:
+            remaining, limit = self.github.requester.rate_limiting
+            if limit >= 0:
+                self.limits.after_answer(200, {
+                    "x-ratelimit-limit": str(limit), "x-ratelimit-remaining": str(remaining),
+                    "x-ratelimit-reset": str(self.github.requester.rate_limiting_resettime)})
+
+    @staticmethod
+    def _message(error: GithubException) -> str:
+        data = error.data if isinstance(error.data, dict) else {}
+        return _text(data.get("message")) or _text(error.message)
 
     def _explain(self, error: GithubException, method: str, path: str, what: str) -> ForgeError:
         data = error.data if isinstance(error.data, dict) else {}
-        message = _text(data.get("message")) or _text(error.message)
+        message = self._message(error)
         errors = data.get("errors")
         if isinstance(errors, list) and errors:
             details = "; ".join(

@@ -13,12 +13,14 @@ PyGithub's `GithubRetry` (a urllib3 `Retry`), which already handles 403 secondar
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from github.GithubException import RateLimitExceededExceedsMaxWait
 from github.GithubRetry import GithubRetry
 
 from mlops_bot.errors import ForgeError
@@ -102,17 +104,31 @@ class ForgeRetry(GithubRetry):
         _pool: Any = None,
         _stacktrace: Any = None,
     ) -> Any:
+        if response is not None and response.status in (403, 429):
+            # urllib3 sleeps a Retry-After of any length: past `max_wait` the caller decides instead
+            # (the bot defers the job; see forge/shared_quota.py).
+            retry_after = response.headers.get("Retry-After", "")
+            if retry_after.strip().isdigit() and float(retry_after) > self.policy.max_wait:
+                raise _too_long(response, float(retry_after), self.policy.max_wait)
         retry = super().increment(method, url, response, error, _pool, _stacktrace)
         if response is not None and response.status == 429 and "Retry-After" not in response.headers:
             wait = self.policy.rate_limit_wait(429, dict(response.headers), "", time.time())
             if wait is not None:
                 if wait > self.policy.max_wait:
-                    raise ForgeError(
-                        f"GitHub rate limit: the limit resets in {int(wait)} s, longer than the "
-                        f"{int(self.policy.max_wait)} s we are willing to wait; retry later"
-                    )
+                    raise _too_long(response, wait, self.policy.max_wait)
                 retry.get_backoff_time = lambda: wait  # type: ignore[method-assign]
         return retry
+
+
+def _too_long(response: Any, wait: float, max_wait: float) -> RateLimitExceededExceedsMaxWait:
+    """PyGithub's own error for a rate-limit wait past the limit, with the answer's headers (the
+    forge reads the limit from them)."""
+    with contextlib.suppress(Exception):  # read the rest of the answer: the connection stays usable
+        response.drain_conn()
+    message = (f"GitHub rate limit: the limit resets in {int(wait)} s, longer than the "
+               f"{int(max_wait)} s we are willing to wait; retry later")
+    return RateLimitExceededExceedsMaxWait(response.status, {"message": message}, dict(response.headers),
+                                           wait=wait)
 
 
 # (method, path regex) -> the fine-grained permission the endpoint needs, as written in a workflow's

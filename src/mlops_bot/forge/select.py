@@ -24,6 +24,8 @@ from mlops_bot.forge.auth import AppInstallationAuth, InstallationTokenAuth, tok
 from mlops_bot.forge.base import Forge
 from mlops_bot.forge.github import DEFAULT_API_URL, GitHubForge
 from mlops_bot.forge.local import LocalForge
+from mlops_bot.forge.retry import RetryPolicy
+from mlops_bot.forge.shared_quota import RateLimitGate, SharedStore, limits_key, static_token_id
 
 
 def app_private_key(environ: Mapping[str, str]) -> str | None:
@@ -41,7 +43,10 @@ def app_private_key(environ: Mapping[str, str]) -> str | None:
     return None
 
 
-def forge_from_env(environ: Mapping[str, str] = os.environ) -> Forge:
+def forge_from_env(environ: Mapping[str, str] = os.environ, *, shared: SharedStore | None = None,
+                   retry: RetryPolicy | None = None) -> Forge:
+    """`shared` (the bot's database): the installation token and the rate-limit budget are shared
+    with every other process and replica using the same store."""
     local = environ.get("MLOPS_BOT_LOCAL_FORGE", "").strip()
     repo = environ.get("GITHUB_REPOSITORY", "").strip()
     if local:
@@ -66,8 +71,13 @@ def forge_from_env(environ: Mapping[str, str] = os.environ) -> Forge:
             api_url=api_url,
             repo=repo,
             installation_id=int(installation) if installation else None,
+            shared=shared,
         )
-        return GitHubForge(repo, InstallationTokenAuth(source), api_url=api_url, own_login=own_login)
+        gate = None if shared is None else RateLimitGate(
+            shared, lambda: limits_key(api_url, f"installation:{source.find_installation()}"),
+            inline_wait=(retry or RetryPolicy()).max_wait)
+        return GitHubForge(repo, InstallationTokenAuth(source), api_url=api_url, own_login=own_login,
+                           retry=retry, limits=gate)
     if app_id or key:
         raise ForgeError(
             "GitHub App auth needs both MLOPS_BOT_APP_ID and MLOPS_BOT_APP_PRIVATE_KEY "
@@ -75,7 +85,11 @@ def forge_from_env(environ: Mapping[str, str] = os.environ) -> Forge:
         )
     token = token_from_env(environ)
     if token:
-        return GitHubForge(repo, Auth.Token(token), api_url=api_url, own_login=own_login)
+        gate = None if shared is None else RateLimitGate(
+            shared, limits_key(api_url, static_token_id(token)),
+            inline_wait=(retry or RetryPolicy()).max_wait)
+        return GitHubForge(repo, Auth.Token(token), api_url=api_url, own_login=own_login, retry=retry,
+                           limits=gate)
     raise ForgeError(
         "no GitHub credentials: set GITHUB_TOKEN (in a workflow: `env: GITHUB_TOKEN: "
         "${{ github.token }}`), or MLOPS_BOT_APP_ID and MLOPS_BOT_APP_PRIVATE_KEY for the App, "
