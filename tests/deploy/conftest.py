@@ -49,22 +49,35 @@ def save_version(root: Path, version: str, model: object, signature: list[dict[s
     return directory
 
 
+def failing_pipeline() -> Pipeline:
+    """A pipeline with the healthy versions' signature whose every prediction fails: its classifier
+    holds 3 coefficients for the 5 columns the preprocessing makes (the file loads through the
+    allow-list, the server loads it, scikit-learn raises on each request)."""
+    frame, target = training_frame()
+    model = pipeline(1.0).fit(frame, target)
+    classifier = model.named_steps["clf"]
+    classifier.coef_ = classifier.coef_[:, :3].copy()
+    return model
+
+
 def build_models(root: Path) -> dict[str, Path]:
-    """v1.0.0 and v1.1.0 are healthy; v9.0.0-broken fails every request (its signature omits a
-    feature the model needs); v9.1.0-constant always predicts 1 (prediction drift)."""
+    """v1.0.0 and v1.1.0 are healthy; v9.0.0-broken takes the same inputs but fails every request;
+    v9.1.0-constant always predicts 1 (prediction drift); v2.0.0-no-region takes other inputs
+    (income and age only), so it may not be rolled out beside them."""
     frame, target = training_frame()
     models = {
         "v1.0.0": save_version(root, "v1.0.0", pipeline(1.0).fit(frame, target)),
         "v1.1.0": save_version(root, "v1.1.0", pipeline(0.5).fit(frame, target)),
-        "v9.0.0-broken": save_version(
-            root, "v9.0.0-broken", pipeline(1.0).fit(frame, target),
-            signature=[{"name": "income", "kind": "numeric"}, {"name": "age", "kind": "numeric"}],
-        ),
+        "v9.0.0-broken": save_version(root, "v9.0.0-broken", failing_pipeline()),
         "v9.1.0-constant": save_version(
             root, "v9.1.0-constant", DummyClassifier(strategy="constant", constant=1).fit(frame, target),
             signature=[{"name": "income", "kind": "numeric"}, {"name": "age", "kind": "numeric"},
                        {"name": "region", "kind": "categorical"}],
         ),
+        "v2.0.0-no-region": save_version(
+            root, "v2.0.0-no-region",
+            Pipeline([("scale", StandardScaler()), ("clf", LogisticRegression())]).fit(
+                frame[["income", "age"]], target)),
     }
     return models
 

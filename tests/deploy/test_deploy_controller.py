@@ -22,6 +22,7 @@ from mlops_bot.deploy.sources import DirectorySource
 from mlops_bot.deploy.targets.local import InProcessTarget
 from mlops_bot.errors import ConfigError, MlopsError
 from mlops_bot.forge.local import LocalForge
+from mlops_bot.model_signature import SignatureMismatch
 
 
 class Clock:
@@ -133,6 +134,26 @@ def test_failed_gate_aborts_immediately(world: World) -> None:
     assert world.statuses()[-1] == ("v9.0.0-broken", "failure")
     # No automatic retry: further ticks change nothing.
     assert drive(world, ctl, 3) == "aborted"
+
+
+def test_a_version_with_other_inputs_is_refused_before_the_rollout_starts(world: World) -> None:
+    """v2.0.0-no-region takes income and age only: one clear error, and nothing changed (no
+    deployment, no state, stable still alone), whether it would be a canary or a rollback."""
+    ctl = world.controller()
+    ctl.start("v1.0.0")
+    before = ctl.state()
+    deployments = len(world.forge.list_deployments())
+    with pytest.raises(SignatureMismatch) as refused:
+        ctl.start("v2.0.0-no-region")
+    assert str(refused.value) == (
+        "credit v2.0.0-no-region takes other inputs than the stable version v1.0.0, so it cannot be rolled "
+        "out in its place: only stable v1.0.0 takes region. Deploy it under another model name, or keep "
+        "its inputs")
+    assert ctl.state() == before and len(world.forge.list_deployments()) == deployments
+    snap = world.router.snapshot()
+    assert (snap.stable, snap.canary) == ("v1.0.0", None)
+    # The same inputs in a failing model are not a mismatch: that canary is rolled out (and gated).
+    assert ctl.start("v9.0.0-broken").phase == "progressing"
 
 
 def test_prediction_drift_aborts(world: World) -> None:

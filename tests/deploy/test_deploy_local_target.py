@@ -60,6 +60,12 @@ def test_local_rollout_and_rollback(tmp_path: Path, model_dirs: dict[str, Path],
         assert state.phase == "aborted" and "success rate" in state.reason
         assert main(["deploy", "status", "credit", "--state-dir", str(state_dir)]) == 0
         assert '"phase": "aborted"' in capsys.readouterr().out
+        # Other inputs than stable's: refused before anything starts, one line, exit 2.
+        assert main(["deploy", "credit", "--version", "v2.0.0-no-region", *common]) == 2
+        error = capsys.readouterr().err.strip()
+        assert len(error.splitlines()) == 1 and "only stable v1.1.0 takes region" in error
+        state = StateStore(state_dir, "credit").load("credit")
+        assert state.phase == "aborted" and state.stable is not None and state.stable.version == "v1.1.0"
         forge = LocalForge(forge_dir, repo="acme/credit")
         newest = forge.list_deployments("production")[0]
         assert forge.list_deployment_statuses(newest.id)[0].state == "failure"

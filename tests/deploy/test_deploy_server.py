@@ -14,7 +14,7 @@ from mlops_bot.deploy.model_input import frame_from_oip
 from mlops_bot.deploy.router import ModelRouter
 from mlops_bot.deploy.routing import RoutingRequest, VersionRef, route
 from mlops_bot.deploy.server import create_app
-from mlops_bot.deploy.signature import infer_features
+from mlops_bot.model_signature import infer_features
 
 TOKEN = "s3cret-admin-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -151,10 +151,11 @@ def test_broken_canary_falls_back_to_stable(model_dirs: dict[str, Path], make_re
     canary = snap.versions["v9.0.0-broken"]
     assert canary.requests > 5 and canary.errors == canary.requests
     assert snap.versions["v1.0.0"].requests == 40
-    # Addressing the broken version directly shows its failure to the caller.
-    tensors = [t for t in oip_columns(make_records(1))["inputs"] if t["name"] != "region"]
-    direct = client.post("/v2/models/credit/versions/v9.0.0-broken/infer", json={"inputs": tensors})
+    # Addressing the broken version directly shows its failure to the caller: a well-formed
+    # request (the version's own signature), so the 500 is the model's.
+    direct = client.post("/v2/models/credit/versions/v9.0.0-broken/infer", json=oip_columns(make_records(1)))
     assert direct.status_code == 500 and "model failed" in direct.json()["error"]
+    assert router.snapshot().versions["v9.0.0-broken"].client_errors == 0
 
 
 def test_shadow_mode_scores_a_copy(model_dirs: dict[str, Path], make_records: Any) -> None:
@@ -309,7 +310,7 @@ def test_request_frame_is_what_pandas_inference_gave(numeric: list[Any], categor
     import pandas as pd
 
     from mlops_bot.deploy.model_input import frame_from_records, records_of
-    from mlops_bot.deploy.signature import FeatureSpec
+    from mlops_bot.model_signature import FeatureSpec
 
     features = [FeatureSpec(name="n", accepts_missing=True),
                 FeatureSpec(name="c", kind="categorical", accepts_missing=True)]

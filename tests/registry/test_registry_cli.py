@@ -106,14 +106,14 @@ def _forge_env(monkeypatch: pytest.MonkeyPatch, **values: str) -> None:
 
 def test_cli_artifacts_go_through_forge_from_env(repo: Path, tmp_path: Path,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    model = tmp_path / "model.skops"
-    model.write_bytes(b"weights")
+    model = tmp_path / "report.json"  # any file: a model file is loaded to read its signature
+    model.write_text('{"verdict": "pass"}')
     _forge_env(monkeypatch, MLOPS_BOT_LOCAL_FORGE=str(tmp_path / "forge"), GITHUB_REPOSITORY="acme/churn")
-    code, out = ours(repo, "register", "churn", "--artifact", f"model.skops={model}")
+    code, out = ours(repo, "register", "churn", "--artifact", f"report.json={model}")
     assert code == 0 and "churn@v0.0.1" in out
     code, out = ours(repo, "download", "churn@v0.0.1", "--dest", str(tmp_path / "got"))
     assert code == 0
-    assert (tmp_path / "got" / "model.skops").read_bytes() == b"weights"
+    assert (tmp_path / "got" / "report.json").read_text() == '{"verdict": "pass"}'
 
 
 def test_cli_forge_errors_are_clear(repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

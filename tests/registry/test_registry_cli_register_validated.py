@@ -9,11 +9,21 @@ import io
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
+from sklearn.linear_model import LogisticRegression
 
 from mlops_bot.cli import main
+from mlops_bot.deploy.loading import load_version
+from mlops_bot.forge.local import LocalForge
+from mlops_bot.model_file import save_model
 from mlops_bot.registry.registry import Registry
 from registry.registry_gitrepos import clone, commit, run_git
+
+
+def tiny_model() -> LogisticRegression:
+    frame = pd.DataFrame({"tenure": [1.0, 5.0, 9.0, 2.0, 7.0, 3.0], "plan": [0.0, 1.0, 1.0, 0.0, 1.0, 0.0]})
+    return LogisticRegression().fit(frame, ["stay", "churn", "churn", "stay", "churn", "stay"])
 
 
 def register(repo: Path, *args: str) -> tuple[int, str]:
@@ -31,7 +41,7 @@ def report_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("GITHUB_REPOSITORY", "acme/churn")
     folder = tmp_path / "report"
     folder.mkdir()
-    (folder / "model.skops").write_bytes(b"weights")
+    save_model(tiny_model(), folder / "model.skops")
     (folder / "report.json").write_text(json.dumps({"model": "churn", "verdict": "pass"}))
     return folder
 
@@ -71,3 +81,41 @@ def test_a_failed_or_missing_verdict_registers_nothing(repo: Path, origin: Path,
     assert register(repo, "--push", "--if-verdict-pass", str(report))[0] == 2
     assert register(repo, "--push", "--if-verdict-pass", str(report_dir / "absent.json"))[0] == 2
     assert run_git(origin, "tag", "--list").strip() == ""
+
+
+def test_the_models_signature_is_registered_with_it(repo: Path, report_dir: Path, tmp_path: Path) -> None:
+    """No signature.json given: it is read off the model, uploaded as a release asset, listed in
+    SHA256SUMS and in the register tag, and the downloaded version serves with it."""
+    code, out = register(repo, "--push", "--artifact", f"model.skops={report_dir / 'model.skops'}")
+    assert code == 0, out
+    registry = Registry(repo, forge=LocalForge(tmp_path / "forge"))
+    assert set(registry.checksums_of("churn", "v0.0.1")) == {"model.skops", "signature.json"}
+    folder = Path(registry.download("churn", "v0.0.1", tmp_path / "download"))
+    stored = json.loads((folder / "signature.json").read_text())
+    assert stored["platform"] == "sklearn" and stored["classes"] == ["churn", "stay"]
+    assert [(i["name"], i["datatype"], i["shape"]) for i in stored["inputs"]] == [
+        ("tenure", "FP64", [-1]), ("plan", "FP64", [-1])]
+    assert stored["outputs"] == [{"name": "predict", "datatype": "BYTES", "shape": [-1]},
+                                 {"name": "predict_proba", "datatype": "FP64", "shape": [-1, 2]}]
+    assert "signature.json" in (folder / "SHA256SUMS").read_text()
+    served = load_version("churn", "v0.0.1", folder)
+    assert [f.name for f in served.features] == ["tenure", "plan"]
+
+
+def test_a_bad_model_or_a_bad_signature_registers_nothing(
+        repo: Path, origin: Path, report_dir: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    other = tmp_path / "signature.json"
+    other.write_text(json.dumps({"inputs": [{"name": "tenure", "kind": "ordinal"}]}))
+    code, _ = register(repo, "--push", "--artifact", f"model.skops={report_dir / 'model.skops'}",
+                       "--artifact", f"signature.json={other}")
+    error = capsys.readouterr().err.strip()
+    assert code == 2 and len(error.splitlines()) == 1
+    assert f"artifact signature.json ({other}) is not a model signature: inputs.0.kind" in error
+    damaged = tmp_path / "damaged" / "model.skops"
+    damaged.parent.mkdir()
+    damaged.write_bytes(b"weights")
+    assert register(repo, "--push", "--artifact", f"model.skops={damaged}")[0] == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and f"model file {damaged}" in error
+    assert run_git(origin, "tag", "--list").strip() == "" and run_git(repo, "tag", "--list").strip() == ""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 from pathlib import Path
 
 from mlops_bot.errors import RegistryError
@@ -154,8 +155,23 @@ def _register(args: argparse.Namespace) -> int:
         # A registration stopped before its release was published is finished, not skipped.
         if existing is not None and not (files and not reg.has_release(args.name, existing, files)):
             return _skip(f"{args.ref} is already registered as {args.name} {existing}")
-    return _done(reg.register(args.name, version=args.version, bump=args.bump, ref=args.ref,
-                              artifacts=files, trailers=trailers, push=args.push, actor=args.actor))
+    from mlops_bot.registry.artifacts import with_signature
+
+    with tempfile.TemporaryDirectory() as scratch:
+        # The model's signature.json goes with it (read off the model when not given).
+        files = with_signature(files, Path(scratch), _trusted_types(args))
+        return _done(reg.register(args.name, version=args.version, bump=args.bump, ref=args.ref,
+                                  artifacts=files, trailers=trailers, push=args.push, actor=args.actor))
+
+
+def _trusted_types(args: argparse.Namespace) -> list[str]:
+    """The repository's `model.trusted_types` (its config, when it has one) for loading the model."""
+    from mlops_bot.config import DEFAULT_CONFIG_PATH, load_config
+
+    path = Path(args.repo) / DEFAULT_CONFIG_PATH
+    if not path.is_file():
+        return []
+    return list(load_config(path, root=Path(args.repo)).model.trusted_types)
 
 
 def _assign(args: argparse.Namespace) -> int:

@@ -51,6 +51,7 @@ from mlops_bot.deploy.sources import ModelSource
 from mlops_bot.deploy.targets.base import Target
 from mlops_bot.errors import MlopsError
 from mlops_bot.forge.base import Forge
+from mlops_bot.model_signature import SignatureMismatch, input_difference
 
 __all__ = ["TERMINAL", "Phase", "RolloutController", "RolloutState", "StateStore", "Transition"]
 
@@ -282,6 +283,23 @@ class RolloutController:
         state, _ = self._carry_out(advance(self.plan, state, seen))
         return state
 
+    def _refuse_other_inputs(self, state: RolloutState, ref: VersionRef) -> None:
+        """Before anything changes: a version whose input signature differs from stable's would
+        refuse (or misread) the requests stable's clients send, as a canary and as stable alike."""
+        if state.stable is None or state.stable.version == ref.version:
+            return
+        from mlops_bot.deploy.loading import version_signature
+
+        stable = self._ref(state.stable.version)
+        difference = input_difference(version_signature(stable.path), version_signature(ref.path),
+                                      (f"stable {stable.version}", ref.version))
+        if difference is not None:
+            raise SignatureMismatch(
+                f"{self.name} {ref.version} takes other inputs than the stable version {stable.version}, "
+                f"so it cannot be rolled out in its place: {difference}. Deploy it under another model "
+                "name, or keep its inputs"
+            )
+
     # ------------------------------------------------------------------------- entry points
     def start(self, version: str) -> RolloutState:
         """Begin (or resume) rolling out `version`. A newer version than the running canary
@@ -293,7 +311,9 @@ class RolloutController:
             if is_resume(state, version):
                 decision = resume(self.plan, state, now=now)
             else:
-                decision = begin(self.plan, state, self._ref(version), now=now, rollout_id=uuid.uuid4().hex)
+                ref = self._ref(version)
+                self._refuse_other_inputs(state, ref)
+                decision = begin(self.plan, state, ref, now=now, rollout_id=uuid.uuid4().hex)
             self.rollout_id = decision.state.rollout_id
             state, _ = self._carry_out(decision)
             state = self._settle(state)

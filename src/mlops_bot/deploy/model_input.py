@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from mlops_bot.deploy.oip import BadRequest, InferenceRequest, InputTensor, inference_request, plain, shown
-from mlops_bot.deploy.signature import FeatureSpec
+from mlops_bot.model_signature import INTEGER_DATATYPES, FeatureSpec
 
 
 def frame_from_request(request: InferenceRequest, features: list[FeatureSpec]) -> pd.DataFrame:
@@ -90,6 +90,12 @@ def _numeric(spec: FeatureSpec, where: str, values: np.ndarray) -> np.ndarray:
     missing = np.isnan(values)
     if missing.any():
         _refuse_missing(spec, where, int(np.argmax(missing)))
+    if spec.datatype in INTEGER_DATATYPES:
+        fractional = ~missing & (values != np.floor(values))
+        if fractional.any():
+            row = int(np.argmax(fractional))
+            raise BadRequest(f"{where}: feature {spec.name!r} is {spec.datatype} in the model's signature, "
+                             f"got {values[row]!r} at row {row} (send whole numbers)")
     return values
 
 
@@ -132,6 +138,9 @@ def _check_value(value: Any, spec: FeatureSpec, index: int) -> Any:
         if not math.isfinite(value):
             raise BadRequest(f"{where}: feature {spec.name!r} is {value} (Infinity or a number too large, "
                              "e.g. 1e999); send finite numbers", status=422)
+        if spec.datatype in INTEGER_DATATYPES and value != int(value):
+            raise BadRequest(f"{where}: feature {spec.name!r} is {spec.datatype} in the model's signature, "
+                             f"got {value!r} (send whole numbers)", status=422)
         return value
     if spec.values == "string" and type(value) is not str:
         raise BadRequest(f"{where}: feature {spec.name!r} takes strings (the model's categories are "

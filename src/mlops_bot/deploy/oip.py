@@ -21,8 +21,8 @@ from typing import Any
 import numpy as np
 import orjson
 
-from mlops_bot.deploy.signature import FeatureSpec
 from mlops_bot.errors import MlopsError
+from mlops_bot.model_signature import ModelSignature, oip_datatype, plain
 
 # Datatypes of the protocol and their little-endian numpy layout (BYTES: length-prefixed strings).
 DATATYPES: dict[str, np.dtype[Any] | None] = {
@@ -43,12 +43,6 @@ class BadRequest(MlopsError):
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.status = status
-
-
-def plain(value: Any) -> Any:
-    """A numpy scalar as the Python value it holds; anything else unchanged."""
-    item = getattr(value, "item", None)
-    return item() if callable(item) else value
 
 
 # ---------------------------------------------------------------------------------- request types
@@ -329,16 +323,6 @@ def shown(value: Any) -> str:
 
 
 # ----------------------------------------------------------------------------------- responses
-def oip_datatype(values: list[Any]) -> str:
-    if all(isinstance(v, bool) for v in values):
-        return "BOOL"
-    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-        return "INT64"
-    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
-        return "FP64"
-    return "BYTES"
-
-
 @dataclass(frozen=True)
 class OutputTensor:
     name: str
@@ -394,13 +378,9 @@ def _to_bytes(tensor: OutputTensor) -> bytes:
     return np.asarray(tensor.data, dtype=dtype).tobytes()
 
 
-def model_metadata(name: str, versions: list[str], features: list[FeatureSpec], classes: list[Any] | None,
-                   has_proba: bool) -> dict[str, Any]:
-    """The model metadata response body."""
-    inputs = [{"name": f.name, "datatype": "FP64" if f.kind == "numeric" else "BYTES", "shape": [-1]}
-              for f in features]
-    output_type = oip_datatype(classes) if classes else "FP64"
-    outputs = [{"name": "predict", "datatype": output_type, "shape": [-1]}]
-    if has_proba:
-        outputs.append({"name": "predict_proba", "datatype": "FP64", "shape": [-1, len(classes or [])]})
-    return {"name": name, "versions": versions, "platform": "sklearn", "inputs": inputs, "outputs": outputs}
+def model_metadata(name: str, versions: list[str], signature: ModelSignature) -> dict[str, Any]:
+    """The model metadata response body: the version's signature (inputs and outputs)."""
+    inputs = [{"name": f.name, "datatype": f.datatype, "shape": list(f.shape)} for f in signature.inputs]
+    outputs = [{"name": o.name, "datatype": o.datatype, "shape": list(o.shape)} for o in signature.outputs]
+    return {"name": name, "versions": versions, "platform": signature.platform, "inputs": inputs,
+            "outputs": outputs}

@@ -28,6 +28,7 @@ from mlops_bot.deploy.model_input import records_of
 from mlops_bot.deploy.oip import BadRequest
 from mlops_bot.deploy.routing import RoutingRequest, VersionRef, route
 from mlops_bot.errors import MlopsError
+from mlops_bot.model_signature import SignatureMismatch, input_difference
 
 Proba = list[list[float]] | None
 # "optional": when the version has it (all outputs asked for); "required": asked for by name.
@@ -85,6 +86,8 @@ class ModelRouter:
 
             stable = obtain(request.stable)
             canary = obtain(request.canary)
+            if stable is not None and canary is not None:
+                refuse_mismatch(stable, canary)
             routing = Routing(stable=stable, canary=canary, weight=request.weight if canary else 0,
                               shadow=request.shadow and canary is not None)
             for model in known.values():
@@ -191,6 +194,15 @@ class ModelRouter:
         self._shadow_pool.shutdown(wait=True)
         for batcher in self._batchers.values():
             batcher.close()
+
+
+def refuse_mismatch(stable: LoadedModel, canary: LoadedModel) -> None:
+    """A canary must take the requests stable takes: clients are not told which one answers."""
+    difference = input_difference(stable.signature, canary.signature,
+                                  (f"stable {stable.version}", f"canary {canary.version}"))
+    if difference is not None:
+        raise SignatureMismatch(f"{canary.version} cannot be a canary of {stable.version}: their input "
+                                f"signatures differ ({difference})")
 
 
 class ServiceUnavailable(MlopsError):

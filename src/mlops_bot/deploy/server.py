@@ -314,4 +314,4 @@ def _metadata(name: str, routing: Routing) -> dict[str, Any]:
     stable = routing.stable
     assert stable is not None
     versions = [m.version for m in (routing.stable, routing.canary) if m]
-    return model_metadata(name, versions, stable.features, stable.classes, stable.has_proba)
+    return model_metadata(name, versions, stable.signature)

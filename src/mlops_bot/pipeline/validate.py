@@ -33,6 +33,7 @@ from mlops_bot.errors import DataError, MlopsError, TrainingError
 from mlops_bot.forge.base import Forge
 from mlops_bot.forge.select import forge_from_env
 from mlops_bot.model_file import load_model, save_model
+from mlops_bot.model_signature import SIGNATURE_FILE, signature_of
 from mlops_bot.pipeline import train as training
 from mlops_bot.pipeline.analyses import base_fairness, run_analyses
 from mlops_bot.pipeline.baseline import choose_baseline
@@ -105,6 +106,7 @@ def train_head(
     if config.train.builtin is not None:
         model, features = training.train_builtin(config, train)
         save_model(model, staging / "model.skops")
+        write_signature(model, features, staging)
         return training.predict(model, holdout, features, config.model.task)
     assert config.train.command is not None
     workdir = config.resolve(config.train.workdir)
@@ -137,6 +139,7 @@ def train_head(
         if model_path.resolve() != (staging / "model.skops").resolve() and model_path.suffix == ".skops":
             shutil.copyfile(model_path, staging / "model.skops")
         features = training.feature_columns(config, holdout)
+        write_signature(model, features, staging)
         return training.predict(model, holdout, features, config.model.task)
     if predictions_path.is_file():
         return training.read_predictions(predictions_path, holdout, config)
@@ -144,6 +147,12 @@ def train_head(
         f"training command succeeded but wrote neither {model_path} nor {predictions_path} "
         "(see the contract in docs/config.md)"
     )
+
+
+def write_signature(model: Any, features: list[str], staging: Path) -> None:
+    """staging/signature.json: the inputs and outputs the registered model is served with (its
+    feature columns when the model does not record them)."""
+    (staging / SIGNATURE_FILE).write_text(signature_of(model, features).to_json(), encoding="utf-8")
 
 
 def default_forge(environ: Mapping[str, str]) -> Forge | None:
@@ -196,7 +205,8 @@ def validate(
     gates_notice: str | None = None,
 ) -> ValidationRun:
     """Run the whole PR validation and write DIR/report.md, report.json, metrics.json, plots/*.png,
-    model.skops (when the model is a file), reference_profile.json and data_schema.json."""
+    model.skops and signature.json (when the model is a file), reference_profile.json and
+    data_schema.json."""
     environ = dict(os.environ if environ is None else environ)
     redaction.register_environ(environ)  # its tokens and keys are masked in the log, errors and report
     output = Path(output)

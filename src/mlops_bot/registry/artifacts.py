@@ -13,6 +13,7 @@ back) or a pushed tag with a complete draft (the next run publishes it).
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -30,7 +31,44 @@ from mlops_bot.checksums import (
 from mlops_bot.errors import ForgeError, IntegrityError, RegistryError
 from mlops_bot.forge.base import Forge, Release
 
-KNOWN_ASSETS = ("model.skops", "report.json", "model_card.md", "reference_profile.json", "data_schema.json")
+KNOWN_ASSETS = ("model.skops", "signature.json", "report.json", "model_card.md", "reference_profile.json",
+                "data_schema.json")
+
+
+MODEL_ASSETS = ("model.skops", "model.onnx")
+
+
+def with_signature(files: Mapping[str, Path], scratch: Path,
+                   extra_types: Iterable[str] = ()) -> dict[str, Path]:
+    """The assets to register, with the model's `signature.json`. A given one (what `validate`
+    wrote) must be a signature; it is checked against the model whenever the version is served, so
+    registering needs neither the model's framework nor loading a pull request's model in the job
+    that holds the write token. A missing one is read off the model into `scratch`: the model is
+    loaded through the allow-list (a bad model file or an untrusted type is refused here, before
+    anything is tagged). Assets without a model file are returned as they are."""
+    from mlops_bot.model_file import load_model
+    from mlops_bot.model_signature import SIGNATURE_FILE, parse_signature, signature_of
+
+    models = [name for name in MODEL_ASSETS if name in files]
+    if len(models) > 1:
+        raise RegistryError(f"a version has one model file; got {' and '.join(models)}")
+    out = dict(files)
+    given = files.get(SIGNATURE_FILE)
+    if given is not None:
+        source = f"artifact {SIGNATURE_FILE} ({given})"
+        try:
+            raw = json.loads(Path(given).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise RegistryError(f"{source} is not readable JSON: {exc}") from None
+        parse_signature(raw, source)
+        return out
+    if not models:
+        return out
+    model = load_model(files[models[0]], extra_types=extra_types)
+    written = Path(scratch) / SIGNATURE_FILE
+    written.write_text(signature_of(model).to_json(), encoding="utf-8")
+    out[SIGNATURE_FILE] = written
+    return out
 
 
 def checksums(files: Mapping[str, Path]) -> dict[str, str]:
