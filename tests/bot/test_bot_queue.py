@@ -5,6 +5,8 @@ One suite, run against both backends: the SQLite file and a real PostgreSQL serv
 from __future__ import annotations
 
 import threading
+import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -155,3 +157,46 @@ def test_worker_retries_a_job_after_a_forge_outage_with_backoff(make_queue: Make
     assert worker.drain() == 1
     assert queue.jobs()[0]["status"] == "done"
     assert [d["client_payload"]["delivery"] for d in forge.dispatches()] == ["d-1"]
+
+
+def test_one_running_job_per_repository_across_replicas(make_queue: MakeQueue) -> None:
+    """Two replicas (two queue connections), four workers each, claiming at once: a repository
+    never has two jobs running, however the claims interleave; every job is still handed out once."""
+    replicas = [make_queue(), make_queue()]
+    repos = ("acme/a", "acme/b", "acme/c")
+    for i in range(90):
+        replicas[0].enqueue(f"d-{i}", "issue_comment", b"{}", float(i), repo=repos[i % 3])
+    lock = threading.Lock()
+    running: Counter[str] = Counter()
+    overlaps: list[str] = []
+    taken: list[str] = []
+    repo_of = {f"d-{i}": repos[i % 3] for i in range(90)}
+
+    def work(queue: Any) -> None:
+        idle = 0
+        while idle < 50:
+            job = queue.claim(1000.0)
+            if job is None:
+                idle += 1
+                time.sleep(0.005)
+                continue
+            idle = 0
+            repo = repo_of[job.delivery]
+            with lock:
+                running[repo] += 1
+                if running[repo] > 1:
+                    overlaps.append(repo)
+                taken.append(job.delivery)
+            time.sleep(0.002)  # the job's work: long enough for the others to try this repository
+            with lock:
+                running[repo] -= 1
+            queue.complete(job.id, "done", "", 0.0, 1000.0)
+
+    threads = [threading.Thread(target=work, args=(queue,)) for queue in replicas for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert overlaps == []
+    assert sorted(taken) == sorted(repo_of)
+    assert replicas[1].counts() == {"done": 90}

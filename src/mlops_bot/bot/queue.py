@@ -7,7 +7,8 @@ several bot replicas share one queue). Semantics every backend keeps:
 - a delivery id is stored once, and so is an idempotency key (`events.event_key`): a redelivery or a
   replay under a new delivery id is answered `duplicate`;
 - a claim hands each job to one worker, oldest first, and never two jobs of one repository at once
-  (one repository's flood cannot occupy every worker);
+  (one repository's flood cannot occupy every worker): a partial unique index on the running
+  repository holds the rule across replicas, whose concurrent claims each see only committed rows;
 - a failure goes back to `pending` with exponential backoff until `max_attempts`, then `failed`;
   a job whose worker died counts that attempt too, so a job that kills its worker every time stops;
 - side effects are journalled per job (`step`), so a resumed job skips what it already did;

@@ -13,6 +13,7 @@ delivery is durable before the webhook answers 202, a journal step before the ne
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from mlops_bot.bot.queue import DURATION_BUCKETS, Job, JobStats
 from mlops_bot.errors import MlopsError
 
 T = TypeVar("T")
+log = logging.getLogger("mlops_bot.bot")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS mlops_bot_jobs (
@@ -61,6 +63,9 @@ CREATE TABLE IF NOT EXISTS mlops_bot_shared (
     value TEXT NOT NULL
 );
 """
+_ONE_RUNNING = ("CREATE UNIQUE INDEX IF NOT EXISTS mlops_bot_jobs_one_running ON mlops_bot_jobs (repo) "
+                "WHERE status = 'running' AND repo <> ''")
+CLAIM_TRIES = 8  # claims lost to another replica's claim of the same repository before giving up
 # Advisory locks share one key space per database: jobs use (class, job id) with our own class,
 # shared rows (class + 1, hash of the key) for the length of an update's transaction.
 _LOCK_CLASS = 0x6D6C6F70  # "mlop"
@@ -94,8 +99,21 @@ class PostgresQueue:
             self._admin.execute("SELECT pg_advisory_lock(%s, 0)", (_LOCK_CLASS,))  # one schema writer
             try:
                 self._admin.execute(_SCHEMA)
+                self._one_running_per_repository()
             finally:
                 self._admin.execute("SELECT pg_advisory_unlock(%s, 0)", (_LOCK_CLASS,))
+
+    def _one_running_per_repository(self) -> None:
+        """The rule "one running job per repository" as a constraint, so concurrent claims of
+        different replicas cannot both win (each sees only committed rows). A database where the
+        rule was broken before this index existed gets it once those jobs are over."""
+        import psycopg
+
+        try:
+            self._admin.execute(_ONE_RUNNING)
+        except psycopg.errors.UniqueViolation:
+            log.warning("one repository has several running jobs: the one-running-job index waits "
+                        "for them to finish (next start)")
 
     def _connect(self) -> Any:
         import psycopg
@@ -165,7 +183,23 @@ class PostgresQueue:
         if time.monotonic() >= self._next_orphan_check:
             self._next_orphan_check = time.monotonic() + self.orphan_check_seconds
             self.recover(now)
+        import psycopg
+
         conn = self._conn()
+        for _ in range(CLAIM_TRIES):
+            try:
+                row = self._claim_one(conn, now, owner)
+            except psycopg.errors.UniqueViolation:
+                # Another replica's claim of the same repository committed first (the
+                # mlops_bot_jobs_one_running index): the next try skips that repository.
+                continue
+            if row is None:
+                return None
+            return Job(id=int(row[0]), delivery=row[1], event=row[2], payload=bytes(row[3]),
+                       attempts=int(row[4]), received_at=float(row[5]))
+        return None
+
+    def _claim_one(self, conn: Any, now: float, owner: str) -> Any:
         with conn.transaction():
             row = conn.execute(
                 "UPDATE mlops_bot_jobs SET status='running', attempts=attempts+1, started_at=%s, "
@@ -176,11 +210,9 @@ class PostgresQueue:
                 "RETURNING id, delivery, event, payload, attempts, received_at",
                 (now, owner, now),
             ).fetchone()
-            if row is None:
-                return None
-            conn.execute("SELECT pg_advisory_lock(%s, %s)", (_LOCK_CLASS, row[0]))
-        return Job(id=int(row[0]), delivery=row[1], event=row[2], payload=bytes(row[3]),
-                   attempts=int(row[4]), received_at=float(row[5]))
+            if row is not None:
+                conn.execute("SELECT pg_advisory_lock(%s, %s)", (_LOCK_CLASS, row[0]))
+        return row
 
     def _release(self, job_id: int) -> None:
         self._conn().execute("SELECT pg_advisory_unlock(%s, %s)", (_LOCK_CLASS, job_id))
