@@ -65,6 +65,8 @@ from mlops_bot.errors import IntegrityError
 from mlops_bot.model_structure import check_trees
 from mlops_bot.onnx_model import ONNX_SUFFIXES, load_onnx
 
+# A registered version's model file: one of these names, in its folder and among its release assets.
+MODEL_FILE_NAMES = ("model.skops", "model.onnx")
 SKOPS_SUFFIXES = (".skops",)
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
 

@@ -147,6 +147,10 @@ def check_model(signature: ModelSignature, model: Any, source: str) -> None:
             f"{source} lists the inputs {', '.join(declared) or '(none)'} but the model was fitted on "
             f"{', '.join(str(n) for n in names)}; the signature does not belong to this model"
         )
+    width = getattr(model, "n_features_in_", None)
+    if names is None and isinstance(width, int) and width != len(declared):
+        raise IntegrityError(f"{source} lists {len(declared)} input(s) but the model takes {width} "
+                             "feature(s); the signature does not belong to this model")
     classes = model_classes(model)
     if signature.classes is not None and classes is not None and signature.classes != classes:
         raise IntegrityError(f"{source} gives the classes {signature.classes} but the model predicts "

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from mlops_bot.errors import IntegrityError
+from mlops_bot.model_signature import FeatureSpec
 
 ONNX_SUFFIXES = (".onnx",)
 _DTYPES = {
@@ -29,6 +30,8 @@ _DTYPES = {
     "tensor(string)": object,
     "tensor(bool)": np.bool_,
 }
+_OIP_TYPES = {"tensor(float)": "FP32", "tensor(double)": "FP64", "tensor(int64)": "INT64",
+              "tensor(int32)": "INT32", "tensor(string)": "BYTES", "tensor(bool)": "BOOL"}
 
 
 class OnnxModel:
@@ -52,6 +55,25 @@ class OnnxModel:
         self.classes_ = np.asarray(_class_labels(data, self.outputs))
         if len(self.inputs) > 1:
             self.feature_names_in_ = np.asarray([i.name for i in self.inputs], dtype=object)
+        else:
+            width = _width(self.inputs[0])
+            if width is not None:
+                self.n_features_in_ = width
+
+    def signature_inputs(self, feature_names: list[str] | None = None) -> list[FeatureSpec]:
+        """The model's inputs as features, from the graph: one per input tensor (named like it),
+        or, for one [rows, k] tensor, the k table columns in order (`feature_names` when given
+        and k long, else `NAME_0` .. `NAME_k-1`). Datatypes from the tensor types (tensor(float) is
+        FP32); a string tensor is a categorical feature of strings. Missing values are refused:
+        nothing says the graph imputes them."""
+        if len(self.inputs) > 1:
+            return [_feature(i.name, i.type) for i in self.inputs]
+        spec = self.inputs[0]
+        width = _width(spec) or (len(feature_names) if feature_names else 1)
+        names = list(feature_names or [])
+        if len(names) != width:
+            names = [f"{spec.name}_{j}" for j in range(width)]
+        return [_feature(name, spec.type) for name in names]
 
     def _feed(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
         if len(self.inputs) == 1:
@@ -91,6 +113,22 @@ class OnnxClassifier(OnnxModel):
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         return np.asarray(self._run(frame)[1], dtype=np.float64)
+
+
+def _width(spec: Any) -> int | None:
+    """k of a [rows, k] input tensor whose k the graph fixes."""
+    shape = list(spec.shape or [])
+    return shape[1] if len(shape) == 2 and isinstance(shape[1], int) else None
+
+
+def _feature(name: str, tensor_type: str) -> FeatureSpec:
+    datatype = _OIP_TYPES.get(tensor_type)
+    if datatype is None:
+        raise IntegrityError(f"the ONNX model's input {name!r} is a {tensor_type}; mlops-bot serves float, "
+                             "double, integer, bool and string tensors")
+    if datatype == "BYTES":
+        return FeatureSpec(name=name, kind="categorical", values="string", datatype="BYTES")
+    return FeatureSpec(name=name, datatype=datatype)
 
 
 def _class_labels(data: bytes, outputs: list[Any]) -> list[Any]:

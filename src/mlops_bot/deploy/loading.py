@@ -14,7 +14,7 @@ import pandas as pd
 from mlops_bot.checksums import SUMS_NAME, mismatch, read_sums, sha256_file
 from mlops_bot.deploy.metrics import VersionRecorder
 from mlops_bot.errors import IntegrityError
-from mlops_bot.model_file import load_verified
+from mlops_bot.model_file import MODEL_FILE_NAMES, load_verified
 from mlops_bot.model_signature import (
     SIGNATURE_FILE,
     ModelSignature,
@@ -25,9 +25,7 @@ from mlops_bot.model_signature import (
     signature_of,
 )
 
-MODEL_FILE = "model.skops"
-ONNX_FILE = "model.onnx"
-MODEL_FILES = (MODEL_FILE, ONNX_FILE)
+MODEL_FILE, ONNX_FILE = MODEL_FILE_NAMES
 
 
 class LoadedModel:
@@ -59,7 +57,7 @@ def model_file_in(path: Path) -> Path:
     """The model file of a version folder (model.skops or model.onnx), or the file itself."""
     if not path.is_dir():
         return path
-    found = [path / name for name in MODEL_FILES if (path / name).is_file()]
+    found = [path / name for name in MODEL_FILE_NAMES if (path / name).is_file()]
     if len(found) > 1:
         raise IntegrityError(f"{path} holds both {MODEL_FILE} and {ONNX_FILE}; a version has one model file")
     return found[0] if found else path / MODEL_FILE

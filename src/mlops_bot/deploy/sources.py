@@ -1,5 +1,5 @@
 """Where the controller gets model versions: the registry (checksum-verified release assets), or a
-plain directory of `VERSION/model.skops` folders for local runs and tests."""
+plain directory of `VERSION/model.skops` (or `model.onnx`) folders for local runs and tests."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Protocol
 
 from mlops_bot.checksums import verify_folder
 from mlops_bot.errors import RegistryError
+from mlops_bot.model_file import MODEL_FILE_NAMES as MODEL_FILES
 
 
 class ModelSource(Protocol):
@@ -30,11 +31,12 @@ class RegistrySource:
 
     def fetch(self, name: str, version: str, dest: Path) -> Path:
         target = dest / name.replace("/", "_") / version
-        if (target / "model.skops").is_file():
+        cached = [file for file in MODEL_FILES if (target / file).is_file()]
+        if cached:
             # A cached download is re-verified against the digests the register tag recorded, every
             # time: the cache is a folder anyone with disk access could have edited since.
             expected = self.registry.checksums_of(name, version)  # type: ignore[attr-defined]
-            verify_folder(target, expected or None, require=["model.skops"])
+            verify_folder(target, expected or None, require=cached)
             return target
         if target.exists():
             shutil.rmtree(target)
@@ -55,6 +57,6 @@ class DirectorySource:
 
     def fetch(self, name: str, version: str, dest: Path) -> Path:
         path = self.root / version
-        if not (path / "model.skops").is_file():
-            raise RegistryError(f"{path} holds no model.skops")
+        if not any((path / file).is_file() for file in MODEL_FILES):
+            raise RegistryError(f"{path} holds no {' or '.join(MODEL_FILES)}")
         return path

@@ -13,7 +13,7 @@ import pandas as pd
 from mlops_bot.analysis.profile import ReferenceProfile
 from mlops_bot.config import MlopsConfig
 from mlops_bot.errors import DataError, MlopsError, TrainingError
-from mlops_bot.model_file import load_model, load_verified
+from mlops_bot.model_file import MODEL_FILE_NAMES, load_model, load_verified
 from mlops_bot.pipeline import train as training
 from mlops_bot.pipeline.evaluate import Predictions
 from mlops_bot.pipeline.params import Scalar, params_from_report
@@ -90,7 +90,9 @@ def registry_baseline(config: MlopsConfig, dest: Path, forge: Any) -> RegistryBa
     profile_path = folder / "reference_profile.json"
     profile = ReferenceProfile.load(profile_path) if profile_path.is_file() else None
     # The very bytes loaded are hashed against the register tag's digests (not only at download).
-    model = load_verified(folder / "model.skops", registry.checksums_of(config.model.name, version),
+    model_path = next((folder / name for name in MODEL_FILE_NAMES if (folder / name).is_file()),
+                      folder / "model.skops")  # a missing model file is load_verified's error
+    model = load_verified(model_path, registry.checksums_of(config.model.name, version),
                           extra_types=config.model.trusted_types)
     return RegistryBaseline(model, version, profile, params_from_report(folder / "report.json"))
 

@@ -138,6 +138,8 @@ def train_head(
         model = load_model(model_path, extra_types=config.model.trusted_types)
         if model_path.resolve() != (staging / "model.skops").resolve() and model_path.suffix == ".skops":
             shutil.copyfile(model_path, staging / "model.skops")
+        elif model_path.suffix == ".onnx":  # registered and served as it is, with onnxruntime
+            shutil.copyfile(model_path, staging / "model.onnx")
         features = training.feature_columns(config, holdout)
         write_signature(model, features, staging)
         return training.predict(model, holdout, features, config.model.task)
@@ -205,7 +207,7 @@ def validate(
     gates_notice: str | None = None,
 ) -> ValidationRun:
     """Run the whole PR validation and write DIR/report.md, report.json, metrics.json, plots/*.png,
-    model.skops and signature.json (when the model is a file), reference_profile.json and
+    model.skops or model.onnx and signature.json (when the model is a file), reference_profile.json and
     data_schema.json."""
     environ = dict(os.environ if environ is None else environ)
     redaction.register_environ(environ)  # its tokens and keys are masked in the log, errors and report

@@ -31,11 +31,8 @@ from mlops_bot.checksums import (
 from mlops_bot.errors import ForgeError, IntegrityError, RegistryError
 from mlops_bot.forge.base import Forge, Release
 
-KNOWN_ASSETS = ("model.skops", "signature.json", "report.json", "model_card.md", "reference_profile.json",
-                "data_schema.json")
-
-
-MODEL_ASSETS = ("model.skops", "model.onnx")
+KNOWN_ASSETS = ("model.skops", "model.onnx", "signature.json", "report.json", "model_card.md",
+                "reference_profile.json", "data_schema.json")
 
 
 def with_signature(files: Mapping[str, Path], scratch: Path,
@@ -46,10 +43,10 @@ def with_signature(files: Mapping[str, Path], scratch: Path,
     that holds the write token. A missing one is read off the model into `scratch`: the model is
     loaded through the allow-list (a bad model file or an untrusted type is refused here, before
     anything is tagged). Assets without a model file are returned as they are."""
-    from mlops_bot.model_file import load_model
+    from mlops_bot.model_file import MODEL_FILE_NAMES, load_model
     from mlops_bot.model_signature import SIGNATURE_FILE, parse_signature, signature_of
 
-    models = [name for name in MODEL_ASSETS if name in files]
+    models = [name for name in MODEL_FILE_NAMES if name in files]
     if len(models) > 1:
         raise RegistryError(f"a version has one model file; got {' and '.join(models)}")
     out = dict(files)
