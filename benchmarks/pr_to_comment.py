@@ -15,6 +15,7 @@ subtracted. The anchor, measured side by side when it installs here, is CML's se
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
@@ -121,11 +122,14 @@ def main() -> int:
         rows = []
         for index in range(1 + args.runs):
             label = "cold" if index == 0 else f"warm {index}"
+            load_before = os.getloadavg()[0]
             result = pr_to_comment(Path(tmp) / f"run-{index}", uv_cache)
             rows.append((label, result))
             print(f"ours {label}: PR to comment {result['total']:.1f} s, of which install "
                   f"{result['install']:.1f} s, training {result['training']:.2f} s -> "
-                  f"{result['total'] - result['training']:.1f} s without training", flush=True)
+                  f"{result['total'] - result['training']:.1f} s without training "
+                  f"(1-min load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after, "
+                  f"{os.cpu_count()} cores)", flush=True)
         if not args.no_cml:
             for label in ("cold", "warm"):
                 seconds = cml_setup(npm_cache)

@@ -237,6 +237,14 @@ def test_baseline_metrics_file_is_read_from_the_base_tree(tmp_path: Path,
     _git(root, "rm", "-q", "baseline/metrics.json")  # absent on the PR: main's file still counts
     _git(root, "commit", "-q", "-m", "no baseline file")
     assert validate(tmp_path / "gone", "--base-ref", "main")["metrics"]["accuracy"]["base"] == 0.99
+    # --base-ref alone also brings main's gates (the validate action passes only it).
+    lowered = yaml.safe_load(config.read_text())
+    lowered["gates"]["roc_auc"] = {"min": 0}
+    config.write_text(yaml.safe_dump(lowered, sort_keys=False))
+    _git(root, "commit", "-q", "-am", "my own gate")
+    judged = validate(tmp_path / "gates", "--base-ref", "main", "--base-name", "main")
+    assert "judged by main's" in judged["gates_notice"]
+    assert next(g["rule"] for g in judged["gates"] if g["metric"] == "roc_auc") == ">= 0.6"
 
     # The comment job, given the PR's own report (base 0.1): main's numbers are posted.
     _git(root, "checkout", "-q", "main")
@@ -253,3 +261,26 @@ def test_baseline_metrics_file_is_read_from_the_base_tree(tmp_path: Path,
     posted = json.loads((tmp_path / "own" / "report.json").read_text())
     assert posted["metrics"]["accuracy"]["base"] == 0.99 and posted["metrics"]["accuracy"]["ci"] is None
     assert run["conclusion"] == "failure"
+
+
+def test_the_base_config_is_read_from_git_with_its_per_model_folder(tmp_path: Path) -> None:
+    """A repository that keeps one file per model under .github/mlops/: the base commit's models are
+    read from git objects, whatever the checkout holds."""
+    from mlops_bot.pipeline import base_tree
+
+    root = tmp_path / "repo"
+    root.mkdir()
+    config = _validate_tests()._project(root)
+    folder = root / ".github" / "mlops"
+    folder.mkdir()
+    config.rename(folder / "credit-risk.yml")
+    _git(root, "init", "-q", "-b", "main")
+    _git(root, "add", "-A")
+    _git(root, "commit", "-q", "-m", "one file per model")
+    (folder / "credit-risk.yml").write_text("not: [a, valid config")  # the checkout does not count
+    models = base_tree.models_at(root, "main")
+    assert models is not None and [m.model.name for m in models] == ["credit-risk"]
+    assert models[0].gates["roc_auc"].min == 0.6 and models[0].root == root
+    assert base_tree.model_named(models, "other") is models[0]  # one model: even if renamed
+    assert base_tree.model_named(models, "other", by_name=True) is None
+    assert base_tree.models_at(root, "main", "config/none.yml") is None
