@@ -98,7 +98,7 @@ def test_base_metrics_file_with_a_non_number_is_a_user_error(tmp_path: Path,
     base = tmp_path / "base.json"
     base.write_text(json.dumps({"accuracy": "0.99", "roc_auc": 0.5}))
     assert _cli(config, tmp_path / "out", "--base-metrics", str(base)) == 2
-    assert "accuracy is '0.99'; expected a number" in capsys.readouterr().err
+    assert "metric 'accuracy' is '0.99'; expected a finite number" in capsys.readouterr().err
 
 
 def test_regression_task(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ from mlops_bot.analysis.profile import PROFILE_FILENAME, ReferenceProfile
 from mlops_bot.config import ColumnDriftOverride, DataGates, DriftSection, MlopsConfig, MonitorSection
 from mlops_bot.errors import DataError, MlopsError
 from mlops_bot.pipeline.evaluate import Predictions, evaluate, lower_is_better, make_target, task_metrics
+from mlops_bot.pipeline.report_metrics import metrics_from_report
 
 LOG_COLUMNS = frozenset({"request_id", "timestamp", "model", "version", "prediction", "label", "label_ts"})
 Status = Literal["ok", "decayed", "insufficient_data"]
@@ -262,13 +263,9 @@ def _data_checks(schema: DataSchema, batch: pd.DataFrame, gates: DataGates | Non
 
 
 def registered_metrics_from_report(report: dict[str, Any]) -> dict[str, float]:
-    """The head values of a release's report.json (`metrics: {NAME: {base, head, diff, ci}}`)."""
-    out: dict[str, float] = {}
-    for name, entry in (report.get("metrics") or {}).items():
-        value = entry.get("head") if isinstance(entry, dict) else entry
-        if isinstance(value, int | float) and not isinstance(value, bool) and np.isfinite(value):
-            out[str(name)] = float(value)
-    return out
+    """The head values of a release's report.json (`metrics: {NAME: {base, head, diff, ci}}`),
+    read by `pipeline.report_metrics` (one rule for bad values)."""
+    return metrics_from_report(report, "the registered version's report.json")
 
 
 # ------------------------------------------------------------------------------------- I/O edge

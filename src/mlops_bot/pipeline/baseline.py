@@ -3,7 +3,6 @@ or none, in that order. Reads models and metrics (I/O edge); the choice itself i
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from mlops_bot.model_file import MODEL_FILE_NAMES, load_model, load_verified
 from mlops_bot.pipeline import train as training
 from mlops_bot.pipeline.evaluate import Predictions
 from mlops_bot.pipeline.params import Scalar, params_from_report
+from mlops_bot.pipeline.report_metrics import read_metrics_file
 from mlops_bot.pipeline.result import Baseline
 from mlops_bot.registry.registry import Registry
 
@@ -44,28 +44,9 @@ class ChosenBaseline:
 
 
 def read_base_metrics(path: Path) -> dict[str, float]:
-    """A `metrics.json` ({name: value}), or a report.json ({"metrics": {name: {"head": ...}}})."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"base metrics file {path} does not exist") from None
-    except (OSError, ValueError) as exc:
-        raise DataError(f"base metrics file {path} is not valid JSON: {exc}") from None
-    if isinstance(data, dict) and isinstance(data.get("metrics"), dict):
-        data = data["metrics"]
-    if not isinstance(data, dict):
-        raise DataError(f"base metrics file {path}: expected an object of metric name -> number")
-    out: dict[str, float] = {}
-    for name, value in data.items():
-        if isinstance(value, dict):
-            value = value.get("head")
-        if value is None:  # a report.json metric the head could not compute
-            continue
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            # Skipping it would silently turn the comparison into "no baseline" for this metric.
-            raise DataError(f"base metrics file {path}: {name} is {value!r}; expected a number")
-        out[str(name)] = float(value)
-    return out
+    """A `metrics.json` ({name: value}), or a report.json ({"metrics": {name: {"head": ...}}}):
+    `report_metrics` reads it (one rule for bad values)."""
+    return read_metrics_file(path, "base metrics file")
 
 
 def predict_with_model(model: Any, holdout: pd.DataFrame, config: MlopsConfig) -> Predictions:

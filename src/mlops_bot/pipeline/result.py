@@ -5,6 +5,7 @@ One pydantic model so the JSON, the markdown comment and the check run all show 
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -61,4 +62,5 @@ class ValidationReport(BaseModel):
 
     def head_metrics(self) -> dict[str, float]:
         """The flat `metrics.json` written beside the report (the next PR's base metrics)."""
-        return {k: v.head for k, v in self.metrics.items() if v.head is not None}
+        # A non-finite value is "not computed", as pydantic writes it in report.json (null).
+        return {k: v.head for k, v in self.metrics.items() if v.head is not None and math.isfinite(v.head)}
