@@ -126,14 +126,15 @@ def test_promote_on_a_pr_whose_head_is_unregistered_is_refused(world: World) -> 
 
 
 def test_promote_outside_a_pr_keeps_the_latest_version(world: World) -> None:
-    from mlops_bot.bot.handlers import CommentCommand, version_at_commit
+    from mlops_bot.bot.registry_commands import default_version, version_at_commit
+    from mlops_bot.bot.routing import CommentCommand
 
     registry = world.registry()
     assert version_at_commit(registry, "churn", registered_commit(world, "v1.0.0")) == "v1.0.0"
     assert version_at_commit(registry, "churn", "0" * 40) is None
     assert version_at_commit(registry, "nosuch", "0" * 40) is None
     request = CommentCommand(REPO, world.pr, 1, "alice", "/promote", pull_request=False)
-    assert EventHandler._default_version("churn", request, world.forge, registry) == "v1.2.0"
+    assert default_version("churn", request, world.forge, registry) == "v1.2.0"
     decision = route("issue_comment", world.comment("/promote"), BotSection())
     assert isinstance(decision, CommentCommand) and decision.pull_request
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from mlops_bot import config_yaml, redaction
-from mlops_bot.bot.handlers import ModelSettings, RepoSettings
+from mlops_bot.bot.routing import ModelSettings, RepoSettings
 from mlops_bot.config import DEFAULT_CONFIG_PATH, ConfigDocument, models_dir, parse_models
 from mlops_bot.errors import ForgeError, MlopsError
 
