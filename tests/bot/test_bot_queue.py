@@ -200,3 +200,18 @@ def test_one_running_job_per_repository_across_replicas(make_queue: MakeQueue) -
     assert overlaps == []
     assert sorted(taken) == sorted(repo_of)
     assert replicas[1].counts() == {"done": 90}
+
+
+def test_a_job_whose_worker_keeps_dying_fails_saying_so(make_queue: MakeQueue) -> None:
+    queue = make_queue(max_attempts=2)
+    queue.enqueue("d", "push", b"{}", 0.0)
+    for attempt in (1, 2):
+        job = queue.claim(float(attempt))
+        assert job is not None and job.attempts == attempt
+        queue.close()  # the worker dies with its job running
+        queue = make_queue(max_attempts=2)
+        assert queue.recover(float(attempt)) == 1
+    row = queue.jobs()[0]
+    assert row["status"] == "failed"
+    assert row["error"] == ("the worker died during this job 2 time(s) "
+                            "(killed, out of memory or past its time limit)")

@@ -19,7 +19,8 @@ several bot replicas share one queue). Semantics every backend keeps:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import json
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
@@ -94,6 +95,54 @@ class JobQueue(Protocol):
     def stats(self) -> JobStats: ...
     def jobs(self) -> list[dict[str, Any]]: ...
     def close(self) -> None: ...
+
+
+# ------------------------------------------------------------------ what both backends share
+JOB_FIELDS = ("id", "delivery", "event", "status", "attempts", "outcome", "error")  # jobs() rows
+WORKER_DIED = ("the worker died during this job {attempts} time(s) "
+               "(killed, out of memory or past its time limit)")
+DONE, STARTED = "done", "started"  # journal step states
+
+
+def job_from_row(row: Sequence[Any]) -> Job:
+    """A claimed job from `RETURNING id, delivery, event, payload, attempts, received_at`."""
+    return Job(id=int(row[0]), delivery=str(row[1]), event=str(row[2]), payload=bytes(row[3]),
+               attempts=int(row[4]), received_at=float(row[5]))
+
+
+def after_failure(attempts: int, max_attempts: int, retry_seconds: float, now: float) -> tuple[str, float]:
+    """A failed attempt's next status and when the job may run again: back to `pending` with an
+    exponential backoff (`retry_seconds`, doubled per attempt) while attempts remain, else `failed`."""
+    status = "pending" if attempts < max_attempts else "failed"
+    return status, now + retry_seconds * 2 ** max(attempts - 1, 0)
+
+
+def journal_step(found: tuple[str, str] | None, record: Callable[[object, str], None],
+                 action: Callable[[], T], verify: Callable[[], T | None] | None) -> T:
+    """One journalled side effect, given its recorded (result JSON, state) row: the recorded result
+    when done; else, when a crash came between an effect and its record, what `verify` finds; else
+    the intent recorded first, the effect, then its result. Results must be JSON-serialisable."""
+    if found is not None and found[1] == DONE:
+        value: T = json.loads(found[0])
+        return value
+    if found is not None and verify is not None:
+        seen = verify()
+        if seen is not None:
+            record(seen, DONE)
+            return seen
+    record(None, STARTED)
+    result = action()
+    record(result, DONE)
+    return result
+
+
+def changed_row(stored: str | None, change: Callable[[dict[str, Any] | None], dict[str, Any] | None]
+                ) -> tuple[dict[str, Any] | None, str | None, bool]:
+    """`update_shared`'s decision from the stored JSON: the new row, its JSON (None: delete) and
+    whether anything is to be written."""
+    before = json.loads(stored) if stored is not None else None
+    after = change(before)
+    return after, (json.dumps(after) if after is not None else None), after != before
 
 
 def open_queue(state_dir: Path, environ: Mapping[str, str], *, server: bool = False) -> JobQueue:

@@ -19,7 +19,17 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from mlops_bot.bot.queue import DURATION_BUCKETS, Job, JobStats
+from mlops_bot.bot.queue import (
+    DURATION_BUCKETS,
+    JOB_FIELDS,
+    WORKER_DIED,
+    Job,
+    JobStats,
+    after_failure,
+    changed_row,
+    job_from_row,
+    journal_step,
+)
 from mlops_bot.errors import MlopsError
 
 T = TypeVar("T")
@@ -168,11 +178,10 @@ class PostgresQueue:
                     cursor = admin.execute(
                         "UPDATE mlops_bot_jobs SET "
                         "status = CASE WHEN attempts >= %s THEN 'failed' ELSE 'pending' END, "
-                        "error = CASE WHEN attempts >= %s THEN 'the worker died during this job ' "
-                        "|| attempts || ' time(s) (killed, out of memory or past its time limit)' "
+                        "error = CASE WHEN attempts >= %s THEN REPLACE(%s, '{attempts}', attempts::text) "
                         "ELSE error END, "
                         "failures = failures + 1, finished_at = %s WHERE id = %s AND status = 'running'",
-                        (self.max_attempts, self.max_attempts, now, job_id),
+                        (self.max_attempts, self.max_attempts, WORKER_DIED, now, job_id),
                     )
                     recovered += cursor.rowcount
                 finally:
@@ -195,8 +204,7 @@ class PostgresQueue:
                 continue
             if row is None:
                 return None
-            return Job(id=int(row[0]), delivery=row[1], event=row[2], payload=bytes(row[3]),
-                       attempts=int(row[4]), received_at=float(row[5]))
+            return job_from_row(row)
         return None
 
     def _claim_one(self, conn: Any, now: float, owner: str) -> Any:
@@ -229,8 +237,7 @@ class PostgresQueue:
         conn = self._conn()
         row = conn.execute("SELECT attempts FROM mlops_bot_jobs WHERE id=%s", (job_id,)).fetchone()
         attempts = int(row[0]) if row is not None else self.max_attempts
-        status = "pending" if attempts < self.max_attempts else "failed"
-        retry_at = now + self.retry_seconds * 2 ** max(attempts - 1, 0)
+        status, retry_at = after_failure(attempts, self.max_attempts, self.retry_seconds, now)
         conn.execute(
             "UPDATE mlops_bot_jobs SET status=%s, error=%s, finished_at=%s, available_at=%s, "
             "failures=failures+1 WHERE id=%s",
@@ -251,22 +258,11 @@ class PostgresQueue:
     # ------------------------------------------------------------------------------ journal
     def step(self, job_id: int, name: str, action: Callable[[], T],
              verify: Callable[[], T | None] | None = None) -> T:
-        conn = self._conn()
-        row = conn.execute(
+        row = self._conn().execute(
             "SELECT result, state FROM mlops_bot_steps WHERE job_id=%s AND step=%s", (job_id, name)
         ).fetchone()
-        if row is not None and row[1] == "done":
-            value: T = json.loads(row[0])
-            return value
-        if row is not None and verify is not None:
-            found = verify()
-            if found is not None:
-                self._record(job_id, name, found, "done")
-                return found
-        self._record(job_id, name, None, "started")
-        result = action()
-        self._record(job_id, name, result, "done")
-        return result
+        return journal_step(row, lambda result, state: self._record(job_id, name, result, state),
+                            action, verify)
 
     def _record(self, job_id: int, name: str, result: object, state: str) -> None:
         self._conn().execute(
@@ -286,14 +282,12 @@ class PostgresQueue:
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_LOCK_CLASS + 1, key))
             row = conn.execute("SELECT value FROM mlops_bot_shared WHERE key=%s", (key,)).fetchone()
-            before = json.loads(row[0]) if row is not None else None
-            after = change(before)
-            if after is None:
+            after, text, write = changed_row(row[0] if row is not None else None, change)
+            if text is None:
                 conn.execute("DELETE FROM mlops_bot_shared WHERE key=%s", (key,))
-            elif after != before:
+            elif write:
                 conn.execute("INSERT INTO mlops_bot_shared (key, value) VALUES (%s, %s) "
-                             "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
-                             (key, json.dumps(after)))
+                             "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value", (key, text))
         return after
 
     def take(self, key: str, now: float, seconds: float) -> float:
@@ -351,5 +345,4 @@ class PostgresQueue:
         rows = self._conn().execute(
             "SELECT id, delivery, event, status, attempts, outcome, error FROM mlops_bot_jobs ORDER BY id"
         ).fetchall()
-        keys = ("id", "delivery", "event", "status", "attempts", "outcome", "error")
-        return [dict(zip(keys, row, strict=True)) for row in rows]
+        return [dict(zip(JOB_FIELDS, row, strict=True)) for row in rows]

@@ -18,7 +18,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from mlops_bot.bot.queue import DURATION_BUCKETS, Job, JobStats
+from mlops_bot.bot.queue import (
+    DURATION_BUCKETS,
+    JOB_FIELDS,
+    WORKER_DIED,
+    Job,
+    JobStats,
+    after_failure,
+    changed_row,
+    job_from_row,
+    journal_step,
+)
 
 T = TypeVar("T")
 
@@ -145,10 +155,9 @@ class SqliteQueue:
         dead worker made counts: a job that reached `max_attempts` this way is `failed`."""
         cursor = self._conn().execute(
             "UPDATE jobs SET status = CASE WHEN attempts >= ? THEN 'failed' ELSE 'pending' END, "
-            "error = CASE WHEN attempts >= ? THEN 'the worker died during this job ' || attempts || "
-            "' time(s) (killed, out of memory or past its time limit)' ELSE error END, "
+            "error = CASE WHEN attempts >= ? THEN REPLACE(?, '{attempts}', attempts) ELSE error END, "
             "failures = failures + 1, finished_at = ? WHERE status='running'",
-            (self.max_attempts, self.max_attempts, now),
+            (self.max_attempts, self.max_attempts, WORKER_DIED, now),
         )
         return cursor.rowcount
 
@@ -167,8 +176,7 @@ class SqliteQueue:
         ).fetchone()
         if row is None:
             return None
-        return Job(id=row[0], delivery=row[1], event=row[2], payload=bytes(row[3]), attempts=row[4],
-                   received_at=row[5])
+        return job_from_row(row)
 
     def complete(self, job_id: int, result: str, detail: str, seconds: float, now: float) -> None:
         """Record a finished job: `result` is the handler's outcome status (done, ignored, ...)."""
@@ -184,8 +192,7 @@ class SqliteQueue:
         conn = self._conn()
         row = conn.execute("SELECT attempts FROM jobs WHERE id=?", (job_id,)).fetchone()
         attempts = int(row[0]) if row is not None else self.max_attempts
-        status = "pending" if attempts < self.max_attempts else "failed"
-        retry_at = now + self.retry_seconds * 2 ** max(attempts - 1, 0)
+        status, retry_at = after_failure(attempts, self.max_attempts, self.retry_seconds, now)
         conn.execute(
             "UPDATE jobs SET status=?, error=?, finished_at=?, available_at=?, failures=failures+1 "
             "WHERE id=?",
@@ -209,22 +216,11 @@ class SqliteQueue:
         repeating it. The intent is recorded first; if a crash came between the effect and its
         record, `verify` (when given) finds the effect instead of repeating it. Results must be
         JSON-serialisable."""
-        conn = self._conn()
-        row = conn.execute(
+        row = self._conn().execute(
             "SELECT result, state FROM journal.steps WHERE job_id=? AND step=?", (job_id, name)
         ).fetchone()
-        if row is not None and row[1] == "done":
-            value: T = json.loads(row[0])
-            return value
-        if row is not None and verify is not None:
-            found = verify()
-            if found is not None:
-                self._record(job_id, name, found, "done")
-                return found
-        self._record(job_id, name, None, "started")
-        result = action()
-        self._record(job_id, name, result, "done")
-        return result
+        return journal_step(row, lambda result, state: self._record(job_id, name, result, state),
+                            action, verify)
 
     def _record(self, job_id: int, name: str, result: object, state: str) -> None:
         self._conn().execute(
@@ -243,13 +239,11 @@ class SqliteQueue:
         conn.execute("BEGIN IMMEDIATE")  # the write lock: no other process updates meanwhile
         try:
             row = conn.execute("SELECT value FROM shared WHERE key=?", (key,)).fetchone()
-            before = json.loads(row[0]) if row is not None else None
-            after = change(before)
-            if after is None:
+            after, text, write = changed_row(row[0] if row is not None else None, change)
+            if text is None:
                 conn.execute("DELETE FROM shared WHERE key=?", (key,))
-            elif after != before:
-                conn.execute("INSERT OR REPLACE INTO shared (key, value) VALUES (?, ?)",
-                             (key, json.dumps(after)))
+            elif write:
+                conn.execute("INSERT OR REPLACE INTO shared (key, value) VALUES (?, ?)", (key, text))
         except BaseException:
             conn.execute("ROLLBACK")
             raise
@@ -315,5 +309,4 @@ class SqliteQueue:
         rows = self._conn().execute(
             "SELECT id, delivery, event, status, attempts, outcome, error FROM jobs ORDER BY id"
         ).fetchall()
-        keys = ("id", "delivery", "event", "status", "attempts", "outcome", "error")
-        return [dict(zip(keys, row, strict=True)) for row in rows]
+        return [dict(zip(JOB_FIELDS, row, strict=True)) for row in rows]
