@@ -140,6 +140,16 @@ LIGHTGBM_TYPES: frozenset[str] = frozenset({
     "collections.OrderedDict",
 })
 
+# CatBoost's scikit-learn API (extra `mlops-bot[catboost]`), listed from `get_untrusted_types` of
+# fitted classifiers (binary, multiclass, with categorical features) and regressors, alone and inside
+# a Pipeline, with catboost 1.2: the estimator is rebuilt from its attributes and its `__setstate__`
+# hands the saved model bytes to CatBoost's own binary model parser (`_load_from_string`, the .cbm
+# format); no pickle and no Python code from the file.
+CATBOOST_TYPES: frozenset[str] = frozenset({
+    "catboost.core.CatBoostClassifier",
+    "catboost.core.CatBoostRegressor",
+})
+
 FRAMEWORK_TYPES: Mapping[str, frozenset[str]] = {
     "python": PYTHON_TYPES,
     "scikit-learn": SKLEARN_TYPES | SKLEARN_FUNCTIONS,
@@ -147,6 +157,7 @@ FRAMEWORK_TYPES: Mapping[str, frozenset[str]] = {
     "scipy": SCIPY_TYPES,
     "xgboost": XGBOOST_TYPES,
     "lightgbm": LIGHTGBM_TYPES,
+    "catboost": CATBOOST_TYPES,
 }
 
 # Top-level modules no list may ever name, whatever a repository's config asks for.

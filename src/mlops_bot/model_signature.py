@@ -7,6 +7,7 @@ Pure: the caller reads and writes files and loads models.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any, Literal
 
 import numpy as np
@@ -111,23 +112,52 @@ def outputs_of(classes: list[Any] | None, has_proba: bool) -> list[OutputSpec]:
     return outputs
 
 
-def signature_of(model: Any, feature_names: list[str] | None = None) -> ModelSignature:
+def signature_of(model: Any, feature_names: list[str] | None = None,
+                 string_features: Collection[str] = ()) -> ModelSignature:
     """The signature of a loaded model: inputs from the model itself (a scikit-learn model's
-    `feature_names_in_` and encoders, an ONNX graph's input types), else numeric `feature_names`
-    (a model fitted on arrays, given the table's feature columns); outputs from its classes."""
+    `feature_names_in_` and encoders, an ONNX graph's input types, CatBoost's `feature_names_` and
+    categorical features), else `feature_names` (a model fitted on arrays, given the table's feature
+    columns; those in `string_features` hold strings in the table, so they are categorical);
+    outputs from its classes."""
     inputs_of = getattr(model, "signature_inputs", None)  # onnx_model.OnnxModel
     if callable(inputs_of):
         inputs = inputs_of(feature_names)
         platform = "onnx"
     else:
         platform = "sklearn"
-        if getattr(model, "feature_names_in_", None) is None and feature_names:
-            inputs = [FeatureSpec(name=str(n)) for n in feature_names]
+        own, categorical = _catboost_features(model)
+        names = [str(n) for n in (feature_names or own)]
+        if getattr(model, "feature_names_in_", None) is None and names:
+            strings = set(string_features) | categorical
+            inputs = [FeatureSpec(name=n, kind="categorical", values="string", datatype="BYTES")
+                      if n in strings else FeatureSpec(name=n) for n in names]
         else:
             inputs = infer_features(model)
     classes = model_classes(model)
     return ModelSignature(platform=platform, inputs=inputs, classes=classes,
                           outputs=outputs_of(classes, hasattr(model, "predict_proba")))
+
+
+def model_feature_names(model: Any) -> list[str] | None:
+    """The feature names a fitted model records itself (scikit-learn's `feature_names_in_`,
+    CatBoost's `feature_names_`), or None."""
+    names = getattr(model, "feature_names_in_", None)
+    if names is not None:
+        return [str(n) for n in names]
+    return _catboost_features(model)[0] or None
+
+
+def _catboost_features(model: Any) -> tuple[list[str], set[str]]:
+    """A fitted CatBoost model's feature names and its categorical ones (no `feature_names_in_`)."""
+    names = getattr(model, "feature_names_", None)
+    indices = getattr(model, "get_cat_feature_indices", None)
+    if not names or not callable(indices):
+        return [], set()
+    try:
+        categorical = {str(names[i]) for i in indices()}
+    except Exception:  # an unfitted or unusual model: names only
+        categorical = set()
+    return [str(n) for n in names], categorical
 
 
 def model_classes(model: Any) -> list[Any] | None:
@@ -139,16 +169,17 @@ def model_classes(model: Any) -> list[Any] | None:
 
 def check_model(signature: ModelSignature, model: Any, source: str) -> None:
     """The model must be the one the signature describes: the same feature names in the same order
-    (when the model records them) and the same class labels."""
-    names = getattr(model, "feature_names_in_", None)
+    (when the model records them; else as many features as it takes, when it says) and the same
+    class labels."""
+    names = model_feature_names(model)
     declared = [f.name for f in signature.inputs]
-    if names is not None and [str(n) for n in names] != declared:
+    if names is not None and names != declared:
         raise IntegrityError(
             f"{source} lists the inputs {', '.join(declared) or '(none)'} but the model was fitted on "
-            f"{', '.join(str(n) for n in names)}; the signature does not belong to this model"
+            f"{', '.join(names)}; the signature does not belong to this model"
         )
     width = getattr(model, "n_features_in_", None)
-    if names is None and isinstance(width, int) and width != len(declared):
+    if names is None and isinstance(width, int) and width > 0 and width != len(declared):
         raise IntegrityError(f"{source} lists {len(declared)} input(s) but the model takes {width} "
                              "feature(s); the signature does not belong to this model")
     classes = model_classes(model)

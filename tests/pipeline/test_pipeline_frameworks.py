@@ -1,18 +1,20 @@
-"""XGBoost and LightGBM models (their scikit-learn APIs, saved with skops by a training command)
-through `mlops-bot validate`, loaded through the exact per-framework allow-lists; one clear error
-for a damaged model file and for a type on no list, and a repository's `model.trusted_types`."""
+"""XGBoost, LightGBM and CatBoost models (their scikit-learn APIs, saved with skops by a training
+command) through `mlops-bot validate`, loaded through the exact per-framework allow-lists; one clear
+error for a damaged model file and for a type on no list, and a repository's `model.trusted_types`.
+A CatBoost model is also served from the validation's output (its signature.json)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
 from mlops_bot.cli import main
 from mlops_bot.demo.dataset import generate
-from mlops_bot.model_file import LIGHTGBM_TYPES, XGBOOST_TYPES
+from mlops_bot.model_file import CATBOOST_TYPES, LIGHTGBM_TYPES, XGBOOST_TYPES, load_model
 
 TRAIN = '''
 import os, sys
@@ -31,6 +33,11 @@ elif kind == "xgboost":
     import xgboost
     regressor = xgboost.XGBRegressor(n_estimators=30, random_state=0)
     model = regressor.fit(X[["age", "debt_ratio"]], train["income"])
+elif kind == "catboost":
+    from catboost import CatBoostClassifier
+    X = train[["age", "income", "debt_ratio", "late_payments", "employment"]]
+    model = CatBoostClassifier(iterations=60, depth=4, random_seed=0, thread_count=1, verbose=False,
+                               allow_writing_files=False, cat_features=["employment"]).fit(X, y)
 elif kind == "untrusted":
     # np.asarray is harmless but on no list: a stand-in for a team's own transformer
     model = make_pipeline(FunctionTransformer(np.asarray), LogisticRegression(max_iter=500)).fit(X, y)
@@ -90,9 +97,62 @@ def test_xgboost_regressor_validates(tmp_path: Path) -> None:
     assert set(report["metrics"]) == {"rmse", "mae", "r2", "mape"}
 
 
+def test_catboost_multiclass_model_validates_against_its_own_baseline_and_serves(tmp_path: Path) -> None:
+    pytest.importorskip("catboost")
+    features = ["age", "income", "debt_ratio", "late_payments", "employment"]
+    config = _project(tmp_path, "catboost", data={"train": "data/train.csv", "holdout": "data/holdout.csv",
+                                                  "target": "risk_band", "features": features})
+    assert _cli(config, tmp_path / "base") == 0
+    assert _cli(config, tmp_path / "head", "--base-model", str(tmp_path / "base" / "model.skops")) == 0
+    report = json.loads((tmp_path / "head" / "report.json").read_text())
+    f1 = report["metrics"]["f1_weighted"]
+    assert f1["head"] > 0.7 and f1["diff"] == pytest.approx(0.0) and f1["ci"] == [0.0, 0.0]
+    # CatBoost records no feature_names_in_: the signature names the configured features, and the
+    # text column (a CatBoost categorical feature) takes strings.
+    signature = json.loads((tmp_path / "head" / "signature.json").read_text())
+    assert [(i["name"], i["datatype"]) for i in signature["inputs"]] == [
+        ("age", "FP64"), ("income", "FP64"), ("debt_ratio", "FP64"), ("late_payments", "FP64"),
+        ("employment", "BYTES")]
+    assert signature["classes"] == ["high", "low", "medium"]
+
+    from fastapi.testclient import TestClient
+
+    from mlops_bot.deploy.router import ModelRouter
+    from mlops_bot.deploy.routing import RoutingRequest, VersionRef
+    from mlops_bot.deploy.server import create_app
+
+    router = ModelRouter("risk")
+    router.set_versions(RoutingRequest(stable=VersionRef(version="v1.0.0", path=str(tmp_path / "head"))))
+    client = TestClient(create_app(router))
+    holdout = pd.read_csv(tmp_path / "data" / "holdout.csv").head(6)
+    response = client.post("/predict", json={"records": holdout[features].to_dict("records")})
+    assert response.status_code == 200, response.text
+    model = load_model(tmp_path / "head" / "model.skops")
+    assert response.json()["predictions"] == model.predict(holdout[features]).ravel().tolist()
+    outputs = client.get("/v2/models/risk").json()["outputs"]
+    assert outputs == [{"name": "predict", "datatype": "BYTES", "shape": [-1]},
+                       {"name": "predict_proba", "datatype": "FP64", "shape": [-1, 3]}]
+
+
 def test_allow_lists_are_exact_names() -> None:
     assert "xgboost.sklearn.XGBClassifier" in XGBOOST_TYPES and "lightgbm.basic.Booster" in LIGHTGBM_TYPES
-    assert all(name.count(".") >= 1 and "*" not in name for name in XGBOOST_TYPES | LIGHTGBM_TYPES)
+    assert "catboost.core.CatBoostRegressor" in CATBOOST_TYPES
+    assert all(name.count(".") >= 1 and "*" not in name
+               for name in XGBOOST_TYPES | LIGHTGBM_TYPES | CATBOOST_TYPES)
+
+
+def test_a_catboost_regressor_round_trips_through_the_allow_list(tmp_path: Path) -> None:
+    catboost = pytest.importorskip("catboost")
+    from mlops_bot.model_file import check_skops, save_model
+
+    frame = generate(200, seed=3)
+    X = frame[["age", "debt_ratio", "late_payments"]]
+    model = catboost.CatBoostRegressor(iterations=30, random_seed=0, thread_count=1, verbose=False,
+                                       allow_writing_files=False).fit(X, frame["income"])
+    path = save_model(model, tmp_path / "model.skops")
+    assert check_skops(path.read_bytes(), str(path)) == ["catboost.core.CatBoostRegressor"]
+    loaded = load_model(path)
+    assert loaded.predict(X).tolist() == model.predict(X).tolist()
 
 
 def test_a_damaged_model_file_is_one_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

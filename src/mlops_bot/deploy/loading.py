@@ -44,6 +44,8 @@ class LoadedModel:
 
     def predict(self, frame: pd.DataFrame) -> list[Any]:
         result = np.asarray(self.model.predict(frame))
+        if result.ndim == 2 and result.shape[1] == 1:  # CatBoostClassifier: one label per row, as a column
+            result = result[:, 0]
         values = result.tolist()  # plain Python scalars already, except inside object arrays
         return [plain(v) for v in values] if result.dtype == object else values
 

@@ -13,6 +13,7 @@ from mlops_bot.analysis.profile import ReferenceProfile
 from mlops_bot.config import MlopsConfig
 from mlops_bot.errors import DataError, MlopsError, TrainingError
 from mlops_bot.model_file import MODEL_FILE_NAMES, load_model, load_verified
+from mlops_bot.model_signature import model_feature_names
 from mlops_bot.pipeline import train as training
 from mlops_bot.pipeline.evaluate import Predictions
 from mlops_bot.pipeline.params import Scalar, params_from_report
@@ -50,9 +51,12 @@ def read_base_metrics(path: Path) -> dict[str, float]:
 
 
 def predict_with_model(model: Any, holdout: pd.DataFrame, config: MlopsConfig) -> Predictions:
-    """A baseline model may use other features than the head: try every non-target column first
-    (a ColumnTransformer picks its own), then the head's feature list."""
-    columns = [c for c in holdout.columns if c != config.data.target]
+    """A baseline model may use other features than the head: the ones it records itself when the
+    holdout has them, else every non-target column first (a ColumnTransformer picks its own), then
+    the head's feature list."""
+    own = model_feature_names(model)
+    columns = own if own and set(own) <= set(holdout.columns) else [
+        c for c in holdout.columns if c != config.data.target]
     try:
         return training.predict(model, holdout, columns, config.model.task)
     except (TrainingError, DataError):

@@ -146,6 +146,8 @@ def predict(model: Any, frame: pd.DataFrame, features: list[str], task: str) -> 
     X = frame[features]
     try:
         y_pred = np.asarray(model.predict(X))
+        if y_pred.ndim == 2 and y_pred.shape[1] == 1:  # CatBoostClassifier: one label per row, as a column
+            y_pred = y_pred[:, 0]
         proba = None
         classes: tuple[Any, ...] = ()
         if task == "classification" and hasattr(model, "predict_proba"):

@@ -106,7 +106,7 @@ def train_head(
     if config.train.builtin is not None:
         model, features = training.train_builtin(config, train)
         save_model(model, staging / "model.skops")
-        write_signature(model, features, staging)
+        write_signature(model, features, holdout, staging)
         return training.predict(model, holdout, features, config.model.task)
     assert config.train.command is not None
     workdir = config.resolve(config.train.workdir)
@@ -141,7 +141,7 @@ def train_head(
         elif model_path.suffix == ".onnx":  # registered and served as it is, with onnxruntime
             shutil.copyfile(model_path, staging / "model.onnx")
         features = training.feature_columns(config, holdout)
-        write_signature(model, features, staging)
+        write_signature(model, features, holdout, staging)
         return training.predict(model, holdout, features, config.model.task)
     if predictions_path.is_file():
         return training.read_predictions(predictions_path, holdout, config)
@@ -151,10 +151,12 @@ def train_head(
     )
 
 
-def write_signature(model: Any, features: list[str], staging: Path) -> None:
+def write_signature(model: Any, features: list[str], holdout: pd.DataFrame, staging: Path) -> None:
     """staging/signature.json: the inputs and outputs the registered model is served with (its
-    feature columns when the model does not record them)."""
-    (staging / SIGNATURE_FILE).write_text(signature_of(model, features).to_json(), encoding="utf-8")
+    feature columns when the model does not record them; those holding text are categorical)."""
+    strings = [c for c in features if c in holdout and not pd.api.types.is_numeric_dtype(holdout[c])]
+    signature = signature_of(model, features, string_features=strings)
+    (staging / SIGNATURE_FILE).write_text(signature.to_json(), encoding="utf-8")
 
 
 def default_forge(environ: Mapping[str, str]) -> Forge | None:
