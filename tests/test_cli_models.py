@@ -51,8 +51,9 @@ def test_the_models_a_change_touches(tmp_path: Path, capsys: pytest.CaptureFixtu
 
     assert main(["models", "--config", config]) == 0
     assert json.loads(capsys.readouterr().out) == [
-        {"model": "churn", "slug": "churn", "config": ".github/mlops.yml"},
-        {"model": "vision:digits", "slug": "vision-digits", "config": ".github/mlops.yml"}]
+        {"model": "churn", "slug": "churn", "config": ".github/mlops.yml", "artifact": "mlops-report-churn"},
+        {"model": "vision:digits", "slug": "vision-digits", "config": ".github/mlops.yml",
+         "artifact": "mlops-report-vision-digits"}]
 
     _git(repo, "checkout", "--quiet", "-b", "feature")
     _commit(repo, {"vision/nets/cnn.py": "x = 1", "README.md": "hello"}, "vision")
@@ -67,6 +68,11 @@ def test_the_models_a_change_touches(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert _models(capsys, *diff, "main") == ["churn", "vision:digits"]
 
     assert _models(capsys, "--config", config, "--changed", "data/churn.csv", "docs/x.md") == ["churn"]
+    single = tmp_path / "single.yml"
+    single.write_text("model: {name: churn, task: regression}\ntrain: {builtin: {estimator: ridge}}\n"
+                      "data: {train: a, holdout: b, target: y}\n", encoding="utf-8")
+    assert main(["models", "--config", str(single), "--changed", "x.py"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["artifact"] == "mlops-report"  # one model: as before
     listing = tmp_path / "changed.txt"
     listing.write_text("README.md\n\n", encoding="utf-8")
     assert _models(capsys, "--config", config, "--changed-file", str(listing)) == []

@@ -1,9 +1,11 @@
 """`mlops-bot models`: the repository's models as JSON, optionally only those a change touches,
 for a workflow's job matrix (`strategy.matrix.include: ${{ fromJSON(...) }}`).
 
-Each row is `{"model": NAME, "slug": NAME-AS-ONE-WORD, "config": FILE}`: the slug names artifacts
-and concurrency groups (a model name may hold ':' and '/'). Which models a change touches is
-`config.paths.changed_models` (each model's `model.paths`, and the file declaring it).
+Each row is `{"model": NAME, "slug": NAME-AS-ONE-WORD, "config": FILE, "artifact": NAME}`: the slug
+is the name as one word (a model name may hold ':' and '/'); `artifact` names the workflow artifact of
+the model's report: `mlops-report` in a repository of one model (as before several models existed),
+`mlops-report-SLUG` with several. Which models a change touches is `config.paths.changed_models`
+(each model's `model.paths`, and the file declaring it).
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ from typing import Any
 from mlops_bot.config import DEFAULT_CONFIG_PATH
 from mlops_bot.errors import MlopsError
 
+REPORT_ARTIFACT = "mlops-report"
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "models",
         help="list the repository's models as JSON (only those a change touches, with --changed-from)",
-        description="Prints a JSON list of {model, slug, config} rows, in config order. With "
+        description="Prints a JSON list of {model, slug, config, artifact} rows, in config order. With "
         "--changed-from BASE (git diff BASE...HEAD in --repo) or --changed PATH... (or --changed-file FILE, "
         "one path a line), only the models those paths touch: a path matched by the model's model.paths, "
         "or the file that declares it; a model without paths is touched by every change.",
@@ -41,12 +45,14 @@ def handle(args: argparse.Namespace) -> int:
     from mlops_bot.config import changed_models, load_models
     from mlops_bot.registry.tags import name_slug
 
-    models = load_models(args.config)
+    every = load_models(args.config)
     changed = _changed_paths(args)
-    if changed is not None:
-        models = changed_models(models, changed)
-    rows = [{"model": config.model.name, "slug": name_slug(config.model.name), "config": config.source}
-            for config in models]
+    models = changed_models(every, changed) if changed is not None else every
+    rows = []
+    for config in models:
+        slug = name_slug(config.model.name)
+        artifact = REPORT_ARTIFACT if len(every) == 1 else f"{REPORT_ARTIFACT}-{slug}"
+        rows.append({"model": config.model.name, "slug": slug, "config": config.source, "artifact": artifact})
     print(json.dumps(rows))
     return 0
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from mlops_bot.config import DEFAULT_CONFIG_PATH, load_config, parse_duration
+from mlops_bot.config import DEFAULT_CONFIG_PATH, load_models, parse_duration, select_model
 from mlops_bot.errors import ConfigError, DataError
 
 
@@ -46,6 +46,7 @@ def register(subparsers: Any) -> None:
     fb.add_argument("--id-column", dest="id_column", default="id")
     fb.add_argument("--label-column", dest="label_column", default="label")
     fb.add_argument("--log-dir", dest="log_dir", help="prediction log directory (default: monitor.log_dir)")
+    fb.add_argument("--model", help="which model, when the config declares several")
     fb.add_argument("--config", default=DEFAULT_CONFIG_PATH)
     fb.set_defaults(func=run_feedback_command)
 
@@ -56,6 +57,7 @@ def register(subparsers: Any) -> None:
                         help="use the labeled predictions of the last window (default when no --data)")
     rt.add_argument("--window", help="for --from-log: how far back (default: monitor.window)")
     rt.add_argument("--replace", action="store_true", help="train on the fresh data only (default: append)")
+    rt.add_argument("--model", help="which model, when the config declares several")
     rt.add_argument("--config", default=DEFAULT_CONFIG_PATH, help="path relative to --repo")
     rt.add_argument("--repo", default=".")
     rt.add_argument("--log-dir", dest="log_dir")
@@ -69,9 +71,11 @@ def register(subparsers: Any) -> None:
     rt.set_defaults(func=run_retrain_command)
 
 
-def _config(path: str, repo: str = ".") -> Any:
+def _config(path: str, repo: str = ".", model: str | None = None) -> Any:
+    """The config of `model` (a config with one model: that model, whatever the name)."""
     full = Path(path) if Path(path).is_absolute() else Path(repo) / path
-    return load_config(full)
+    models = load_models(full)
+    return models[0] if len(models) == 1 else select_model(models, model, str(full))
 
 
 def _seconds(value: str | None, what: str) -> float | None:
@@ -89,7 +93,7 @@ def run_monitor_command(args: argparse.Namespace) -> int:
     from mlops_bot.monitor.render import plot_timeline, render_monitor
     from mlops_bot.monitor.triggers import apply_trigger
 
-    config = _config(args.config, args.repo)
+    config = _config(args.config, args.repo, args.model)
     if args.dispatch:
         args.trigger = args.exit_code = True
     forge = forge_from_env(os.environ)
@@ -141,7 +145,7 @@ def run_feedback_command(args: argparse.Namespace) -> int:
 
     log_dir = args.log_dir
     if log_dir is None:
-        config = _config(args.config)
+        config = _config(args.config, model=args.model)
         log_dir = config.resolve(config.monitor.log_dir)
     if not list_segments(log_dir):
         # A mistyped path would otherwise start a new, empty label store and "match" nothing.
@@ -171,9 +175,10 @@ def run_retrain_command(args: argparse.Namespace) -> int:
     from mlops_bot.monitor.retrain import run_retrain
 
     repo = Path(args.repo)
-    config = _config(args.config, args.repo)
-    forge = forge_from_env(os.environ)
     payload = _dispatch_payload(args.event)
+    # Several models: the one --model names, else the one the dispatch names (`/retrain model=NAME`).
+    config = _config(args.config, args.repo, args.model or payload.get("model") or None)
+    forge = forge_from_env(os.environ)
     # A dispatch for another model (`/retrain model=NAME`) must not retrain this config's model.
     wanted = payload.get("model")
     if wanted and wanted != config.model.name:
@@ -194,6 +199,7 @@ def run_retrain_command(args: argparse.Namespace) -> int:
         config_path=args.config, data=Path(args.data) if args.data else None, log=log,
         replace=args.replace, base=args.base, remote=args.remote or config.registry.remote,
         reason=reason, issue=int(issue) if isinstance(issue, int | str) and str(issue).isdigit() else None,
+        model=config.model.name,
     )
     print(json.dumps(result.model_dump()))
     return 0

@@ -166,12 +166,15 @@ def _register(args: argparse.Namespace) -> int:
 
 def _trusted_types(args: argparse.Namespace) -> list[str]:
     """The repository's `model.trusted_types` (its config, when it has one) for loading the model."""
-    from mlops_bot.config import DEFAULT_CONFIG_PATH, load_config
+    from mlops_bot.config import DEFAULT_CONFIG_PATH, config_exists, load_models
 
     path = Path(args.repo) / DEFAULT_CONFIG_PATH
-    if not path.is_file():
+    if not config_exists(path):
         return []
-    return list(load_config(path, root=Path(args.repo)).model.trusted_types)
+    # Several models: the registered model's own list (none when the config does not declare it).
+    models = load_models(path, root=Path(args.repo))
+    config = models[0] if len(models) == 1 else next((m for m in models if m.model.name == args.name), None)
+    return list(config.model.trusted_types) if config is not None else []
 
 
 def _assign(args: argparse.Namespace) -> int:

@@ -48,6 +48,9 @@ def set_yaml_scalar(text: str, path: tuple[str, ...], value: str, source: str = 
     """Replace one scalar in a YAML document in place, keeping comments and layout intact."""
     node = config_yaml.compose(text, source)
     for key in path:
+        if isinstance(node, yaml.SequenceNode) and key.isdigit() and int(key) < len(node.value):
+            node = node.value[int(key)]
+            continue
         if not isinstance(node, yaml.MappingNode):
             raise ConfigError(source, ".".join(path), "expected a mapping here")
         for k, v in node.value:
@@ -60,6 +63,22 @@ def set_yaml_scalar(text: str, path: tuple[str, ...], value: str, source: str = 
         raise ConfigError(source, ".".join(path), "expected a plain value (a path)")
     rendered = yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
     return text[: node.start_mark.index] + rendered + text[node.end_mark.index :]
+
+
+def train_data_key(data: Any, model: str, source: str) -> tuple[str, ...]:
+    """Where a config document sets `model`'s `data.train`: `data.train` of a single-model file (or a
+    per-model file), `models.N.data.train` of its entry in a `models:` list. A `data` section shared
+    by several models cannot be retrained for one of them: ConfigError saying so."""
+    if not isinstance(data, dict) or not isinstance(data.get("models"), list):
+        return ("data", "train")
+    for index, entry in enumerate(data["models"]):
+        declared = entry.get("model") if isinstance(entry, dict) else None
+        if isinstance(declared, dict) and declared.get("name") == model:
+            if "data" not in entry:
+                raise ConfigError(source, f"models[{index}].data", "the data section is shared by several "
+                                  f"models: give {model!r} its own data: to retrain it alone")
+            return ("models", str(index), "data", "train")
+    raise ConfigError(source, "models", f"no model named {model!r}")
 
 
 def fresh_from_log(log: pd.DataFrame, config: MlopsConfig, features: list[str]) -> pd.DataFrame:
@@ -118,13 +137,15 @@ def run_retrain(
     remote: str = "origin",
     reason: str = "",
     issue: int | None = None,
+    model: str | None = None,
 ) -> RetrainResult:
     """Train on fresh data and open the PR. `data` is a table with the target column; `log` is
     labeled production predictions. Unless `replace`, fresh rows are appended to the current
     training data so the model does not forget the old world."""
     repo = Path(repo).resolve()
-    config = load_config(repo / config_path, root=repo)
+    config = load_config(repo / config_path, root=repo, model=model)
     model = config.model.name
+    config_file = config.source  # the file declaring the model: .github/mlops.yml or .github/mlops/NAME.yml
     current = read_table(config.resolve(config.data.train), "train data")
     features = [c for c in (config.data.features or current.columns) if c != config.data.target
                 and c != config.data.id]
@@ -163,14 +184,13 @@ def run_retrain(
     git(repo, "worktree", "add", "--quiet", "-b", branch, str(worktree), f"{remote}/{base}")
     try:
         write_table(train, worktree / relative)
-        cfg_file = worktree / config_path
-        cfg_file.write_text(
-            set_yaml_scalar(cfg_file.read_text(encoding="utf-8"), ("data", "train"), relative, config_path),
-            encoding="utf-8",
-        )
-        load_config(cfg_file, root=worktree)  # the edited file must still validate
+        cfg_file = worktree / config_file
+        text = cfg_file.read_text(encoding="utf-8")
+        key = train_data_key(config_yaml.loads(text, config_file), model, config_file)
+        cfg_file.write_text(set_yaml_scalar(text, key, relative, config_file), encoding="utf-8")
+        load_config(worktree / config_path, root=worktree, model=model)  # the edited file must still validate
         message = _commit_message(model, relative, len(train), len(fresh), reason, issue)
-        git(worktree, "add", "--", relative, config_path)
+        git(worktree, "add", "--", relative, config_file)
         git(worktree, "-c", f"user.name={BOT_NAME}", "-c", f"user.email={BOT_EMAIL}",
             "commit", "--quiet", "-m", message)
         sha = git(worktree, "rev-parse", "HEAD").strip()
