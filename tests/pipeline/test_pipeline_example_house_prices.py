@@ -1,6 +1,9 @@
 """The shipped LightGBM regression example end to end: validate (regression metrics, fairness per
-neighbourhood, params from params.yaml), register the validated model in a real git registry (bare
-origin, file-backed forge), download it through the SHA256SUMS check and serve it over OIP v2."""
+neighbourhood, params from params.yaml), register the validated model with its signature in a real
+git registry (bare origin, file-backed forge), download it through the SHA256SUMS check and serve it
+over OIP v2; then roll it out on the local target (a real `mlops-bot serve` process) and roll a
+retrained second version out over it as a canary under live traffic, validated against the first as
+the production baseline."""
 
 from __future__ import annotations
 
@@ -11,9 +14,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 from fastapi.testclient import TestClient
 
 from mlops_bot.cli import main
+from mlops_bot.demo.traffic import Traffic
+from mlops_bot.deploy.controller import StateStore
 from mlops_bot.deploy.router import ModelRouter
 from mlops_bot.deploy.routing import RoutingRequest, VersionRef
 from mlops_bot.deploy.server import create_app
@@ -27,8 +33,16 @@ def _git(repo: Path, *args: str) -> str:
     return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout
 
 
+def _register(repo: Path, out: Path, bump: str) -> None:
+    assets = [arg for name in ("model.skops", "signature.json", "report.json", "reference_profile.json")
+              for arg in ("--artifact", f"{name}={out / name}")]
+    assert main(["registry", "register", "house-prices", "--repo", str(repo), "--bump", bump, "--push",
+                 "--if-verdict-pass", str(out / "report.json"), *assets]) == 0
+
+
 @pytest.mark.slow
-def test_house_prices_validates_registers_and_serves(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_house_prices_validates_registers_serves_and_rolls_out(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     for key in ("GITHUB_TOKEN", "GH_TOKEN", "MLOPS_BOT_APP_ID", "GITHUB_ACTIONS"):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("MLOPS_BOT_LOCAL_FORGE", str(tmp_path / "forge"))
@@ -54,10 +68,7 @@ def test_house_prices_validates_registers_and_serves(tmp_path: Path, monkeypatch
     assert set(report["fairness"]["by_group"]) == {"centre", "harbour", "hills", "suburbs"}
     assert report["params"]["head"]["train.num_leaves"] == 15
 
-    artifacts = [f"{name}={out / name}" for name in ("model.skops", "report.json")]
-    assert main(["registry", "register", "house-prices", "--repo", str(repo), "--bump", "minor", "--push",
-                 "--if-verdict-pass", str(out / "report.json"),
-                 *(arg for a in artifacts for arg in ("--artifact", a))]) == 0
+    _register(repo, out, "minor")
     registry = Registry(repo, forge=LocalForge(tmp_path / "forge"))
     version = registry.latest_version("house-prices")
     assert version == "v0.1.0"
@@ -76,3 +87,49 @@ def test_house_prices_validates_registers_and_serves(tmp_path: Path, monkeypatch
     assert response.status_code == 200, response.text
     predicted = response.json()["outputs"][0]["data"]
     assert len(predicted) == 5 and all(50_000 < p < 5_000_000 for p in predicted)
+    metadata = client.get("/v2/models/house-prices").json()
+    assert {(i["name"], i["datatype"]) for i in metadata["inputs"]} >= {("neighbourhood", "BYTES"),
+                                                                       ("area_m2", "FP64")}
+    assert metadata["outputs"] == [{"name": "predict", "datatype": "FP64", "shape": [-1]}]
+
+    # Roll it out on the local target: the first version becomes stable (and production) at once.
+    config_file = repo / ".github" / "mlops.yml"
+    settings = yaml.safe_load(config_file.read_text())
+    assert settings["rollout"]["steps"][0]["weight"] == 10  # the example's own plan, holds shortened
+    settings["rollout"].update(steps=[{"weight": 30, "hold": 1}, {"weight": 60, "hold": 1}], interval=0.2,
+                               progress_deadline=120)
+    settings["rollout"]["gates"].update(min_requests=3, max_p99_latency_ms=5000, max_prediction_drift=None)
+    config_file.write_text(yaml.safe_dump(settings, sort_keys=False))
+    _git(repo, "commit", "-q", "-am", "short rollout holds for the test")
+    _git(repo, "push", "-q", "origin", "main")
+    state_dir = tmp_path / "state"
+    deploy = ["--target", "local", "--wait", "--state-dir", str(state_dir), "--config", config, "--repo",
+              str(repo), "--timeout", "120"]
+    try:
+        assert main(["deploy", "house-prices", "--version", version, *deploy]) == 0
+        endpoint = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["endpoint"]
+        assert registry.stage_version("house-prices", "production") == version
+
+        # A retrained version (more leaves), validated against production as its baseline.
+        params = repo / "params.yaml"
+        params.write_text(params.read_text().replace("num_leaves: 15", "num_leaves: 31"))
+        _git(repo, "commit", "-q", "-am", "more leaves")
+        _git(repo, "push", "-q", "origin", "main")
+        head = tmp_path / "head"
+        assert main(["validate", "--config", config, "--output", str(head), "--quiet"]) == 0
+        report = json.loads((head / "report.json").read_text())
+        assert report["baseline"]["version"] == version and report["params"]["head"]["train.num_leaves"] == 31
+        _register(repo, head, "minor")
+        second = registry.latest_version("house-prices")
+        assert second == "v0.2.0"
+
+        records = pd.read_csv(repo / "data" / "holdout.csv").head(40).to_dict("records")
+        with Traffic(endpoint, records, threads=2) as load:
+            assert main(["deploy", "house-prices", "--version", second, *deploy]) == 0
+        assert load.failures == 0, load.errors[:3]
+        assert load.versions[version] > 0 and load.versions[second] > 0
+        state = StateStore(state_dir, "house-prices").load("house-prices")
+        assert state.phase == "promoted" and state.stable is not None and state.stable.version == second
+        assert registry.stage_version("house-prices", "production") == second
+    finally:
+        main(["deploy", "stop", "house-prices", "--state-dir", str(state_dir)])
