@@ -11,7 +11,10 @@ fetches them from the registry and the log directory.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -144,20 +147,49 @@ def _live_metrics(frame: pd.DataFrame, task: str, positive_label: Any, names: li
     return evaluate(target, p, computable)
 
 
-def metric_drop(metric: str, registered: float, live: float) -> float:
-    """Relative worsening: positive when the live value is worse than the registered one."""
-    worse = live - registered if lower_is_better(metric) else registered - live
+def metric_drop(metric: str, registered: float, live: float, lower: bool | None = None) -> float:
+    """Relative worsening: positive when the live value is worse than the registered one. `lower`:
+    the metric's direction when it is not a built-in one (a custom metric's greater_is_better)."""
+    worse = live - registered if (lower_is_better(metric) if lower is None else lower) else registered - live
     return worse / abs(registered) if registered != 0 else worse
 
 
-def _metric_checks(registered: dict[str, float], live: dict[str, float | None], settings: MonitorSection
-                   ) -> dict[str, MetricCheck]:
+@dataclass(frozen=True)
+class CustomScores:
+    """The repository's custom metrics on the labeled rows of each window (computed at the edge by
+    `pipeline.custom_metrics.score_groups`, keyed by the windows of `windows()`), and whether
+    greater is better for each."""
+
+    greater_is_better: dict[str, bool]
+    values: dict[tuple[float, float], dict[str, float | None]]
+
+
+def windows(now: float, window: float, history: int) -> list[tuple[float, float]]:
+    """The timeline's windows, oldest first; the last one is the window the verdict is about."""
+    return [(now - (k + 1) * window, now - k * window) for k in range(history, -1, -1)]
+
+
+def labeled_groups(log: pd.DataFrame, now: float, window: float, history: int
+                   ) -> dict[tuple[float, float], tuple[list[Any], list[Any]]]:
+    """(labels, predictions) of the labeled rows of each window that has any."""
+    out: dict[tuple[float, float], tuple[list[Any], list[Any]]] = {}
+    for lo, hi in windows(now, window, history):
+        rows = log[(log["timestamp"] >= lo) & (log["timestamp"] < hi) & log["label"].notna()]
+        if len(rows):
+            out[(lo, hi)] = (rows["label"].tolist(), rows["prediction"].tolist())
+    return out
+
+
+def _metric_checks(registered: dict[str, float], live: dict[str, float | None], settings: MonitorSection,
+                   greater_is_better: dict[str, bool] | None = None) -> dict[str, MetricCheck]:
     checks: dict[str, MetricCheck] = {}
+    directions = greater_is_better or {}
     for name in sorted(set(registered) | set(settings.max_metric_drop)):
         value = live.get(name)
         base = registered.get(name)
         limit = settings.max_metric_drop.get(name)
-        drop = metric_drop(name, base, value) if base is not None and value is not None else None
+        lower = None if name not in directions else not directions[name]
+        drop = metric_drop(name, base, value, lower) if base is not None and value is not None else None
         checks[name] = MetricCheck(registered=base, live=value, drop=drop, max_drop=limit,
                                    decayed=drop is not None and limit is not None and drop > limit)
     return checks
@@ -182,9 +214,11 @@ def check(
     history: int = 6,
     schema: DataSchema | None = None,
     data_gates: DataGates | None = None,
+    custom: CustomScores | None = None,
 ) -> MonitorReport:
     """Decide whether the model decayed over the last `window` seconds before `now`, and build a
-    timeline of the same signals over the `history` windows before it (for plots)."""
+    timeline of the same signals over the `history` windows before it (for plots). `custom`: the
+    repository's custom metrics per window, checked like the built-in ones in their direction."""
     drift = drift or DriftSection()
     window = settings.window if window is None else window
     registered = dict(registered_metrics or {})
@@ -197,8 +231,8 @@ def check(
         status="ok", reasons=[], rows=len(current), labeled_rows=labeled,
     )
     timeline: list[WindowPoint] = []
-    for k in range(history, -1, -1):
-        lo, hi = now - (k + 1) * window, now - k * window
+    custom_values = custom.values if custom is not None else {}
+    for lo, hi in windows(now, window, history):
         rows = log[(log["timestamp"] >= lo) & (log["timestamp"] < hi)]
         point = WindowPoint(start=lo, end=hi, rows=len(rows), labeled=int(rows["label"].notna().sum()))
         if len(rows) >= 2:
@@ -207,6 +241,7 @@ def check(
             pdrift = _prediction_drift(profile, rows["prediction"], target, task, settings)
             point.prediction_drift = pdrift.score if pdrift else None
             point.metrics = _live_metrics(rows, task, positive_label, metric_names)
+            point.metrics.update(custom_values.get((lo, hi), {}))
         if point.rows or timeline:
             timeline.append(point)
     report.timeline = timeline
@@ -240,7 +275,10 @@ def check(
             f"(threshold {report.prediction_drift.threshold:g})"
         )
     live = _live_metrics(current, task, positive_label, metric_names) if labeled >= settings.min_rows else {}
-    report.metrics = _metric_checks(registered, live, settings)
+    if labeled >= settings.min_rows:
+        live.update(custom_values.get((start, now), {}))
+    report.metrics = _metric_checks(registered, live, settings,
+                                    custom.greater_is_better if custom is not None else None)
     for name, result in report.metrics.items():
         if result.decayed:
             report.reasons.append(
@@ -280,6 +318,7 @@ def run_monitor(
     window: float | None = None,
     log_dir: Path | None = None,
     history: int = 6,
+    environ: Mapping[str, str] | None = None,
 ) -> MonitorReport:
     """Fetch the stage's release from the registry, read the log, and check."""
     from mlops_bot.monitor.log import read_predictions
@@ -305,10 +344,31 @@ def run_monitor(
     directory = log_dir or config.resolve(config.monitor.log_dir)
     span = (window or config.monitor.window) * (history + 1)
     log = read_predictions(directory, since=now - span, until=now, model=name)
+    custom = custom_scores(config, log, now=now, window=window or config.monitor.window, history=history,
+                           environ=os.environ if environ is None else environ)
     return check(
         log, profile, model=name, stage=stage, version=version, target=config.data.target,
         task=config.model.task, now=now, settings=config.monitor, drift=config.drift,
         registered_metrics=registered, positive_label=config.model.positive_label,
         features=config.data.features, window=window, history=history,
-        schema=schema, data_gates=config.data_gates,
+        schema=schema, data_gates=config.data_gates, custom=custom,
+    )
+
+
+def custom_scores(config: MlopsConfig, log: pd.DataFrame, *, now: float, window: float, history: int,
+                  environ: Mapping[str, str]) -> CustomScores | None:
+    """The repository's custom metrics (`metrics:` entries `module:function`) on each window's
+    labeled rows, run where the training command runs (the repository checkout), never in-process."""
+    if not config.custom_metrics or log.empty:
+        return None
+    from mlops_bot.pipeline.custom_metrics import score_groups
+
+    groups = labeled_groups(log, now, window, history)
+    keys = {bounds: f"window {bounds[0]!r}-{bounds[1]!r}" for bounds in groups}
+    with tempfile.TemporaryDirectory(prefix="mlops-monitor-metrics-") as tmp:
+        scored = score_groups(config, {keys[bounds]: pair for bounds, pair in groups.items()},
+                              scratch=Path(tmp), environ=environ)
+    return CustomScores(
+        greater_is_better={m.metric_name: m.greater_is_better for m in config.custom_metrics},
+        values={bounds: scored[key] for bounds, key in keys.items()},
     )

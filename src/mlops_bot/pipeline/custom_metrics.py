@@ -107,6 +107,56 @@ def run_custom_metrics(
     return out
 
 
+def score_groups(
+    config: MlopsConfig,
+    groups: Mapping[str, tuple[Any, Any]],
+    *,
+    scratch: Path,
+    environ: Mapping[str, str],
+) -> dict[str, dict[str, float | None]]:
+    """Each custom metric on each group of (labels, predictions): the monitor's windows of
+    production predictions whose labels came back. Run like `run_custom_metrics` (the repository's
+    code, in a child process with the training command's directory, environment and timeout). A
+    function that fails on a group (e.g. one class only in a small window) gives None there."""
+    metrics = config.custom_metrics
+    if not metrics or not groups:
+        return {key: {} for key in groups}
+    request = {
+        "metrics": [{"name": m.metric_name, "function": m.function} for m in metrics],
+        "groups": {key: {"y_true": _plain(y_true), "y_pred": _plain(y_pred)}
+                   for key, (y_true, y_pred) in groups.items()},
+    }
+    request_path = scratch / "custom_metrics_request.json"
+    result_path = scratch / "custom_metrics_result.json"
+    request_path.write_text(json.dumps(request), encoding="utf-8")
+    data = config.data
+    env = command_env(
+        environ,
+        train=config.resolve(data.train).resolve(),
+        holdout=config.resolve(data.holdout).resolve(),
+        model=(scratch / "model.skops").resolve(),
+        predictions=(scratch / "predictions.csv").resolve(),
+        seed=config.seed,
+        passthrough=config.train.env,
+    )
+    try:
+        run_command(
+            shlex.join([sys.executable, "-m", "mlops_bot.pipeline.custom_metrics",
+                        str(request_path.resolve()), str(result_path.resolve())]),
+            workdir=config.resolve(config.train.workdir),
+            env=env,
+            timeout=config.train.timeout,
+            log_path=scratch / "custom_metrics.log",
+        )
+        answer = json.loads(result_path.read_text(encoding="utf-8"))
+    except TrainingError as exc:
+        raise TrainingError(f"custom metrics ({', '.join(m.function for m in metrics)}): {exc}") from None
+    except (OSError, ValueError) as exc:
+        raise TrainingError(f"custom metrics wrote no readable result ({exc}); log: "
+                            f"{scratch / 'custom_metrics.log'}") from None
+    return {key: {m.metric_name: answer[key].get(m.metric_name) for m in metrics} for key in groups}
+
+
 # ------------------------------------------------------------------------------------ the child
 def load_function(metric: Mapping[str, str], workdir: Path) -> Callable[..., Any]:
     """Import `module:function` from the working directory (the repository's code)."""
@@ -167,11 +217,32 @@ def compute(request: Mapping[str, Any], workdir: Path) -> dict[str, dict[str, An
     return out
 
 
+def compute_groups(request: Mapping[str, Any], workdir: Path) -> dict[str, dict[str, float | None]]:
+    """Each metric on each group; a function that raises on a group gives None for it (a window
+    too small or too one-sided for the metric), a broken reference is still an error."""
+    functions = [(m["name"], load_function(m, workdir)) for m in request["metrics"]]
+    out: dict[str, dict[str, float | None]] = {}
+    for key, group in request["groups"].items():
+        y_true, y_pred = np.asarray(group["y_true"]), np.asarray(group["y_pred"])
+        row: dict[str, float | None] = {}
+        for name, function in functions:
+            try:
+                row[name] = _value(function, name, y_true, y_pred) if len(y_true) else None
+            except TrainingError:
+                raise
+            except Exception as exc:  # the repository's function failed on this group
+                print(f"custom metric {name!r} on {key}: {type(exc).__name__}: {exc}", file=sys.stderr)
+                row[name] = None
+        out[key] = row
+    return out
+
+
 def main(argv: list[str]) -> int:
     request_path, result_path = Path(argv[0]), Path(argv[1])
     request = json.loads(request_path.read_text(encoding="utf-8"))
     try:
-        result = compute(request, Path.cwd())
+        workdir = Path.cwd()
+        result: Any = compute_groups(request, workdir) if "groups" in request else compute(request, workdir)
     except TrainingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
