@@ -9,9 +9,12 @@ import io
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
 
 from mlops_bot.cli import main
 from mlops_bot.deploy.loading import load_version
@@ -112,6 +115,14 @@ def test_a_bad_model_or_a_bad_signature_registers_nothing(
     error = capsys.readouterr().err.strip()
     assert code == 2 and len(error.splitlines()) == 1
     assert f"artifact signature.json ({other}) is not a model signature: inputs.0.kind" in error
+    # Without a signature.json the model is loaded to read it: a type on no allow-list is refused.
+    untrusted = tmp_path / "untrusted" / "model.skops"
+    frame = pd.DataFrame({"tenure": [1.0, 5.0, 9.0, 2.0], "plan": [0.0, 1.0, 1.0, 0.0]})
+    save_model(make_pipeline(FunctionTransformer(np.asarray), LogisticRegression()).fit(
+        frame, ["stay", "churn", "churn", "stay"]), untrusted)
+    assert register(repo, "--push", "--artifact", f"model.skops={untrusted}")[0] == 2
+    error = capsys.readouterr().err.strip()
+    assert len(error.splitlines()) == 1 and "numpy.asarray" in error and "allow-list" in error
     damaged = tmp_path / "damaged" / "model.skops"
     damaged.parent.mkdir()
     damaged.write_bytes(b"weights")
