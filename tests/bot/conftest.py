@@ -26,6 +26,20 @@ def world(world_template: World, tmp_path: Path) -> World:
 
 
 @pytest.fixture(scope="session")
+def app_keys() -> tuple[str, str]:
+    """A GitHub App's RSA key pair (PEM private key, PEM public key) for the emulator's App auth."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption()).decode()
+    public = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                           serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return private, public
+
+
+@pytest.fixture(scope="session")
 def postgres() -> Iterator[Any]:
     """A real PostgreSQL server for this test session (skipped, saying why, when not installed)."""
     from bot_testkit import free_port

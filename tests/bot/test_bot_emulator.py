@@ -21,8 +21,6 @@ from bot_testkit import (
     signed,
     wait_for,
 )
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from github import Auth
 
 from github_emulator import Emulator
@@ -128,14 +126,11 @@ def test_sticky_comment_is_updated_in_place_next_to_bot_replies(world: World, gh
 
 
 @pytest.mark.slow
-def test_app_installation_per_repository_through_the_server(tmp_path: Path) -> None:
+def test_app_installation_per_repository_through_the_server(tmp_path: Path, app_keys: tuple[str, str]
+                                                            ) -> None:
     """Production wiring: env config, a GitHub App with one installation per repository, the
     repository's own config read from a clone, and the real server answering signed deliveries."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode()
-    public = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    private, public = app_keys
     make_world(tmp_path)
     other = "acme/fraud"  # a second repository of the same installation owner, without a config
     bare = tmp_path / "remotes" / f"{other}.git"

@@ -12,8 +12,6 @@ from typing import Any
 import httpx
 import pytest
 from bot_testkit import REPO, BotProcess, World, comment_payload, signed, wait_for
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from github_emulator import Emulator
 from mlops_bot.bot.queue_postgres import PostgresQueue
@@ -24,18 +22,9 @@ INSTALLATION = 100
 BLOCK_SECONDS = 15  # past the bot's inline wait (10 s): the job is deferred, not slept through
 
 
-def _keys() -> tuple[str, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode()
-    public = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-    return private, public
-
-
-def test_replicas_share_the_installation_token_and_the_rate_limit(world: World, tmp_path: Path,
-                                                                   postgres: Any) -> None:
-    private, public = _keys()
+def test_replicas_share_the_installation_token_and_the_rate_limit(
+        world: World, tmp_path: Path, postgres: Any, app_keys: tuple[str, str]) -> None:
+    private, public = app_keys
     url = postgres.database()
     queue = PostgresQueue(url)
     with Emulator(app_id=APP_ID, app_public_key=public) as gh, httpx.Client(timeout=10) as client:
