@@ -73,6 +73,10 @@ def test_the_models_a_change_touches(tmp_path: Path, capsys: pytest.CaptureFixtu
                       "data: {train: a, holdout: b, target: y}\n", encoding="utf-8")
     assert main(["models", "--config", str(single), "--changed", "x.py"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["artifact"] == "mlops-report"  # one model: as before
+    assert _models(capsys, "--config", config, "--model", "vision:digits") == ["vision:digits"]
+    assert _models(capsys, "--config", config, "--model", "churn", "--changed", "vision/x.py") == []
+    assert main(["models", "--config", config, "--model", "fraud"]) == 2
+    assert "no model named 'fraud'" in capsys.readouterr().err
     listing = tmp_path / "changed.txt"
     listing.write_text("README.md\n\n", encoding="utf-8")
     assert _models(capsys, "--config", config, "--changed-file", str(listing)) == []
@@ -110,3 +114,18 @@ def test_registry_commands_use_the_named_models_section(tmp_path: Path, monkeypa
     download = ["registry", "download", "--model", "fraud", "--dest", str(tmp_path / "d")]
     assert main([*download, "--if-exists"]) == 0
     assert "declares no model 'fraud': nothing downloaded" in capsys.readouterr().out
+
+
+def test_analysis_commands_take_the_named_models_sections(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / ".github" / "mlops.yml"
+    config.parent.mkdir()
+    config.write_text(CONFIG, encoding="utf-8")
+    table = tmp_path / "t.csv"
+    table.write_text("a,digit\n" + "".join(f"{i},{i % 3}\n" for i in range(40)), encoding="utf-8")
+    check = ["data-check", "--reference", str(table), "--current", str(table), "--config", str(config),
+             "--format", "json"]
+    assert main(check) == 2
+    assert "2 models (churn, vision:digits): pick one with --model NAME" in capsys.readouterr().err
+    assert main([*check, "--model", "vision:digits"]) == 0
+    assert json.loads(capsys.readouterr().out)

@@ -82,6 +82,25 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert any("`employment`" in r and "+15.2 points" in r for r in rows)
     assert any("`purpose`" in r and "'medical'" in r for r in rows)
 
+    # The repository's second, multiclass model: its PR touches only it, and it gets its own sticky
+    # comment and check run through the same path; the first PR touched credit-risk only.
+    assert "touches the model(s) credit-risk: validating those only" in out.getvalue()
+    assert [c.body.splitlines()[0] for c in forge.list_comments(pr) if "mlops-bot:sticky" in c.body] == [
+        "<!-- mlops-bot:sticky workflow=mlops-pr model=credit-risk -->"]
+    plan_model = "collections:repayment-plan"
+    assert ctx.state["plan_touched"] == [plan_model]
+    plan_pr = forge.get_pull_request(ctx.state["plan_pr_number"])
+    (plan_comment,) = [c for c in forge.list_comments(plan_pr.number) if "workflow=mlops-pr" in c.body]
+    assert plan_comment.body.startswith(f"<!-- mlops-bot:sticky workflow=mlops-pr model={plan_model} -->")
+    assert "f1_macro" in plan_comment.body
+    (plan_check,) = [c for c in forge.list_check_runs(plan_pr.head_sha) if c.name.startswith("mlops-bot / ")]
+    assert (plan_check.name, plan_check.conclusion) == (f"mlops-bot / {plan_model}", "success")
+    plan_report = json.loads((ctx.state["plan_report_dir"] / "report.json").read_text())
+    assert plan_report["model"] == plan_model and plan_report["verdict"] == "pass"
+    assert plan_report["baseline"]["source"] == "model"  # paired with main's model of the same name
+    assert plan_report["metrics"]["f1_macro"]["ci"] is not None
+    assert "this repository has 2 models (`credit-risk`, `collections:repayment-plan`)" in out.getvalue()
+
     # Re-publishing updates the sticky comment in place instead of adding another.
     head_dir = ctx.state["head_report_dir"]
     report_model = ValidationReport.model_validate_json((head_dir / "report.json").read_text())

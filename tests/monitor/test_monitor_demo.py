@@ -29,7 +29,7 @@ def test_monitor_chapter_opens_issue_and_retraining_pr(tmp_path: Path) -> None:
     ctx = DemoContext(workdir=tmp_path, repo=tmp_path / "repo", origin=tmp_path / "origin.git",
                       forge=LocalForge(tmp_path / "forge", repo="demo/credit-risk", actor="alice"), out=out)
     project.run(ctx)
-    config = load_config(ctx.repo / ".github" / "mlops.yml")
+    config = load_config(ctx.repo / ".github" / "mlops.yml", model="credit-risk")
     features = list(config.data.features or [])
     train = pd.read_csv(ctx.repo / "data" / "train.csv")
     categorical = [c for c in features if not pd.api.types.is_numeric_dtype(train[c])]

@@ -20,6 +20,7 @@ def register(subparsers: Any) -> None:
     drift.add_argument("--current", required=True, help="CSV/Parquet table")
     drift.add_argument("--format", choices=("json", "markdown"), default="json")
     drift.add_argument("--config", help="mlops.yml whose `drift:` section sets overrides (optional)")
+    drift.add_argument("--model", help="whose section, when the config declares several models")
     drift.add_argument("--columns", help="comma-separated columns to check (default: all shared)")
     drift.add_argument(
         "--correction", choices=("none", "bonferroni", "benjamini-hochberg"), help="overrides the config"
@@ -39,6 +40,7 @@ def register(subparsers: Any) -> None:
     check.add_argument(
         "--config", help="mlops.yml whose `gates.data`, data.target and data.id apply (optional)"
     )
+    check.add_argument("--model", help="whose section, when the config declares several models")
     check.add_argument("--format", choices=("json", "markdown"), default="markdown")
     check.add_argument("--output", help="write the result here instead of stdout")
     check.add_argument("--exit-code", action="store_true", help="exit 1 when a check with action fail failed")
@@ -66,6 +68,7 @@ def register(subparsers: Any) -> None:
     )
     fair.add_argument("--format", choices=("json", "markdown"), default="json")
     fair.add_argument("--config", help="mlops.yml whose `fairness:` section sets options (optional)")
+    fair.add_argument("--model", help="whose section, when the config declares several models")
     fair.add_argument("--seed", type=int, default=0)
     fair.add_argument("--output", help="write the result here instead of stdout")
     fair.set_defaults(func=run_fairness)
@@ -99,7 +102,7 @@ def run_data_check(args: argparse.Namespace) -> int:
     from mlops_bot.config import DataGates
     from mlops_bot.report.data_checks import render_data_checks
 
-    config = load_config(args.config) if args.config else None
+    config = load_config(args.config, model=args.model) if args.config else None
     gates = config.data_gates if config else DataGates()
     target = config.data.target if config else None
     id_column = config.data.id if config else None
@@ -130,7 +133,7 @@ def run_drift(args: argparse.Namespace) -> int:
     from mlops_bot.analysis.profile import ReferenceProfile
     from mlops_bot.report.drift import render_drift
 
-    settings = load_config(args.config).drift if args.config else DriftSection()
+    settings = load_config(args.config, model=args.model).drift if args.config else DriftSection()
     if args.correction:
         settings = settings.model_copy(update={"correction": args.correction})
     reference: Any = args.reference
@@ -162,7 +165,7 @@ def run_fairness(args: argparse.Namespace) -> int:
     )
     from mlops_bot.report.fairness import render_fairness, render_task_fairness
 
-    settings = load_config(args.config).fairness if args.config else FairnessSection()
+    settings = load_config(args.config, model=args.model).fairness if args.config else FairnessSection()
     if args.method:
         settings = settings.model_copy(update={"method": args.method})
     frame = read_table(args.predictions, "predictions")

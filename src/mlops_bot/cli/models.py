@@ -38,16 +38,20 @@ def register(subparsers: Any) -> None:
     which.add_argument("--changed", nargs="+", metavar="PATH", help="the changed repository paths")
     which.add_argument("--changed-file", type=Path, metavar="FILE", help="the changed paths, one a line")
     parser.add_argument("--head", default="HEAD", help="with --changed-from: the head commit (default HEAD)")
+    parser.add_argument("--model", help="only this model (an error naming the models when there is none)")
     parser.set_defaults(func=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
-    from mlops_bot.config import changed_models, load_models
+    from mlops_bot.config import changed_models, load_models, select_model
     from mlops_bot.registry.tags import name_slug
 
     every = load_models(args.config)
     changed = _changed_paths(args)
     models = changed_models(every, changed) if changed is not None else every
+    if args.model:
+        chosen = select_model(every, args.model, str(args.config))
+        models = [config for config in models if config is chosen]
     rows = []
     for config in models:
         slug = name_slug(config.model.name)

@@ -64,3 +64,37 @@ def generate(rows: int, seed: int = 0, shift: float = 0.0, id_start: int = 1) ->
             TARGET: default,
         }
     )
+
+
+PLAN = ("standard", "extended", "hardship")
+PLAN_TARGET = "plan"
+
+
+def generate_plans(rows: int, seed: int = 0, id_start: int = 1) -> pd.DataFrame:
+    """Borrowers in arrears and the repayment plan collections chose for them (three classes): the
+    second, multiclass model of the demo repository. Hardship follows low income and unemployment,
+    extended plans high debt and many late payments; 10 % of the labels are noise."""
+    rng = np.random.default_rng(seed)
+    income = rng.lognormal(np.log(42_000), 0.5, rows).round(-2)
+    debt_ratio = np.clip(rng.beta(2.5, 4.0, rows), 0, 1.2).round(3)
+    late = rng.poisson(1.5 + 2.0 * debt_ratio)
+    employment = rng.choice(EMPLOYMENT, rows, p=[0.6, 0.15, 0.15, 0.1])
+    balance = (rng.lognormal(np.log(6_000), 0.7, rows)).round(-1)
+    z_income = (np.log(income) - np.log(42_000)) / 0.5
+    hardship = -1.2 - 1.3 * z_income + 2.0 * (employment == "unemployed") + 0.3 * (employment == "retired")
+    extended = -0.8 + 3.0 * (debt_ratio - 0.4) + 0.35 * late + 0.4 * np.log(balance / 6_000)
+    scores = np.column_stack([np.zeros(rows), extended, hardship])
+    plan = np.asarray(PLAN)[scores.argmax(axis=1)]
+    noisy = rng.random(rows) < 0.10
+    plan[noisy] = rng.choice(PLAN, int(noisy.sum()))
+    return pd.DataFrame(
+        {
+            "account_id": np.arange(id_start, id_start + rows),
+            "income": income,
+            "debt_ratio": debt_ratio,
+            "late_payments": late,
+            "balance": balance,
+            "employment": employment,
+            PLAN_TARGET: plan,
+        }
+    )

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from mlops_bot.config import load_config
 from mlops_bot.demo import dataset
+from mlops_bot.demo.project import MODEL_NAME
 from mlops_bot.model_file import load_verified
 from mlops_bot.monitor.feedback import attach_labels
 from mlops_bot.monitor.log import PredictionLog, read_predictions
@@ -35,8 +36,8 @@ ROWS_PER_HOUR = 400
 def run(ctx: DemoContext) -> None:
     ctx.chapter("Monitor: production traffic drifts, an issue opens, retraining comes back as a PR")
     config_path = Path(ctx.state.get("config_path", ctx.repo / ".github" / "mlops.yml"))
-    config = load_config(config_path, root=ctx.repo)
-    name = ctx.state.get("model_name", config.model.name)
+    config = load_config(config_path, root=ctx.repo, model=ctx.state.get("model_name", MODEL_NAME))
+    name = config.model.name
     registry = Registry(ctx.repo, forge=ctx.forge, policy=config.registry)
     stage = config.rollout.stage
     version = registry.stage_version(name, stage)
@@ -106,7 +107,7 @@ def run(ctx: DemoContext) -> None:
     stamp = datetime.fromtimestamp(now, UTC).strftime("%Y%m%dT%H%M%SZ")
     retrained = run_retrain(ctx.repo, ctx.forge, stamp=stamp, log=labeled, reason="; ".join(report.reasons),
                             issue=outcome.issue.number if outcome.issue else None,
-                            remote=config.registry.remote)
+                            remote=config.registry.remote, model=name)
     ctx.say(f"retraining: {retrained.new_rows} fresh labeled rows appended ({retrained.rows} in total) "
             f"as {retrained.data_path}")
     ctx.say(f"pull request #{retrained.pull_request} from {retrained.branch}: validation runs on it like "

@@ -85,7 +85,9 @@ def run(ctx: DemoContext) -> None:
 
     baseline = ctx.state.get("registry_version")
     if baseline:
+        # Two models in this repository: a command without model= gets the list of names.
         command(f"/promote production version={baseline}", ctx.forge.actor)
+        command(f"/promote production version={baseline} model={name}", ctx.forge.actor)
 
     head_dir, head_sha = ctx.state.get("head_report_dir"), ctx.state.get("head_sha")
     if head_dir is not None and head_sha is not None and (Path(head_dir) / "model.skops").is_file():
@@ -95,8 +97,8 @@ def run(ctx: DemoContext) -> None:
         event = registry.register(name, ref=head_sha, artifacts=files, push=True, actor=ctx.forge.actor,
                                   trailers={"Verdict": str(report.get("verdict", "pass"))})
         ctx.say(f"the PR's model is registered as {event.tag}")
-        command("/promote staging", ctx.forge.actor)
-        command("/promote production", "carol")
+        command(f"/promote staging model={name}", ctx.forge.actor)
+        command(f"/promote production model={name}", "carol")
 
     branch = ctx.state.get("branch")
     if branch:

@@ -9,6 +9,9 @@
 4. A third PR re-exports the holdout with a broken pipeline (a column turned into fractional years,
    missing employment values, a purpose category never seen in training); the model still trains
    and predicts, but the data gates fail and the comment names each column and its values.
+5. The repository's second model (repayment plans, three classes): a PR adding newer accounts to
+   its data touches only it (`model.paths`), so only it is validated, and it gets its own sticky
+   comment and check run (`mlops-bot / collections:repayment-plan`), as the workflow matrix would.
 """
 
 from __future__ import annotations
@@ -20,9 +23,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from mlops_bot.config import load_config
+from mlops_bot.config import changed_models, load_config, load_models
 from mlops_bot.demo import dataset
-from mlops_bot.demo.project import HOLDOUT_ROWS, git, train_script
+from mlops_bot.demo.project import HOLDOUT_ROWS, MODEL_NAME, PLAN_MODEL, git, train_script
 from mlops_bot.forge.assets_branch import branch_images_step
 from mlops_bot.forge.base import Forge
 from mlops_bot.forge.local import LocalForge
@@ -35,6 +38,7 @@ if TYPE_CHECKING:
 BRANCH = "improve-model"
 WORSE_BRANCH = "smaller-model"
 CORRUPT_BRANCH = "new-holdout-export"
+PLAN_BRANCH = "plans-recent-accounts"
 
 
 def corrupt_holdout(frame: pd.DataFrame, seed: int = 5) -> pd.DataFrame:
@@ -64,8 +68,9 @@ def publish(forge: Forge, pr_number: int, head_sha: str, run: ValidationRun, rep
     return published.check_run.id
 
 
-def _validate_branch(ctx: DemoContext, out: Path, base_dir: Path, reference: Path) -> ValidationRun:
-    config = load_config(ctx.repo / ".github" / "mlops.yml")
+def _validate_branch(ctx: DemoContext, out: Path, base_dir: Path, reference: Path,
+                     model: str = MODEL_NAME) -> ValidationRun:
+    config = load_config(ctx.repo / ".github" / "mlops.yml", model=model)
     return validate(
         config,
         out,
@@ -77,8 +82,15 @@ def _validate_branch(ctx: DemoContext, out: Path, base_dir: Path, reference: Pat
     )
 
 
+def _changed(ctx: DemoContext, base: str) -> list[str]:
+    """The models a branch touches, as the PR workflow's `mlops-bot models --changed-from` decides."""
+    paths = git(ctx.repo, "diff", "--name-only", f"{base}...HEAD").splitlines()
+    models = load_models(ctx.repo / ".github" / "mlops.yml")
+    return [config.model.name for config in changed_models(models, paths)]
+
+
 def _say_metrics(ctx: DemoContext, run: ValidationRun) -> None:
-    for name in ("roc_auc", "accuracy", "log_loss"):
+    for name in ("roc_auc", "f1_macro", "accuracy", "log_loss"):
         row = run.report.metrics.get(name)
         if row is None or row.head is None:
             continue
@@ -96,7 +108,7 @@ def run(ctx: DemoContext) -> None:
     git(ctx.repo, "checkout", "-q", "main")
 
     # 1. The baseline: main's model, trained by the team's train.py through the same pipeline.
-    config = load_config(ctx.repo / ".github" / "mlops.yml")
+    config = load_config(ctx.repo / ".github" / "mlops.yml", model=MODEL_NAME)
     base_dir = runs / "main"
     base = validate(config, base_dir, forge=ctx.forge)
     reference = runs / "main-train.csv"
@@ -124,6 +136,7 @@ def run(ctx: DemoContext) -> None:
         body="New data from the last quarter and a stronger model.",
         head_sha=head_sha,
     )
+    ctx.say(f"PR #{pr.number} touches the model(s) {', '.join(_changed(ctx, 'main'))}: validating those only")
     head_dir = runs / f"pr-{pr.number}"
     head = _validate_branch(ctx, head_dir, base_dir, reference)
     check_id = publish(ctx.forge, pr.number, head_sha, head, repo=ctx.repo)
@@ -175,6 +188,9 @@ def run(ctx: DemoContext) -> None:
     )
     _say_metrics(ctx, corrupt)
 
+    # 5. The second model: newer accounts for the repayment-plan model, validated on its own.
+    plan = _plan_pull_request(ctx, runs)
+
     # Leave the developer on the good PR's branch for the next chapters.
     git(ctx.repo, "checkout", "-q", BRANCH)
     ctx.state.update(
@@ -191,7 +207,40 @@ def run(ctx: DemoContext) -> None:
             "corrupt_pr_number": corrupt_pr.number,
             "corrupt_exit_code": corrupt.exit_code,
             "corrupt_report_dir": runs / f"pr-{corrupt_pr.number}",
+            **plan,
         }
     )
     comment = head_dir / "report.md"
     ctx.say(f"the PR comment (markdown) is {comment}; plots in {head_dir / 'plots'}")
+
+
+def _plan_pull_request(ctx: DemoContext, runs: Path) -> dict[str, object]:
+    """The multiclass model through the same path: its baseline on main, then a PR touching only
+    its files, validated and published with its own comment and check run."""
+    git(ctx.repo, "checkout", "-q", "main")
+    base_dir = runs / "main-plans"
+    config = load_config(ctx.repo / ".github" / "mlops.yml", model=PLAN_MODEL)
+    validate(config, base_dir, forge=ctx.forge)
+    reference = runs / "main-plans-train.csv"
+    shutil.copyfile(ctx.repo / "collections" / "train.csv", reference)
+
+    git(ctx.repo, "checkout", "-q", "-b", PLAN_BRANCH)
+    train_csv = ctx.repo / "collections" / "train.csv"
+    recent = dataset.generate_plans(600, seed=301, id_start=700_001)
+    pd.concat([pd.read_csv(train_csv), recent], ignore_index=True).to_csv(train_csv, index=False)
+    git(ctx.repo, "commit", "-q", "-am", "Repayment plans: add 600 accounts from last month")
+    git(ctx.repo, "push", "-q", "-u", "origin", PLAN_BRANCH)
+    sha = git(ctx.repo, "rev-parse", "HEAD")
+    pr = ctx.forge.create_pull_request("Repayment plans: train on last month's accounts too", PLAN_BRANCH,
+                                       "main", head_sha=sha)
+    touched = _changed(ctx, "main")
+    ctx.say(f"PR #{pr.number} ({PLAN_BRANCH}) touches only {', '.join(touched)} (model.paths: collections/)")
+    out = runs / f"pr-{pr.number}-plans"
+    run = _validate_branch(ctx, out, base_dir, reference, model=PLAN_MODEL)
+    check_id = publish(ctx.forge, pr.number, sha, run, repo=ctx.repo)
+    ctx.say(f"PR #{pr.number}: {PLAN_MODEL} (three classes) verdict {run.report.verdict.upper()} "
+            f"(exit code {run.exit_code}); its own sticky comment and check run {check_id} "
+            f"('mlops-bot / {PLAN_MODEL}')")
+    _say_metrics(ctx, run)
+    return {"plan_pr_number": pr.number, "plan_head_sha": sha, "plan_report_dir": out,
+            "plan_check_run_id": check_id, "plan_touched": touched}

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlops_bot.config import load_config
+from mlops_bot.demo.project import MODEL_NAME
 from mlops_bot.registry.artifacts import KNOWN_ASSETS
 from mlops_bot.registry.registry import Registry
 
@@ -16,8 +17,9 @@ if TYPE_CHECKING:
 
 def run(ctx: DemoContext) -> None:
     ctx.chapter("Registry: register the baseline as a version with its artifacts")
-    config = load_config(ctx.state.get("config_path", ctx.repo / ".github" / "mlops.yml"))
-    name = ctx.state.get("model_name", config.model.name)
+    config = load_config(ctx.state.get("config_path", ctx.repo / ".github" / "mlops.yml"),
+                         model=ctx.state.get("model_name", MODEL_NAME))
+    name = config.model.name
     base_dir = Path(ctx.state["base_report_dir"])
     report = json.loads((base_dir / "report.json").read_text()) if (base_dir / "report.json").exists() else {}
     # validate wrote the model card beside the report: every artifact comes from that one run.

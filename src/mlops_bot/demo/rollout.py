@@ -27,7 +27,7 @@ import httpx
 
 from mlops_bot.config import MlopsConfig, RolloutGates, load_config
 from mlops_bot.demo import dataset
-from mlops_bot.demo.project import git
+from mlops_bot.demo.project import MODEL_NAME, git
 from mlops_bot.demo.traffic import Traffic
 from mlops_bot.deploy.control import request_action
 from mlops_bot.deploy.controller import RolloutController, RolloutState, StateStore
@@ -252,8 +252,8 @@ def _rollout(ctx: DemoContext, controller: RolloutController, plan: RolloutPlan,
 def run(ctx: DemoContext) -> None:
     ctx.chapter("Rollout: canary of the new version under live traffic, then a bad canary rolled back")
     config_path = Path(ctx.state.get("config_path", ctx.repo / ".github" / "mlops.yml"))
-    config = load_config(config_path, root=ctx.repo)
-    name = ctx.state.get("model_name", config.model.name)
+    config = load_config(config_path, root=ctx.repo, model=ctx.state.get("model_name", MODEL_NAME))
+    name = config.model.name
     registry = Registry(ctx.repo, forge=ctx.forge, policy=config.registry)
     stage = config.rollout.stage
     versions = _versions(ctx, registry, config, name)
