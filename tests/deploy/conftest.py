@@ -95,3 +95,12 @@ def records(count: int, seed: int = 1) -> list[dict[str, object]]:
 @pytest.fixture(scope="session")
 def make_records():  # type: ignore[no-untyped-def]
     return records
+
+
+@pytest.fixture(scope="session")
+def cluster_serving(model_dirs: dict[str, Path], tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """Model servers + Prometheus shared by the KServe and Argo end-to-end tests (started once)."""
+    from kube_cluster.prometheus_server import shared_serving
+
+    with shared_serving(tmp_path_factory.mktemp("cluster-serving"), model_dirs) as serving:
+        yield serving

@@ -17,13 +17,11 @@ from __future__ import annotations
 import json
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,7 +32,7 @@ import pytest
 
 from kube_cluster.control_plane import ControlPlane
 from kube_cluster.kserve_standin import KServeStandIn
-from kube_cluster.prometheus_server import model_servers, prometheus
+from kube_cluster.prometheus_server import Serving
 from mlops_bot.cli import main
 from mlops_bot.deploy.control import request_action
 from mlops_bot.deploy.routing import RoutingRequest, VersionRef
@@ -183,26 +181,17 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(control_plane: ControlPlane, model_dirs: dict[str, Path], make_records: Any,
-          tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+def world(control_plane: ControlPlane, cluster_serving: Serving, make_records: Any) -> Iterator[World]:
     from kubernetes import client
 
-    root = tmp_path_factory.mktemp("kserve-e2e")
-    models = root / "models"
-    for version in ("v1.0.0", "v1.1.0", "v9.0.0-broken"):
-        shutil.copytree(model_dirs[version], models / version)
-    for version in ("v1.2.0", "v1.3.0", "v1.4.0"):  # the healthy model under newer version labels
-        shutil.copytree(model_dirs["v1.1.0"], models / version)
-    namespace = f"e2e-{uuid.uuid4().hex[:8]}"
+    namespace = cluster_serving.namespaces["kserve"]
     client.CoreV1Api(control_plane.api_client()).create_namespace(
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
-    versions = {path.name: path for path in sorted(models.iterdir())}
-    with model_servers(root / "servers", "credit", versions) as servers:
-        targets = {url.removeprefix("http://"): {"namespace": namespace} for url in servers.values()}
-        with prometheus(root / "prometheus", targets) as prometheus_url, \
-                KServeStandIn(control_plane.api_client(), namespace) as standin:
-            yield World(control_plane, root, namespace, servers, prometheus_url, standin, models,
-                        make_records(30))
+    root = cluster_serving.root / "kserve"
+    root.mkdir()
+    with KServeStandIn(control_plane.api_client(), namespace) as standin:
+        yield World(control_plane, root, namespace, cluster_serving.servers, cluster_serving.prometheus,
+                    standin, cluster_serving.models, make_records(30))
 
 
 @pytest.fixture

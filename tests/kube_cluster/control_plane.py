@@ -4,9 +4,10 @@ certificates, RBAC on, a kubeconfig for an admin (system:masters client certific
 bearer tokens for unprivileged users (RBAC-forbidden tests). The real CRDs (KServe's
 InferenceService, Argo Rollouts') are installed from the engines' Go modules.
 
-There is no kubelet, scheduler or controller manager: objects are stored, validated against their
-schemas and served, which is what a deploy client talks to. Engines' controllers that cannot run
-here are stood in for by the tests themselves (see kserve_standin.py)."""
+There is no kubelet, scheduler or controller manager here: objects are stored, validated against
+their schemas and served, which is what a deploy client talks to. The Argo Rollouts tests add
+kube-controller-manager, kube-scheduler, kwok and Argo's own controller (argo_harness.py); KServe's,
+which cannot run here, is stood in for by the tests themselves (see kserve_standin.py)."""
 
 from __future__ import annotations
 
@@ -90,6 +91,7 @@ class ControlPlane:
     kubeconfig: Path = field(default_factory=Path)
     tokens: dict[str, str] = field(default_factory=dict)  # user name -> bearer token
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    cache: Path = field(default_factory=Path)  # the build cache (bin/, crds/, log/)
 
     def kubeconfig_for(self, user: str) -> Path:
         """A kubeconfig that authenticates as `user` (a static token, no RBAC grants by default)."""
@@ -131,7 +133,7 @@ def _wait_until(check, what: str, log: Path, process: subprocess.Popen[bytes],  
 @contextlib.contextmanager
 def running_control_plane(cache: Path, directory: Path) -> Iterator[ControlPlane]:
     directory.mkdir(parents=True, exist_ok=True)
-    plane = ControlPlane(directory=directory)
+    plane = ControlPlane(directory=directory, cache=cache)
     try:
         _start(plane, cache)
         yield plane

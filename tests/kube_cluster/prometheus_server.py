@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -74,15 +75,18 @@ def model_server(directory: Path, model: str, version: str, model_dir: Path) -> 
 
 
 @contextlib.contextmanager
-def prometheus(directory: Path, targets: dict[str, dict[str, str]]) -> Iterator[str]:
-    """Prometheus scraping `targets` (host:port -> extra labels) every second; yields its URL."""
+def prometheus(directory: Path, targets: dict[str, dict[str, str]] | list[tuple[str, dict[str, str]]]
+               ) -> Iterator[str]:
+    """Prometheus scraping `targets` (host:port -> extra labels; pairs when one address is scraped
+    under several label sets) every second; yields its URL."""
     directory.mkdir(parents=True, exist_ok=True)
     port = free_port()
     config = directory / "prometheus.yml"
+    pairs = list(targets.items()) if isinstance(targets, dict) else targets
     config.write_text(yaml.safe_dump({
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
         "scrape_configs": [{"job_name": "model-servers", "static_configs": [
-            {"targets": [address], "labels": labels} for address, labels in targets.items()]}],
+            {"targets": [address], "labels": labels} for address, labels in pairs]}],
     }))
     log = directory / "prometheus.log"
     process = subprocess.Popen(
@@ -114,6 +118,42 @@ def model_servers(directory: Path, model: str, versions: dict[str, Path]) -> Ite
         for process, port, log in started.values():
             _wait(f"http://127.0.0.1:{port}/v2/health/ready", process, log, timeout=240)
         yield {version: f"http://127.0.0.1:{port}" for version, (_, port, _) in started.items()}
-    finally:
+    finally:  # all at once: each takes up to a few seconds to shut down
+        for process, _, _ in started.values():
+            if process.poll() is None:
+                process.terminate()
         for process, _, _ in started.values():
             _stop(process)
+
+
+@dataclass
+class Serving:
+    """The model servers and Prometheus the cluster end-to-end tests share: one `mlops-bot serve`
+    per version, each scraped once per engine namespace (the `namespace` label a cluster's
+    Prometheus would add), so the KServe and Argo tests start them once per session."""
+
+    root: Path
+    models: Path
+    servers: dict[str, str]
+    prometheus: str
+    namespaces: dict[str, str]  # engine -> the namespace its tests use
+
+
+@contextlib.contextmanager
+def shared_serving(root: Path, model_dirs: dict[str, Path]) -> Iterator[Serving]:
+    import shutil
+    import uuid
+
+    models = root / "models"
+    for version in ("v1.0.0", "v1.1.0", "v9.0.0-broken"):
+        shutil.copytree(model_dirs[version], models / version)
+    for version in ("v1.2.0", "v1.3.0", "v1.4.0"):  # the healthy model under newer version labels
+        shutil.copytree(model_dirs["v1.1.0"], models / version)
+    tag = uuid.uuid4().hex[:8]
+    namespaces = {"kserve": f"e2e-{tag}", "argo": f"argo-{tag}"}
+    versions = {path.name: path for path in sorted(models.iterdir())}
+    with model_servers(root / "servers", "credit", versions) as servers:
+        targets = [(url.removeprefix("http://"), {"namespace": namespace})
+                   for url in servers.values() for namespace in namespaces.values()]
+        with prometheus(root / "prometheus", targets) as url:
+            yield Serving(root, models, servers, url, namespaces)

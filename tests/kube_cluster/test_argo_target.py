@@ -1,8 +1,8 @@
 """Argo Rollouts: the rendered Rollout and AnalysisTemplate are accepted by the real API server
 against Argo's real CRDs (from its Go module), server-side applied; /abort and /promote write
-Argo's own fields the way `kubectl argo rollouts` does (its v1.8 sources); the status mirror is
-pure. Argo's controller does not run here (it would need kube-controller-manager and kwok for
-pods), so the status it would write is set by the test, and says so."""
+Argo's own fields the way `kubectl argo rollouts` does (its v1.8 sources). Argo's controller does
+not run in this module (tests/deploy/test_deploy_argo_e2e.py runs the real one), so the status it
+would write is set by the test, and says so."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ import pytest
 
 from kube_cluster.control_plane import ControlPlane
 from mlops_bot.config import RolloutGates, RolloutSection, RolloutStep
+from mlops_bot.deploy.argo_mirror import view_of
 from mlops_bot.deploy.plan import plan_from_config
 from mlops_bot.deploy.targets.argo import (
     GROUP,
     ROLLOUTS,
     VERSION,
-    ArgoRollout,
-    mirror,
+    ArgoTarget,
     promote_patches,
     render_analysis,
     render_rollout,
@@ -55,7 +55,7 @@ def test_plan_becomes_argo_steps_and_gates() -> None:
 @pytest.mark.kubernetes
 def test_rollout_and_template_apply_against_the_real_crds(control_plane: ControlPlane,
                                                           namespace: str) -> None:
-    argo = ArgoRollout("credit", connect(str(control_plane.kubeconfig)), namespace=namespace)
+    argo = ArgoTarget("credit", connect(str(control_plane.kubeconfig)), namespace=namespace)
     rollout, analysis = rendered(namespace)
     applied = argo.apply(rollout, analysis)
     assert {m["manager"] for m in applied["metadata"]["managedFields"]} == {"mlops-bot"}
@@ -71,22 +71,22 @@ def test_abort_and_promote_write_argos_own_fields(control_plane: ControlPlane, n
     from kubernetes import client
 
     api = connect(str(control_plane.kubeconfig))
-    argo = ArgoRollout("credit", api, namespace=namespace)
+    argo = ArgoTarget("credit", api, namespace=namespace)
     argo.apply(*rendered(namespace))
     custom: Any = client.CustomObjectsApi(api)
     # What Argo's controller would write at the manual pause of step 2 (it does not run here).
     custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, ROLLOUTS, "credit", {"status": {
         "phase": "Paused", "message": "CanaryPauseStep", "currentStepIndex": 3, "controllerPause": True,
         "pauseConditions": [{"reason": "CanaryPauseStep", "startTime": "2026-01-01T00:00:00Z"}]}})
-    assert mirror(argo.read() or {})[:2] == ("in_progress", "v1.1.0 step 4/4: paused (CanaryPauseStep)")
+    view = view_of(argo.read())
+    assert (view.version, view.step_index, view.pause_reasons) == ("v1.1.0", 3, ["CanaryPauseStep"])
     argo.promote()
     live = argo.read() or {}
     assert "pauseConditions" not in live["status"] and live["status"]["currentStepIndex"] == 3
     argo.abort()
     live = argo.read() or {}
-    assert live["status"]["abort"] is True
-    assert mirror(live)[0] == "failure" and mirror(live)[2] is True
-    nobody = ArgoRollout("credit", connect(str(control_plane.kubeconfig_for("nobody"))), namespace=namespace)
+    assert live["status"]["abort"] is True and view_of(live).aborted
+    nobody = ArgoTarget("credit", connect(str(control_plane.kubeconfig_for("nobody"))), namespace=namespace)
     with pytest.raises(ClusterError, match=r"RBAC forbids 'patch' on rollouts/status.argoproj.io"):
         nobody.abort()
 
@@ -105,14 +105,9 @@ def test_promote_patches_follow_kubectl_argo_rollouts() -> None:
                                                            "currentStepIndex": 2}}
 
 
-def test_status_mirror() -> None:
-    base = {"metadata": {"annotations": {"mlops-bot/version": "v2"}},
-            "spec": {"strategy": {"canary": {"steps": [{"setWeight": 10}, {"pause": {}}]}}}}
-    done = {**base, "status": {"phase": "Healthy", "currentStepIndex": 2, "stableRS": "abc",
-                               "currentPodHash": "abc"}}
-    assert mirror(done) == ("success", "v2 promoted to 100%", True)
-    degraded = {**base, "status": {"phase": "Degraded", "message": "RolloutAborted: metric failed"}}
-    assert mirror(degraded) == ("failure", "v2 degraded: RolloutAborted: metric failed", True)
-    going = {**base, "status": {"phase": "Progressing", "currentStepIndex": 0,
-                                "canary": {"weights": {"canary": {"weight": 10}}}}}
-    assert mirror(going) == ("in_progress", "v2 step 1/2, 10%: Progressing", False)
+@pytest.mark.kubernetes
+def test_argo_not_installed_is_a_one_line_error(control_plane: ControlPlane) -> None:
+    from mlops_bot.deploy.targets.cluster import require_api
+
+    with pytest.raises(ClusterError, match=r"Argo Rollouts is not installed on this cluster: no Rollout CRD"):
+        require_api(connect(str(control_plane.kubeconfig)), GROUP, "v1alpha9", "Rollout", "Argo Rollouts")

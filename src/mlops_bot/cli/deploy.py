@@ -197,7 +197,12 @@ def _deploy(args: argparse.Namespace) -> int:
         target, store = cluster_parts(args, name, rollout)
     else:
         target, store = _target(args, name), StateStore(Path(args.state_dir), name)
-    controller = RolloutController(
+    engine = RolloutController
+    if args.target == "kubernetes" and rollout.engine == "argo":
+        from mlops_bot.deploy.argo_controller import ArgoController
+
+        engine = ArgoController
+    controller = engine(
         name, plan, target, source, store, cache=Path(args.state_dir) / "models", forge=forge,
         registry=registry,
         watch_stage=args.stage, out=sys.stdout,
@@ -238,7 +243,7 @@ def _action(args: argparse.Namespace, action: str, name: str | None) -> int:
 
             if action == "stop":
                 raise MlopsError("deploy stop is for the local and docker targets; on a cluster, delete the "
-                                 "InferenceService with kubectl")
+                                 "InferenceService (or the Argo Rollout) with kubectl")
             state = status_store(args, name, _rollout(args.config, name)).load(name)
         else:
             state = StateStore(Path(args.state_dir), name).load(name)

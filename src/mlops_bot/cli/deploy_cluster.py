@@ -1,5 +1,6 @@
-"""`mlops-bot deploy NAME --target kubernetes`: the KServe target wired from the command line and
-`rollout:` in `.github/mlops.yml` (namespace, image, token secret, Prometheus, storage URI).
+"""`mlops-bot deploy NAME --target kubernetes`: the KServe target, or the Argo Rollouts engine
+(`rollout.engine: argo`), wired from the command line and `rollout:` in `.github/mlops.yml`
+(namespace, image, token secret, Prometheus, storage URI).
 
 The controller runs in the deploy job itself (a runner's background process would die with the
 job); the state lives in the cluster, so a re-run of the job resumes the rollout, and
@@ -24,8 +25,10 @@ def add_arguments(deploy: Any) -> None:
     deploy.add_argument("--kubeconfig", help="kubernetes: kubeconfig path or content (default: "
                         "$MLOPS_BOT_KUBECONFIG, $KUBECONFIG, ~/.kube/config, in-cluster)")
     deploy.add_argument("--context", help="kubernetes: kubeconfig context")
-    deploy.add_argument("--namespace", help="kubernetes: overrides rollout.kserve.namespace")
-    deploy.add_argument("--image", help="kubernetes: the model server image (overrides rollout.kserve.image)")
+    deploy.add_argument("--namespace", help="kubernetes: overrides rollout.kserve.namespace "
+                        "(rollout.argo.namespace with engine argo)")
+    deploy.add_argument("--image", help="kubernetes: the model server image (overrides rollout.kserve.image, "
+                        "rollout.argo.image with engine argo)")
 
 
 def _api(args: argparse.Namespace) -> Any:
@@ -36,7 +39,13 @@ def _api(args: argparse.Namespace) -> Any:
 
 
 def _namespace(args: argparse.Namespace, rollout: RolloutSection) -> str:
-    return str(args.namespace or rollout.kserve.namespace)
+    engine = rollout.argo if rollout.engine == "argo" else rollout.kserve
+    return str(args.namespace or engine.namespace)
+
+
+def _analysis_prometheus(rollout: RolloutSection) -> str:
+    """The Prometheus Argo's AnalysisRuns query (from inside the cluster)."""
+    return rollout.argo.analysis_prometheus_url or (rollout.prometheus.url if rollout.prometheus else "")
 
 
 def storage_uri(template: str, *, model: str, version: str, repository: str) -> str:
@@ -55,16 +64,30 @@ def cluster_parts(args: argparse.Namespace, name: str, rollout: RolloutSection) 
     api = _api(args)
     namespace = _namespace(args, rollout)
     repository = os.environ.get("GITHUB_REPOSITORY", "")
-    if "$repository" in rollout.kserve.storage_uri and not repository:
-        raise MlopsError("GITHUB_REPOSITORY is not set: needed for rollout.kserve.storage_uri "
-                         f"({rollout.kserve.storage_uri})")
+    section = "argo" if rollout.engine == "argo" else "kserve"
+    template = rollout.argo.storage_uri if section == "argo" else rollout.kserve.storage_uri
+    if "$repository" in template and not repository:
+        raise MlopsError(f"GITHUB_REPOSITORY is not set: needed for rollout.{section}.storage_uri "
+                         f"({template})")
 
     def storage(ref: VersionRef) -> tuple[str, str]:
         model_file = Path(ref.path) / "model.skops"
         if not model_file.is_file():
             raise MlopsError(f"{model_file} not found: the version's model is fetched to record its digest")
-        uri = storage_uri(rollout.kserve.storage_uri, model=name, version=ref.version, repository=repository)
+        uri = storage_uri(template, model=name, version=ref.version, repository=repository)
         return uri, sha256_file(model_file)
+
+    if rollout.engine == "argo":
+        from mlops_bot.deploy.targets.argo import ArgoTarget
+
+        address = _analysis_prometheus(rollout)
+        if not address:
+            raise MlopsError("engine argo needs a Prometheus for its analysis: set rollout.prometheus.url"
+                             " (or rollout.argo.analysis_prometheus_url) in .github/mlops.yml")
+        argo = ArgoTarget(name, api, namespace=namespace, storage=storage,
+                          image=args.image or rollout.argo.image, prometheus_url=address,
+                          replicas=rollout.argo.replicas, token_secret=rollout.argo.token_secret)
+        return argo, ClusterStateStore(api, namespace, resource_name(name))
 
     metrics = None
     if rollout.prometheus is not None:
@@ -80,8 +103,12 @@ def cluster_parts(args: argparse.Namespace, name: str, rollout: RolloutSection) 
 
 
 def write_manifests(args: argparse.Namespace, name: str, version: str, rollout: RolloutSection) -> int:
-    """--manifests DIR: the InferenceService of every step, for review or GitOps; no cluster needed."""
+    """--manifests DIR: the InferenceService of every step (KServe), or the Rollout and its
+    AnalysisTemplate (Argo), for review or GitOps; no cluster needed."""
     from mlops_bot.deploy.targets.kserve import step_manifests
+
+    if rollout.engine == "argo":
+        return _write_argo_manifests(args, name, version, rollout)
 
     uri = storage_uri(rollout.kserve.storage_uri, model=name, version=version,
                       repository=os.environ.get("GITHUB_REPOSITORY", "OWNER/REPO"))
@@ -93,6 +120,31 @@ def write_manifests(args: argparse.Namespace, name: str, version: str, rollout: 
     out.mkdir(parents=True, exist_ok=True)
     for index, manifest in enumerate(manifests, start=1):
         path = out / f"{name.replace('/', '-')}-step{index}-inferenceservice.json"
+        path.write_text(json.dumps(manifest, indent=2))
+        print(path)
+    return 0
+
+
+def _write_argo_manifests(args: argparse.Namespace, name: str, version: str, rollout: RolloutSection) -> int:
+    from mlops_bot.deploy.plan import plan_from_config
+    from mlops_bot.deploy.targets.argo import render_analysis, render_rollout
+
+    plan = plan_from_config(rollout, args.config)
+    namespace = _namespace(args, rollout)
+    uri = storage_uri(rollout.argo.storage_uri, model=name, version=version,
+                      repository=os.environ.get("GITHUB_REPOSITORY", "OWNER/REPO"))
+    address = _analysis_prometheus(rollout)
+    documents = {
+        "rollout": render_rollout(name, version, "STABLE_VERSION", namespace=namespace, plan=plan,
+                                  image=args.image or rollout.argo.image, storage_uri=uri, sha256=None,
+                                  prometheus_url=address, replicas=rollout.argo.replicas,
+                                  token_secret=rollout.argo.token_secret),
+        "analysistemplate": render_analysis(name, namespace, plan),
+    }
+    out = Path(args.manifests)
+    out.mkdir(parents=True, exist_ok=True)
+    for kind, manifest in documents.items():
+        path = out / f"{name.replace('/', '-')}-{kind}.json"
         path.write_text(json.dumps(manifest, indent=2))
         print(path)
     return 0

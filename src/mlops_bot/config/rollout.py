@@ -67,6 +67,26 @@ class RolloutKServe(Strict):
     )
 
 
+class RolloutArgo(Strict):
+    """The Argo Rollouts engine (`rollout.engine: argo`): a Rollout of plain pods that Argo steps."""
+
+    namespace: str = "default"
+    image: str = Field(default="ghcr.io/mlops-bot/mlops-bot-server:latest",
+                       description="the model server image (built by the release workflow)")
+    token_secret: str | None = Field(
+        default=None, description="Secret with key `token` for private release assets"
+    )
+    replicas: int = Field(default=4, ge=1, description="pods; without a traffic router Argo's weights "
+                          "are pod shares (10% of 4 pods is 1 pod)")
+    storage_uri: str = Field(
+        default="https://github.com/$repository/releases/download/$tag/model.skops",
+        description="where the pod downloads the version's model ($repository, $tag, $model, $version)",
+    )
+    analysis_prometheus_url: str | None = Field(
+        default=None, description="the Prometheus Argo's controller queries (default: rollout.prometheus.url)"
+    )
+
+
 class RolloutSection(Strict):
     environment: str = "production"
     steps: list[RolloutStep] = Field(
@@ -83,6 +103,10 @@ class RolloutSection(Strict):
     shadow: bool = False
     prometheus: RolloutPrometheus | None = None
     kserve: RolloutKServe = Field(default_factory=RolloutKServe)
+    engine: Literal["kserve", "argo"] = Field(
+        default="kserve", description="with --target kubernetes: KServe canaries or Argo Rollouts"
+    )
+    argo: RolloutArgo = Field(default_factory=RolloutArgo)
 
     @field_validator("stage")
     @classmethod

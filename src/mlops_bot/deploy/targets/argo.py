@@ -13,35 +13,49 @@ render what it needs from the plan, apply it, mirror its status and pass /abort 
   github.com/argoproj/argo-rollouts v1.8, pkg/kubectl-argo-rollouts/cmd/abort and promote): abort =
   merge patch `{"status":{"abort":true}}` on the status subresource; promote = clear the pause
   conditions (or step past a running analysis) on status, plus `spec.paused: false` if paused;
-- `mirror`: the Rollout's status as a GitHub deployment status (pure).
+- `ArgoTarget`: the I/O edge (apply both, read, abort, promote); what a Rollout's status means for
+  the GitHub deployment and the rollout state is decided in `deploy/argo_mirror.py` (pure).
 """
 
 from __future__ import annotations
 
-import json
 import math
+from collections.abc import Callable
 from typing import Any
 
 from mlops_bot.config import RolloutGates
 from mlops_bot.deploy.plan import RolloutPlan
-from mlops_bot.deploy.targets.cluster import explain, read_object, require_api, server_side_apply
-from mlops_bot.deploy.targets.kserve import resource_name
-from mlops_bot.forge.base import DeploymentState
+from mlops_bot.deploy.routing import VersionRef
+from mlops_bot.deploy.targets.cluster import (
+    ClusterError,
+    explain,
+    read_object,
+    require_api,
+    server_side_apply,
+)
+from mlops_bot.deploy.targets.kserve import DEFAULT_IMAGE, resource_name
 
 GROUP, VERSION = "argoproj.io", "v1alpha1"
 ROLLOUTS, TEMPLATES = "rollouts", "analysistemplates"
 ABORT_PATCH: dict[str, Any] = {"status": {"abort": True}}
 ANALYSIS_ARGS = ("model", "namespace", "version", "stable-version", "prometheus")
 _SELECTOR = 'model="{{args.model}}",namespace="{{args.namespace}}"'
-# No traffic yet is not a failure (NaN from 0/0); Argo's own min-traffic handling is the step's pause.
-_NO_DATA = "len(result) == 0 || isNaN(result[0])"
+PROMOTE_FULL_PATCH: dict[str, Any] = {"status": {"promoteFull": True}}
+# No data (an empty vector, or NaN from 0/0 before any request) is neither a success nor a failure:
+# Argo counts the measurement Inconclusive, and an inconclusive run pauses the rollout (never a pass).
+_DATA = "len(result) > 0 && !isNaN(result[0])"
+
+
+def _conditions(passes: str, fails: str) -> dict[str, str]:
+    return {"successCondition": f"{_DATA} && {passes}", "failureCondition": f"{_DATA} && {fails}"}
 
 
 def _duration(seconds: float) -> str:
     return f"{max(1, math.ceil(seconds))}s"
 
 
-def analysis_metrics(gates: RolloutGates, interval: float, failure_limit: int) -> list[dict[str, Any]]:
+def analysis_metrics(gates: RolloutGates, interval: float, failure_limit: int,
+                     initial_delay: float = 0.0) -> list[dict[str, Any]]:
     """The plan's gates as AnalysisTemplate metrics (Prometheus provider)."""
     address = "{{args.prometheus}}"
     window = f"[{_duration(max(interval * 4, 60))}]"
@@ -53,25 +67,29 @@ def analysis_metrics(gates: RolloutGates, interval: float, failure_limit: int) -
         return (f'histogram_quantile(0.99, sum by (le) (rate(mlops_bot_request_duration_seconds_bucket'
                 f'{{{_SELECTOR},version="{version}"}}{window})))')
 
-    common = {"interval": _duration(interval), "failureLimit": max(0, failure_limit - 1)}
+    common: dict[str, Any] = {"interval": _duration(interval), "failureLimit": max(0, failure_limit - 1)}
+    if initial_delay > 0:
+        common["initialDelay"] = _duration(initial_delay)
     metrics = []
     if gates.min_success_rate is not None:
         metrics.append({
             "name": "success-rate", **common,
-            "successCondition": f"{_NO_DATA} || result[0] >= {gates.min_success_rate}",
+            **_conditions(f"result[0] >= {gates.min_success_rate}", f"result[0] < {gates.min_success_rate}"),
             "provider": {"prometheus": {"address": address, "query": (
                 f"1 - {rate('mlops_bot_errors_total')} / {rate('mlops_bot_requests_total')}")}},
         })
     if gates.max_p99_latency_ms is not None:
         metrics.append({
             "name": "p99-latency", **common,
-            "successCondition": f"{_NO_DATA} || result[0] <= {gates.max_p99_latency_ms}",
+            **_conditions(f"result[0] <= {gates.max_p99_latency_ms}",
+                          f"result[0] > {gates.max_p99_latency_ms}"),
             "provider": {"prometheus": {"address": address, "query": f"{p99('{{args.version}}')} * 1000"}},
         })
     if gates.max_p99_latency_ratio is not None:
         metrics.append({
             "name": "p99-latency-ratio", **common,
-            "successCondition": f"{_NO_DATA} || result[0] <= {gates.max_p99_latency_ratio}",
+            **_conditions(f"result[0] <= {gates.max_p99_latency_ratio}",
+                          f"result[0] > {gates.max_p99_latency_ratio}"),
             "provider": {"prometheus": {"address": address, "query": (
                 f"{p99('{{args.version}}')} / {p99('{{args.stable-version}}')}")}},
         })
@@ -85,14 +103,14 @@ def render_analysis(model: str, namespace: str, plan: RolloutPlan) -> dict[str, 
                      "labels": {"app.kubernetes.io/managed-by": "mlops-bot"}},
         "spec": {
             "args": [{"name": arg} for arg in ANALYSIS_ARGS],
-            "metrics": analysis_metrics(plan.gates, plan.interval, plan.failure_limit),
+            "metrics": analysis_metrics(plan.gates, plan.interval, plan.failure_limit, plan.initial_delay),
         },
     }
 
 
 def render_rollout(model: str, version: str, stable_version: str, *, namespace: str, plan: RolloutPlan,
                    image: str, storage_uri: str, sha256: str | None, prometheus_url: str,
-                   replicas: int = 2) -> dict[str, Any]:
+                   replicas: int = 2, token_secret: str | None = None) -> dict[str, Any]:
     """The Rollout for `version`; Argo keeps the previous pod template as stable."""
     name = resource_name(model)
     steps: list[dict[str, Any]] = []
@@ -104,6 +122,22 @@ def render_rollout(model: str, version: str, stable_version: str, *, namespace: 
     if sha256:
         args += ["--model-sha256", sha256]
     labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/managed-by": "mlops-bot"}
+    # The container is written as Argo's controller re-serialises it when it updates the Rollout
+    # (its revision annotation): `resources: {}` present, no empty `env`. Otherwise that update
+    # changes the (atomic) containers list and takes it over, and our next apply conflicts.
+    container: dict[str, Any] = {
+        "name": "model-server", "image": image, "args": args, "resources": {},
+        "ports": [{"name": "http", "containerPort": 8080}],
+        "readinessProbe": {"httpGet": {"path": "/v2/health/ready", "port": 8080}},
+        "livenessProbe": {"httpGet": {"path": "/v2/health/live", "port": 8080}},
+        "volumeMounts": [{"name": "models", "mountPath": "/mnt/models"},
+                         {"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108 - emptyDir
+        "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "readOnlyRootFilesystem": True,
+                            "allowPrivilegeEscalation": False},
+    }
+    if token_secret:
+        container["env"] = [{"name": "MLOPS_BOT_MODEL_TOKEN",
+                             "valueFrom": {"secretKeyRef": {"name": token_secret, "key": "token"}}}]
     return {
         "apiVersion": f"{GROUP}/{VERSION}", "kind": "Rollout",
         "metadata": {"name": name, "namespace": namespace, "labels": labels,
@@ -116,17 +150,7 @@ def render_rollout(model: str, version: str, stable_version: str, *, namespace: 
             "template": {
                 "metadata": {"labels": labels, "annotations": {"mlops-bot/version": version}},
                 "spec": {
-                    "containers": [{
-                        "name": "model-server", "image": image, "args": args,
-                        "ports": [{"name": "http", "containerPort": 8080}],
-                        "readinessProbe": {"httpGet": {"path": "/v2/health/ready", "port": 8080}},
-                        "livenessProbe": {"httpGet": {"path": "/v2/health/live", "port": 8080}},
-                        "volumeMounts": [{"name": "models", "mountPath": "/mnt/models"},
-                                         {"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108 - emptyDir
-                        "securityContext": {"runAsNonRoot": True, "runAsUser": 10001,
-                                            "readOnlyRootFilesystem": True,
-                                            "allowPrivilegeEscalation": False},
-                    }],
+                    "containers": [container],
                     "volumes": [{"name": "models", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}],
                 },
             },
@@ -166,38 +190,39 @@ def promote_patches(rollout: dict[str, Any]) -> tuple[dict[str, Any] | None, dic
     return spec_patch, None
 
 
-def mirror(rollout: dict[str, Any]) -> tuple[DeploymentState, str, bool]:
-    """(deployment state, description, finished) for the Rollout's status. Pure."""
-    status = rollout.get("status") or {}
-    version = ((rollout.get("metadata") or {}).get("annotations") or {}).get("mlops-bot/version", "?")
-    steps = (((rollout.get("spec") or {}).get("strategy") or {}).get("canary") or {}).get("steps") or []
-    phase, message = status.get("phase", ""), status.get("message", "")
-    if status.get("abort"):
-        return "failure", f"{version} aborted: {message or 'all traffic back to stable'}"[:140], True
-    if phase == "Degraded":
-        return "failure", f"{version} degraded: {message}"[:140], True
-    index = status.get("currentStepIndex")
-    weight = ((status.get("canary") or {}).get("weights") or {}).get("canary", {}).get("weight")
-    done = index is not None and index >= len(steps)
-    if phase == "Healthy" and done and status.get("stableRS") and status.get("stableRS") == status.get(
-            "currentPodHash"):
-        return "success", f"{version} promoted to 100%", True
-    step = f"step {min((index or 0) + 1, len(steps) or 1)}/{len(steps) or 1}"
-    shown = f", {weight}%" if weight is not None else ""
-    if phase == "Paused":
-        return "in_progress", f"{version} {step}{shown}: paused ({message or 'waiting'})"[:140], False
-    return "in_progress", f"{version} {step}{shown}: {phase or 'pending'}"[:140], False
+class ArgoTarget:
+    """One model's Rollout + AnalysisTemplate in a namespace: the I/O of the Argo engine. `storage`
+    maps a version to (storage URI, SHA-256), as for KServe."""
 
-
-class ArgoRollout:
-    """One model's Rollout + AnalysisTemplate in a namespace."""
-
-    def __init__(self, model: str, api_client: Any, *, namespace: str) -> None:
+    def __init__(self, model: str, api_client: Any, *, namespace: str,
+                 storage: Callable[[VersionRef], tuple[str, str]] | None = None,
+                 image: str = DEFAULT_IMAGE, prometheus_url: str = "", replicas: int = 2,
+                 token_secret: str | None = None) -> None:
         self.model = model
         self.api_client = api_client
         self.namespace = namespace
         self.name = resource_name(model)
+        self.storage = storage
+        self.image = image
+        self.prometheus_url = prometheus_url
+        self.replicas = replicas
+        self.token_secret = token_secret
+        self.endpoint = f"argo-rollouts://{namespace}/{self.name}"
         require_api(api_client, GROUP, VERSION, "Rollout", "Argo Rollouts")
+
+    def manifests(self, ref: VersionRef, stable_version: str, plan: RolloutPlan
+                  ) -> tuple[dict[str, Any], dict[str, Any]]:
+        if self.storage is None:
+            raise ClusterError("no storage for the Argo target: the model's URI and digest are unknown")
+        uri, digest = self.storage(ref)
+        rollout = render_rollout(self.model, ref.version, stable_version, namespace=self.namespace, plan=plan,
+                                 image=self.image, storage_uri=uri, sha256=digest,
+                                 prometheus_url=self.prometheus_url, replicas=self.replicas,
+                                 token_secret=self.token_secret)
+        return rollout, render_analysis(self.model, self.namespace, plan)
+
+    def deploy(self, ref: VersionRef, stable_version: str, plan: RolloutPlan) -> dict[str, Any]:
+        return self.apply(*self.manifests(ref, stable_version, plan))
 
     def apply(self, rollout: dict[str, Any], analysis: dict[str, Any]) -> dict[str, Any]:
         server_side_apply(self.api_client, GROUP, VERSION, TEMPLATES, self.namespace, analysis)
@@ -221,16 +246,24 @@ class ArgoRollout:
     def abort(self) -> None:
         self._patch(ABORT_PATCH, status=True)
 
-    def promote(self) -> None:
+    def _live(self) -> dict[str, Any]:
         live = self.read()
         if live is None:
-            raise explain(Exception(f"rollout {self.name} not found"), "promote", ROLLOUTS, self.namespace)
-        spec_patch, status_patch = promote_patches(live)
+            raise ClusterError(f"rollout {self.namespace}/{self.name} not found: nothing to promote")
+        return live
+
+    def promote(self) -> None:
+        spec_patch, status_patch = promote_patches(self._live())
         if status_patch is not None:
             self._patch(status_patch, status=True)
         if spec_patch is not None:
             self._patch(spec_patch, status=False)
 
-    def describe(self) -> str:
-        live = self.read()
-        return json.dumps(mirror(live) if live else None)
+    def promote_full(self) -> None:
+        """`kubectl argo rollouts promote --full`: skip the remaining steps and analysis."""
+        live = self._live()
+        status = live.get("status") or {}
+        if status.get("currentPodHash") != status.get("stableRS"):
+            self._patch(PROMOTE_FULL_PATCH, status=True)
+        if (live.get("spec") or {}).get("paused"):
+            self._patch({"spec": {"paused": False}}, status=False)

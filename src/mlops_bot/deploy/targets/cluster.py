@@ -105,7 +105,8 @@ def explain(exc: Exception, verb: str, resource: str, namespace: str, name: str 
         return ClusterError(f"{resource} is not served by this cluster: is its CRD installed? "
                             f"({verb} {target} got 404)")
     if status == 409:
-        owners = sorted({c.get("message", "") for c in causes if c.get("message")})
+        owners = sorted({f"{c['message']} on {c['field']}" if c.get("field") else c["message"]
+                         for c in causes if c.get("message")})
         detail = "; ".join(owners) or message
         return ClusterError(f"server-side apply conflict on {target} in {namespace}: {detail[:300]} "
                             "(another field manager owns these fields; resolve it or let mlops-bot own them)")

@@ -1,0 +1,283 @@
+"""End to end with the REAL Argo Rollouts controller: `mlops-bot deploy --target kubernetes` with
+`rollout.engine: argo` applies a Rollout + AnalysisTemplate, Argo steps it and runs the analysis
+against Prometheus, and the deploy job mirrors each step into GitHub deployment statuses and passes
+/abort and /promote on as Argo's own fields.
+
+What is real: kube-apiserver + etcd, kube-controller-manager (ReplicaSets get pods), kube-scheduler,
+Argo Rollouts' rollouts-controller v1.8 and its CRDs (all built from source, see
+kube_cluster/build.sh and kube_cluster/argo_harness.py), Argo's AnalysisRuns querying Debian's
+Prometheus, which scrapes real `mlops-bot serve` processes, the local forge's deployment statuses.
+What stands in: kwok marks the pods Running and Ready (no container runs), so the traffic a Service
+would spread over the ready pods goes, per ready pod's version, to the `mlops-bot serve` process of
+that version (a bounded loopback load generator that reads the pods back from the API server).
+
+The tests share one world and run in file order (each starts from the stable version the
+previous one left)."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from kube_cluster.argo_harness import argo_controllers, harness_problem, logs
+from kube_cluster.control_plane import ControlPlane
+from kube_cluster.prometheus_server import Serving
+from mlops_bot.cli import main
+from mlops_bot.deploy.control import request_action
+from mlops_bot.deploy.targets.argo import GROUP, ROLLOUTS, VERSION
+from mlops_bot.deploy.targets.cluster import ClusterStateStore, connect
+from mlops_bot.forge.local import LocalForge
+
+pytestmark = [pytest.mark.kubernetes, pytest.mark.slow]
+
+CONFIG = """
+model: {{name: credit, task: classification}}
+train: {{builtin: {{estimator: logistic_regression}}}}
+data: {{train: t.csv, holdout: h.csv, target: y}}
+rollout:
+  environment: production
+  engine: argo
+  steps: [{{weight: 10, hold: {first}}}, {{weight: 50, hold: {second}}}]
+  interval: 1
+  initial_delay: 3
+  progress_deadline: 120
+  gates: {{min_requests: 5, min_success_rate: 0.95, max_p99_latency_ms: 10000,
+          max_p99_latency_ratio: null, max_prediction_drift: null}}
+  prometheus: {{url: "{prometheus}"}}
+  argo: {{namespace: {namespace}, image: "ghcr.io/acme/mlops-bot-server:1.0", replicas: 10}}
+"""
+
+
+class Load:
+    """Bounded loopback traffic (at most `limit` requests, ~`rate` per second) spread over the
+    Rollout's ready pods, as a Service would: each request goes to the version of a ready pod
+    picked at random."""
+
+    def __init__(self, world: World, rate: float = 40.0, limit: int = 20_000) -> None:
+        self.world = world
+        self.delay = 1.0 / rate
+        self.limit = limit
+        self.sent = 0
+        self.served: Counter[str] = Counter()
+        self.failed: Counter[str] = Counter()
+        self.splits: list[dict[str, int]] = []  # ready pods per version, whenever it changed
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._random = random.Random(5)
+
+    def __enter__(self) -> Load:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        pods: list[str] = []
+        checked = 0.0
+        with httpx.Client(trust_env=False, timeout=30) as http:
+            while not self._stop.is_set() and self.sent < self.limit:
+                if time.monotonic() - checked > 0.3:
+                    try:
+                        fresh = self.world.ready_pods()
+                    except Exception:
+                        fresh = pods
+                    split = dict(Counter(fresh))
+                    if not self.splits or self.splits[-1] != split:
+                        self.splits.append(split)
+                    pods, checked = fresh, time.monotonic()
+                if not pods:
+                    time.sleep(0.1)
+                    continue
+                version = self._random.choice(pods)
+                row = self.world.rows[self.sent % len(self.world.rows)]
+                self.sent += 1
+                try:
+                    ok = http.post(f"{self.world.servers[version]}/predict",
+                                   json={"records": [row]}).status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                (self.served if ok else self.failed)[version] += 1
+                time.sleep(self.delay)
+
+
+class World:
+    def __init__(self, plane: ControlPlane, root: Path, namespace: str, servers: dict[str, str],
+                 prometheus_url: str, models: Path, rows: list[dict[str, Any]], harness: Path) -> None:
+        self.plane = plane
+        self.root = root
+        self.namespace = namespace
+        self.servers = servers
+        self.prometheus = prometheus_url
+        self.models = models
+        self.rows = rows
+        self.harness = harness
+        self.api = connect(str(plane.kubeconfig))
+        self.forge_dir = root / "forge"
+
+    def config(self, first: float | str, second: float | str) -> Path:
+        path = self.root / f"mlops-{first}-{second}.yml"
+        path.write_text(CONFIG.format(first=first, second=second, prometheus=self.prometheus,
+                                      namespace=self.namespace))
+        return path
+
+    def args(self, version: str, first: float | str = 3, second: float | str = 3) -> list[str]:
+        return ["deploy", "credit", "--version", version, "--target", "kubernetes", "--kubeconfig",
+                str(self.plane.kubeconfig), "--models", str(self.models), "--config",
+                str(self.config(first, second)), "--state-dir", str(self.root / "state"), "--timeout", "300"]
+
+    def env(self) -> dict[str, str]:
+        return {"MLOPS_BOT_LOCAL_FORGE": str(self.forge_dir), "GITHUB_REPOSITORY": "acme/credit"}
+
+    def state(self) -> Any:
+        return ClusterStateStore(self.api, self.namespace, "credit").load("credit")
+
+    def rollout(self) -> dict[str, Any]:
+        from kubernetes import client
+
+        obj: dict[str, Any] = client.CustomObjectsApi(self.api).get_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, ROLLOUTS, "credit")
+        return obj
+
+    def ready_pods(self) -> list[str]:
+        """The version of every ready pod of the Rollout (as a Service's endpoints would list them)."""
+        from kubernetes import client
+
+        pods = client.CoreV1Api(self.api).list_namespaced_pod(
+            self.namespace, label_selector="app.kubernetes.io/name=credit").items
+        return [(pod.metadata.annotations or {}).get("mlops-bot/version", "?") for pod in pods
+                if pod.metadata.deletion_timestamp is None and pod.status.phase == "Running"
+                and any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])]
+
+    def statuses(self) -> list[tuple[str, str]]:
+        forge = LocalForge(self.forge_dir, repo="acme/credit")
+        newest = forge.list_deployments("production")[0]
+        return [(s.state, s.description) for s in reversed(forge.list_deployment_statuses(newest.id))]
+
+    def wait(self, check: Any, what: str, timeout: float = 120) -> Any:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = check()
+            if found:
+                return found
+            time.sleep(0.2)
+        raise AssertionError(f"{what} not seen in {timeout:g}s; rollout status "
+                             f"{self.rollout().get('status')}\n{logs(self.harness)}")
+
+
+@pytest.fixture(scope="module")
+def world(control_plane: ControlPlane, cluster_serving: Serving, make_records: Any) -> Iterator[World]:
+    from kubernetes import client
+
+    problem = harness_problem(control_plane.cache)
+    if problem:  # fail (never skip) with the build's own reason
+        pytest.fail(problem)
+    namespace = cluster_serving.namespaces["argo"]
+    client.CoreV1Api(control_plane.api_client()).create_namespace(
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    root = cluster_serving.root / "argo"
+    harness = root / "controllers"
+    with argo_controllers(control_plane, control_plane.cache, harness):
+        yield World(control_plane, root, namespace, cluster_serving.servers, cluster_serving.prometheus,
+                    cluster_serving.models, make_records(30), harness)
+
+
+@pytest.fixture
+def deploy_env(world: World, monkeypatch: pytest.MonkeyPatch) -> World:
+    for key, value in world.env().items():
+        monkeypatch.setenv(key, value)
+    return world
+
+
+def test_healthy_version_steps_through_argo_with_a_status_per_step(
+        deploy_env: World, capsys: pytest.CaptureFixture[str]) -> None:
+    world = deploy_env
+    with Load(world) as load:
+        started = time.monotonic()
+        assert main(world.args("v1.0.0")) == 0, logs(world.harness)
+        first = time.monotonic() - started
+        assert world.statuses()[-1][0] == "success"  # only once Argo reported the pods Healthy
+        assert Counter(world.ready_pods()) == {"v1.0.0": 10}
+        started = time.monotonic()
+        assert main(world.args("v1.1.0")) == 0, logs(world.harness)
+        took = time.monotonic() - started
+    state = world.state()
+    assert state.phase == "promoted" and state.stable is not None and state.stable.version == "v1.1.0"
+    statuses = world.statuses()
+    descriptions = [d for s, d in statuses if s == "in_progress"]
+    assert any("step 1/2: 10%" in d for d in descriptions), statuses
+    assert any("step 2/2: 50%" in d for d in descriptions), statuses
+    assert statuses[-1][0] == "success" and "promoted to 100%" in statuses[-1][1], statuses
+    live = world.rollout()["status"]
+    assert live["phase"] == "Healthy" and live["stableRS"] == live["currentPodHash"]
+    # Argo's own steps, seen as pods: 1 of 10 pods, then 5 of 10, then all.
+    assert {"v1.0.0": 9, "v1.1.0": 1} in load.splits, load.splits
+    assert {"v1.0.0": 5, "v1.1.0": 5} in load.splits, load.splits
+    assert load.served["v1.1.0"] > 0 and not load.failed, load.failed
+    with capsys.disabled():  # the figures docs/deploy.md quotes
+        print(f"\nargo e2e: first deploy {first:.1f} s; 10% -> 50% -> 100% in {took:.1f} s; requests "
+              f"{dict(load.served)}; statuses {[s for s, _ in statuses]}")
+
+
+def test_failing_analysis_run_aborts(deploy_env: World) -> None:
+    world = deploy_env
+    with Load(world) as load:
+        assert main(world.args("v9.0.0-broken", first=60, second=60)) == 1
+        state = world.state()
+        assert state.phase == "aborted", state
+        assert state.reason.startswith("gate failed (Argo analysis)") and "success-rate" in state.reason
+        world.wait(lambda: Counter(world.ready_pods()) == {"v1.1.0": 10}, "all pods back on v1.1.0")
+    assert load.failed["v9.0.0-broken"] > 0 and set(load.failed) == {"v9.0.0-broken"}
+    assert world.statuses()[-1][0] == "failure"
+    live = world.rollout()["status"]
+    assert live["abort"] is True and live["phase"] == "Degraded"
+
+
+def mirrored(world: World, version: str, step: str) -> bool:
+    """The deploy job has mirrored Argo's `step` of `version` (read from the cluster's state)."""
+    state = world.state()
+    return state.canary is not None and state.canary.version == version and state.mirrored == step
+
+
+def test_abort_mid_step(deploy_env: World) -> None:
+    world = deploy_env
+    result: list[int] = []
+    with Load(world):
+        runner = threading.Thread(target=lambda: result.append(main(world.args("v1.2.0", first=600))))
+        runner.start()
+        world.wait(lambda: mirrored(world, "v1.2.0", "0"), "step 1 mirrored")
+        request_action(LocalForge(world.forge_dir, repo="acme/credit", actor="alice"), "production",
+                       "abort", "alice")
+        runner.join(timeout=120)
+        assert result == [1]
+        assert "aborted by @alice" in world.state().reason
+        assert world.rollout()["status"].get("abort") is True  # Argo's own field, written by us
+        world.wait(lambda: Counter(world.ready_pods()) == {"v1.1.0": 10}, "Argo scaling the canary down")
+
+
+def test_promote_skips_a_manual_pause(deploy_env: World) -> None:
+    world = deploy_env
+    result: list[int] = []
+    with Load(world):
+        runner = threading.Thread(target=lambda: result.append(main(world.args("v1.3.0", first="manual"))))
+        runner.start()
+        world.wait(lambda: mirrored(world, "v1.3.0", "0:manual"), "the manual pause")
+        assert world.statuses()[-1][1].endswith("waiting for /promote")
+        paused = world.rollout()["status"]
+        assert paused["currentStepIndex"] == 1 and paused.get("pauseConditions")
+        request_action(LocalForge(world.forge_dir, repo="acme/credit", actor="bob"), "production",
+                       "promote", "bob")
+        runner.join(timeout=120)
+    assert result == [0]
+    state = world.state()
+    assert state.phase == "promoted" and state.stable is not None and state.stable.version == "v1.3.0"
+    assert any("step 2/2: 50%" in d for _, d in world.statuses())
