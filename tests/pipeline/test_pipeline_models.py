@@ -96,7 +96,7 @@ def test_each_model_is_validated_and_posted_on_its_own(gh: Emulator, tmp_path: P
         assert main(["comment", "--report-dir", str(out), "--pr", "7", "--config", str(base)]) == 0
     printed = capsys.readouterr().out
     assert "this PR changes its own gates (gates): judged by main's" in printed  # credit-risk
-    assert "main has no mlops-bot config yet" in printed  # the new model: its own gates
+    assert "main's config has no model 'vision:digits' yet (this PR adds it): its own gates apply" in printed
     # the base's gate decided credit-risk; the multiclass model reports per-class rows
     assert any(g["rule"] == ">= 0.99" and not g["passed"] for g in reports["credit-risk"]["gates"])
     assert reports["vision:digits"]["verdict"] == "pass"

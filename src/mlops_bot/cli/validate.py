@@ -81,11 +81,14 @@ def handle(args: argparse.Namespace) -> int:
 
         if args.base_config is not None:
             base = _base_config(args.base_config, config, by_name=args.model is not None)
+            has_config = config_exists(args.base_config)
         else:
             assert base_commit is not None
             models = base_tree.models_at(config.root, base_commit, _in_repo(Path(args.config), config.root))
             base = base_tree.model_named(models, config.model.name, by_name=args.model is not None)
-        judging = judge_by_base(config, base, args.base_name, accepted=args.accept_pr_gates)
+            has_config = bool(models)
+        judging = judge_by_base(config, base, args.base_name, accepted=args.accept_pr_gates,
+                                new_model=base is None and has_config)
         config, gates_notice = judging.config, judging.notice
         if gates_notice:
             print(gates_notice)

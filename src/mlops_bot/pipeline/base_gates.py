@@ -67,9 +67,13 @@ def _shown(name: str) -> str:
 
 
 def judge_by_base(pr: MlopsConfig, base: MlopsConfig | None, base_name: str,
-                  accepted: bool = False) -> Judging:
+                  accepted: bool = False, new_model: bool = False) -> Judging:
     """The PR's config with the base branch's deciding sections (unless a maintainer `accepted` the
-    PR's own). No base config (the PR that adopts mlops-bot): the PR's own sections, said so."""
+    PR's own). No base config (the PR that adopts mlops-bot), or a base config without this model
+    (`new_model`: the PR adds it): the PR's own sections, said so."""
+    if base is None and new_model:
+        return Judging(pr, (), f"{base_name}'s config has no model {pr.model.name!r} yet (this PR adds it): "
+                               "its own gates apply")
     if base is None:
         return Judging(pr, (), f"{base_name} has no mlops-bot config yet: this PR's own gates apply")
     changed = changed_sections(pr, base)
