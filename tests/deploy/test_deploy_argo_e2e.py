@@ -1,7 +1,7 @@
 """End to end with the REAL Argo Rollouts controller: `mlops-bot deploy --target kubernetes` with
 `rollout.engine: argo` applies a Rollout + AnalysisTemplate, Argo steps it and runs the analysis
-against Prometheus, and the deploy job mirrors each step into GitHub deployment statuses and passes
-/abort and /promote on as Argo's own fields.
+against Prometheus, and the deploy job mirrors each step into GitHub deployment statuses, passes
+/abort and /promote on as Argo's own fields, and resumes from the cluster's state when re-run.
 
 What is real: kube-apiserver + etcd, kube-controller-manager (ReplicaSets get pods), kube-scheduler,
 Argo Rollouts' rollouts-controller v1.8 and its CRDs (all built from source, see
@@ -281,3 +281,33 @@ def test_promote_skips_a_manual_pause(deploy_env: World) -> None:
     state = world.state()
     assert state.phase == "promoted" and state.stable is not None and state.stable.version == "v1.3.0"
     assert any("step 2/2: 50%" in d for _, d in world.statuses())
+
+
+def test_killed_deploy_job_resumes_while_argo_kept_stepping(deploy_env: World,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    world = deploy_env
+    with Load(world):
+        job = subprocess.Popen([sys.executable, "-m", "mlops_bot", *world.args("v1.4.0", first=4, second=4)],
+                               env={**os.environ, **world.env()},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            world.wait(lambda: mirrored(world, "v1.4.0", "0"), "step 1 mirrored by the first job")
+        finally:
+            job.send_signal(signal.SIGKILL)
+            job.wait()
+        at = world.state()
+        deployments = len(LocalForge(world.forge_dir, repo="acme/credit").list_deployments("production"))
+        capsys.readouterr()
+        assert main(world.args("v1.4.0", first=4, second=4)) == 0  # the re-run of the job
+    assert "resuming the rollout of v1.4.0 (Argo Rollouts)" in capsys.readouterr().out
+    # Same rollout, same GitHub deployment; Argo went on stepping while no job watched.
+    assert len(LocalForge(world.forge_dir, repo="acme/credit").list_deployments("production")) == deployments
+    state = world.state()
+    assert state.phase == "promoted" and state.stable is not None and state.stable.version == "v1.4.0"
+    assert state.rollout_id == at.rollout_id
+    assert world.statuses()[-1][0] == "success"
