@@ -177,3 +177,25 @@ def test_a_limit_met_by_one_replica_stops_the_other_before_it_sends(open_store: 
         with pytest.raises(RateLimited):
             second.get_pull_request(7)
         assert slept == []
+
+
+def test_writes_of_two_replicas_are_paced_as_one_client(open_store: OpenStore) -> None:
+    clock = Clock()
+    with Emulator(clock=clock) as gh:
+        gh.add_repo(REPO)
+        gh.add_pull(REPO, 7)
+        key = limits_key(gh.url, "installation:100")
+        slept: list[float] = []
+        first, second = (GitHubForge(REPO, Auth.Token("ghs_shared"), api_url=gh.url,
+                                     seconds_between_writes=1.0,
+                                     limits=RateLimitGate(open_store(), key, clock=clock, sleep=slept.append))
+                         for _ in range(2))
+        first.create_comment(7, "one")
+        second.create_comment(7, "two")  # same instant: waits for the first replica's slot
+        first.create_comment(7, "three")
+        assert slept == [1.0, 2.0]
+        second.list_comments(7)  # reads are not paced
+        assert slept == [1.0, 2.0]
+        clock.now += 10
+        second.create_comment(7, "later")
+        assert slept == [1.0, 2.0]  # the slot was long free

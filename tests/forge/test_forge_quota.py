@@ -89,3 +89,9 @@ def test_a_dead_minters_lease_runs_out_and_a_failed_mint_releases_it() -> None:
     assert taken is not None and taken.lease_owner == "alive"
     assert quota.released(taken, "alive") == SharedToken()
     assert quota.released(taken, "someone-else") == taken  # only the holder drops its lease
+
+
+def test_writes_are_paced_across_replicas() -> None:
+    assert quota.reserve_write(0.0, NOW, 1.0) == (NOW + 1.0, 0.0)  # free: go now
+    assert quota.reserve_write(NOW + 1.0, NOW, 1.0) == (NOW + 2.0, 1.0)  # another replica's slot first
+    assert quota.reserve_write(NOW + 1.0, NOW + 5.0, 1.0) == (NOW + 6.0, 0.0)  # long free again

@@ -72,7 +72,8 @@ class GitHubClient:
     Writes are paced `seconds_between_writes` apart, as GitHub asks integrations to do to stay
     clear of secondary rate limits (none on loopback, where the emulator runs). With `limits` (the
     bot's replicas) every request first asks the shared rate-limit budget, every answer's limits
-    are shared, and a limit that holds past the retry policy's `max_wait` raises `RateLimited`."""
+    are shared, a limit that holds past the retry policy's `max_wait` raises `RateLimited`, and
+    writes are paced `seconds_between_writes` apart across all replicas, not per process."""
 
     def __init__(
         self,
@@ -97,6 +98,8 @@ class GitHubClient:
         self.policy = retry or RetryPolicy()
         if seconds_between_writes is None:
             seconds_between_writes = 0.0 if _is_loopback(self.api_url) else 1.0
+        if limits is not None:  # paced across replicas through the shared store instead
+            limits.write_spacing, seconds_between_writes = seconds_between_writes, 0.0
         self.github = Github(
             base_url=self.api_url,
             auth=auth,
@@ -112,6 +115,8 @@ class GitHubClient:
 
     @contextlib.contextmanager
     def _call(self, method: str, path: str, what: str) -> Iterator[None]:
+        if self.limits is not None and method != "GET":
+            self.limits.before_write()
         try:
             yield
         except GithubException as error:

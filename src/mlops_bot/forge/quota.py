@@ -102,6 +102,14 @@ def worth_sharing(seen: Budget, reserve: int = RESERVE) -> bool:
     return seen.remaining <= low
 
 
+def reserve_write(next_free: float, now: float, spacing: float) -> tuple[float, float]:
+    """A write's slot when writes are paced `spacing` seconds apart across replicas (GitHub asks
+    for a pause between mutating requests): (the next free slot after this write, seconds this
+    write waits for its own)."""
+    start = max(now, next_free)
+    return start + spacing, start - now
+
+
 def seconds_to_wait(budget: Budget | None, now: float, reserve: int = RESERVE) -> float:
     """How long before the next request may go: 0.0 now; else until the block ends or, with the
     budget down to `reserve`, until the window resets (one second later)."""

@@ -19,7 +19,15 @@ from typing import Any, Protocol
 from cryptography.fernet import Fernet, InvalidToken
 
 from mlops_bot.errors import RateLimited
-from mlops_bot.forge.quota import RESERVE, Budget, merge, observe, seconds_to_wait, worth_sharing
+from mlops_bot.forge.quota import (
+    RESERVE,
+    Budget,
+    merge,
+    observe,
+    reserve_write,
+    seconds_to_wait,
+    worth_sharing,
+)
 
 Row = dict[str, Any]
 
@@ -67,6 +75,7 @@ class RateLimitGate:
         self.inline_wait = inline_wait
         self.reserve = reserve
         self.secondary_wait = secondary_wait
+        self.write_spacing = 0.0  # seconds between writes across replicas (GitHubClient sets it)
 
     @property
     def key(self) -> str:
@@ -82,6 +91,24 @@ class RateLimitGate:
             return
         raise RateLimited(f"GitHub rate limit: no request before {_when(now + wait)} "
                           f"(in {wait:.0f} s; shared by every replica)", now + wait)
+
+    def before_write(self) -> None:
+        """Wait for this write's slot: writes of every replica are paced `write_spacing` apart
+        (one shared row per client: its next free slot)."""
+        if self.write_spacing <= 0:
+            return
+        now = self.clock()
+        waits: list[float] = []
+
+        def reserve(row: Row | None) -> Row:
+            stored = float((row or {}).get("next_write") or 0.0)
+            next_free, wait = reserve_write(stored, now, self.write_spacing)
+            waits.append(wait)
+            return {"next_write": next_free}
+
+        self.store.update_shared(self.key + ":writes", reserve)
+        if waits and waits[-1] > 0:
+            self.sleep(waits[-1])
 
     def after_answer(self, status: int, headers: Mapping[str, str], message: str = "") -> float:
         """Share the answer's budget when it matters; the seconds it blocks requests (0.0: none)."""
