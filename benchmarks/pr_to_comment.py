@@ -93,6 +93,10 @@ def pr_to_comment(base: Path, uv_cache: Path) -> dict[str, float]:
         assert [c for c in gh.state["comments"] if c.get("_repo", REPO) == REPO], "no comment posted"
     install = sum(seconds for run in (first, second) for name, seconds in _steps(run.output).items()
                   if name.startswith("mlops-bot/mlops-bot/actions/setup"))
+    for job, run in (("validate job", first), ("comment job", second)):
+        slow = sorted(((seconds, name) for name, seconds in _steps(run.output).items() if seconds >= 1.0),
+                      reverse=True)
+        print(f"  {job}: " + ", ".join(f"{name} {seconds:.1f} s" for seconds, name in slow), flush=True)
     return {"total": total, "install": install, "training": training_seconds(example.path)}
 
 
