@@ -54,6 +54,17 @@ def _kill(pid: int) -> None:
         time.sleep(0.05)
 
 
+def _children() -> set[int]:
+    """Pids of this test process's live child processes (Linux /proc)."""
+    me = str(os.getpid())
+    pids = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError):
+            if stat.read_text().rsplit(")", 1)[1].split()[1] == me:
+                pids.add(int(stat.parent.name))
+    return pids
+
+
 def _send(target: LocalTarget, rows: list[dict[str, Any]], count: int) -> None:
     with httpx.Client(trust_env=False, timeout=30) as client:
         for i in range(count):
@@ -73,11 +84,24 @@ def setup(tmp_path: Path, model_dirs: dict[str, Path]) -> Any:
     target = LocalTarget(tmp_path / "state", "credit", startup_timeout=180)
     forge = LocalForge(tmp_path / "forge", repo="acme/credit", actor="alice")
     clock = Clock()
+    before = _children() - {target.pid}
     controller = RolloutController(
         "credit", plan, target, DirectorySource(models),
         StateStore(tmp_path / "state", "credit"), cache=tmp_path / "cache", forge=forge, clock=clock)
     yield controller, target, clock, forge
     target.stop()
+    # Every server the target started, the re-created ones too (a recovery that fails to serve the
+    # routing leaves the process it spawned behind): stopped by pid, like the target does.
+    started = _children() - before
+    for pid in started:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    for pid in started:
+        while not _dead(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if not _dead(pid):
+            _kill(pid)
 
 
 @pytest.mark.slow
