@@ -1,7 +1,7 @@
 """Load benchmark of the webhook bot against Probot 14 (run on demand, not a test).
 
 Both receivers get the same signed deliveries: GitHub's `issue_comment` example payload from
-`@octokit/webhooks-examples`, unique per delivery (bot_load_deliveries.py), 1 in 20 a `/drift`
+`@octokit/webhooks-examples`, unique per delivery (bot_load_deliveries.py), 1 in 50 a `/drift`
 command on a pull request of the local forge that our bot carries out. Probot 14 runs a no-op app
 (benchmarks/probot_app, installed by `npm ci` when missing) that stores nothing; our bot verifies,
 de-duplicates and durably inserts each delivery before its 202, and its worker process carries the
@@ -12,7 +12,8 @@ commands out. Latency is time to the answer, counted from each delivery's schedu
 2. The same rounds with one core kept busy by another process (`--busy-rounds`).
 3. A burst: wrk (Debian's package) as fast as each receiver answers for `--burst-seconds`, every
    request a distinct signed delivery (bot_load_wrk.lua), interleaved.
-4. kill -9 of our bot halfway through a round, restarted on the same port; deliveries that got no
+4. kill -9 of our bot halfway through a round at `--kill-rate`/s (faster than its worker drains, so
+   jobs are pending and requests in flight), restarted on the same port; deliveries that got no
    answer are redelivered (same X-GitHub-Delivery). Counted: deliveries acknowledged (2xx) but not
    stored (lost), deliveries not processed, commands carried out twice.
 5. PostgreSQL (Debian's server on 127.0.0.1, started as the tests start it): one process's
@@ -23,7 +24,8 @@ Goals: our p99 <= Probot's in every round; nothing lost or doubled; two replicas
 The machine's load (1-minute load average, share of all cores busy) is recorded with every round.
 
     .venv/bin/python benchmarks/bot_load.py [--rounds 3] [--busy-rounds 3] [--count 2000] [--rate 150]
-        [--burst-seconds 10] [--burst-rounds 2] [--replica-seconds 10] [--no-postgres] [--json out.json]
+        [--burst-seconds 10] [--burst-rounds 2] [--kill-rate 300] [--replica-seconds 10] [--no-postgres]
+        [--json out.json]
 """
 
 from __future__ import annotations
@@ -162,7 +164,7 @@ class Bench:
         spinner = busy_core() if busy else None
         try:
             for number in range(1, rounds + 1):
-                items = self.deliveries(f"{label}{number}", self.args.count)
+                items = self.deliveries(f"{label.replace(' ', '-')}{number}", self.args.count)
                 order = ["ours", "probot"] if number % 2 else ["probot", "ours"]
                 for who in order:
                     port, path = (our_port, OUR_PATH) if who == "ours" else (probot_port, PROBOT_PATH)
@@ -197,6 +199,8 @@ class Bench:
             requests.unlink()
 
     def kill_round(self, ours: OurBot, our_port: int) -> None:
+        """At `--kill-rate` (faster than the worker drains, so jobs are pending and requests in
+        flight when the SIGKILL comes)."""
         items = self.deliveries("kill", self.args.count)
         pending: list[int] = []
 
@@ -205,12 +209,12 @@ class Bench:
             return [ours.start(0)]
 
         with LoadMeter() as meter:
-            result = asyncio.run(send_open_loop([our_port], OUR_PATH, items, self.args.rate,
+            result = asyncio.run(send_open_loop([our_port], OUR_PATH, items, self.args.kill_rate,
                                                 kill_at=self.args.count // 2, kill=kill_and_restart))
         checks = self.check(ours, items, result)
         checks.update(pending_at_kill=pending[0], redelivered=result.redelivered,
                       unanswered_after_redelivery=len(result.failed))
-        self.record("kill -9 + restart", "mlops-bot (SQLite)", self.args.rate, result, meter, checks)
+        self.record("kill -9 + restart", "mlops-bot (SQLite)", self.args.kill_rate, result, meter, checks)
 
     def postgres_rounds(self) -> None:
         sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "bot"))
@@ -257,6 +261,26 @@ class Bench:
             server.stop()
 
 
+def byte_compile() -> None:
+    """A pip install byte-compiles what it installs; this environment may set PYTHONDONTWRITEBYTECODE
+    and uv does not compile, so every bot start-up (the restart after the kill too) would compile
+    each module it imports again. Compile mlops-bot and the packages the bot imports, once."""
+    import importlib
+
+    for name in ("mlops_bot.bot.app", "mlops_bot.bot.queue_postgres", "mlops_bot.cli"):
+        importlib.import_module(name)
+    roots = set()
+    for module in list(sys.modules.values()):
+        file = getattr(module, "__file__", None) or ""
+        if "site-packages" in file or "/mlops_bot/" in file:
+            path = Path(file)
+            while path.parent.name not in ("site-packages", "src"):
+                path = path.parent
+            roots.add(str(path))
+    subprocess.run([sys.executable, "-m", "compileall", "-q", *sorted(roots)], check=False,
+                   stdout=subprocess.DEVNULL)
+
+
 def table(rows: list[Row]) -> str:
     lines = ["| round | receiver | deliveries | rate/s | p50 ms | p99 ms | answers | machine load | "
              "lost / not processed / twice |", "|---|---|---:|---:|---:|---:|---|---|---|"]
@@ -298,13 +322,18 @@ def main() -> int:
     parser.add_argument("--busy-rounds", type=int, default=3)
     parser.add_argument("--count", type=int, default=2000)
     parser.add_argument("--rate", type=float, default=150.0)
-    parser.add_argument("--command-every", type=int, default=20)
+    parser.add_argument("--command-every", type=int, default=50,
+                        help="every N-th delivery a /drift command (0: none); the local forge the "
+                             "commands write to is one JSON file rewritten per change, so its cost grows "
+                             "with every command carried out")
     parser.add_argument("--burst-rounds", type=int, default=2)
     parser.add_argument("--burst-seconds", type=int, default=10)
     parser.add_argument("--burst-connections", type=int, default=32)
-    parser.add_argument("--burst-pool", type=int, default=30000,
+    parser.add_argument("--burst-pool", type=int, default=40000,
                         help="distinct deliveries per burst (a wrk thread stops when its share is used up)")
     parser.add_argument("--replica-seconds", type=float, default=10.0)
+    parser.add_argument("--kill-rate", type=float, default=300.0,
+                        help="the kill round's rate: above what the worker drains, so jobs are pending")
     parser.add_argument("--no-kill", action="store_true")
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--json", type=Path, default=None, help="write every row here")
@@ -312,12 +341,7 @@ def main() -> int:
 
     wrk_path()  # fails early with the install command
     ensure_probot()
-    # A wheel install byte-compiles the package; this editable install may run with
-    # PYTHONDONTWRITEBYTECODE, which would make every bot start-up compile every module again.
-    import mlops_bot
-
-    package = str(Path(mlops_bot.__file__).parent)
-    subprocess.run([sys.executable, "-m", "compileall", "-q", package], check=True)
+    byte_compile()
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="mlops-bot-bench-") as tmp:
         bench = Bench(args, Path(tmp))

@@ -59,6 +59,8 @@ def build_deliveries(example: dict[str, Any], secret: str, count: int, *, prefix
     """`count` signed deliveries of `example`, delivery ids `{prefix}-{i}`, comment ids from
     `first_comment_id` on; every `command_every`-th (0: none) a command whose comment id comes from
     `command_comment()` (a comment created in the forge, so reactions and replies land on it)."""
+    if any(c.isspace() for c in prefix):
+        raise ValueError("a delivery id prefix has no spaces (replies carry the id up to a space)")
     out = []
     for index in range(count):
         payload = copy.deepcopy(example)

@@ -113,23 +113,32 @@ class OurBot:
 
     def kill(self, index: int = 0) -> int:
         """SIGKILL replica `index` (its worker child dies with it); the jobs pending or running then."""
-        depth = self.depth(index)
+        depth = self.depth()
         proc = self.procs.pop(index)
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
         return depth
 
-    def depth(self, index: int) -> int:
-        health = httpx.get(f"http://127.0.0.1:{self.ports[index]}/healthz", timeout=10).json()
-        return int(health["queue_depth"])
+    def depth(self) -> int:
+        """Jobs pending or running, read from the queue itself (a server past its connection cap
+        answers /healthz 503 too)."""
+        query = "SELECT COUNT(*) FROM {} WHERE status IN ('pending', 'running')"
+        if self.database_url:
+            import psycopg
+
+            with psycopg.connect(self.database_url) as db:
+                row = db.execute(query.format("mlops_bot_jobs")).fetchone()
+        else:
+            with sqlite3.connect(self.root / "state-0" / "queue.sqlite3") as peek:
+                row = peek.execute(query.format("jobs")).fetchone()
+        return int(row[0]) if row else 0
 
     def wait_drained(self, timeout: float = 300.0) -> bool:
-        index = min(self.procs)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.depth(index) == 0:
+            if self.depth() == 0:
                 return True
-            time.sleep(0.2)
+            time.sleep(0.5)
         return False
 
     def jobs(self) -> dict[str, tuple[str, int]]:

@@ -64,3 +64,10 @@ def test_wrk_request_file_reads_back(tmp_path: Path) -> None:
 def test_missing_npm_package_says_what_to_run(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="npm ci"):
         example_payload(tmp_path)
+
+
+def test_delivery_ids_have_no_spaces() -> None:
+    # The bot's reply marker carries the delivery id up to a space: the count of replies per
+    # delivery (exactly once) would otherwise never match.
+    with pytest.raises(ValueError, match="no spaces"):
+        build_deliveries(EXAMPLE, "s3cret", 1, prefix="busy core1", first_comment_id=1)
