@@ -336,6 +336,7 @@ def rollouts(
         controller.run("v1.0.0", timeout=30)
         for label, version in (("full rollout", "v1.1.0"), ("failed canary", "v1.2.0-broken")):
             began = time.perf_counter()
+            phase: str  # a rollout phase, or a phase marked unfinished
             with Traffic(target.endpoint, records, threads=3, rate=rate) as load:
                 try:
                     result = controller.run(version, timeout=90)

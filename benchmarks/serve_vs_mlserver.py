@@ -173,7 +173,7 @@ def main() -> int:
                             best[label] = run
                 latency = {label: open_loop(url, payloads[label], args.rate, args.latency_requests)
                            for label, url in urls.items()}
-                row = {"rows": rows, "throughput": best, "latency": latency}
+                row: dict[str, Any] = {"rows": rows, "throughput": best, "latency": latency}
                 table.append(row)
                 print(f"-- {rows} rows/request")
                 for label in urls:
