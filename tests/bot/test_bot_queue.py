@@ -215,3 +215,17 @@ def test_a_job_whose_worker_keeps_dying_fails_saying_so(make_queue: MakeQueue) -
     assert row["status"] == "failed"
     assert row["error"] == ("the worker died during this job 2 time(s) "
                             "(killed, out of memory or past its time limit)")
+
+
+def test_a_deferred_job_waits_without_spending_an_attempt(make_queue: MakeQueue) -> None:
+    queue = make_queue(max_attempts=1)
+    queue.enqueue("d", "issue_comment", b"{}", 0.0, repo="acme/a")
+    job = queue.claim(1.0)
+    assert job is not None and job.attempts == 1
+    queue.defer(job.id, 100.0, "deferred: GitHub rate limit", 2.0)
+    assert queue.claim(99.0) is None  # not before the limit lifts
+    assert queue.jobs()[0]["status"] == "pending"
+    again = queue.claim(100.0)
+    assert again is not None and again.attempts == 1  # the deferral was not an attempt
+    queue.complete(again.id, "done", "", 0.1, 101.0)
+    assert queue.stats().deferrals == {"issue_comment": 1} and queue.stats().failures == {}

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from bot_testkit import REPO, BotProcess, World, comment_payload, signed, wait_for
+from prometheus_client.parser import text_string_to_metric_families
 
 from github_emulator import Emulator
 from mlops_bot.bot.queue_postgres import PostgresQueue
@@ -79,6 +80,10 @@ def test_replicas_share_the_installation_token_and_the_rate_limit(
 
             wait_for(lambda: queue.depth() == 0, 90, "every job once the limit lifted")
             assert mints() == 1
+            metrics = client.get(f"{second.url}/metrics").text
+            deferred = [s.value for family in text_string_to_metric_families(metrics)
+                        for s in family.samples if s.name == "mlops_bot_job_deferrals_total"]
+            assert deferred and deferred[0] >= 1  # the first replica's deferral, read from the database
         finally:
             first.kill()
             second.kill()

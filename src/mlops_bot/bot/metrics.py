@@ -44,6 +44,11 @@ class JobCollector:
         for event, count in sorted(stats.failures.items()):
             failures.add_metric([event], count)
         yield failures
+        deferrals = CounterMetricFamily("mlops_bot_job_deferrals", "Times GitHub's rate limit deferred a "
+                                        "job until it lifts (not an attempt)", labels=["event"])
+        for event, count in sorted(stats.deferrals.items()):
+            deferrals.add_metric([event], count)
+        yield deferrals
         buckets = [(repr(bound), count) for bound, count in zip(DURATION_BUCKETS, stats.duration_buckets,
                                                                  strict=False)]
         buckets.append(("+Inf", stats.duration_count))

@@ -48,6 +48,7 @@ class JobStats:
 
     finished: dict[tuple[str, str], int] = field(default_factory=dict)  # (event, result) -> jobs
     failures: dict[str, int] = field(default_factory=dict)  # event -> attempts that raised
+    deferrals: dict[str, int] = field(default_factory=dict)  # event -> times a rate limit deferred a job
     duration_buckets: tuple[int, ...] = ()  # cumulative counts per DURATION_BUCKETS bound
     duration_count: int = 0
     duration_sum: float = 0.0

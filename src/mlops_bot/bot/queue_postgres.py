@@ -56,6 +56,7 @@ CREATE TABLE IF NOT EXISTS mlops_bot_jobs (
     error TEXT
 );
 ALTER TABLE mlops_bot_jobs ADD COLUMN IF NOT EXISTS claimed_by TEXT;
+ALTER TABLE mlops_bot_jobs ADD COLUMN IF NOT EXISTS deferrals INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX IF NOT EXISTS mlops_bot_jobs_status ON mlops_bot_jobs (status, attempts, id);
 CREATE TABLE IF NOT EXISTS mlops_bot_steps (
     job_id BIGINT NOT NULL,
@@ -250,7 +251,7 @@ class PostgresQueue:
         conn = self._conn()
         conn.execute(
             "UPDATE mlops_bot_jobs SET status='pending', attempts=GREATEST(attempts-1, 0), "
-            "available_at=%s, error=%s, finished_at=%s WHERE id=%s",
+            "available_at=%s, error=%s, finished_at=%s, deferrals=deferrals+1 WHERE id=%s",
             (until, reason[:2000], now, job_id),
         )
         self._release(job_id)
@@ -329,12 +330,15 @@ class PostgresQueue:
             "GROUP BY event, result").fetchall()}
         failures = {str(event): int(count) for event, count in conn.execute(
             "SELECT event, SUM(failures) FROM mlops_bot_jobs WHERE failures > 0 GROUP BY event").fetchall()}
+        deferrals = {str(event): int(count) for event, count in conn.execute(
+            "SELECT event, SUM(deferrals) FROM mlops_bot_jobs WHERE deferrals > 0 GROUP BY event").fetchall()}
         buckets = ", ".join("COUNT(*) FILTER (WHERE duration <= %s)" for _ in DURATION_BUCKETS)
         row = conn.execute(
             "SELECT COUNT(*), COALESCE(SUM(duration), 0), " + buckets  # noqa: S608 - placeholders only
             + " FROM mlops_bot_jobs WHERE duration IS NOT NULL", DURATION_BUCKETS,
         ).fetchone()
-        return JobStats(finished, failures, tuple(int(v or 0) for v in row[2:]), int(row[0]), float(row[1]))
+        return JobStats(finished, failures, deferrals, tuple(int(v or 0) for v in row[2:]), int(row[0]),
+                        float(row[1]))
 
     def counts(self) -> dict[str, int]:
         rows = self._conn().execute(

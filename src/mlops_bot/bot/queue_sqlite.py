@@ -70,6 +70,7 @@ CREATE TABLE IF NOT EXISTS journal.steps (
 _ADDED_COLUMNS = (
     ("key", "TEXT"), ("repo", "TEXT NOT NULL DEFAULT ''"), ("result", "TEXT"), ("duration", "REAL"),
     ("failures", "INTEGER NOT NULL DEFAULT 0"), ("claimed_by", "TEXT"),
+    ("deferrals", "INTEGER NOT NULL DEFAULT 0"),
 )
 # jobs_claim holds every column the claim and `oldest_pending` read, so they never read a row: a
 # row's payload (kilobytes, stored before these columns) would be read through its overflow pages,
@@ -205,7 +206,7 @@ class SqliteQueue:
         asked us to wait)."""
         self._conn().execute(
             "UPDATE jobs SET status='pending', attempts=MAX(attempts-1, 0), available_at=?, error=?, "
-            "finished_at=? WHERE id=?",
+            "finished_at=?, deferrals=deferrals+1 WHERE id=?",
             (until, reason[:2000], now, job_id),
         )
 
@@ -294,12 +295,15 @@ class SqliteQueue:
             "GROUP BY event, result")}
         failures = {str(event): int(count) for event, count in conn.execute(
             "SELECT event, SUM(failures) FROM jobs WHERE failures > 0 GROUP BY event")}
+        deferrals = {str(event): int(count) for event, count in conn.execute(
+            "SELECT event, SUM(deferrals) FROM jobs WHERE deferrals > 0 GROUP BY event")}
         buckets = ", ".join("SUM(duration <= ?)" for _ in DURATION_BUCKETS)
         row = conn.execute(
             "SELECT COUNT(*), TOTAL(duration), " + buckets + " FROM jobs WHERE duration IS NOT NULL",  # noqa: S608
             DURATION_BUCKETS,
         ).fetchone()
-        return JobStats(finished, failures, tuple(int(v or 0) for v in row[2:]), int(row[0]), float(row[1]))
+        return JobStats(finished, failures, deferrals, tuple(int(v or 0) for v in row[2:]), int(row[0]),
+                        float(row[1]))
 
     def counts(self) -> dict[str, int]:
         rows = self._conn().execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall()
