@@ -200,10 +200,12 @@ class ServerThread:
 
 
 def wait_for(condition: Any, timeout: float = 20.0, what: str = "condition") -> None:
-    """Poll a cheap condition until true (the bot's worker runs in another thread or process)."""
+    """Poll a cheap condition until true (the bot's worker runs in another thread or process).
+    `timeout` is what an idle machine needs at most; the wait allows four times that, because
+    only a condition that never comes true may fail a test, not a loaded machine."""
     import time
 
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + 4 * timeout
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
@@ -242,7 +244,7 @@ class BotProcess:
             except httpx.HTTPError:
                 return False
 
-        wait_for(up, 30, "bot to start")
+        wait_for(up, 60, "bot to start")  # a crashed process fails at once
         return self
 
     def kill(self) -> None:

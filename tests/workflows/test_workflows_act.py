@@ -139,7 +139,7 @@ def test_pull_request_compares_with_production_and_the_training_command_gets_no_
     first = tmp_path / "report-v0.1.0"
     env = {k: v for k, v in os.environ.items() if k not in ("GITHUB_TOKEN", "GH_TOKEN")}
     made = subprocess.run([str(act.VENV_BIN / "mlops-bot"), "validate", "--output", str(first), "--quiet"],
-                          cwd=example.path, env=env, check=False, capture_output=True, text=True, timeout=180)
+                          cwd=example.path, env=env, check=False, capture_output=True, text=True, timeout=600)
     assert made.returncode == 0, made.stdout + made.stderr
     cli(example, gh, "registry", "register", act.MODEL, "--version", "v0.1.0", "--push",
         "--artifact", f"model.skops={first / 'model.skops'}",
@@ -289,7 +289,7 @@ def cli(example: act.ExampleRepo, gh: Emulator, *args: str) -> str:
            "GITHUB_REPOSITORY": REPO}
     env.pop("MLOPS_BOT_LOCAL_FORGE", None)
     result = subprocess.run([str(act.VENV_BIN / "mlops-bot"), *args], cwd=example.path, env=env,
-                            capture_output=True, text=True, timeout=180, check=False)
+                            capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, f"mlops-bot {' '.join(args)}: {result.stdout}{result.stderr}"
     return result.stdout
 
@@ -365,7 +365,7 @@ def test_push_rolls_out_a_canary_with_deployment_statuses_per_step(
         # Live traffic during the rollout: the gates need requests to judge the canary.
         with Traffic(endpoint, holdout.head(40).to_dict("records"), threads=2) as load:
             result = act.run_act(example, "push", payload, "mlops-deploy.yml", work=tmp_path / "work",
-                                 api_url=gh.url, repository=REPO, timeout=150,
+                                 api_url=gh.url, repository=REPO, timeout=600,
                                  env={"MLOPS_MODEL": act.MODEL, "MLOPS_DEPLOY_TARGET": "local",
                                       "MLOPS_DEPLOY_STATE_DIR": str(state)})
         result.assert_ok()
