@@ -11,11 +11,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
+from sklearn.linear_model import LogisticRegression
 
 from mlops_bot.errors import IntegrityError, RegistryError
 from mlops_bot.forge.base import Release, ReleaseAsset
 from mlops_bot.forge.local import LocalForge
+from mlops_bot.model_file import save_model
 from mlops_bot.registry.registry import Registry
 from registry.registry_gitrepos import commit, run_git
 
@@ -197,9 +200,10 @@ def test_concurrent_bump_registrations_in_one_clone(repo: Path, origin: Path, tm
     for key in ("GITHUB_TOKEN", "GH_TOKEN", "MLOPS_BOT_APP_ID"):
         env.pop(key, None)
     processes = []
+    frame = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0]})
     for i, sha in enumerate(shas):
-        model = tmp_path / f"model{i}.skops"
-        model.write_bytes(f"model {i}".encode())
+        model = tmp_path / f"model{i}.skops"  # a real model: registering reads its signature off it
+        save_model(LogisticRegression(C=i + 1.0).fit(frame, [0, 0, 1, 1]), model)
         processes.append(subprocess.Popen(
             [sys.executable, "-m", "mlops_bot", "registry", "register", "m", "--bump", "patch", "--ref", sha,
              "--push", "--artifact", f"model.skops={model}", "--repo", str(repo)],
@@ -216,7 +220,7 @@ def test_concurrent_bump_registrations_in_one_clone(repo: Path, origin: Path, tm
         got = registry.download("m", f"v0.0.{n}", tmp_path / f"got{n}")
         tag_commit = run_git(repo, "rev-list", "-n", "1", f"m@v0.0.{n}").strip()
         by_commit[tag_commit] = (got / "model.skops").read_bytes()
-    assert by_commit == {sha: f"model {i}".encode() for i, sha in enumerate(shas)}
+    assert by_commit == {sha: (tmp_path / f"model{i}.skops").read_bytes() for i, sha in enumerate(shas)}
 
 
 def test_github_forge_draft_then_tag_then_publish(repo: Path, origin: Path, tmp_path: Path) -> None:
