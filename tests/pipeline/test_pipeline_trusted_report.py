@@ -162,12 +162,12 @@ def gh(monkeypatch: pytest.MonkeyPatch, project: dict[str, object]) -> Iterator[
         yield emu
 
 
-def _comment(project: dict[str, object], report: Path) -> int:
+def _comment(project: dict[str, object], report: Path, *extra: str) -> int:
     root = project["root"]
     assert isinstance(root, Path)
     return main(["comment", "--untrusted-report", "--report-dir", str(report), "--pr", str(PR),
                  "--head-sha", str(project["head"]), "--repo-dir", str(root),
-                 "--config", str(root / ".github" / "mlops.yml"), "--images", "none"])
+                 "--config", str(root / ".github" / "mlops.yml"), "--images", "none", *extra])
 
 
 def test_the_comment_job_posts_the_base_branch_verdict_of_a_tampered_artifact(
@@ -181,6 +181,9 @@ def test_the_comment_job_posts_the_base_branch_verdict_of_a_tampered_artifact(
     assert json.loads((report / "report.json").read_text())["verdict"] == "pass"
     marker = "<!-- mlops-bot:sticky workflow=mlops-pr model=credit-risk -->"
     (report / "report.md").write_text(f"{marker}\nall good")
+    # The matrix entry names the model: a report of another model is not judged by its gates.
+    assert _comment(project, report, "--model", "vision") == 2
+    assert gh.state["comments"] == [] and gh.state["check_runs"] == []
     assert _comment(project, report) == 0
     (comment,) = gh.state["comments"]
     assert "all good" not in comment["body"]

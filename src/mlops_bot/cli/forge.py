@@ -117,8 +117,9 @@ def _judge(args: argparse.Namespace, forge: Any) -> Any:
         own_models = base_tree.models_at(repo, head_commit, relative) if head_commit else None
         own = base_tree.model_named(own_models, name, by_name or len(own_models or []) > 1)
         if base is None and own is None:
+            which = f"a model {name!r} in {relative}" if by_name or base_models or own_models else relative
             raise ForgeError(
-                f"neither the base branch {pull.base_ref!r} nor the PR head has {relative}: nothing to judge "
+                f"neither the base branch {pull.base_ref!r} nor the PR head has {which}: nothing to judge "
                 "the report by (fetch the PR head into the checkout first)"
             )
         if own is None:
