@@ -58,7 +58,8 @@ def register(subparsers: Any) -> None:
     deploy.add_argument("--state-dir", default=".mlops/deploy", help="rollout state, server pid/port/token")
     deploy.add_argument("--config", default=DEFAULT_CONFIG_PATH)
     deploy.add_argument("--repo", default=".", help="the git repository holding the registry tags")
-    deploy.add_argument("--models", help="a directory of VERSION/model.skops folders instead of the registry")
+    deploy.add_argument("--models", help="a directory of VERSION/ folders (model.skops or model.onnx) "
+                        "instead of the registry")
     deploy.add_argument("--timeout", type=float, default=None, help="give up waiting after SECONDS")
     deploy.add_argument("--manifests", help="kubernetes: write the manifests here instead of applying")
     from mlops_bot.cli.deploy_cluster import add_arguments
@@ -70,7 +71,8 @@ def register(subparsers: Any) -> None:
     serve.add_argument("name", help="the model name clients address (/v2/models/NAME)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
-    serve.add_argument("--model", help="a model directory or .skops file to serve as the stable version")
+    serve.add_argument("--model", help="a model directory or a .skops/.onnx file to serve as the "
+                       "stable version")
     serve.add_argument("--version", default="v0.0.0", help="the version label of --model")
     serve.add_argument("--model-url", help="download the version's model.skops from this URL at start "
                        "(token: MLOPS_BOT_MODEL_TOKEN), into --model-dir")
