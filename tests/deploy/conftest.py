@@ -14,8 +14,6 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-# The real control plane (etcd + kube-apiserver) for the `kubernetes` end-to-end tests here.
-from kube_cluster.fixtures import control_plane, namespace  # noqa: F401
 from mlops_bot.model_file import save_model
 
 FEATURES = ["income", "age", "region"]

@@ -29,7 +29,7 @@ import pytest
 
 from kube_cluster.argo_harness import argo_controllers, harness_problem, logs
 from kube_cluster.control_plane import ControlPlane
-from kube_cluster.prometheus_server import Serving
+from kube_cluster.prometheus_server import Serving, oip_request
 from mlops_bot.cli import main
 from mlops_bot.deploy.control import request_action
 from mlops_bot.deploy.targets.argo import GROUP, ROLLOUTS, VERSION
@@ -102,8 +102,7 @@ class Load:
                 row = self.world.rows[self.sent % len(self.world.rows)]
                 self.sent += 1
                 try:
-                    ok = http.post(f"{self.world.servers[version]}/predict",
-                                   json={"records": [row]}).status_code == 200
+                    ok = http.post(self.world.servers[version], json=oip_request(row)).status_code == 200
                 except httpx.HTTPError:
                     ok = False
                 (self.served if ok else self.failed)[version] += 1
@@ -175,7 +174,7 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(control_plane: ControlPlane, cluster_serving: Serving, make_records: Any) -> Iterator[World]:
+def world(cluster_serving: Serving, control_plane: ControlPlane, make_records: Any) -> Iterator[World]:
     from kubernetes import client
 
     problem = harness_problem(control_plane.cache)

@@ -2,7 +2,7 @@
 canary step by step.
 
 What is real: kube-apiserver + etcd built from source, KServe's InferenceService CRD, server-side
-apply, the ConfigMap state, `mlops-bot serve` processes (one per version, standing in for a
+apply, the ConfigMap state, `mlops-bot serve` processes (two versions each, standing in for a
 revision's pods), Debian's Prometheus scraping them, the PromQL gates, the local forge's
 deployment statuses and /abort markers, and the deploy job as a real process that gets killed.
 What stands in: KServe's controller (it needs Knative), see kube_cluster/kserve_standin.py; and
@@ -32,7 +32,7 @@ import pytest
 
 from kube_cluster.control_plane import ControlPlane
 from kube_cluster.kserve_standin import KServeStandIn
-from kube_cluster.prometheus_server import Serving
+from kube_cluster.prometheus_server import Serving, oip_request
 from mlops_bot.cli import main
 from mlops_bot.deploy.control import request_action
 from mlops_bot.deploy.routing import RoutingRequest, VersionRef
@@ -59,64 +59,75 @@ rollout:
 
 
 class Load:
-    """Bounded loopback traffic (at most `limit` requests, ~`rate` per second) split by the
-    InferenceService's traffic status as the API server returns it."""
+    """Bounded loopback traffic (at most `limit` requests, ~`rate` per second from each of `workers`
+    senders, so a loaded machine's slow answers do not starve a 10 % canary of the requests its gates
+    need within a hold) split by the InferenceService's traffic status as the API server returns it."""
 
-    def __init__(self, world: World, rate: float = 30.0, limit: int = 20_000) -> None:
+    def __init__(self, world: World, rate: float = 30.0, limit: int = 20_000, workers: int = 3) -> None:
         self.world = world
-        self.delay = 1.0 / rate
+        self.delay = workers / rate
         self.limit = limit
         self.sent = 0
         self.served: Counter[str] = Counter()
         self.failed: Counter[str] = Counter()
         self.weights: list[tuple[str, int]] = []  # (version, percent) whenever the split changed
+        self._split: list[tuple[str, int]] = []
+        self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._random = random.Random(3)
+        self._threads = [threading.Thread(target=self._watch, daemon=True)] + [
+            threading.Thread(target=self._send, args=(random.Random(3 + i),), daemon=True)
+            for i in range(workers)]
 
     def __enter__(self) -> Load:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        self._thread.join(timeout=30)
+        for thread in self._threads:
+            thread.join(timeout=30)
 
-    def _split(self, api: Any) -> list[tuple[str, int]]:
+    def _read_split(self, api: Any) -> list[tuple[str, int]]:
         obj = api.get_namespaced_custom_object(GROUP, VERSION, self.world.namespace, PLURAL, "credit")
         traffic = (((obj.get("status") or {}).get("components") or {}).get("predictor") or {}).get("traffic")
         return [(self.world.standin.revision_versions[t["revisionName"]], int(t["percent"]))
                 for t in traffic or [] if t.get("revisionName") in self.world.standin.revision_versions]
 
-    def _run(self) -> None:
+    def _watch(self) -> None:
         from kubernetes import client
 
         api = client.CustomObjectsApi(self.world.api)
-        split: list[tuple[str, int]] = []
-        checked = 0.0
+        while not self._stop.is_set():
+            try:
+                fresh = self._read_split(api)
+            except Exception:  # the object may not exist yet
+                fresh = self._split
+            if fresh != self._split:
+                self.weights.append(tuple(fresh))  # type: ignore[arg-type]
+                self._split = fresh
+            self._stop.wait(0.3)
+
+    def _send(self, pick_random: random.Random) -> None:
         with httpx.Client(trust_env=False, timeout=30) as http:
-            while not self._stop.is_set() and self.sent < self.limit:
-                if time.monotonic() - checked > 0.3:
-                    try:
-                        fresh = self._split(api)
-                    except Exception:  # the object may not exist yet
-                        fresh = split
-                    if fresh != split:
-                        self.weights.append(tuple(fresh))  # type: ignore[arg-type]
-                    split, checked = fresh, time.monotonic()
+            while not self._stop.is_set():
+                split = self._split
                 if not split or sum(p for _, p in split) <= 0:
                     time.sleep(0.1)
                     continue
-                pick = self._random.uniform(0, sum(p for _, p in split))
+                with self._lock:
+                    if self.sent >= self.limit:
+                        return
+                    row = self.world.rows[self.sent % len(self.world.rows)]
+                    self.sent += 1
+                pick = pick_random.uniform(0, sum(p for _, p in split))
                 version = next(v for v, p in _cumulative(split) if pick <= p)
-                row = self.world.rows[self.sent % len(self.world.rows)]
-                self.sent += 1
                 try:
-                    ok = http.post(f"{self.world.servers[version]}/predict",
-                                   json={"records": [row]}).status_code == 200
+                    ok = http.post(self.world.servers[version], json=oip_request(row)).status_code == 200
                 except httpx.HTTPError:
                     ok = False
-                (self.served if ok else self.failed)[version] += 1
+                with self._lock:
+                    (self.served if ok else self.failed)[version] += 1
                 time.sleep(self.delay)
 
 
@@ -181,7 +192,7 @@ class World:
 
 
 @pytest.fixture(scope="module")
-def world(control_plane: ControlPlane, cluster_serving: Serving, make_records: Any) -> Iterator[World]:
+def world(cluster_serving: Serving, control_plane: ControlPlane, make_records: Any) -> Iterator[World]:
     from kubernetes import client
 
     namespace = cluster_serving.namespaces["kserve"]

@@ -1,6 +1,6 @@
 """A real Prometheus (Debian's package, installed by tests/kube_cluster/prometheus.sh) on an
 ephemeral 127.0.0.1 port, scraping the given model servers every second; and the model servers
-themselves: real `mlops-bot serve` processes, one per revision."""
+themselves: real `mlops-bot serve` processes standing in for the revisions' pods."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
@@ -34,9 +35,12 @@ def prometheus_binary() -> str:
     return result.stdout.strip().splitlines()[-1]
 
 
-def _wait(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 120) -> None:
+def _wait(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 120,
+          stop: threading.Event | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if stop is not None and stop.is_set():
+            raise RuntimeError(f"{url}: stopped while waiting")
         if process.poll() is not None:
             raise RuntimeError(f"{url}: process exited {process.returncode}: {log.read_text()[-2000:]}")
         with contextlib.suppress(httpx.HTTPError):
@@ -100,47 +104,123 @@ def prometheus(directory: Path, targets: dict[str, dict[str, str]] | list[tuple[
         _stop(process)
 
 
-@contextlib.contextmanager
-def model_servers(directory: Path, model: str, versions: dict[str, Path]) -> Iterator[dict[str, str]]:
-    """One `mlops-bot serve` per version (each standing in for a revision's pods), started side by
-    side; yields version -> base URL."""
-    directory.mkdir(parents=True, exist_ok=True)
-    started: dict[str, tuple[subprocess.Popen[bytes], int, Path]] = {}
-    try:
-        for version, model_dir in versions.items():
-            port = free_port()
-            log = directory / f"serve-{version}.log"
-            started[version] = (subprocess.Popen(
-                [sys.executable, "-m", "mlops_bot", "serve", model, "--port", str(port), "--model",
-                 str(model_dir), "--version", version],
-                stdout=log.open("wb"), stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                env={**os.environ, "MLOPS_BOT_ADMIN_TOKEN": "admin-token"}), port, log)
-        for process, port, log in started.values():
-            _wait(f"http://127.0.0.1:{port}/v2/health/ready", process, log, timeout=240)
-        yield {version: f"http://127.0.0.1:{port}" for version, (_, port, _) in started.items()}
-    finally:  # all at once: each takes up to a few seconds to shut down
-        for process, _, _ in started.values():
+def oip_request(row: dict[str, Any]) -> dict[str, Any]:
+    """One record as an Open Inference Protocol v2 request: a tensor per feature, strings as BYTES."""
+    return {"inputs": [{"name": name, "shape": [1], "datatype": "BYTES" if isinstance(value, str) else "FP64",
+                        "data": [value]} for name, value in row.items()]}
+
+
+class Serving:
+    """The model servers and Prometheus the cluster end-to-end tests share, started once per session
+    in a background thread (so the control plane can start meanwhile): three `mlops-bot serve`
+    processes, each holding two versions (the second loaded through the admin API as a canary with
+    weight 0; the load generators pick the version by its OIP path,
+    `/v2/models/credit/versions/{v}/infer`, so each process stands in for two revisions' pods),
+    each scraped once per engine namespace (the `namespace` label a cluster's Prometheus would add).
+
+    `servers` (version -> that version's own infer URL) and `prometheus` wait until all is up."""
+
+    def __init__(self, root: Path, models: Path, namespaces: dict[str, str], model: str = "credit") -> None:
+        self.root = root
+        self.models = models
+        self.namespaces = namespaces  # engine -> the namespace its tests use
+        self.model = model
+        self._servers: dict[str, str] = {}
+        self._prometheus = ""
+        self._processes: list[subprocess.Popen[bytes]] = []
+        self._error: BaseException | None = None
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._start, name="cluster-serving", daemon=True)
+        self._thread.start()
+
+    @property
+    def servers(self) -> dict[str, str]:
+        self.ready()
+        return self._servers
+
+    @property
+    def prometheus(self) -> str:
+        self.ready()
+        return self._prometheus
+
+    def ready(self) -> Serving:
+        self._thread.join()
+        if self._error is not None:
+            raise RuntimeError(f"cluster serving did not start: {self._error}") from self._error
+        return self
+
+    def _spawn(self, command: list[str], log: Path, env: dict[str, str] | None = None
+               ) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, env=env)
+        self._processes.append(process)
+        return process
+
+    def _start(self) -> None:
+        try:
+            versions = sorted(path.name for path in self.models.iterdir())
+            pairs = [versions[i:i + 2] for i in range(0, len(versions), 2)]
+            directory = self.root / "servers"
+            directory.mkdir(parents=True, exist_ok=True)
+            env = {**os.environ, "MLOPS_BOT_ADMIN_TOKEN": "admin-token"}
+            started = []
+            for pair in pairs:  # all processes side by side: each spends seconds importing
+                port = free_port()
+                log = directory / f"serve-{'+'.join(pair)}.log"
+                process = self._spawn(
+                    [sys.executable, "-m", "mlops_bot", "serve", self.model, "--port", str(port), "--model",
+                     str(self.models / pair[0]), "--version", pair[0]], log, env)
+                started.append((pair, port, process, log))
+            prometheus_dir = self.root / "prometheus"
+            prometheus_dir.mkdir(parents=True, exist_ok=True)
+            prometheus_port = free_port()
+            config = prometheus_dir / "prometheus.yml"
+            config.write_text(yaml.safe_dump({
+                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                "scrape_configs": [{"job_name": "model-servers", "static_configs": [
+                    {"targets": [f"127.0.0.1:{port}"], "labels": {"namespace": namespace}}
+                    for _, port, _, _ in started for namespace in self.namespaces.values()]}],
+            }))
+            prometheus_log = prometheus_dir / "prometheus.log"
+            prometheus_process = self._spawn(
+                [prometheus_binary(), f"--config.file={config}",
+                 f"--web.listen-address=127.0.0.1:{prometheus_port}",
+                 f"--storage.tsdb.path={prometheus_dir / 'data'}", "--storage.tsdb.retention.time=1h"],
+                prometheus_log)
+            for pair, port, process, log in started:
+                base = f"http://127.0.0.1:{port}"
+                _wait(f"{base}/v2/health/ready", process, log, timeout=240, stop=self._stopping)
+                if len(pair) == 2:
+                    response = httpx.post(
+                        f"{base}/admin/versions", trust_env=False, timeout=120,
+                        headers={"Authorization": "Bearer admin-token"},
+                        json={"stable": {"version": pair[0], "path": str(self.models / pair[0])},
+                              "canary": {"version": pair[1], "path": str(self.models / pair[1])},
+                              "weight": 0})
+                    if response.status_code != 200:
+                        raise RuntimeError(f"{base}: loading {pair[1]} answered {response.status_code}: "
+                                           f"{response.text}")
+                for version in pair:
+                    self._servers[version] = f"{base}/v2/models/{self.model}/versions/{version}/infer"
+            _wait(f"http://127.0.0.1:{prometheus_port}/-/ready", prometheus_process, prometheus_log,
+                  stop=self._stopping)
+            self._prometheus = f"http://127.0.0.1:{prometheus_port}"
+        except BaseException as exc:  # handed to whoever waits in ready()
+            self._error = exc
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join()
+        for process in self._processes:  # all at once: each takes up to a few seconds to shut down
             if process.poll() is None:
                 process.terminate()
-        for process, _, _ in started.values():
+        for process in self._processes:
             _stop(process)
-
-
-@dataclass
-class Serving:
-    """The model servers and Prometheus the cluster end-to-end tests share: one `mlops-bot serve`
-    per version, each scraped once per engine namespace (the `namespace` label a cluster's
-    Prometheus would add), so the KServe and Argo tests start them once per session."""
-
-    root: Path
-    models: Path
-    servers: dict[str, str]
-    prometheus: str
-    namespaces: dict[str, str]  # engine -> the namespace its tests use
 
 
 @contextlib.contextmanager
 def shared_serving(root: Path, model_dirs: dict[str, Path]) -> Iterator[Serving]:
+    """Starts the shared serving in the background and yields at once; see `Serving`."""
     import shutil
     import uuid
 
@@ -150,10 +230,8 @@ def shared_serving(root: Path, model_dirs: dict[str, Path]) -> Iterator[Serving]
     for version in ("v1.2.0", "v1.3.0", "v1.4.0"):  # the healthy model under newer version labels
         shutil.copytree(model_dirs["v1.1.0"], models / version)
     tag = uuid.uuid4().hex[:8]
-    namespaces = {"kserve": f"e2e-{tag}", "argo": f"argo-{tag}"}
-    versions = {path.name: path for path in sorted(models.iterdir())}
-    with model_servers(root / "servers", "credit", versions) as servers:
-        targets = [(url.removeprefix("http://"), {"namespace": namespace})
-                   for url in servers.values() for namespace in namespaces.values()]
-        with prometheus(root / "prometheus", targets) as url:
-            yield Serving(root, models, servers, url, namespaces)
+    serving = Serving(root, models, {"kserve": f"e2e-{tag}", "argo": f"argo-{tag}"})
+    try:
+        yield serving
+    finally:
+        serving.stop()

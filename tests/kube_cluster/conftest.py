@@ -1,3 +1,0 @@
-from kube_cluster.fixtures import control_plane, kubeconfig, namespace
-
-__all__ = ["control_plane", "kubeconfig", "namespace"]
