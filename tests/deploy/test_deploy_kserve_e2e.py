@@ -63,7 +63,7 @@ class Load:
     senders, so a loaded machine's slow answers do not starve a 10 % canary of the requests its gates
     need within a hold) split by the InferenceService's traffic status as the API server returns it."""
 
-    def __init__(self, world: World, rate: float = 30.0, limit: int = 20_000, workers: int = 3) -> None:
+    def __init__(self, world: World, rate: float = 60.0, limit: int = 20_000, workers: int = 3) -> None:
         self.world = world
         self.delay = workers / rate
         self.limit = limit
