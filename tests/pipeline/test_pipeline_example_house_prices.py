@@ -98,7 +98,10 @@ def test_house_prices_validates_registers_serves_and_rolls_out(
     assert settings["rollout"]["steps"][0]["weight"] == 10  # the example's own plan, holds shortened
     settings["rollout"].update(steps=[{"weight": 30, "hold": 1}, {"weight": 60, "hold": 1}], interval=0.2,
                                progress_deadline=120)
-    settings["rollout"]["gates"].update(min_requests=3, max_p99_latency_ms=5000, max_prediction_drift=None)
+    # Latency gates judge a loaded test machine's noise (a CI run saw canary p99 1.59x stable's), not
+    # the model: the rollout here proves the success-rate gate and the stepping.
+    settings["rollout"]["gates"].update(min_requests=3, max_p99_latency_ms=5000, max_p99_latency_ratio=None,
+                                        max_prediction_drift=None)
     config_file.write_text(yaml.safe_dump(settings, sort_keys=False))
     _git(repo, "commit", "-q", "-am", "short rollout holds for the test")
     _git(repo, "push", "-q", "origin", "main")
