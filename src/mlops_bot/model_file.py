@@ -58,8 +58,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import skops.io as sio
-
 from mlops_bot.checksums import SUMS_NAME, mismatch, read_sums, sha256_bytes, sha256_file, verify_folder
 from mlops_bot.errors import IntegrityError
 from mlops_bot.model_structure import check_trees
@@ -197,6 +195,9 @@ def refused_types(needed: Iterable[str], extra: Iterable[str] = ()) -> list[str]
 def check_skops(data: bytes, source: str, extra: Iterable[str] = ()) -> list[str]:
     """Parse a skops file's node tree (nothing is imported or built) and return the names it needs
     beyond skops' defaults; raise, naming them, when any is not on the list."""
+    import skops.io as sio  # here, not at the top: importing skops takes seconds (it imports
+    # scikit-learn whole), and the deploy job, which only names model files, never loads one
+
     try:
         needed = sio.get_untrusted_types(data=data)
     except Exception as exc:  # a crafted or damaged zip/JSON: skops raises many types
@@ -216,6 +217,8 @@ def save_model(model: Any, path: str | Path) -> Path:
     if path.suffix not in SKOPS_SUFFIXES:
         raise IntegrityError(f"model file {path}: save models as .skops (pickle is unsafe to share)")
     path.parent.mkdir(parents=True, exist_ok=True)
+    import skops.io as sio
+
     sio.dump(model, path)
     return path
 
@@ -235,6 +238,8 @@ def load_model(path: str | Path, trusted_pickle: bool = False, extra_types: Iter
             if actual != expected_sha256.lower():
                 raise mismatch(f"model file {path}", actual, expected_sha256, expected_from)
         needed = check_skops(data, str(path), extra_types)
+        import skops.io as sio
+
         try:
             model = sio.loads(data, trusted=needed)
         except ModuleNotFoundError as exc:
