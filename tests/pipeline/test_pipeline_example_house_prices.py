@@ -8,15 +8,13 @@ the production baseline."""
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 from fastapi.testclient import TestClient
 
+from example_repo import commit_and_push, example_repo, local_deploy_args, register, shorten_rollout
 from mlops_bot.cli import main
 from mlops_bot.demo.traffic import Traffic
 from mlops_bot.deploy.controller import StateStore
@@ -26,38 +24,11 @@ from mlops_bot.deploy.server import create_app
 from mlops_bot.forge.local import LocalForge
 from mlops_bot.registry.registry import Registry
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "house-prices"
-
-
-def _git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout
-
-
-def _register(repo: Path, out: Path, bump: str) -> None:
-    assets = [arg for name in ("model.skops", "signature.json", "report.json", "reference_profile.json")
-              for arg in ("--artifact", f"{name}={out / name}")]
-    assert main(["registry", "register", "house-prices", "--repo", str(repo), "--bump", bump, "--push",
-                 "--if-verdict-pass", str(out / "report.json"), *assets]) == 0
-
 
 @pytest.mark.slow
 def test_house_prices_validates_registers_serves_and_rolls_out(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    for key in ("GITHUB_TOKEN", "GH_TOKEN", "MLOPS_BOT_APP_ID", "GITHUB_ACTIONS"):
-        monkeypatch.delenv(key, raising=False)
-    monkeypatch.setenv("MLOPS_BOT_LOCAL_FORGE", str(tmp_path / "forge"))
-    monkeypatch.setenv("GITHUB_REPOSITORY", "acme/house-prices")
-    origin = tmp_path / "origin.git"
-    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(origin)], check=True)
-    repo = tmp_path / "house-prices"
-    shutil.copytree(EXAMPLE, repo, ignore=shutil.ignore_patterns("out", "model.skops", "__pycache__"))
-    _git(tmp_path, "init", "-q", "-b", "main", str(repo))
-    for key, value in (("user.name", "dev"), ("user.email", "dev@example.com")):
-        _git(repo, "config", key, value)
-    _git(repo, "remote", "add", "origin", str(origin))
-    _git(repo, "add", "-A")
-    _git(repo, "commit", "-q", "-m", "house-prices example")
-    _git(repo, "push", "-q", "origin", "main")
+    repo = example_repo("house-prices", tmp_path, monkeypatch)
 
     out = tmp_path / "out"
     config = str(repo / ".github" / "mlops.yml")
@@ -68,7 +39,7 @@ def test_house_prices_validates_registers_serves_and_rolls_out(
     assert set(report["fairness"]["by_group"]) == {"centre", "harbour", "hills", "suburbs"}
     assert report["params"]["head"]["train.num_leaves"] == 15
 
-    _register(repo, out, "minor")
+    register(repo, "house-prices", out, "minor")
     registry = Registry(repo, forge=LocalForge(tmp_path / "forge"))
     version = registry.latest_version("house-prices")
     assert version == "v0.1.0"
@@ -93,21 +64,9 @@ def test_house_prices_validates_registers_serves_and_rolls_out(
     assert metadata["outputs"] == [{"name": "predict", "datatype": "FP64", "shape": [-1]}]
 
     # Roll it out on the local target: the first version becomes stable (and production) at once.
-    config_file = repo / ".github" / "mlops.yml"
-    settings = yaml.safe_load(config_file.read_text())
-    assert settings["rollout"]["steps"][0]["weight"] == 10  # the example's own plan, holds shortened
-    settings["rollout"].update(steps=[{"weight": 30, "hold": 1}, {"weight": 60, "hold": 1}], interval=0.2,
-                               progress_deadline=120)
-    # Latency gates judge a loaded test machine's noise (a CI run saw canary p99 1.59x stable's), not
-    # the model: the rollout here proves the success-rate gate and the stepping.
-    settings["rollout"]["gates"].update(min_requests=3, max_p99_latency_ms=5000, max_p99_latency_ratio=None,
-                                        max_prediction_drift=None)
-    config_file.write_text(yaml.safe_dump(settings, sort_keys=False))
-    _git(repo, "commit", "-q", "-am", "short rollout holds for the test")
-    _git(repo, "push", "-q", "origin", "main")
+    shorten_rollout(repo)
     state_dir = tmp_path / "state"
-    deploy = ["--target", "local", "--wait", "--state-dir", str(state_dir), "--config", config, "--repo",
-              str(repo), "--timeout", "120"]
+    deploy = local_deploy_args(repo, state_dir)
     try:
         assert main(["deploy", "house-prices", "--version", version, *deploy]) == 0
         endpoint = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["endpoint"]
@@ -116,13 +75,12 @@ def test_house_prices_validates_registers_serves_and_rolls_out(
         # A retrained version (more leaves), validated against production as its baseline.
         params = repo / "params.yaml"
         params.write_text(params.read_text().replace("num_leaves: 15", "num_leaves: 31"))
-        _git(repo, "commit", "-q", "-am", "more leaves")
-        _git(repo, "push", "-q", "origin", "main")
+        commit_and_push(repo, "more leaves")
         head = tmp_path / "head"
         assert main(["validate", "--config", config, "--output", str(head), "--quiet"]) == 0
         report = json.loads((head / "report.json").read_text())
         assert report["baseline"]["version"] == version and report["params"]["head"]["train.num_leaves"] == 31
-        _register(repo, head, "minor")
+        register(repo, "house-prices", head, "minor")
         second = registry.latest_version("house-prices")
         assert second == "v0.2.0"
 
