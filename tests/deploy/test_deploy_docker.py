@@ -18,7 +18,7 @@ import pytest
 
 from mlops_bot.checksums import sha256_file
 from mlops_bot.deploy.targets import docker_base
-from mlops_bot.deploy.targets.docker import LABEL, SERVER_UID, dockerfile, engine_available
+from mlops_bot.deploy.targets.docker import LABEL, SERVER_UID, dockerfile, engine_available, stage_model
 from mlops_bot.deploy.targets.docker_base import (
     Entry,
     digest,
@@ -41,6 +41,23 @@ def test_dockerfile_builds_on_the_local_base_non_root_with_healthcheck_and_loopb
     assert lines[-2] == 'ENTRYPOINT ["/opt/python/bin/python3", "-m", "mlops_bot", "serve"]'
     assert json.loads(lines[-1].removeprefix("CMD ")) == [
         "credit", "--model", "/models/v1.2.0", "--version", "v1.2.0", "--host", "127.0.0.1", "--port", "8080"]
+
+
+def test_stage_model_keeps_the_model_file_name_of_any_format(tmp_path: Path) -> None:
+    onnx_version = tmp_path / "onnx-v1"
+    onnx_version.mkdir()
+    (onnx_version / "model.onnx").write_bytes(b"graph")
+    (onnx_version / "signature.json").write_text("{}")
+    staged = stage_model(onnx_version, tmp_path / "staged" / "v1")
+    assert sorted(p.name for p in staged.iterdir()) == ["model.onnx", "signature.json"]
+    (onnx_version / "model.onnx").write_bytes(b"changed")
+    assert (stage_model(onnx_version, staged) / "model.onnx").read_bytes() == b"graph"  # staged once
+    single = tmp_path / "exported.onnx"
+    single.write_bytes(b"graph")
+    assert [p.name for p in stage_model(single, tmp_path / "staged" / "v2").iterdir()] == ["model.onnx"]
+    skops_file = tmp_path / "model.skops"
+    skops_file.write_bytes(b"skops")
+    assert [p.name for p in stage_model(skops_file, tmp_path / "staged" / "v3").iterdir()] == ["model.skops"]
 
 
 def test_requirement_closure_follows_markers_and_ignores_extras() -> None:

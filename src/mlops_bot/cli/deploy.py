@@ -74,7 +74,8 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--model", help="a model directory or a .skops/.onnx file to serve as the "
                        "stable version")
     serve.add_argument("--version", default="v0.0.0", help="the version label of --model")
-    serve.add_argument("--model-url", help="download the version's model.skops from this URL at start "
+    serve.add_argument("--model-url", help="download the version's model.skops or model.onnx release asset "
+                       "from this URL at start, with the SHA256SUMS beside it and the files it lists "
                        "(token: MLOPS_BOT_MODEL_TOKEN), into --model-dir")
     serve.add_argument("--model-sha256", help="refuse a --model-url download whose SHA-256 differs")
     serve.add_argument("--model-dir", default="/mnt/models", help="where --model-url is saved")

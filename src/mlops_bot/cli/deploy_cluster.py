@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 from mlops_bot.config import RolloutSection
 from mlops_bot.errors import MlopsError
+from mlops_bot.model_file import MODEL_FILE_NAMES
 
 
 def add_arguments(deploy: Any) -> None:
@@ -48,10 +49,13 @@ def _analysis_prometheus(rollout: RolloutSection) -> str:
     return rollout.argo.analysis_prometheus_url or (rollout.prometheus.url if rollout.prometheus else "")
 
 
-def storage_uri(template: str, *, model: str, version: str, repository: str) -> str:
-    """The URL of a version's model.skops release asset (`$repository`, `$tag`, `$model`, `$version`)."""
+def storage_uri(template: str, *, model: str, version: str, repository: str,
+                file: str = MODEL_FILE_NAMES[0]) -> str:
+    """The URL of a version's model release asset (`$repository`, `$tag`, `$model`, `$version`,
+    `$file`: the version's model file name, model.skops or model.onnx)."""
     return Template(template).substitute(repository=repository, tag=quote(f"{model}@{version}", safe=""),
-                                         model=quote(model, safe=""), version=quote(version, safe=""))
+                                         model=quote(model, safe=""), version=quote(version, safe=""),
+                                         file=quote(file, safe=""))
 
 
 def cluster_parts(args: argparse.Namespace, name: str, rollout: RolloutSection) -> tuple[Any, Any]:
@@ -71,10 +75,14 @@ def cluster_parts(args: argparse.Namespace, name: str, rollout: RolloutSection) 
                          f"({template})")
 
     def storage(ref: VersionRef) -> tuple[str, str]:
-        model_file = Path(ref.path) / "model.skops"
-        if not model_file.is_file():
-            raise MlopsError(f"{model_file} not found: the version's model is fetched to record its digest")
-        uri = storage_uri(template, model=name, version=ref.version, repository=repository)
+        folder = Path(ref.path)
+        found = [folder / file for file in MODEL_FILE_NAMES if (folder / file).is_file()]
+        if len(found) != 1:
+            raise MlopsError(f"{ref.path}: expected one of {', '.join(MODEL_FILE_NAMES)} (the version's "
+                             f"model is fetched to record its digest), found {len(found)}")
+        model_file = found[0]
+        uri = storage_uri(template, model=name, version=ref.version, repository=repository,
+                          file=model_file.name)
         return uri, sha256_file(model_file)
 
     if rollout.engine == "argo":

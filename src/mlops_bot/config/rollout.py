@@ -62,8 +62,10 @@ class RolloutKServe(Strict):
     )
     min_replicas: int = Field(default=1, ge=0)
     storage_uri: str = Field(
-        default="https://github.com/$repository/releases/download/$tag/model.skops",
-        description="where the pod downloads the version's model ($repository, $tag, $model, $version)",
+        default="https://github.com/$repository/releases/download/$tag/$file",
+        description="where the pod downloads the version's model ($repository, $tag, $model, $version, "
+                    "$file: model.skops or model.onnx, whichever the version has; SHA256SUMS and the "
+                    "files it lists are fetched from the same folder)",
     )
 
 
@@ -79,8 +81,10 @@ class RolloutArgo(Strict):
     replicas: int = Field(default=4, ge=1, description="pods; without a traffic router Argo's weights "
                           "are pod shares (10% of 4 pods is 1 pod)")
     storage_uri: str = Field(
-        default="https://github.com/$repository/releases/download/$tag/model.skops",
-        description="where the pod downloads the version's model ($repository, $tag, $model, $version)",
+        default="https://github.com/$repository/releases/download/$tag/$file",
+        description="where the pod downloads the version's model ($repository, $tag, $model, $version, "
+                    "$file: model.skops or model.onnx, whichever the version has; SHA256SUMS and the "
+                    "files it lists are fetched from the same folder)",
     )
     analysis_prometheus_url: str | None = Field(
         default=None, description="the Prometheus Argo's controller queries (default: rollout.prometheus.url)"

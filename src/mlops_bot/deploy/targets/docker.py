@@ -31,6 +31,8 @@ import mlops_bot
 from mlops_bot.deploy.routing import RoutingRequest, VersionRef
 from mlops_bot.deploy.targets.docker_base import PYTHON, SERVER_UID, ensure_base_image
 from mlops_bot.deploy.targets.local import LOOPBACK, DeployError, HttpTarget, free_port
+from mlops_bot.model_file import MODEL_FILE_NAMES
+from mlops_bot.onnx_model import ONNX_SUFFIXES
 
 IMAGE = "mlops-bot-server"
 APP_DIR = "/opt/mlops-bot"
@@ -102,7 +104,7 @@ def build_server_image(client: Any, base: str, name: str, version: str, model_di
             shutil.copytree(source, context / "model", ignore=shutil.ignore_patterns(".*"))
         else:
             (context / "model").mkdir()
-            shutil.copy2(source, context / "model" / "model.skops")
+            shutil.copy2(source, context / "model" / model_file_name(source))
         (context / "Dockerfile").write_text(text)
         tag = _tree_hash(context)[:16]
         reference = f"{IMAGE}:{tag}"
@@ -127,10 +129,20 @@ def _image_exists(client: Any, reference: str) -> bool:
     return True
 
 
+def model_file_name(source: Path) -> str:
+    """The name a single model file is served under: its own when it is one of `MODEL_FILE_NAMES`,
+    else the one of its format (`x.onnx` -> model.onnx, anything else -> model.skops)."""
+    if source.name in MODEL_FILE_NAMES:
+        return source.name
+    skops_file, onnx_file = MODEL_FILE_NAMES
+    return onnx_file if source.suffix in ONNX_SUFFIXES else skops_file
+
+
 def stage_model(source: Path, destination: Path) -> Path:
     """Copy a model directory (or file) to `destination` with modes the server user can read; a
-    version already staged is kept (versions are immutable), a half-copied one never appears."""
-    if (destination / "model.skops").is_file():
+    version already staged (any of `MODEL_FILE_NAMES`) is kept (versions are immutable), a
+    half-copied one never appears."""
+    if any((destination / name).is_file() for name in MODEL_FILE_NAMES):
         return destination
     partial = destination.with_name(f".{destination.name}.partial")
     shutil.rmtree(partial, ignore_errors=True)
@@ -138,7 +150,7 @@ def stage_model(source: Path, destination: Path) -> Path:
         shutil.copytree(source, partial, ignore=shutil.ignore_patterns(".*"))
     else:
         partial.mkdir(parents=True)
-        shutil.copyfile(source, partial / "model.skops")
+        shutil.copyfile(source, partial / model_file_name(source))
     partial.chmod(0o755)
     for path in partial.rglob("*"):
         path.chmod(0o755 if path.is_dir() else 0o644)
