@@ -75,7 +75,7 @@ def pr_to_comment(base: Path, uv_cache: Path) -> dict[str, float]:
         gh.add_pull(REPO, PR, head_ref="feature", head_sha=example.head)
         pull = {"action": "synchronize", "number": PR,
                 "pull_request": {"number": PR, "head": {"sha": example.head, "ref": "feature"},
-                                 "base": {"ref": "main", "sha": example.head}},
+                                 "base": {"ref": "main"}},  # no base sha: every model is validated
                 "repository": {"full_name": REPO, "default_branch": "main"}}
         done = {"action": "completed",
                 "workflow_run": {"id": 1, "name": "mlops-bot PR validation", "event": "pull_request",
