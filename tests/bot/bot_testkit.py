@@ -244,7 +244,11 @@ class BotProcess:
             except httpx.HTTPError:
                 return False
 
-        wait_for(up, 60, "bot to start")  # a crashed process fails at once
+        try:
+            wait_for(up, 60, "bot to start")  # a crashed process fails at once
+        except BaseException:
+            self.kill()  # the caller never got the object: nothing else would stop it (and its worker)
+            raise
         return self
 
     def kill(self) -> None:
