@@ -65,36 +65,7 @@ def run_custom_metrics(
         "samples": config.bootstrap.samples if base is not None else 0,
         "seed": config.seed,
     }
-    request_path = staging / "custom_metrics_request.json"
-    result_path = staging / "custom_metrics_result.json"
-    request_path.write_text(json.dumps(request), encoding="utf-8")
-    env = command_env(
-        environ,
-        train=paths["train"].resolve(),
-        holdout=paths["holdout"].resolve(),
-        model=paths["model"].resolve(),
-        predictions=paths["predictions"].resolve(),
-        seed=config.seed,
-        passthrough=config.train.env,
-    )
-    try:
-        run_command(
-            shlex.join([sys.executable, "-m", "mlops_bot.pipeline.custom_metrics",
-                        str(request_path.resolve()), str(result_path.resolve())]),
-            workdir=config.resolve(config.train.workdir),
-            env=env,
-            timeout=config.train.timeout,
-            log_path=staging / "custom_metrics.log",
-        )
-    except TrainingError as exc:
-        raise TrainingError(f"custom metrics ({', '.join(m.function for m in metrics)}): {exc}") from None
-    try:
-        answer = json.loads(result_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise TrainingError(f"custom metrics wrote no readable result ({exc}); log: "
-                            f"{staging / 'custom_metrics.log'}") from None
-    request_path.unlink(missing_ok=True)
-    result_path.unlink(missing_ok=True)
+    answer = _ask_child(config, request, staging, environ, paths)
     out: list[CustomMetricResult] = []
     for metric in metrics:
         row = answer[metric.metric_name]
@@ -126,35 +97,40 @@ def score_groups(
         "groups": {key: {"y_true": _plain(y_true), "y_pred": _plain(y_pred)}
                    for key, (y_true, y_pred) in groups.items()},
     }
-    request_path = scratch / "custom_metrics_request.json"
-    result_path = scratch / "custom_metrics_result.json"
+    answer = _ask_child(config, request, scratch, environ, {
+        "train": config.resolve(config.data.train), "holdout": config.resolve(config.data.holdout),
+        "model": scratch / "model.skops", "predictions": scratch / "predictions.csv"})
+    return {key: {m.metric_name: answer[key].get(m.metric_name) for m in metrics} for key in groups}
+
+def _ask_child(config: MlopsConfig, request: dict[str, Any], folder: Path, environ: Mapping[str, str],
+               paths: Mapping[str, Path]) -> Any:
+    """Run this module as a child process the way the training command runs (the repository's
+    directory, environment and timeout) on `request`, and return the answer it wrote. The request
+    and answer files live in `folder` and are removed once read; the log stays there."""
+    metrics = config.custom_metrics
+    request_path = folder / "custom_metrics_request.json"
+    result_path = folder / "custom_metrics_result.json"
+    log_path = folder / "custom_metrics.log"
     request_path.write_text(json.dumps(request), encoding="utf-8")
-    data = config.data
-    env = command_env(
-        environ,
-        train=config.resolve(data.train).resolve(),
-        holdout=config.resolve(data.holdout).resolve(),
-        model=(scratch / "model.skops").resolve(),
-        predictions=(scratch / "predictions.csv").resolve(),
-        seed=config.seed,
-        passthrough=config.train.env,
-    )
+    env = command_env(environ, train=paths["train"].resolve(), holdout=paths["holdout"].resolve(),
+                      model=paths["model"].resolve(), predictions=paths["predictions"].resolve(),
+                      seed=config.seed, passthrough=config.train.env)
     try:
         run_command(
             shlex.join([sys.executable, "-m", "mlops_bot.pipeline.custom_metrics",
                         str(request_path.resolve()), str(result_path.resolve())]),
-            workdir=config.resolve(config.train.workdir),
-            env=env,
-            timeout=config.train.timeout,
-            log_path=scratch / "custom_metrics.log",
+            workdir=config.resolve(config.train.workdir), env=env, timeout=config.train.timeout,
+            log_path=log_path,
         )
-        answer = json.loads(result_path.read_text(encoding="utf-8"))
     except TrainingError as exc:
         raise TrainingError(f"custom metrics ({', '.join(m.function for m in metrics)}): {exc}") from None
+    try:
+        answer = json.loads(result_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise TrainingError(f"custom metrics wrote no readable result ({exc}); log: "
-                            f"{scratch / 'custom_metrics.log'}") from None
-    return {key: {m.metric_name: answer[key].get(m.metric_name) for m in metrics} for key in groups}
+        raise TrainingError(f"custom metrics wrote no readable result ({exc}); log: {log_path}") from None
+    request_path.unlink(missing_ok=True)
+    result_path.unlink(missing_ok=True)
+    return answer
 
 
 # ------------------------------------------------------------------------------------ the child
