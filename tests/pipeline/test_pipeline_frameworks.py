@@ -177,3 +177,87 @@ def test_an_untrusted_type_is_refused_by_name_unless_the_repository_trusts_it(
                                                     "trusted_types": ["os.system"]})
     assert _cli(config, tmp_path / "out") == 2
     assert "os.system can never be trusted" in capsys.readouterr().err
+
+
+def _oip_infer(endpoint: str, name: str, rows: pd.DataFrame) -> list[object]:
+    """Score rows over OIP v2 (one BYTES/FP64 tensor per input) and return the `predict` output."""
+    import httpx
+
+    inputs = [{"name": column, "datatype": "FP64", "shape": [len(rows)], "data": rows[column].tolist()}
+              for column in rows.columns]
+    answer = httpx.post(f"{endpoint}/v2/models/{name}/infer", json={"inputs": inputs}, trust_env=False,
+                        timeout=30)
+    assert answer.status_code == 200, answer.text
+    outputs = {output["name"]: output["data"] for output in answer.json()["outputs"]}
+    return list(outputs["predict"])
+
+
+@pytest.mark.slow
+def test_a_model_needing_a_trusted_type_validates_and_serves_with_the_configs_list(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`model.trusted_types` is the same list for every loader: validate, `serve --config` (or
+    `--trusted-type`) and `deploy --target local`, which starts the server with the model's list."""
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    from mlops_bot.deploy.targets.local import free_port
+
+    trusting = {"name": "risk", "task": "classification", "trusted_types": ["numpy.asarray"]}
+    config = _project(tmp_path, "untrusted", model=trusting)
+    version = tmp_path / "models" / "v1.0.0"
+    assert _cli(config, version) == 0
+    features = ["age", "income", "debt_ratio", "late_payments"]
+    rows = pd.read_csv(tmp_path / "data" / "holdout.csv").head(5)[features].astype(float)
+    expected = load_model(version / "model.skops", extra_types=["numpy.asarray"]).predict(rows).tolist()
+    capsys.readouterr()
+
+    # Without the list the server refuses the model before binding: one line, exit 2.
+    assert main(["serve", "risk", "--model", str(version), "--port", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not on the model-type allow-list: numpy.asarray" in err[0]
+    # A name no list may hold is refused whatever asks for it.
+    assert main(["serve", "risk", "--model", str(version), "--port", "0", "--config", str(config),
+                 "--trusted-type", "os.system"]) == 2
+    assert "os.system can never be trusted" in capsys.readouterr().err
+
+    # `serve --config`: the model's own list, as a process answering OIP v2.
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mlops_bot", "serve", "risk", "--port", str(port), "--model", str(version),
+             "--version", "v1.0.0", "--config", str(config)],
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        endpoint = f"http://127.0.0.1:{port}"
+        for _ in range(1200):
+            assert process.poll() is None, log.read_text()
+            try:
+                if httpx.get(f"{endpoint}/v2/health/ready", trust_env=False, timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        else:
+            pytest.fail(f"serve never became ready: {log.read_text()}")
+        assert _oip_infer(endpoint, "risk", rows) == expected
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+    # `deploy --target local`: the deploy reads the model's list and starts the server with it.
+    monkeypatch.setenv("MLOPS_BOT_LOCAL_FORGE", str(tmp_path / "forge"))
+    monkeypatch.setenv("GITHUB_REPOSITORY", "acme/risk")
+    state_dir = tmp_path / "state"
+    try:
+        assert main(["deploy", "risk", "--version", "v1.0.0", "--target", "local", "--wait", "--state-dir",
+                     str(state_dir), "--config", str(config), "--models", str(version.parent),
+                     "--timeout", "60"]) == 0
+        endpoint = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["endpoint"]
+        assert _oip_infer(endpoint, "risk", rows) == expected
+    finally:
+        main(["deploy", "stop", "risk", "--state-dir", str(state_dir)])

@@ -12,7 +12,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mlops_bot.config import DEFAULT_CONFIG_PATH, RolloutSection, config_exists, load_models, select_model
+from mlops_bot.config import (
+    DEFAULT_CONFIG_PATH,
+    MlopsConfig,
+    RolloutSection,
+    config_exists,
+    load_models,
+    select_model,
+)
 from mlops_bot.errors import MlopsError
 from mlops_bot.forge.base import Forge
 
@@ -32,15 +39,28 @@ def _forge() -> Forge | None:
     return forge
 
 
-def _rollout(config: str, model: str | None) -> RolloutSection:
-    """The `rollout` section of `model` (a config with one model: its section, whatever the name;
-    several: the named model's, an error listing them without a name or for an unknown one)."""
+def _model_config(config: str, model: str | None) -> MlopsConfig | None:
+    """The config of `model` (a config with one model: that one, whatever the name; several: the
+    named model's, an error listing them without a name or for an unknown one); None when the
+    default config file is absent."""
     if config_exists(config):
         models = load_models(config)
-        return (models[0] if len(models) == 1 else select_model(models, model, config)).rollout
+        return models[0] if len(models) == 1 else select_model(models, model, config)
     if config != DEFAULT_CONFIG_PATH:
         raise MlopsError(f"config file {config} not found")
-    return RolloutSection()
+    return None
+
+
+def _rollout(config: str, model: str | None) -> RolloutSection:
+    """The `rollout` section of `model` (defaults without a config file)."""
+    found = _model_config(config, model)
+    return found.rollout if found is not None else RolloutSection()
+
+
+def _trusted_types(config: str, model: str | None) -> list[str]:
+    """The `model.trusted_types` of `model`: what its skops file may need beyond our allow-list."""
+    found = _model_config(config, model)
+    return list(found.model.trusted_types) if found is not None else []
 
 
 def register(subparsers: Any) -> None:
@@ -74,6 +94,11 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--model", help="a model directory or a .skops/.onnx file to serve as the "
                        "stable version")
     serve.add_argument("--version", default="v0.0.0", help="the version label of --model")
+    serve.add_argument("--config", help="the repository's config: its `model.trusted_types` for NAME (or "
+                       "its only model) are trusted when loading every version, as validate does")
+    serve.add_argument("--trusted-type", action="append", default=[], metavar="PACKAGE.MODULE.TYPE",
+                       help="an exact type name a skops model file may need beyond the allow-list, as in "
+                       "`model.trusted_types` (repeatable; for servers started without the config)")
     serve.add_argument("--model-url", help="download the version's model.skops or model.onnx release asset "
                        "from this URL at start, with the SHA256SUMS beside it and the files it lists "
                        "(token: MLOPS_BOT_MODEL_TOKEN), into --model-dir")
@@ -125,8 +150,11 @@ def _serve(args: argparse.Namespace) -> int:
 
         args.model = str(fetch_model(args.model_url, args.model_sha256, Path(args.model_dir),
                                      token=os.environ.get("MLOPS_BOT_MODEL_TOKEN") or None))
+    trusted = list(args.trusted_type)
+    if args.config:
+        trusted += _trusted_types(args.config, args.name)
     batching = BatchPolicy(max_rows=args.max_batch_rows, max_delay=args.max_batch_delay_ms / 1000)
-    router = ModelRouter(args.name, prediction_log=log, batching=batching)
+    router = ModelRouter(args.name, prediction_log=log, batching=batching, trusted_types=trusted)
     if args.model:
         router.set_versions(RoutingRequest(stable=VersionRef(version=args.version, path=args.model)))
     # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal; exiting through
@@ -152,7 +180,7 @@ def _target(args: argparse.Namespace, name: str) -> Any:
     if args.target == "local":
         from mlops_bot.deploy.targets.local import LocalTarget
 
-        return LocalTarget(state_dir, name)
+        return LocalTarget(state_dir, name, trusted_types=_trusted_types(args.config, name))
     if args.target == "docker":
         from mlops_bot.deploy.targets.docker import DockerTarget
 

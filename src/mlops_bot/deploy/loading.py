@@ -5,6 +5,7 @@ only module of the server that reads model files."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -65,14 +66,15 @@ def model_file_in(path: Path) -> Path:
     return found[0] if found else path / MODEL_FILE
 
 
-def load_version(name: str, version: str, path: str | Path) -> LoadedModel:
+def load_version(name: str, version: str, path: str | Path, extra_types: Iterable[str] = ()) -> LoadedModel:
     """Load a model directory (model.skops or model.onnx [+ signature.json], as `Registry.download`
-    leaves it) or a single model file, through the skops allow-list, after checking the folder's
-    SHA256SUMS. A signature.json beside the model must be covered by that SHA256SUMS (when there
-    is one) and must describe the model; without one the signature is read off the model."""
+    leaves it) or a single model file, through the skops allow-list (plus the repository's
+    `model.trusted_types`, `extra_types`), after checking the folder's SHA256SUMS. A signature.json
+    beside the model must be covered by that SHA256SUMS (when there is one) and must describe the
+    model; without one the signature is read off the model."""
     path = Path(path)
     model_path = model_file_in(path)
-    model = load_verified(model_path, whole_folder=path.is_dir())
+    model = load_verified(model_path, extra_types=extra_types, whole_folder=path.is_dir())
     signature = stored_signature(model_path.parent, listed_in_sums=path.is_dir())
     if signature is None:
         signature = signature_of(model)
@@ -101,7 +103,7 @@ def stored_signature(folder: Path, *, listed_in_sums: bool = True) -> ModelSigna
     return parse_signature(raw, str(file))
 
 
-def version_signature(path: str | Path) -> ModelSignature:
+def version_signature(path: str | Path, extra_types: Iterable[str] = ()) -> ModelSignature:
     """The signature of a version folder without serving it: its signature.json, or (older
     versions) the one read off its model, loaded through the same checks as for serving."""
     path = Path(path)
@@ -109,4 +111,4 @@ def version_signature(path: str | Path) -> ModelSignature:
         stored = stored_signature(path)
         if stored is not None:
             return stored
-    return load_version("", "", path).signature
+    return load_version("", "", path, extra_types).signature

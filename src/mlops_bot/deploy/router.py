@@ -15,6 +15,7 @@ import contextlib
 import random
 import threading
 import time
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -28,6 +29,7 @@ from mlops_bot.deploy.model_input import records_of
 from mlops_bot.deploy.oip import BadRequest
 from mlops_bot.deploy.routing import RoutingRequest, VersionRef, route
 from mlops_bot.errors import MlopsError
+from mlops_bot.model_file import allowed_types
 from mlops_bot.model_signature import SignatureMismatch, input_difference
 
 Proba = list[list[float]] | None
@@ -54,11 +56,16 @@ class PredictionSink(Protocol):
 
 
 class ModelRouter:
-    """Serving state shared by all requests: loaded versions, routing, metrics."""
+    """Serving state shared by all requests: loaded versions, routing, metrics. `trusted_types` is
+    the repository's `model.trusted_types`: every version it loads may need them (checked once here,
+    so a name no list may hold stops the server before it starts)."""
 
     def __init__(self, name: str, *, prediction_log: PredictionSink | None = None,
-                 seed: int | None = None, batching: BatchPolicy | None = None) -> None:
+                 seed: int | None = None, batching: BatchPolicy | None = None,
+                 trusted_types: Iterable[str] = ()) -> None:
         self.name = name
+        self.trusted_types = tuple(trusted_types)
+        allowed_types(self.trusted_types)
         self.routing = Routing(stable=None)
         self.batching = batching or BatchPolicy()
         self._batchers: dict[int, Batcher] = {}
@@ -82,7 +89,7 @@ class ModelRouter:
                 have = known.get(ref.version)
                 if have is not None and have.source == ref.path:
                     return have
-                return load_version(self.name, ref.version, ref.path)
+                return load_version(self.name, ref.version, ref.path, self.trusted_types)
 
             stable = obtain(request.stable)
             canary = obtain(request.canary)

@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -112,8 +113,9 @@ class LocalTarget(HttpTarget):
     """Starts (or finds) `mlops-bot serve NAME` on 127.0.0.1 and manages it through the admin API."""
 
     def __init__(self, state_dir: Path, name: str, *, port: int | None = None, log_dir: str | None = None,
-                 startup_timeout: float = 120.0) -> None:
+                 startup_timeout: float = 120.0, trusted_types: Iterable[str] = ()) -> None:
         self.state_dir = Path(state_dir)
+        self.trusted_types = list(trusted_types)  # the model's `model.trusted_types`, for every version
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.name = name
         self.info_path = self.state_dir / f"{name.replace('/', '_')}.server.json"
@@ -152,6 +154,8 @@ class LocalTarget(HttpTarget):
                    "--port", str(port)]
         if log_dir:
             command += ["--log-dir", log_dir]
+        for type_name in self.trusted_types:
+            command += ["--trusted-type", type_name]
         log = open(self.state_dir / f"{self.name.replace('/', '_')}.server.log", "ab")  # noqa: SIM115
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, start_new_session=True)
