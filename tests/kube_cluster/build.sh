@@ -28,6 +28,11 @@ KEY="k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}_kserve-${KSERVE_VERSION}_argo-${ARG
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/mlops-bot/kube/$KEY
 mkdir -p "$CACHE/bin" "$CACHE/crds" "$CACHE/log" "$ROOT/.cache"
 ln -sfn "$CACHE" "$ROOT/.cache/kube"
+# One build per cache at a time: `make test` starts this in the background while the other tests run,
+# and the `kubernetes` tests' fixture (or a second checkout) calling it meanwhile waits here, then
+# finds the binaries built.
+exec 9>"$CACHE/log/build.lock"
+flock -n 9 || { echo "control plane: waiting for the build already running for $CACHE" >&2; flock 9; }
 export GOFLAGS="-mod=mod -buildvcs=false ${KUBE_BUILD_GOFLAGS:-}" CGO_ENABLED=0 GOTOOLCHAIN=local
 command -v go >/dev/null || { echo "control plane: go is not installed" >&2; exit 1; }
 
