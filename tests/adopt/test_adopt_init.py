@@ -104,3 +104,70 @@ def test_init_writes_a_repository_that_validates(tmp_path: Path, capsys: pytest.
 
     # The config it wrote runs: the built-in pipeline on the split data passes its gates.
     assert main(["validate", "--config", str(config_path), "--output", str(tmp_path / "out"), "--quiet"]) == 0
+
+
+@pytest.mark.slow
+def test_init_writes_several_models_each_with_its_own_data(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from mlops_bot.config import changed_models, load_models
+
+    repo = tmp_path / "lending"
+    repo.mkdir()
+    _git(repo, "init", "-q", "-b", "trunk")
+    (repo / "data").mkdir()
+    generate(400, seed=3).to_csv(repo / "data" / "loans.csv", index=False)
+    incomes = generate(300, seed=4).drop(columns=["default"])
+    incomes.to_csv(repo / "data" / "incomes.csv", index=False)
+    args = ["init", "--repo", str(repo), "--model", "credit", "--data", str(repo / "data" / "loans.csv"),
+            "--target", "default", "--sensitive", "sex", "--model", "collections:income",
+            "--data", str(repo / "data" / "incomes.csv"), "--target", "income", "--sensitive", "",
+            "--deploy-target", "docker"]
+
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "credit (classification), collections:income (regression) set up on branch trunk" in out
+    configs = load_models(repo / ".github" / "mlops.yml", root=repo)
+    credit, income = configs
+    assert (credit.model.name, credit.model.task, income.model.name, income.model.task) == (
+        "credit", "classification", "collections:income", "regression")
+    assert credit.data.train == "data/loans-train.csv" and credit.data.sensitive == ["sex"]
+    assert income.data.holdout == "data/incomes-holdout.csv" and income.data.sensitive == []
+    assert "r2" in income.gates and "roc_auc" in credit.gates
+    assert income.registry.stages == credit.registry.stages == ["staging", "production"]
+    assert income.rollout.environment == "production-collections-income"
+    # Each model's paths are its data files: a PR changing one table validates one model.
+    touched = changed_models(configs, ["data/incomes-train.csv"])
+    assert [c.model.name for c in touched] == ["collections:income"]
+    deploy = yaml.safe_load((repo / ".github/workflows/mlops-deploy.yml").read_text())
+    assert deploy["env"]["MLOPS_MODEL"] == "credit" and deploy["env"]["MLOPS_DEPLOY_TARGET"] == "docker"
+    assert main(["validate", "--config", str(repo / ".github" / "mlops.yml"), "--model", "collections:income",
+                 "--output", str(tmp_path / "out"), "--quiet"]) == 0
+
+
+@pytest.mark.parametrize(("extra", "error"), [
+    (["--data", "a.csv", "--target", "y"],
+     "--data is given 1 time(s) for 2 model(s): expected once per --model"),
+    (["--sensitive", "a", "--sensitive", "b", "--sensitive", "c"],
+     "--sensitive is given 3 time(s) for 2 model(s): expected once for every model or once per --model"),
+    (["--model", "a"], "--model a, b, a: each model needs its own name"),
+    (["--data", "a.csv"], "--data and --target go together"),
+])
+def test_init_refuses_flags_that_do_not_pair_with_the_models(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], error: str
+) -> None:
+    assert main(["init", "--repo", str(tmp_path), "--model", "a", "--model", "b", *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and error in err[0]
+    assert not (tmp_path / ".github").exists()
+
+
+def test_init_without_data_writes_a_skeleton_per_model(tmp_path: Path) -> None:
+    from mlops_bot.config import load_models
+
+    args = ["init", "--repo", str(tmp_path), "--branch", "main", "--model", "a", "--model", "vision:b"]
+    assert main(args) == 0
+    configs = load_models(tmp_path / ".github" / "mlops.yml", root=tmp_path)
+    assert [(c.model.name, c.data.train, c.model.paths) for c in configs] == [
+        ("a", "data/a/train.csv", []), ("vision:b", "data/vision-b/train.csv", [])]
+    text = (tmp_path / ".github" / "mlops.yml").read_text()
+    assert "# TODO: point models[1].data (train, holdout, target) at vision:b's data." in text

@@ -50,8 +50,8 @@ def _positive_label(classes: list[str]) -> int | str | bool | None:
     return None
 
 
-def render_config(facts: DataFacts | None, options: InitOptions) -> str:
-    """The config `init` writes. Without data facts, a skeleton whose data section needs editing."""
+def _model_entry(facts: DataFacts | None, options: InitOptions) -> dict[str, Any]:
+    """One model's own sections: `model`, `train`, `data`, `gates`."""
     task = facts.task if facts else "classification"
     model: dict[str, Any] = {"name": options.model, "task": task}
     if facts and task == "classification":
@@ -70,22 +70,47 @@ def render_config(facts: DataFacts | None, options: InitOptions) -> str:
         data["id"] = facts.id_column
     if options.sensitive:
         data["sensitive"] = list(options.sensitive)
-    config = {
-        "version": 1,
-        "model": model,
-        "train": {"builtin": builtin},
-        "data": data,
-        "gates": _default_gates(facts),
-        "baseline": {"stage": "production"},
-        "registry": {"stages": ["staging", "production"]},
-    }
-    header = ["# mlops-bot configuration written by `mlops-bot init`; every key is in docs/config.md.",
-              "# Gates, baseline and registry on the default branch decide every PR's verdict."]
+    return {"model": model, "train": {"builtin": builtin}, "data": data, "gates": _default_gates(facts)}
+
+
+SHARED = {"baseline": {"stage": "production"}, "registry": {"stages": ["staging", "production"]}}
+HEADER = ["# mlops-bot configuration written by `mlops-bot init`; every key is in docs/config.md.",
+          "# Gates, baseline and registry on the default branch decide every PR's verdict."]
+
+
+def _dump(header: list[str], config: dict[str, Any]) -> str:
+    return "\n".join(header) + "\n" + yaml.safe_dump(config, sort_keys=False, default_flow_style=False)
+
+
+def render_config(facts: DataFacts | None, options: InitOptions) -> str:
+    """The config `init` writes. Without data facts, a skeleton whose data section needs editing."""
+    header = list(HEADER)
     if facts is None:
         header.append("# TODO: point data.train, data.holdout and data.target at your data.")
     for column, why in (facts.skipped.items() if facts else ()):
         header.append(f"# not a feature: {column} ({why})")
-    return "\n".join(header) + "\n" + yaml.safe_dump(config, sort_keys=False, default_flow_style=False)
+    entry = _model_entry(facts, options)
+    return _dump(header, {"version": 1, **{k: entry[k] for k in ("model", "train", "data", "gates")},
+                          **SHARED})
+
+
+def render_models_config(models: list[tuple[DataFacts | None, InitOptions]]) -> str:
+    """The config of several models: a `models:` list (each model's own sections, `model.paths` its
+    data files so a PR validates only the models whose data it changes) under the shared baseline
+    and registry sections. A model without data facts is a skeleton whose data section needs editing."""
+    header = list(HEADER)
+    entries = []
+    for index, (facts, options) in enumerate(models):
+        entry = _model_entry(facts, options)
+        if facts is None:
+            header.append(f"# TODO: point models[{index}].data (train, holdout, target) at "
+                          f"{options.model}'s data.")
+        else:
+            entry["model"]["paths"] = sorted({options.train_path, options.holdout_path})
+        for column, why in (facts.skipped.items() if facts else ()):
+            header.append(f"# {options.model}: not a feature: {column} ({why})")
+        entries.append(entry)
+    return _dump(header, {"version": 1, **SHARED, "models": entries})
 
 
 def _replace_once(text: str, old: str, new: str, name: str) -> str:
