@@ -15,7 +15,7 @@ from mlops_bot.deploy.control import running_rollout
 from mlops_bot.errors import RegistryError
 from mlops_bot.forge.base import Forge
 from mlops_bot.permissions import Permission, permission_at_least
-from mlops_bot.registry.registry import RegistryEvent
+from mlops_bot.registry.audit import RegistryEvent
 from mlops_bot.registry.tags import Action
 
 DeployControl = Callable[[Forge, str, ControlAction, str], None]

@@ -1,32 +1,29 @@
 """Registry operations: git tags (GTO-compatible) for the truth, release assets for the files.
 
-Every write creates one annotated tag and, with `push`, pushes it atomically together with a
-compare-and-swap of the model's sequence ref (`refs/mlops-registry/NAME`, invisible to GTO). Counters
-and versions are computed after fetching the model's registry tags and that ref; when a concurrent
-writer got there first (same tag name, or a different tag with the same counter), the atomic push is
-rejected, the local tag dropped, and the operation re-planned on fresh state (bounded), so racing
-promotions land with distinct counters or fail with a clear message: nothing lost or duplicated.
+Every write creates one annotated tag through `tag_writer.TagWriter` (atomic push with a
+compare-and-swap of the model's sequence ref; a lost race is re-planned on fresh state), with the
+counter or version each operation plans here. Reads go through `views` (GTO's views of `state`);
+the audit trail's events are `audit.RegistryEvent`.
 """
 
 from __future__ import annotations
 
 import re
 import tempfile
-import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
-
-from pydantic import BaseModel, Field
 
 from mlops_bot.config import Permission, RegistrySection
 from mlops_bot.errors import ForgeError, RegistryError
 from mlops_bot.forge.base import Forge
 from mlops_bot.registry import artifacts as assets
 from mlops_bot.registry import git, views
+from mlops_bot.registry.audit import RegistryEvent, event_from_record
 from mlops_bot.registry.policy import check_promotion
-from mlops_bot.registry.state import Artifact, RegistryState, Version
+from mlops_bot.registry.state import RegistryState
+from mlops_bot.registry.tag_writer import Plan, TagWriter
 from mlops_bot.registry.tags import (
     FIRST_VERSION,
     Action,
@@ -37,57 +34,14 @@ from mlops_bot.registry.tags import (
     check_stage,
     checksums_from_trailers,
     gto_message,
-    name_to_tag,
     next_counter,
     parse_message,
     parse_tag_name,
     render_message,
 )
+from mlops_bot.registry.versions import Artifact, Version
 
 Bump = Literal["major", "minor", "patch"]
-PUSH_ATTEMPTS = 12
-
-
-class RegistryEvent(BaseModel):
-    """One registry tag as an event of the audit trail."""
-
-    action: Action
-    name: str
-    tag: str
-    version: str | None = None
-    stage: str | None = None
-    commit: str
-    actor: str
-    actor_email: str = ""
-    created_at: datetime
-    message: str
-    trailers: dict[str, str] = Field(default_factory=dict)
-    checksums: dict[str, str] = Field(default_factory=dict)
-
-
-def _event_from_record(record: git.TagRecord, parsed: TagName, version: str | None) -> RegistryEvent:
-    _first, trailers = parse_message(record.message)
-    return RegistryEvent(
-        action=parsed.action, name=parsed.name, tag=record.tag, version=version, stage=parsed.stage,
-        commit=record.target, actor=record.tagger_name, actor_email=record.tagger_email,
-        created_at=record.tagged_at, message=record.message.strip(),
-        trailers={k: v for k, v in trailers if k != "Artifact-Sha256"},
-        checksums=checksums_from_trailers(trailers),
-    )
-
-
-def _strictly_after(records: list[git.TagRecord]) -> str | None:
-    """A tag date one second after the model's newest event when that is not in the past.
-
-    Tag dates have one-second resolution and GTO orders events by date alone, so two operations in
-    the same second (register then deprecate, say) would be ambiguous; nudging the date keeps
-    each model's audit trail strictly ordered for us and for `gto` alike.
-    """
-    if not records:
-        return None
-    newest = max(max(r.tag_time, int(r.committed_at.timestamp())) for r in records)
-    now = int(time.time())
-    return None if newest < now else f"{newest + 1} +0000"
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
@@ -111,6 +65,7 @@ class Registry:
         self.policy = policy
         self.remote = remote or (policy.remote if policy else "origin")
         self.remote_env = remote_env
+        self.writer = TagWriter(self.repo, self.remote, remote_env)
 
     def has_remote(self) -> bool:
         """Whether writes can be pushed (a clone with its remote, as in CI and the bot)."""
@@ -148,7 +103,7 @@ class Registry:
             record = by_tag[row["ref"]]
             parsed = parse_tag_name(record.tag)
             assert parsed is not None
-            events.append(_event_from_record(record, parsed, row["version"]))
+            events.append(event_from_record(record, parsed, row["version"]))
         return events
 
     def latest_version(self, name: str) -> str | None:
@@ -184,69 +139,9 @@ class Registry:
         raise RegistryError(f"{name} {version} is not registered")
 
     # --------------------------------------------------------------------------- writing
-    def _remote_enabled(self, push: bool) -> bool:
-        if not push:
-            return False
-        if not git.has_remote(self.repo, self.remote):
-            raise RegistryError(f"cannot push: {self.repo} has no remote named {self.remote!r}")
-        return True
-
-    def _remote_env(self) -> Mapping[str, str] | None:
-        return self.remote_env() if self.remote_env is not None else None
-
-    def _fetch(self, name: str) -> None:
-        base = name_to_tag(name)
-        try:
-            git.fetch_tags(self.repo, self.remote, [f"{base}@*", f"{base}#*"], env=self._remote_env())
-        except git.GitCommandError as error:
-            raise RegistryError(f"cannot fetch registry tags of {name} from {self.remote}: "
-                                f"{error.stderr.strip()}") from None
-
-    def _identity(self, actor: str | None) -> tuple[str | None, str | None]:
-        if actor:
-            return actor, f"{actor}@users.noreply.github.com"
-        try:
-            git.git(self.repo, "var", "GIT_COMMITTER_IDENT")
-            return None, None
-        except git.GitCommandError:
-            return "mlops-bot", "mlops-bot@users.noreply.github.com"
-
-    def _write(self, name: str, push: bool, plan: Any, actor: str | None) -> RegistryEvent:
-        """Run `plan(artifact) -> (tag, commit, message)` against fresh state, tag, push; on a lost
-        race drop the local tag, refetch and plan again."""
-        remote = self._remote_enabled(push)
-        tagger, email = self._identity(actor)
-        last_error: Exception | None = None
-        with git.writer_lock(self.repo):
-            for _attempt in range(PUSH_ATTEMPTS):
-                if remote:
-                    self._fetch(name)
-                state = self.state(name)
-                artifact = state.artifacts.get(name) or Artifact(name)
-                records = self.records(name)
-                tag, commit, message = plan(artifact, [r.tag for r in records])
-                try:
-                    git.create_tag(self.repo, tag, commit, message, tagger_name=tagger, tagger_email=email,
-                                   date=_strictly_after(records))
-                except git.TagExists as error:  # a writer outside the lock (an older version, gto)
-                    last_error = error
-                    continue
-                if not remote:
-                    return self._event(name, tag)
-                base = name_to_tag(name)
-                expected = git.ref_sha(self.repo, git.SEQUENCE_TRACKING + base) or ""
-                try:
-                    git.push_tags(self.repo, self.remote, [tag],
-                                  lease=(git.SEQUENCE_PREFIX + base, expected, f"refs/tags/{tag}"),
-                                  env=self._remote_env())
-                    return self._event(name, tag)
-                except git.PushRejected as error:
-                    git.delete_tags(self.repo, [tag])
-                    last_error = error
-        raise RegistryError(
-            f"{name}: lost the race for a registry tag {PUSH_ATTEMPTS} times against {self.remote} "
-            f"(concurrent promotions); retry later. Last error: {last_error}"
-        )
+    def _write(self, name: str, push: bool, plan: Plan, actor: str | None) -> RegistryEvent:
+        """Write one tag through the writer (fresh state, lost races re-planned) and read it back."""
+        return self._event(name, self.writer.write(name, push, plan, actor))
 
     def _event(self, name: str, tag: str) -> RegistryEvent:
         for event in self.history(name):
@@ -321,8 +216,8 @@ class Registry:
         """The same registration stopped after its tag was created: push the tag if it is only
         local, complete the draft and publish it. None when there is nothing of it to finish."""
         assert self.forge is not None
-        if self._remote_enabled(push):
-            self._fetch(name)
+        if self.writer.remote_enabled(push):
+            self.writer.fetch(name)
         artifact = self.state(name).artifacts.get(name)
         found = artifact.find_version(commit=commit) if artifact else None
         if found is None or not (found.is_registered and found.is_active):
@@ -333,9 +228,9 @@ class Registry:
         tag = TagName(Action.REGISTER, name, version=version).render()
         if self.has_release(name, version, files):
             return None  # done already: refused as a second registration of the commit
-        if self._remote_enabled(push):
+        if self.writer.remote_enabled(push):
             try:
-                git.push_tags(self.repo, self.remote, [tag], env=self._remote_env())
+                self.writer.push(tag)
             except git.PushRejected as error:
                 raise RegistryError(f"{tag} exists only in this clone and {self.remote} has another tag of "
                                     f"that name; delete the local tag (git tag -d {tag}) and register again: "
@@ -395,8 +290,8 @@ class Registry:
             raise RegistryError("give either a version or a ref, not both")
         commit = git.resolve_commit(self.repo, ref or "HEAD") if version is None else None
         if push:
-            self._remote_enabled(True)
-            self._fetch(name)
+            self.writer.remote_enabled(True)
+            self.writer.fetch(name)
         artifact = self.state(name).artifacts.get(name) or Artifact(name)
         found = self._version(artifact, name, version, commit)
         if found is None:
@@ -497,6 +392,3 @@ class Registry:
         tag = TagName(Action.REGISTER, name, version=version).render()
         return assets.download_release(self.forge, tag, Path(dest), expected=self.checksums_of(name, version))
 
-
-def events_to_json(events: Iterable[RegistryEvent]) -> list[dict[str, Any]]:
-    return [e.model_dump(mode="json") for e in events]
