@@ -46,17 +46,20 @@ build_main() { # name module version package replaces-file
   go_build "$name" "$work" "$pkg" "$ldflags"
 }
 
-# `go build PKG` in DIR into bin/NAME, timed (log/durations.txt); exits non-zero on failure.
+# `go build PKG` in DIR into bin/NAME, timed: wall and CPU seconds (user + sys, Go's compilers and
+# linker included) go to log/durations.txt; exits non-zero on failure.
 go_build() { # name dir package ldflags
-  local name=$1 work=$2 pkg=$3 ldflags=${4:-} started; started=$(date +%s)
+  local name=$1 work=$2 pkg=$3 ldflags=${4:-} TIMEFORMAT='%R %U %S' took wall user sys
+  took=$(mktemp)
   echo "control plane: building $name, log $CACHE/log/$name.log" >&2
-  if ! (cd "$work" && nice -n 10 go build -trimpath -ldflags "-s -w $ldflags" -o "$CACHE/bin/$name.tmp" "$pkg") \
-      >"$CACHE/log/$name.log" 2>&1; then
-    echo "control plane: $name build failed:" >&2; tail -20 "$CACHE/log/$name.log" >&2; rm -rf "$work"; return 1
+  if ! { time { (cd "$work" && nice -n 10 go build -trimpath -ldflags "-s -w $ldflags" -o "$CACHE/bin/$name.tmp" "$pkg") \
+      >"$CACHE/log/$name.log" 2>&1; }; } 2>"$took"; then
+    echo "control plane: $name build failed:" >&2; tail -20 "$CACHE/log/$name.log" >&2; rm -rf "$work" "$took"; return 1
   fi
   mv "$CACHE/bin/$name.tmp" "$CACHE/bin/$name"
   rm -rf "$work"
-  echo "$(date -u +%FT%TZ) $name $(( $(date +%s) - started ))s" >>"$CACHE/log/durations.txt"
+  read -r wall user sys <"$took"; rm -f "$took"
+  echo "$(date -u +%FT%TZ) $name ${wall%.*}s wall, $(python3 -c "print(round($user + $sys))")s CPU" >>"$CACHE/log/durations.txt"
 }
 
 # `go build` of a main package inside a copy of its own module (its go.mod's replaces apply).
