@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 
 from mlops_bot.bot.checkout import RepoCheckouts, settings_from_text
-from mlops_bot.bot.handlers import DeliveryContext, EventHandler, RegistryLike, RepoSettings
+from mlops_bot.bot.handlers import EventHandler
+from mlops_bot.bot.registry_commands import RegistryLike
+from mlops_bot.bot.routing import DeliveryContext, RepoSettings
 from mlops_bot.bot.signature import sign
 from mlops_bot.forge.base import Forge
 from mlops_bot.forge.local import LocalForge

@@ -28,15 +28,9 @@ def world(world_template: World, tmp_path: Path) -> World:
 @pytest.fixture(scope="session")
 def app_keys() -> tuple[str, str]:
     """A GitHub App's RSA key pair (PEM private key, PEM public key) for the emulator's App auth."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import rsa
+    from github_emulator.app_keys import app_key_pair
 
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode()
-    public = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-    return private, public
+    return app_key_pair()
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from bot_testkit import REPO, World, git
 from github_emulator import Emulator
 from mlops_bot.bot.app import handler_from_env
 from mlops_bot.bot.checkout import RepoCheckouts, redact
-from mlops_bot.bot.handlers import DeliveryContext
+from mlops_bot.bot.routing import DeliveryContext
 from mlops_bot.errors import ForgeError, MlopsError
 
 APP_ID = 5151

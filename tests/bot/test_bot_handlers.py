@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from bot_testkit import REPO, World, example, git, make_world
 
-from mlops_bot.bot.handlers import EventHandler, Ignore, RepoSettings, route
+from mlops_bot.bot.handlers import EventHandler
 from mlops_bot.bot.queue_sqlite import SqliteQueue
+from mlops_bot.bot.routing import Ignore, RepoSettings, route
 from mlops_bot.config import BotSection
 
 

@@ -13,8 +13,9 @@ import pytest
 from bot_testkit import World
 from cmarkgfm.cmark import Options
 
-from mlops_bot.bot.handlers import DeliveryContext, EventHandler, RepoSettings
+from mlops_bot.bot.handlers import EventHandler
 from mlops_bot.bot.queue_sqlite import SqliteQueue
+from mlops_bot.bot.routing import DeliveryContext, RepoSettings
 from mlops_bot.bot.worker import Worker
 from mlops_bot.errors import MlopsError
 

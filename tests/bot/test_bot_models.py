@@ -12,7 +12,9 @@ import pytest
 from bot_testkit import REPO, World, git, make_world
 
 from mlops_bot.bot.checkout import RepoCheckouts, settings_from_text
-from mlops_bot.bot.handlers import DeliveryContext, EventHandler, RegistryLike, RepoSettings
+from mlops_bot.bot.handlers import EventHandler
+from mlops_bot.bot.registry_commands import RegistryLike
+from mlops_bot.bot.routing import DeliveryContext, RepoSettings
 from mlops_bot.forge.base import Forge
 from mlops_bot.registry.registry import Registry
 

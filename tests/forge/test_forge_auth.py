@@ -8,10 +8,9 @@ from pathlib import Path
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from github_emulator import Emulator
+from github_emulator.app_keys import app_key_pair
 from mlops_bot.errors import ForgeError
 from mlops_bot.forge.auth import AppInstallationAuth, app_jwt, token_from_env
 from mlops_bot.forge.github import GitHubForge
@@ -32,12 +31,7 @@ class Clock:
 
 @pytest.fixture(scope="module")
 def keys() -> tuple[str, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption()).decode()
-    public = key.public_key().public_bytes(serialization.Encoding.PEM,
-                                           serialization.PublicFormat.SubjectPublicKeyInfo).decode()
-    return private, public
+    return app_key_pair()
 
 
 @pytest.fixture()
@@ -96,8 +90,7 @@ def test_forge_as_app_uses_installation_token_and_survives_expiry(gh: Emulator, 
 
 
 def test_bad_app_credentials_give_a_clear_error(gh: Emulator, clock: Clock) -> None:
-    other = rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
+    other = app_key_pair()[0]  # not the key the emulator's App holds
     source = AppInstallationAuth(APP_ID, other, api_url=gh.url, installation_id=77, clock=clock)
     with pytest.raises(ForgeError, match=r"401.*App id and private key"):
         source.token()

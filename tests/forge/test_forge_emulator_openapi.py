@@ -13,10 +13,9 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from github_emulator import Emulator
+from github_emulator.app_keys import app_key_pair
 from mlops_bot.forge.auth import app_jwt
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,15 +55,7 @@ def _pointer(*parts: str) -> str:
 
 @pytest.fixture(scope="module")
 def exercised() -> Iterator[tuple[Emulator, list[dict[str, Any]]]]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    public = (
-        key.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-        .decode()
-    )
+    private, public = app_key_pair()
     with Emulator(app_id=99, app_public_key=public) as gh:
         gh.add_repo(REPO)
         gh.add_pull(REPO, 5, head_sha=SHA)

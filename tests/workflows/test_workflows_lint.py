@@ -187,7 +187,7 @@ def test_template_properties_follow_githubs_format(path: Path) -> None:
 def test_retrain_workflow_listens_for_the_dispatch_and_runs_the_default_branch_only() -> None:
     """The event the drift check and the bot's /retrain send; write scopes only where the PR is opened;
     the App key only in the step that mints the token; client_payload never reaches a shell."""
-    from mlops_bot.bot.handlers import RETRAIN_EVENT
+    from mlops_bot.bot.routing import RETRAIN_EVENT
     from mlops_bot.config import MonitorSection
 
     path = ROOT / "workflows-templates" / "mlops-retrain.yml"

@@ -41,17 +41,11 @@ from mlops_bot.bot.checkout import (
 )
 from mlops_bot.bot.connection_limits import ConnectionLimits, guarded_protocol
 from mlops_bot.bot.events import DeliveryRejected, parse_delivery
-from mlops_bot.bot.handlers import (
-    HANDLED_EVENTS,
-    Cooldowns,
-    DeliveryContext,
-    EventHandler,
-    RegistryLike,
-    RepoSettings,
-    default_deploy_control,
-)
+from mlops_bot.bot.handlers import Cooldowns, EventHandler, default_deploy_control
 from mlops_bot.bot.metrics import CONTENT_TYPE, BotMetrics
 from mlops_bot.bot.queue import JobQueue, open_queue
+from mlops_bot.bot.registry_commands import RegistryLike
+from mlops_bot.bot.routing import HANDLED_EVENTS, DeliveryContext, RepoSettings
 from mlops_bot.bot.signature import parse_secrets
 from mlops_bot.bot.worker import Worker, worker_id
 from mlops_bot.errors import MlopsError

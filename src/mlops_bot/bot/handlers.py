@@ -25,7 +25,6 @@ from mlops_bot.bot.effects import (
     keyed,
     post_reply,
     reaction_probe,
-    reply_marker,
     run_now,
     said,
 )
@@ -35,17 +34,14 @@ from mlops_bot.bot.registry_commands import (
     RegistryLike,
     promote,
     rollback,
-    version_at_commit,
 )
 from mlops_bot.bot.routing import (
     DRIFT_EVENT,
-    HANDLED_EVENTS,
     RETRAIN_EVENT,
     CommentCommand,
     DeliveryContext,
     DispatchRequest,
     Ignore,
-    ModelSettings,
     RepoSettings,
     route,
 )
@@ -53,15 +49,6 @@ from mlops_bot.config import BotSection
 from mlops_bot.errors import MlopsError, RateLimited
 from mlops_bot.forge.base import Forge, Reaction
 from mlops_bot.permissions import REPOSITORY_FLOOR, Permission, permission_at_least
-
-# The names other modules import from here (the bot's pieces now live in routing, effects and
-# registry_commands; the handler is where callers meet them).
-__all__ = [
-    "DRIFT_EVENT", "HANDLED_EVENTS", "RETRAIN_EVENT", "CommentCommand", "Cooldowns", "CoolingDown",
-    "DeliveryContext", "DeployControl", "DispatchRequest", "EventHandler", "Ignore", "Journal",
-    "ModelSettings", "Outcome", "RegistryLike", "RepoSettings", "default_deploy_control", "reply_marker",
-    "route", "run_now", "version_at_commit",
-]
 
 log = logging.getLogger("mlops_bot.bot")
 

@@ -13,7 +13,8 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from mlops_bot.bot.handlers import EventHandler, Journal, Outcome
+from mlops_bot.bot.effects import Journal
+from mlops_bot.bot.handlers import EventHandler, Outcome
 from mlops_bot.bot.queue import Job, JobQueue
 from mlops_bot.errors import RateLimited
 from mlops_bot.redaction import redact

@@ -20,14 +20,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlops_bot.bot.checkout import settings_from_directory
-from mlops_bot.bot.handlers import (
-    DeliveryContext,
-    EventHandler,
-    RegistryLike,
-    RepoSettings,
-    default_deploy_control,
-)
+from mlops_bot.bot.handlers import EventHandler, default_deploy_control
 from mlops_bot.bot.queue_sqlite import SqliteQueue
+from mlops_bot.bot.registry_commands import RegistryLike
+from mlops_bot.bot.routing import DeliveryContext, RepoSettings
 from mlops_bot.bot.worker import Worker
 from mlops_bot.demo.project import git
 from mlops_bot.forge.local import LocalForge
