@@ -229,3 +229,21 @@ def test_a_deferred_job_waits_without_spending_an_attempt(make_queue: MakeQueue)
     assert again is not None and again.attempts == 1  # the deferral was not an attempt
     queue.complete(again.id, "done", "", 0.1, 101.0)
     assert queue.stats().deferrals == {"issue_comment": 1} and queue.stats().failures == {}
+
+
+def test_finishing_a_job_claims_the_next_in_the_same_step(make_queue: MakeQueue) -> None:
+    queue = make_queue()
+    queue.enqueue("d-1", "push", b'{"n": 1}', 1.0, repo="o/a")
+    queue.enqueue("d-2", "push", b'{"n": 2}', 2.0, repo="o/a")
+    queue.enqueue("d-3", "push", b'{"n": 3}', 3.0, repo="o/b")
+    first = queue.claim(5.0, "h:1")
+    assert first is not None and first.delivery == "d-1"
+    # o/a's next job waits for d-1; finishing d-1 frees o/a, and the oldest job goes first.
+    second = queue.complete_and_claim(first.id, "done", "one", 0.1, 6.0, "h:1")
+    assert second is not None and (second.delivery, second.payload) == ("d-2", b'{"n": 2}')
+    third = queue.complete_and_claim(second.id, "ignored", "two", 0.1, 7.0, "h:1")
+    assert third is not None and third.delivery == "d-3"
+    assert queue.complete_and_claim(third.id, "done", "three", 0.1, 8.0, "h:1") is None
+    assert queue.counts() == {"done": 3}
+    assert [job["outcome"] for job in queue.jobs()] == ["done: one", "ignored: two", "done: three"]
+    assert queue.running_since() is None

@@ -22,8 +22,9 @@ def test_claim_and_oldest_pending_use_a_covering_index(tmp_path: Path) -> None:
     queue._conn().set_trace_callback(None)
     claim = next(s for s in statements if s.startswith("UPDATE jobs SET status='running'"))
     oldest = next(s for s in statements if "MIN(MAX(received_at" in s)
+    look = next(s for s in statements if s.startswith("SELECT id FROM jobs WHERE status='pending'"))
     peek = sqlite3.connect(tmp_path / "queue.sqlite3")
-    for statement in (claim, oldest):
+    for statement in (claim, oldest, look):
         plan = [row[3] for row in peek.execute("EXPLAIN QUERY PLAN " + statement)]
         reads = [step for step in plan if step.startswith(("SCAN jobs", "SEARCH jobs"))]
         assert reads, plan

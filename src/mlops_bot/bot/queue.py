@@ -68,6 +68,11 @@ class JobQueue(Protocol):
         """The next job for the worker `owner` (`host:pid`, recorded with the job)."""
 
     def complete(self, job_id: int, result: str, detail: str, seconds: float, now: float) -> None: ...
+    def complete_and_claim(self, job_id: int, result: str, detail: str, seconds: float, now: float,
+                           owner: str) -> Job | None:
+        """`complete` then `claim(now, owner)` in one transaction: a busy worker takes the queue's
+        write lock once per job, not twice."""
+
     def fail(self, job_id: int, error: str, now: float) -> str: ...
     def defer(self, job_id: int, until: float, reason: str, now: float) -> None:
         """Back in line until `until` (GitHub's rate limit), the attempt not counted."""

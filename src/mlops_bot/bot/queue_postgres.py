@@ -80,6 +80,17 @@ CLAIM_TRIES = 8  # claims lost to another replica's claim of the same repository
 # Advisory locks share one key space per database: jobs use (class, job id) with our own class,
 # shared rows (class + 1, hash of the key) for the length of an update's transaction.
 _LOCK_CLASS = 0x6D6C6F70  # "mlop"
+# The claim: the oldest pending job of a repository with nothing running, taken with its advisory
+# lock (in RETURNING, so before the commit: no one sees it `running` and unheld).
+_CLAIM = (
+    "UPDATE mlops_bot_jobs SET status='running', attempts=attempts+1, started_at=%s, claimed_by=%s "
+    "WHERE id = (SELECT id FROM mlops_bot_jobs WHERE status='pending' AND available_at <= %s "
+    "AND (repo = '' OR repo NOT IN (SELECT repo FROM mlops_bot_jobs WHERE status='running')) "
+    "ORDER BY attempts, id LIMIT 1 FOR UPDATE SKIP LOCKED) "
+    "RETURNING id, delivery, event, payload, attempts, received_at, pg_advisory_lock(%s, id::integer)::text"
+)
+_COMPLETE = ("UPDATE mlops_bot_jobs SET status='done', result=%s, outcome=%s, duration=%s, finished_at=%s, "
+             "error=NULL WHERE id=%s")
 
 
 class PostgresQueue:
@@ -189,7 +200,7 @@ class PostgresQueue:
                     admin.execute("SELECT pg_advisory_unlock(%s, %s)", (_LOCK_CLASS, job_id))
         return recovered
 
-    def claim(self, now: float, owner: str = "") -> Job | None:
+    def claim(self, now: float, owner: str = "", finished: tuple[Any, ...] | None = None) -> Job | None:
         if time.monotonic() >= self._next_orphan_check:
             self._next_orphan_check = time.monotonic() + self.orphan_check_seconds
             self.recover(now)
@@ -198,41 +209,44 @@ class PostgresQueue:
         conn = self._conn()
         for _ in range(CLAIM_TRIES):
             try:
-                row = self._claim_one(conn, now, owner)
+                row = self._claim_one(conn, now, owner, finished)
             except psycopg.errors.UniqueViolation:
                 # Another replica's claim of the same repository committed first (the
                 # mlops_bot_jobs_one_running index): the next try skips that repository.
+                if finished is not None:  # the rollback undid the finish: record it on its own
+                    self.complete(*finished)
+                    finished = None
                 continue
             if row is None:
                 return None
             return job_from_row(row)
         return None
 
-    def _claim_one(self, conn: Any, now: float, owner: str) -> Any:
-        with conn.transaction():
-            row = conn.execute(
-                "UPDATE mlops_bot_jobs SET status='running', attempts=attempts+1, started_at=%s, "
-                "claimed_by=%s "
-                "WHERE id = (SELECT id FROM mlops_bot_jobs WHERE status='pending' AND available_at <= %s "
-                "AND (repo = '' OR repo NOT IN (SELECT repo FROM mlops_bot_jobs WHERE status='running')) "
-                "ORDER BY attempts, id LIMIT 1 FOR UPDATE SKIP LOCKED) "
-                "RETURNING id, delivery, event, payload, attempts, received_at",
-                (now, owner, now),
-            ).fetchone()
-            if row is not None:
-                conn.execute("SELECT pg_advisory_lock(%s, %s)", (_LOCK_CLASS, row[0]))
-        return row
+    def _claim_one(self, conn: Any, now: float, owner: str, finished: tuple[Any, ...] | None = None) -> Any:
+        """One claim: a single statement (its own transaction, one round trip) that also takes the
+        job's advisory lock before it commits. With `finished` (a `complete`'s parameters), that
+        job is recorded done and released in the same transaction, pipelined (one round trip)."""
+        if finished is None:
+            return conn.execute(_CLAIM, (now, owner, now, _LOCK_CLASS)).fetchone()
+        with conn.pipeline(), conn.transaction():
+            conn.execute(_COMPLETE, finished)
+            conn.execute("SELECT pg_advisory_unlock(%s, %s)", (_LOCK_CLASS, finished[-1]))
+            cursor = conn.execute(_CLAIM, (now, owner, now, _LOCK_CLASS))
+        return cursor.fetchone()
 
     def _release(self, job_id: int) -> None:
         self._conn().execute("SELECT pg_advisory_unlock(%s, %s)", (_LOCK_CLASS, job_id))
 
     def complete(self, job_id: int, result: str, detail: str, seconds: float, now: float) -> None:
-        self._conn().execute(
-            "UPDATE mlops_bot_jobs SET status='done', result=%s, outcome=%s, duration=%s, finished_at=%s, "
-            "error=NULL WHERE id=%s",
-            (result, f"{result}: {detail}"[:500], seconds, now, job_id),
-        )
+        self._conn().execute(_COMPLETE, (result, f"{result}: {detail}"[:500], seconds, now, job_id))
         self._release(job_id)
+
+    def complete_and_claim(self, job_id: int, result: str, detail: str, seconds: float, now: float,
+                           owner: str) -> Job | None:
+        """`complete` and the next `claim` in one transaction. The job's advisory lock goes before
+        the commit: a `recover` that takes it meanwhile waits for the row, then sees it `done`."""
+        finished = (result, f"{result}: {detail}"[:500], seconds, now, job_id)
+        return self.claim(now, owner, finished)
 
     def fail(self, job_id: int, error: str, now: float) -> str:
         conn = self._conn()

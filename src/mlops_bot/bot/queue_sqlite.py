@@ -2,7 +2,15 @@
 
 The webhook handler only inserts here and answers 202; workers drain it. The `delivery` and `key`
 columns are unique, so a redelivery (same `X-GitHub-Delivery`) or a replay (same body, new id) is
-detected by the insert itself. Jobs left `running` by a dead worker go back to `pending` when the
+detected by the insert itself.
+
+The answer waits for the file's write lock, which the worker process takes too; a worker preempted
+while holding it stalls answers (the tail under CPU shortage), so the worker holds it as little as
+it can: a job's payload lives in its own table (`payloads`), so a claim or a finish rewrites a
+row of ~100 bytes, not the 10+ KB delivery in overflow pages; a worker finishing a job claims the
+next in the same transaction (one write transaction per job); and it looks for a job with a read
+(which never blocks a writer in WAL mode) before it takes the lock to claim one, so an idle worker
+polling takes no lock at all. Jobs left `running` by a dead worker go back to `pending` when the
 server recovers them (at start, and before it restarts a dead worker process): one server process
 owns one queue file. A job's side effects are journalled step by step (`steps`, in a second file
 `<queue>.steps.sqlite3`), so a resumed job skips what it already did.
@@ -29,6 +37,7 @@ from mlops_bot.bot.queue import (
     job_from_row,
     journal_step,
 )
+from mlops_bot.errors import MlopsError
 
 T = TypeVar("T")
 
@@ -37,7 +46,6 @@ CREATE TABLE IF NOT EXISTS jobs (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     delivery TEXT NOT NULL UNIQUE,
     event TEXT NOT NULL,
-    payload BLOB NOT NULL,
     status TEXT NOT NULL DEFAULT 'pending',
     attempts INTEGER NOT NULL DEFAULT 0,
     received_at REAL NOT NULL,
@@ -48,6 +56,10 @@ CREATE TABLE IF NOT EXISTS jobs (
     error TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, id);
+CREATE TABLE IF NOT EXISTS payloads (
+    job_id INTEGER PRIMARY KEY,
+    payload BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS cooldowns (
     key TEXT PRIMARY KEY,
     until REAL NOT NULL
@@ -72,14 +84,36 @@ _ADDED_COLUMNS = (
     ("failures", "INTEGER NOT NULL DEFAULT 0"), ("claimed_by", "TEXT"),
     ("deferrals", "INTEGER NOT NULL DEFAULT 0"),
 )
-# jobs_claim holds every column the claim and `oldest_pending` read, so they never read a row: a
-# row's payload (kilobytes, stored before these columns) would be read through its overflow pages,
-# which made each claim cost O(backlog) page reads (42 ms with 2,000 pending; 0.02 ms from the index).
+# jobs_claim holds every column the claim and `oldest_pending` read, so they never read a row (when
+# the payload was a column of `jobs`, reading a row past it went through its overflow pages: each
+# claim cost O(backlog) page reads, 42 ms with 2,000 pending; 0.02 ms from the index).
 _INDEXES = """
 CREATE UNIQUE INDEX IF NOT EXISTS jobs_key ON jobs(key);
 CREATE INDEX IF NOT EXISTS jobs_repo_running ON jobs(repo, status);
 CREATE INDEX IF NOT EXISTS jobs_claim ON jobs(status, attempts, id, available_at, repo, received_at);
 """
+
+
+# A pending job one could take now (repositories with a running job excepted; `?2`: a job about
+# to finish, whose repository is then free). A read: it never waits for, nor holds, the write lock.
+_CANDIDATE = ("status='pending' AND available_at <= ?1 AND (repo = '' OR repo NOT IN "
+              "(SELECT repo FROM jobs WHERE status='running' AND id <> ?2))")
+_PEEK = "SELECT id FROM jobs WHERE " + _CANDIDATE + " LIMIT 1"  # noqa: S608 - constant SQL
+_CLAIM = (
+    "UPDATE jobs SET status='running', attempts=attempts+1, started_at=?, claimed_by=? "
+    "WHERE id = (SELECT id FROM jobs WHERE status='pending' AND available_at <= ? "
+    "AND (repo = '' OR repo NOT IN (SELECT repo FROM jobs WHERE status='running')) "
+    "ORDER BY attempts, id LIMIT 1) "
+    "AND status='pending' "
+    "RETURNING id, delivery, event, attempts, received_at"
+)
+_COMPLETE = ("UPDATE jobs SET status='done', result=?, outcome=?, duration=?, finished_at=?, error=NULL "
+             "WHERE id=?")
+CLAIM_TRIES = 8  # reads that saw a job another worker then took, before this poll gives up
+
+
+def _statements(script: str) -> list[str]:
+    return [part.strip() for part in script.split(";") if part.strip()]
 
 
 class SqliteQueue:
@@ -97,12 +131,32 @@ class SqliteQueue:
         self._connections: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
         conn = self._conn()
-        conn.executescript(_SCHEMA)
+        conn.execute("BEGIN IMMEDIATE")  # one process migrates; another opening meanwhile waits
+        try:
+            self._migrate(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        """Create the tables, or bring a file of an older release up to date in place."""
+        for statement in _statements(_SCHEMA):
+            conn.execute(statement)
         present = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
         for name, kind in _ADDED_COLUMNS:
             if name not in present:
                 conn.execute(f"ALTER TABLE jobs ADD COLUMN {name} {kind}")
-        conn.executescript(_INDEXES)
+        if "payload" in present:  # before the payloads table: move them out of the job rows
+            conn.execute("INSERT OR IGNORE INTO payloads (job_id, payload) SELECT id, payload FROM jobs")
+            try:
+                conn.execute("ALTER TABLE jobs DROP COLUMN payload")
+            except sqlite3.OperationalError as error:
+                raise MlopsError(f"{self.path}: cannot move the job payloads to their own table with "
+                                 f"SQLite {sqlite3.sqlite_version} ({error}); SQLite 3.35 or newer "
+                                 "upgrades this queue file") from None
+        for statement in _statements(_INDEXES):
+            conn.execute(statement)
         # The rule as a constraint, as in queue_postgres (the claim below never breaks it); a file
         # from before the index with such jobs gets it once they are over.
         with contextlib.suppress(sqlite3.IntegrityError):
@@ -143,12 +197,22 @@ class SqliteQueue:
     def enqueue(self, delivery: str, event: str, payload: bytes, received_at: float, *,
                 key: str | None = None, repo: str = "") -> bool:
         """Store a delivery; False when its delivery id or idempotency key was already stored."""
-        cursor = self._conn().execute(
-            "INSERT OR IGNORE INTO jobs (delivery, event, payload, received_at, key, repo) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (delivery, event, payload, received_at, key, repo),
-        )
-        return cursor.rowcount == 1
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            cursor = conn.execute(
+                "INSERT OR IGNORE INTO jobs (delivery, event, received_at, key, repo) VALUES (?, ?, ?, ?, ?)",
+                (delivery, event, received_at, key, repo),
+            )
+            stored = cursor.rowcount == 1
+            if stored:
+                conn.execute("INSERT INTO payloads (job_id, payload) VALUES (?, ?)",
+                             (cursor.lastrowid, payload))
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return stored
 
     # ------------------------------------------------------------------------------ consumer
     def recover(self, now: float = 0.0) -> int:
@@ -165,27 +229,41 @@ class SqliteQueue:
     def claim(self, now: float, owner: str = "") -> Job | None:
         """Take the oldest pending job of a repository with no job running, jobs never tried
         before first (a job that killed its worker goes to the back); atomically, so two workers
-        never get the same one."""
-        row = self._conn().execute(
-            "UPDATE jobs SET status='running', attempts=attempts+1, started_at=?, claimed_by=? "
-            "WHERE id = (SELECT id FROM jobs WHERE status='pending' AND available_at <= ? "
-            "AND (repo = '' OR repo NOT IN (SELECT repo FROM jobs WHERE status='running')) "
-            "ORDER BY attempts, id LIMIT 1) "
-            "AND status='pending' "
-            "RETURNING id, delivery, event, payload, attempts, received_at",
-            (now, owner, now),
-        ).fetchone()
-        if row is None:
+        never get the same one. The write lock is taken only when a read saw a job to take."""
+        conn = self._conn()
+        for _ in range(CLAIM_TRIES):
+            if conn.execute(_PEEK, (now, 0)).fetchone() is None:
+                return None
+            row = conn.execute(_CLAIM, (now, owner, now)).fetchone()
+            if row is not None:
+                return self._job(row)
+        return None  # other workers kept taking what we saw: the next poll tries again
+
+    def complete_and_claim(self, job_id: int, result: str, detail: str, seconds: float, now: float,
+                           owner: str) -> Job | None:
+        """`complete`, then `claim` for `owner`, in one write transaction (one lock per job)."""
+        conn = self._conn()
+        if conn.execute(_PEEK, (now, job_id)).fetchone() is None:
+            self.complete(job_id, result, detail, seconds, now)
             return None
-        return job_from_row(row)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(_COMPLETE, (result, f"{result}: {detail}"[:500], seconds, now, job_id))
+            row = conn.execute(_CLAIM, (now, owner, now)).fetchone()
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return self._job(row) if row is not None else None
+
+    def _job(self, row: tuple[Any, ...]) -> Job:
+        """A claimed job with its payload, read after the claim's commit (outside the write lock)."""
+        found = self._conn().execute("SELECT payload FROM payloads WHERE job_id=?", (row[0],)).fetchone()
+        return job_from_row((row[0], row[1], row[2], found[0] if found is not None else b"", row[3], row[4]))
 
     def complete(self, job_id: int, result: str, detail: str, seconds: float, now: float) -> None:
         """Record a finished job: `result` is the handler's outcome status (done, ignored, ...)."""
-        self._conn().execute(
-            "UPDATE jobs SET status='done', result=?, outcome=?, duration=?, finished_at=?, error=NULL "
-            "WHERE id=?",
-            (result, f"{result}: {detail}"[:500], seconds, now, job_id),
-        )
+        self._conn().execute(_COMPLETE, (result, f"{result}: {detail}"[:500], seconds, now, job_id))
 
     def fail(self, job_id: int, error: str, now: float) -> str:
         """Record a failure: back to `pending` (after an exponential backoff) while attempts remain,

@@ -45,6 +45,11 @@ class Worker:
 
     # ---------------------------------------------------------------------------- one job
     def process(self, job: Job) -> Outcome | None:
+        return self._process(job, claim_next=False)[0]
+
+    def _process(self, job: Job, claim_next: bool) -> tuple[Outcome | None, Job | None]:
+        """Run one job and record how it ended; with `claim_next`, also the next job this worker
+        takes (claimed in the transaction that records a success)."""
         started = time.perf_counter()
         try:
             payload = json.loads(job.payload)
@@ -52,17 +57,22 @@ class Worker:
         except RateLimited as limited:  # not the job's fault: again when the limit lifts
             self.queue.defer(job.id, limited.until, redact(f"deferred: {limited}"), self.clock())
             log.info("job %s (%s, delivery %s) deferred: %s", job.id, job.event, job.delivery, limited)
-            return None
+            return None, self._claim() if claim_next else None
         except Exception as error:  # the job records it; the worker keeps going
             status = self.queue.fail(job.id, redact(f"{type(error).__name__}: {error}"), self.clock())
             log.warning("job %s (%s, delivery %s) failed: %s; now %s",
                         job.id, job.event, job.delivery, type(error).__name__, status)
-            return None
-        self.queue.complete(job.id, outcome.status, redact(outcome.detail), time.perf_counter() - started,
-                            self.clock())
+            return None, self._claim() if claim_next else None
+        seconds = time.perf_counter() - started
+        finished = (job.id, outcome.status, redact(outcome.detail), seconds, self.clock())
+        following = None
+        if claim_next:
+            following = self.queue.complete_and_claim(*finished, self.owner)
+        else:
+            self.queue.complete(*finished)
         log.info("job %s (%s, delivery %s): %s %s", job.id, job.event, job.delivery, outcome.status,
                  outcome.detail)
-        return outcome
+        return outcome, following
 
     def _journal(self, job: Job) -> Journal:
         def journal(step: str, action: Callable[[], T], verify: Callable[[], T | None] | None = None) -> T:
@@ -70,12 +80,16 @@ class Worker:
 
         return journal
 
+    def _claim(self) -> Job | None:
+        return None if self._stop.is_set() else self.queue.claim(self.clock(), self.owner)
+
     def drain(self) -> int:
         """Process jobs until none is pending (in this thread); returns how many were taken."""
         count = 0
-        while not self._stop.is_set() and (job := self.queue.claim(self.clock(), self.owner)) is not None:
-            self.process(job)
+        job = self._claim()
+        while job is not None:
             count += 1
+            _outcome, job = self._process(job, claim_next=not self._stop.is_set())
         return count
 
     # ---------------------------------------------------------------------------- threads

@@ -1,0 +1,133 @@
+"""The SQLite queue file: files of older releases upgrade in place, and the worker holds the write
+lock (which every webhook answer needs) as little as it can. Real files; locks observed through a
+second connection and SQLite's own statement trace, no timings."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlops_bot.bot.handlers import Outcome
+from mlops_bot.bot.queue_sqlite import SqliteQueue
+from mlops_bot.bot.worker import Worker
+
+# The job table as the first release wrote it (payload inside the job row, no later columns), and as
+# the release before the payloads table left it (every later column and index).
+FIRST_RELEASE = """
+CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, delivery TEXT NOT NULL UNIQUE, event TEXT NOT NULL,
+    payload BLOB NOT NULL, status TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0,
+    received_at REAL NOT NULL, available_at REAL NOT NULL DEFAULT 0, started_at REAL, finished_at REAL,
+    outcome TEXT, error TEXT);
+CREATE INDEX jobs_status ON jobs(status, id);
+"""
+LAST_RELEASE = FIRST_RELEASE + """
+ALTER TABLE jobs ADD COLUMN key TEXT;
+ALTER TABLE jobs ADD COLUMN repo TEXT NOT NULL DEFAULT '';
+ALTER TABLE jobs ADD COLUMN result TEXT;
+ALTER TABLE jobs ADD COLUMN duration REAL;
+ALTER TABLE jobs ADD COLUMN failures INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN claimed_by TEXT;
+ALTER TABLE jobs ADD COLUMN deferrals INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE cooldowns (key TEXT PRIMARY KEY, until REAL NOT NULL);
+CREATE TABLE shared (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE UNIQUE INDEX jobs_key ON jobs(key);
+CREATE INDEX jobs_repo_running ON jobs(repo, status);
+CREATE INDEX jobs_claim ON jobs(status, attempts, id, available_at, repo, received_at);
+CREATE UNIQUE INDEX jobs_one_running ON jobs(repo) WHERE status = 'running' AND repo <> '';
+"""
+
+
+class Drop:
+    """A handler that looks at a delivery and drops it (a comment on an issue)."""
+
+    cooldowns = None
+
+    def handle(self, event: str, payload: dict[str, Any], journal: Any = None, delivery: str = "") -> Outcome:
+        return Outcome("ignored", f"comment {payload['n']}")
+
+
+@pytest.mark.parametrize("layout", [FIRST_RELEASE, LAST_RELEASE], ids=["first-release", "last-release"])
+def test_a_queue_file_of_an_older_release_upgrades_in_place(tmp_path: Path, layout: str) -> None:
+    path = tmp_path / "queue.sqlite3"
+    old = sqlite3.connect(path)
+    old.executescript(layout)
+    big = b'{"n": 1, "text": "' + b"x" * 20_000 + b'"}'
+    rows = [("d-1", big, "done", 1), ("d-2", b'{"n": 2}', "running", 1), ("d-3", b'{"n": 3}', "pending", 0)]
+    for delivery, payload, status, attempts in rows:
+        old.execute("INSERT INTO jobs (delivery, event, payload, status, attempts, received_at) "
+                    "VALUES (?, 'issue_comment', ?, ?, ?, 1.0)", (delivery, payload, status, attempts))
+    old.commit()
+    old.close()
+
+    queue = SqliteQueue(path)
+    columns = {row[1] for row in queue._conn().execute("PRAGMA table_info(jobs)")}
+    assert "payload" not in columns and {"key", "repo", "claimed_by", "deferrals"} <= columns
+    assert queue.counts() == {"done": 1, "running": 1, "pending": 1}
+    assert queue.recover(5.0) == 1  # the running job of the old process goes back in line
+    first, second = queue.claim(10.0, "h:1"), queue.claim(10.0, "h:1")
+    assert first is not None and (first.delivery, first.payload) == ("d-3", b'{"n": 3}')
+    assert second is not None
+    assert (second.delivery, second.payload, second.attempts) == ("d-2", b'{"n": 2}', 2)
+    stored = queue._conn().execute("SELECT payload FROM payloads WHERE job_id=1").fetchone()
+    assert stored == (big,)  # a finished job's payload is kept, as before
+    # New deliveries and the dedup rules work on the upgraded file; reopening changes nothing.
+    assert queue.enqueue("d-4", "push", b'{"n": 4}', 11.0, key="k-4")
+    assert not queue.enqueue("d-5", "push", b'{"n": 5}', 11.0, key="k-4")
+    queue.close()
+    again = SqliteQueue(path)
+    assert again.counts() == {"done": 1, "running": 2, "pending": 1}
+    assert [job["delivery"] for job in again.jobs()] == ["d-1", "d-2", "d-3", "d-4"]
+    again.close()
+
+
+def test_an_idle_worker_takes_no_write_lock(tmp_path: Path) -> None:
+    """With another connection holding the write lock (a webhook answer inserting), a claim that
+    finds nothing returns at once instead of queueing for the lock: it only read."""
+    queue = SqliteQueue(tmp_path / "queue.sqlite3")
+    queue.enqueue("d-1", "push", b'{"n": 1}', 1.0, repo="o/r")
+    running = queue.claim(2.0, "h:1")
+    assert running is not None
+    queue.enqueue("d-2", "push", b'{"n": 2}', 1.0, repo="o/r")  # same repository: not claimable now
+    queue.enqueue("d-3", "push", b'{"n": 3}', 1.0, repo="o/s")
+    queue.defer(3, 100.0, "rate limit", 2.0)  # due later
+    queue._conn().execute("PRAGMA busy_timeout=0")  # a write attempt would fail at once
+    holder = sqlite3.connect(tmp_path / "queue.sqlite3", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        assert queue.claim(3.0, "h:2") is None
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            queue.complete(running.id, "done", "", 0.1, 3.0)  # a write does need the lock
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    queue.close()
+
+
+def test_a_busy_worker_takes_the_write_lock_once_per_job(tmp_path: Path) -> None:
+    """Draining N jobs: N + 1 write transactions (the first claim, then each finish with the next
+    claim), counted from the statements the worker's connection ran."""
+    queue = SqliteQueue(tmp_path / "queue.sqlite3")
+    for index in range(20):
+        queue.enqueue(f"d-{index}", "issue_comment", b'{"n": %d}' % index, 1.0, repo=f"o/r{index % 3}")
+    worker = Worker(queue, Drop(), clock=lambda: 5.0)  # type: ignore[arg-type]
+    statements: list[str] = []
+    queue._conn().set_trace_callback(statements.append)
+    assert worker.drain() == 20
+    queue._conn().set_trace_callback(None)
+    transactions, depth = 0, 0
+    for statement in statements:
+        word = statement.split(None, 1)[0].upper()
+        if word == "BEGIN":
+            depth, transactions = 1, transactions + 1
+        elif word in ("COMMIT", "ROLLBACK"):
+            depth = 0
+        elif word in ("UPDATE", "INSERT", "DELETE") and depth == 0:
+            transactions += 1  # an autocommit write
+    assert transactions == 21, statements
+    assert queue.counts() == {"done": 20}
+    outcomes = sorted(job["outcome"] for job in queue.jobs())
+    assert outcomes == sorted(f"ignored: comment {i}" for i in range(20))
+    queue.close()
