@@ -75,3 +75,53 @@ def local_deploy_args(repo: Path, state_dir: Path) -> list[str]:
     """`mlops-bot deploy` arguments for the local target, waiting for the rollout to finish."""
     return ["--target", "local", "--wait", "--state-dir", str(state_dir), "--config",
             str(repo / ".github" / "mlops.yml"), "--repo", str(repo), "--timeout", "120"]
+
+
+def roll_out_and_retrain(repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], model: str,
+                         version: str, retrain: tuple[str, str], param: tuple[str, object]) -> None:
+    """Roll `version` out on the local target (the first version becomes stable and production at
+    once), then a retrained version (`retrain`: old and new text of params.yaml; `param`: the
+    training parameter the report must show) validated against production as its baseline,
+    registered, and rolled out over it as a canary under live traffic: no failed request, both
+    versions answer, the new one ends stable and in production."""
+    import json
+
+    import pandas as pd
+
+    from mlops_bot.demo.traffic import Traffic
+    from mlops_bot.deploy.controller import StateStore
+    from mlops_bot.forge.local import LocalForge
+    from mlops_bot.registry.registry import Registry
+
+    registry = Registry(repo, forge=LocalForge(tmp_path / "forge"))
+    config = str(repo / ".github" / "mlops.yml")
+    shorten_rollout(repo)
+    state_dir = tmp_path / "state"
+    deploy = local_deploy_args(repo, state_dir)
+    try:
+        assert main(["deploy", model, "--version", version, *deploy]) == 0
+        endpoint = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["endpoint"]
+        assert registry.stage_version(model, "production") == version
+
+        params = repo / "params.yaml"
+        params.write_text(params.read_text().replace(*retrain))
+        commit_and_push(repo, f"retrained: {retrain[1]}")
+        head = tmp_path / "head"
+        assert main(["validate", "--config", config, "--output", str(head), "--quiet"]) == 0
+        report = json.loads((head / "report.json").read_text())
+        key, value = param
+        assert report["baseline"]["version"] == version and report["params"]["head"][key] == value
+        register(repo, model, head, "minor")
+        second = registry.latest_version(model)
+        assert second == "v0.2.0"
+
+        records = pd.read_csv(repo / "data" / "holdout.csv").head(40).to_dict("records")
+        with Traffic(endpoint, records, threads=2) as load:
+            assert main(["deploy", model, "--version", second, *deploy]) == 0
+        assert load.failures == 0, load.errors[:3]
+        assert load.versions[version] > 0 and load.versions[second] > 0
+        state = StateStore(state_dir, model).load(model)
+        assert state.phase == "promoted" and state.stable is not None and state.stable.version == second
+        assert registry.stage_version(model, "production") == second
+    finally:
+        main(["deploy", "stop", model, "--state-dir", str(state_dir)])

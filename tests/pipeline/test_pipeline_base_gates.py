@@ -3,10 +3,8 @@ report says so, and a maintainer's acceptance makes the PR's own gates apply (sa
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import yaml
@@ -14,15 +12,7 @@ import yaml
 from mlops_bot.cli import main
 from mlops_bot.config import load_config
 from mlops_bot.pipeline.base_gates import ACCEPT_COMMAND, changed_sections, judge_by_base
-
-
-def _validate_tests() -> ModuleType:
-    path = Path(__file__).with_name("test_pipeline_validate.py")
-    spec = importlib.util.spec_from_file_location("pipeline_validate_tests_gates", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from validate_project import credit_project
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +20,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(the base branch's config, the PR's config): the PR swaps the model for a constant predictor
     and lowers its gate to match."""
     root = tmp_path_factory.mktemp("project")
-    base = _validate_tests()._project(root)
+    base = credit_project(root)
     data = yaml.safe_load(base.read_text())
     data["train"] = {"builtin": {"estimator": "dummy"}}
     data["gates"]["roc_auc"] = {"min": 0}

@@ -4,29 +4,21 @@ training code, no token) compares with them, verified against the registry tag's
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from mlops_bot.cli import main
 from mlops_bot.forge.local import LocalForge
 from mlops_bot.registry.registry import Registry
+from validate_project import credit_project
 
 FORGE_VARIABLES = ("MLOPS_BOT_LOCAL_FORGE", "GITHUB_TOKEN", "GH_TOKEN", "MLOPS_BOT_APP_ID",
                    "MLOPS_BOT_APP_PRIVATE_KEY", "MLOPS_BOT_APP_PRIVATE_KEY_FILE", "GITHUB_ACTIONS")
 
 
-def _validate_tests() -> ModuleType:
-    path = Path(__file__).with_name("test_pipeline_validate.py")
-    spec = importlib.util.spec_from_file_location("pipeline_validate_tests_dir", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _git(repo: Path, *args: str) -> None:
@@ -41,7 +33,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     repo = tmp_path / "repo"
     repo.mkdir()
     _git(repo, "init", "-q", "-b", "main")
-    _validate_tests()._project(repo)
+    credit_project(repo)
     _git(repo, "add", "-A")
     _git(repo, "commit", "-q", "-m", "model")
     monkeypatch.chdir(repo)

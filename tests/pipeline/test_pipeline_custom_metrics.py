@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlops_bot.cli import main
 from mlops_bot.config import parse_config
 from mlops_bot.demo.dataset import generate
 from mlops_bot.errors import ConfigError
+from validate_project import validate_cli, write_config
 
 METRICS_MODULE = '''
 import numpy as np
@@ -44,14 +44,7 @@ def _project(root: Path, metrics: list[object], gates: dict[str, object]) -> Pat
         "drift": {"enabled": False},
         "seed": 4,
     }
-    path = root / ".github" / "mlops.yml"
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    return path
-
-
-def _cli(config: Path, out: Path, *extra: str) -> int:
-    return main(["validate", "--config", str(config), "--output", str(out), "--quiet", *extra])
+    return write_config(root, config)
 
 
 def test_custom_metrics_share_the_holdout_and_the_resamples(tmp_path: Path) -> None:
@@ -61,12 +54,13 @@ def test_custom_metrics_share_the_holdout_and_the_resamples(tmp_path: Path) -> N
         {"function": "team_metrics:cost", "name": "error_cost", "greater_is_better": False},
     ]
     config = _project(tmp_path, metrics, {"error_cost": {"max": 10.0}})
-    assert _cli(config, tmp_path / "base") == 0
+    assert validate_cli(config, tmp_path / "base") == 0
     head_config = _project(tmp_path, metrics, {"error_cost": {"max": 10.0, "max_drop": 0.0}})
     config_text = yaml.safe_load(head_config.read_text())
     config_text["train"] = {"builtin": {"estimator": "dummy", "params": {"strategy": "most_frequent"}}}
     head_config.write_text(yaml.safe_dump(config_text), encoding="utf-8")
-    code = _cli(head_config, tmp_path / "head", "--base-model", str(tmp_path / "base" / "model.skops"))
+    code = validate_cli(head_config, tmp_path / "head", "--base-model",
+                        str(tmp_path / "base" / "model.skops"))
     report = json.loads((tmp_path / "head" / "report.json").read_text())
     rows = report["metrics"]
     # the same numbers as the built-in accuracy, interval included: same holdout, same resamples
@@ -86,7 +80,7 @@ def test_custom_metrics_share_the_holdout_and_the_resamples(tmp_path: Path) -> N
 def test_a_missing_custom_metric_module_is_one_clear_error(tmp_path: Path,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
     config = _project(tmp_path, ["nowhere:cost"], {})
-    assert _cli(config, tmp_path / "out") == 2
+    assert validate_cli(config, tmp_path / "out") == 2
     err = capsys.readouterr().err
     assert "custom metrics (nowhere:cost)" in err and "cannot import module 'nowhere'" in err
     assert not (tmp_path / "out").exists()

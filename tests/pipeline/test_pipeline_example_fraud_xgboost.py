@@ -14,10 +14,8 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from example_repo import commit_and_push, example_repo, local_deploy_args, register, shorten_rollout
+from example_repo import example_repo, register, roll_out_and_retrain
 from mlops_bot.cli import main
-from mlops_bot.demo.traffic import Traffic
-from mlops_bot.deploy.controller import StateStore
 from mlops_bot.deploy.router import ModelRouter
 from mlops_bot.deploy.routing import RoutingRequest, VersionRef
 from mlops_bot.deploy.server import create_app
@@ -70,34 +68,7 @@ def test_fraud_xgboost_validates_registers_serves_and_rolls_out(
                                                                        ("amount", "FP64")}
     assert {o["name"] for o in metadata["outputs"]} == {"predict", "predict_proba"}
 
-    # Roll it out on the local target: the first version becomes stable (and production) at once.
-    shorten_rollout(repo)
-    state_dir = tmp_path / "state"
-    deploy = local_deploy_args(repo, state_dir)
-    try:
-        assert main(["deploy", "fraud-xgboost", "--version", version, *deploy]) == 0
-        endpoint = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["endpoint"]
-        assert registry.stage_version("fraud-xgboost", "production") == version
-
-        # A retrained version (shallower trees), validated against production as its baseline.
-        params = repo / "params.yaml"
-        params.write_text(params.read_text().replace("max_depth: 3", "max_depth: 2"))
-        commit_and_push(repo, "shallower trees")
-        head = tmp_path / "head"
-        assert main(["validate", "--config", config, "--output", str(head), "--quiet"]) == 0
-        report = json.loads((head / "report.json").read_text())
-        assert report["baseline"]["version"] == version and report["params"]["head"]["train.max_depth"] == 2
-        register(repo, "fraud-xgboost", head, "minor")
-        second = registry.latest_version("fraud-xgboost")
-        assert second == "v0.2.0"
-
-        records = pd.read_csv(repo / "data" / "holdout.csv").head(40).to_dict("records")
-        with Traffic(endpoint, records, threads=2) as load:
-            assert main(["deploy", "fraud-xgboost", "--version", second, *deploy]) == 0
-        assert load.failures == 0, load.errors[:3]
-        assert load.versions[version] > 0 and load.versions[second] > 0
-        state = StateStore(state_dir, "fraud-xgboost").load("fraud-xgboost")
-        assert state.phase == "promoted" and state.stable is not None and state.stable.version == second
-        assert registry.stage_version("fraud-xgboost", "production") == second
-    finally:
-        main(["deploy", "stop", "fraud-xgboost", "--state-dir", str(state_dir)])
+    # Roll it out on the local target, then a retrained version (shallower trees) as a canary over it.
+    roll_out_and_retrain(repo, tmp_path, capsys, "fraud-xgboost", version,
+                         retrain=("max_depth: 3", "max_depth: 2"),
+                         param=("train.max_depth", 2))

@@ -14,10 +14,8 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from example_repo import commit_and_push, example_repo, local_deploy_args, register, shorten_rollout
+from example_repo import example_repo, register, roll_out_and_retrain
 from mlops_bot.cli import main
-from mlops_bot.demo.traffic import Traffic
-from mlops_bot.deploy.controller import StateStore
 from mlops_bot.deploy.router import ModelRouter
 from mlops_bot.deploy.routing import RoutingRequest, VersionRef
 from mlops_bot.deploy.server import create_app
@@ -63,34 +61,7 @@ def test_house_prices_validates_registers_serves_and_rolls_out(
                                                                        ("area_m2", "FP64")}
     assert metadata["outputs"] == [{"name": "predict", "datatype": "FP64", "shape": [-1]}]
 
-    # Roll it out on the local target: the first version becomes stable (and production) at once.
-    shorten_rollout(repo)
-    state_dir = tmp_path / "state"
-    deploy = local_deploy_args(repo, state_dir)
-    try:
-        assert main(["deploy", "house-prices", "--version", version, *deploy]) == 0
-        endpoint = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["endpoint"]
-        assert registry.stage_version("house-prices", "production") == version
-
-        # A retrained version (more leaves), validated against production as its baseline.
-        params = repo / "params.yaml"
-        params.write_text(params.read_text().replace("num_leaves: 15", "num_leaves: 31"))
-        commit_and_push(repo, "more leaves")
-        head = tmp_path / "head"
-        assert main(["validate", "--config", config, "--output", str(head), "--quiet"]) == 0
-        report = json.loads((head / "report.json").read_text())
-        assert report["baseline"]["version"] == version and report["params"]["head"]["train.num_leaves"] == 31
-        register(repo, "house-prices", head, "minor")
-        second = registry.latest_version("house-prices")
-        assert second == "v0.2.0"
-
-        records = pd.read_csv(repo / "data" / "holdout.csv").head(40).to_dict("records")
-        with Traffic(endpoint, records, threads=2) as load:
-            assert main(["deploy", "house-prices", "--version", second, *deploy]) == 0
-        assert load.failures == 0, load.errors[:3]
-        assert load.versions[version] > 0 and load.versions[second] > 0
-        state = StateStore(state_dir, "house-prices").load("house-prices")
-        assert state.phase == "promoted" and state.stable is not None and state.stable.version == second
-        assert registry.stage_version("house-prices", "production") == second
-    finally:
-        main(["deploy", "stop", "house-prices", "--state-dir", str(state_dir)])
+    # Roll it out on the local target, then a retrained version (more leaves) as a canary over it.
+    roll_out_and_retrain(repo, tmp_path, capsys, "house-prices", version,
+                         retrain=("num_leaves: 15", "num_leaves: 31"),
+                         param=("train.num_leaves", 31))

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
 from mlops_bot.cli import main
 from mlops_bot.demo.dataset import generate
 from mlops_bot.model_file import CATBOOST_TYPES, LIGHTGBM_TYPES, XGBOOST_TYPES, load_model
+from validate_project import validate_cli, write_config
 
 TRAIN = '''
 import os, sys
@@ -66,20 +66,14 @@ def _project(root: Path, kind: str, **overrides: object) -> Path:
     }
     config.update(overrides)
     (root / "build").mkdir(exist_ok=True)
-    path = root / ".github" / "mlops.yml"
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    return path
-
-
-def _cli(config: Path, out: Path, *extra: str) -> int:
-    return main(["validate", "--config", str(config), "--output", str(out), "--quiet", *extra])
+    return write_config(root, config)
 
 
 def test_lightgbm_multiclass_model_validates_against_its_own_baseline(tmp_path: Path) -> None:
     config = _project(tmp_path, "lightgbm")
-    assert _cli(config, tmp_path / "base") == 0
-    assert _cli(config, tmp_path / "head", "--base-model", str(tmp_path / "base" / "model.skops")) == 0
+    assert validate_cli(config, tmp_path / "base") == 0
+    assert validate_cli(config, tmp_path / "head", "--base-model",
+                        str(tmp_path / "base" / "model.skops")) == 0
     report = json.loads((tmp_path / "head" / "report.json").read_text())
     f1 = report["metrics"]["f1_weighted"]
     assert f1["head"] > 0.7 and f1["diff"] == pytest.approx(0.0) and f1["ci"] == [0.0, 0.0]
@@ -92,7 +86,7 @@ def test_xgboost_regressor_validates(tmp_path: Path) -> None:
         data={"train": "data/train.csv", "holdout": "data/holdout.csv", "target": "income",
               "features": ["age", "debt_ratio"]},
     )
-    assert _cli(config, tmp_path / "out") == 0
+    assert validate_cli(config, tmp_path / "out") == 0
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert set(report["metrics"]) == {"rmse", "mae", "r2", "mape"}
 
@@ -102,8 +96,9 @@ def test_catboost_multiclass_model_validates_against_its_own_baseline_and_serves
     features = ["age", "income", "debt_ratio", "late_payments", "employment"]
     config = _project(tmp_path, "catboost", data={"train": "data/train.csv", "holdout": "data/holdout.csv",
                                                   "target": "risk_band", "features": features})
-    assert _cli(config, tmp_path / "base") == 0
-    assert _cli(config, tmp_path / "head", "--base-model", str(tmp_path / "base" / "model.skops")) == 0
+    assert validate_cli(config, tmp_path / "base") == 0
+    assert validate_cli(config, tmp_path / "head", "--base-model",
+                        str(tmp_path / "base" / "model.skops")) == 0
     report = json.loads((tmp_path / "head" / "report.json").read_text())
     f1 = report["metrics"]["f1_weighted"]
     assert f1["head"] > 0.7 and f1["diff"] == pytest.approx(0.0) and f1["ci"] == [0.0, 0.0]
@@ -157,7 +152,7 @@ def test_a_catboost_regressor_round_trips_through_the_allow_list(tmp_path: Path)
 
 def test_a_damaged_model_file_is_one_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = _project(tmp_path, "damaged")
-    assert _cli(config, tmp_path / "out") == 2
+    assert validate_cli(config, tmp_path / "out") == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "is not a valid skops file" in err[0]
     assert not (tmp_path / "out").exists()
@@ -167,15 +162,15 @@ def test_an_untrusted_type_is_refused_by_name_unless_the_repository_trusts_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = _project(tmp_path, "untrusted")
-    assert _cli(config, tmp_path / "out") == 2
+    assert validate_cli(config, tmp_path / "out") == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not on the model-type allow-list: numpy.asarray" in err[0]
     config = _project(tmp_path, "untrusted", model={"name": "risk", "task": "classification",
                                                     "trusted_types": ["numpy.asarray"]})
-    assert _cli(config, tmp_path / "out") == 0
+    assert validate_cli(config, tmp_path / "out") == 0
     config = _project(tmp_path, "untrusted", model={"name": "risk", "task": "classification",
                                                     "trusted_types": ["os.system"]})
-    assert _cli(config, tmp_path / "out") == 2
+    assert validate_cli(config, tmp_path / "out") == 2
     assert "os.system can never be trusted" in capsys.readouterr().err
 
 
@@ -209,7 +204,7 @@ def test_a_model_needing_a_trusted_type_validates_and_serves_with_the_configs_li
     trusting = {"name": "risk", "task": "classification", "trusted_types": ["numpy.asarray"]}
     config = _project(tmp_path, "untrusted", model=trusting)
     version = tmp_path / "models" / "v1.0.0"
-    assert _cli(config, version) == 0
+    assert validate_cli(config, version) == 0
     features = ["age", "income", "debt_ratio", "late_payments"]
     rows = pd.read_csv(tmp_path / "data" / "holdout.csv").head(5)[features].astype(float)
     expected = load_model(version / "model.skops", extra_types=["numpy.asarray"]).predict(rows).tolist()

@@ -3,11 +3,9 @@ downloaded (checksums verified) from the forge's release and scored on the PR's 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
@@ -15,16 +13,7 @@ from mlops_bot.config import load_config
 from mlops_bot.forge.local import LocalForge
 from mlops_bot.pipeline.validate import validate
 from mlops_bot.registry.registry import Registry
-
-
-def _validate_tests() -> ModuleType:
-    """The project builder of the validate tests beside this file."""
-    path = Path(__file__).with_name("test_pipeline_validate.py")
-    spec = importlib.util.spec_from_file_location("pipeline_validate_tests", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from validate_project import credit_project
 
 
 def _git(repo: Path, *args: str) -> None:
@@ -33,12 +22,10 @@ def _git(repo: Path, *args: str) -> None:
 
 
 def test_registry_stage_model_is_the_baseline(tmp_path: Path) -> None:
-    _project = _validate_tests()._project
-
     repo = tmp_path / "repo"
     repo.mkdir()
     _git(repo, "init", "-q", "-b", "main")
-    config_path = _project(repo)
+    config_path = credit_project(repo)
     _git(repo, "add", "-A")
     _git(repo, "commit", "-q", "-m", "model")
     forge = LocalForge(tmp_path / "forge")
@@ -67,11 +54,10 @@ def test_pr_data_is_checked_against_the_registered_versions_schema(tmp_path: Pat
     tables are checked against it, and a PR whose training export broke fails the data gates."""
     import pandas as pd
 
-    _project = _validate_tests()._project
     repo = tmp_path / "repo"
     repo.mkdir()
     _git(repo, "init", "-q", "-b", "main")
-    config_path = _project(repo)
+    config_path = credit_project(repo)
     _git(repo, "add", "-A")
     _git(repo, "commit", "-q", "-m", "model")
     forge = LocalForge(tmp_path / "forge")

@@ -10,10 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
-from mlops_bot.cli import main
 from mlops_bot.demo.dataset import generate
+from validate_project import validate_cli, write_config
 
 FEATURES = ["age", "income", "debt_ratio", "late_payments", "employment"]
 
@@ -41,21 +40,15 @@ def _project(root: Path, **overrides: object) -> Path:
         "seed": 3,
     }
     config.update(overrides)
-    path = root / ".github" / "mlops.yml"
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    return path
-
-
-def _cli(config: Path, out: Path, *extra: str) -> int:
-    return main(["validate", "--config", str(config), "--output", str(out), "--quiet", *extra])
+    return write_config(root, config)
 
 
 def test_multiclass_model_with_sensitive_columns_validates(tmp_path: Path) -> None:
     config = _project(tmp_path)
-    assert _cli(config, tmp_path / "base") == 0
+    assert validate_cli(config, tmp_path / "base") == 0
     _project(tmp_path, train={"builtin": {"estimator": "random_forest", "params": {"n_estimators": 30}}})
-    assert _cli(config, tmp_path / "head", "--base-model", str(tmp_path / "base" / "model.skops")) == 0
+    assert validate_cli(config, tmp_path / "head", "--base-model",
+                        str(tmp_path / "base" / "model.skops")) == 0
     report = json.loads((tmp_path / "head" / "report.json").read_text())
     metrics = report["metrics"]
     for name in ("accuracy", "precision_macro", "f1_weighted", "roc_auc", "log_loss"):
@@ -86,7 +79,7 @@ def test_regression_model_gets_a_fairness_section(tmp_path: Path) -> None:
               "sensitive": ["sex"], "features": ["age", "debt_ratio", "late_payments", "employment"]},
         gates={"mape": {"max": 100.0}, "mae_ratio": {"min": 0.0}},
     )
-    assert _cli(config, tmp_path / "out") == 0
+    assert validate_cli(config, tmp_path / "out") == 0
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert set(report["metrics"]) >= {"rmse", "mae", "r2", "mape", "mae_difference", "rmse_ratio",
                                       "mean_prediction_difference"}
@@ -102,7 +95,7 @@ def test_fairness_that_cannot_be_computed_is_reported_not_fatal(tmp_path: Path) 
     holdout = pd.read_csv(tmp_path / "data" / "holdout.csv")
     holdout.loc[:4, "sex"] = None
     holdout.to_csv(tmp_path / "data" / "holdout.csv", index=False)
-    assert _cli(config, tmp_path / "out") == 1  # only the gate on the missing disparity fails
+    assert validate_cli(config, tmp_path / "out") == 1  # only the gate on the missing disparity fails
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["fairness"] is None
     note = next(n for n in report["analysis_notes"] if n.startswith("fairness not computed"))

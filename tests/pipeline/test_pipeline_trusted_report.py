@@ -4,14 +4,12 @@ base branch's config; a tampered verdict, gate row or report.md changes nothing 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import yaml
@@ -22,18 +20,12 @@ from mlops_bot.config import load_config
 from mlops_bot.errors import ForgeError
 from mlops_bot.pipeline import trusted_report
 from mlops_bot.pipeline.base_gates import Judging, acceptance_record, accepted_at
+from validate_project import credit_project
 
 REPO = "octo-org/credit"
 PR = 12
 
 
-def _validate_tests() -> ModuleType:
-    path = Path(__file__).with_name("test_pipeline_validate.py")
-    spec = importlib.util.spec_from_file_location("pipeline_validate_tests_trusted", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _git(cwd: Path, *args: str) -> str:
@@ -50,7 +42,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     PR's own config, as a PR that rewrote its workflow would upload it."""
     root = tmp_path_factory.mktemp("trusted") / "repo"
     root.mkdir()
-    config = _validate_tests()._project(root)
+    config = credit_project(root)
     _git(root, "init", "-q", "-b", "main")
     _git(root, "add", "-A")
     _git(root, "commit", "-q", "-m", "base")
@@ -216,7 +208,7 @@ def test_baseline_metrics_file_is_read_from_the_base_tree(tmp_path: Path,
     comment job replaces the artifact's base column with main's file as well."""
     root = tmp_path / "repo"
     root.mkdir()
-    config = _validate_tests()._project(root, baseline={"metrics_file": "baseline/metrics.json"})
+    config = credit_project(root, baseline={"metrics_file": "baseline/metrics.json"})
     (root / "baseline").mkdir()
     (root / "baseline" / "metrics.json").write_text(json.dumps({"accuracy": 0.99, "roc_auc": 0.99}))
     _git(root, "init", "-q", "-b", "main")
@@ -273,7 +265,7 @@ def test_the_base_config_is_read_from_git_with_its_per_model_folder(tmp_path: Pa
 
     root = tmp_path / "repo"
     root.mkdir()
-    config = _validate_tests()._project(root)
+    config = credit_project(root)
     folder = root / ".github" / "mlops"
     folder.mkdir()
     config.rename(folder / "credit-risk.yml")

@@ -10,44 +10,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
-from mlops_bot.cli import main
 from mlops_bot.config import load_config
-from mlops_bot.demo.dataset import generate
 from mlops_bot.errors import TrainingError
 from mlops_bot.pipeline.validate import validate
-
-FEATURES = ["age", "income", "debt_ratio", "late_payments", "employment"]
-
-
-def _project(root: Path, **config_overrides: object) -> Path:
-    (root / "data").mkdir(parents=True, exist_ok=True)
-    generate(400, seed=1).to_csv(root / "data" / "train.csv", index=False)
-    generate(300, seed=2, id_start=10_000).to_csv(root / "data" / "holdout.csv", index=False)
-    config: dict[str, object] = {
-        "model": {"name": "credit-risk", "task": "classification"},
-        "train": {"builtin": {"estimator": "logistic_regression", "params": {"max_iter": 500}}},
-        "data": {"train": "data/train.csv", "holdout": "data/holdout.csv", "target": "default",
-                 "id": "applicant_id", "sensitive": ["sex"], "features": FEATURES},
-        "gates": {"roc_auc": {"min": 0.6, "max_drop_ci": 0.0}, "accuracy": {"max_drop": 0.02}},
-        "bootstrap": {"samples": 200},
-        "seed": 1,
-    }
-    config.update(config_overrides)
-    path = root / ".github" / "mlops.yml"
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-    return path
-
-
-def _cli(config: Path, out: Path, *extra: str) -> int:
-    return main(["validate", "--config", str(config), "--output", str(out), "--quiet", *extra])
+from validate_project import credit_project, validate_cli
 
 
 def test_pass_then_worse_model_fails_its_gate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    config = _project(tmp_path)
-    assert _cli(config, tmp_path / "base") == 0
+    config = credit_project(tmp_path)
+    assert validate_cli(config, tmp_path / "base") == 0
     out = tmp_path / "base"
     for name in ("report.md", "report.json", "metrics.json", "model.skops", "plots/confusion_matrix.png",
                  "plots/roc_curve.png"):
@@ -63,9 +35,10 @@ def test_pass_then_worse_model_fails_its_gate(tmp_path: Path, capsys: pytest.Cap
     assert json.loads((out / "metrics.json").read_text())["accuracy"] == report["metrics"]["accuracy"]["head"]
 
     # A deliberately worse model on the same holdout: majority-class dummy.
-    _project(tmp_path, train={"builtin": {"estimator": "dummy", "params": {"strategy": "most_frequent"}}})
+    credit_project(tmp_path,
+                   train={"builtin": {"estimator": "dummy", "params": {"strategy": "most_frequent"}}})
     capsys.readouterr()
-    code = _cli(config, tmp_path / "head", "--base-model", str(out / "model.skops"))
+    code = validate_cli(config, tmp_path / "head", "--base-model", str(out / "model.skops"))
     assert code == 1
     assert "gate(s) failed" in capsys.readouterr().out
     head = json.loads((tmp_path / "head" / "report.json").read_text())
@@ -81,10 +54,10 @@ def test_pass_then_worse_model_fails_its_gate(tmp_path: Path, capsys: pytest.Cap
 
 
 def test_base_metrics_file_gives_diffs_without_ci(tmp_path: Path) -> None:
-    config = _project(tmp_path)
+    config = credit_project(tmp_path)
     base = tmp_path / "base.json"
     base.write_text(json.dumps({"accuracy": 0.99, "roc_auc": 0.5}))
-    assert _cli(config, tmp_path / "out", "--base-metrics", str(base)) == 1  # accuracy dropped > 0.02
+    assert validate_cli(config, tmp_path / "out", "--base-metrics", str(base)) == 1  # accuracy dropped > 0.02
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["baseline"]["source"] == "metrics_file"
     assert report["metrics"]["accuracy"]["base"] == 0.99 and report["metrics"]["accuracy"]["ci"] is None
@@ -94,15 +67,15 @@ def test_base_metrics_file_gives_diffs_without_ci(tmp_path: Path) -> None:
 
 def test_base_metrics_file_with_a_non_number_is_a_user_error(tmp_path: Path,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
-    config = _project(tmp_path)
+    config = credit_project(tmp_path)
     base = tmp_path / "base.json"
     base.write_text(json.dumps({"accuracy": "0.99", "roc_auc": 0.5}))
-    assert _cli(config, tmp_path / "out", "--base-metrics", str(base)) == 2
+    assert validate_cli(config, tmp_path / "out", "--base-metrics", str(base)) == 2
     assert "metric 'accuracy' is '0.99'; expected a finite number" in capsys.readouterr().err
 
 
 def test_regression_task(tmp_path: Path) -> None:
-    config = _project(
+    config = credit_project(
         tmp_path,
         model={"name": "income", "task": "regression"},
         train={"builtin": {"estimator": "ridge"}},
@@ -110,7 +83,7 @@ def test_regression_task(tmp_path: Path) -> None:
               "features": ["age", "debt_ratio", "employment", "late_payments"]},
         gates={"r2": {"min": 0.05}, "rmse": {"max": 1e9}},
     )
-    assert _cli(config, tmp_path / "out") == 0
+    assert validate_cli(config, tmp_path / "out") == 0
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert set(report["metrics"]) >= {"rmse", "mae", "r2"}
     assert (tmp_path / "out" / "plots" / "residuals.png").is_file()
@@ -119,7 +92,7 @@ def test_regression_task(tmp_path: Path) -> None:
 @pytest.mark.parametrize("breakage", ["missing_column", "nan_target", "empty", "unreadable", "missing_file"])
 def test_bad_data_exits_2_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                              breakage: str) -> None:
-    config = _project(tmp_path)
+    config = credit_project(tmp_path)
     holdout = tmp_path / "data" / "holdout.csv"
     frame = pd.read_csv(holdout)
     if breakage == "missing_column":
@@ -138,7 +111,7 @@ def test_bad_data_exits_2_and_writes_nothing(tmp_path: Path, capsys: pytest.Capt
     else:
         holdout.unlink()
         expect = "does not exist"
-    assert _cli(config, tmp_path / "out") == 2
+    assert validate_cli(config, tmp_path / "out") == 2
     err = capsys.readouterr().err
     assert err.startswith("mlops-bot: error:") and expect in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
@@ -146,11 +119,11 @@ def test_bad_data_exits_2_and_writes_nothing(tmp_path: Path, capsys: pytest.Capt
 
 
 def test_failed_run_keeps_the_previous_report_intact(tmp_path: Path) -> None:
-    config = _project(tmp_path)
-    assert _cli(config, tmp_path / "out") == 0
+    config = credit_project(tmp_path)
+    assert validate_cli(config, tmp_path / "out") == 0
     before = (tmp_path / "out" / "report.json").read_text()
     (tmp_path / "data" / "train.csv").write_text("")
-    assert _cli(config, tmp_path / "out") == 2
+    assert validate_cli(config, tmp_path / "out") == 2
     assert (tmp_path / "out" / "report.json").read_text() == before
 
 
@@ -167,8 +140,9 @@ print("seed", os.environ["MLOPS_SEED"])
 
 def test_user_command_predictions_contract(tmp_path: Path) -> None:
     (tmp_path / "predict.py").write_text(PREDICT_SCRIPT)
-    config_path = _project(tmp_path, train={"command": "python predict.py", "predictions_path": "preds.csv"},
-                           gates={"accuracy": {"min": 0.0}})
+    config_path = credit_project(tmp_path,
+                                 train={"command": "python predict.py", "predictions_path": "preds.csv"},
+                                 gates={"accuracy": {"min": 0.0}})
     run = validate(load_config(config_path), tmp_path / "out")
     assert run.exit_code == 0
     assert "seed 1" in (tmp_path / "out" / "train.log").read_text()
@@ -183,8 +157,8 @@ def test_user_command_predictions_contract(tmp_path: Path) -> None:
 
 def test_failing_command_exits_2_with_log(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "train.py").write_text("import sys\nprint('loading data')\nsys.exit('bad column: income')\n")
-    config = _project(tmp_path, train={"command": "python train.py", "model_path": "model.skops"})
-    assert _cli(config, tmp_path / "out") == 2
+    config = credit_project(tmp_path, train={"command": "python train.py", "model_path": "model.skops"})
+    assert validate_cli(config, tmp_path / "out") == 2
     err = capsys.readouterr().err
     assert "exited with code 1" in err and "bad column: income" in err
     assert not (tmp_path / "out").exists()
@@ -192,7 +166,7 @@ def test_failing_command_exits_2_with_log(tmp_path: Path, capsys: pytest.Capture
 
 def test_command_that_writes_nothing_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "model.skops").write_bytes(b"stale from an older run")
-    config = _project(tmp_path, train={"command": "python -c pass", "model_path": "model.skops"})
+    config = credit_project(tmp_path, train={"command": "python -c pass", "model_path": "model.skops"})
     with pytest.raises(TrainingError, match="wrote neither"):
         validate(load_config(config), tmp_path / "out")
 
@@ -204,9 +178,10 @@ def test_timeout_kills_the_process_group(tmp_path: Path, capsys: pytest.CaptureF
         "import subprocess, sys, time\n"
         "subprocess.Popen([sys.executable, 'grandchild.py'])\n"
         "time.sleep(60)\n")
-    config = _project(tmp_path, train={"command": "python slow.py", "model_path": "m.skops", "timeout": "1s"})
+    config = credit_project(tmp_path,
+                            train={"command": "python slow.py", "model_path": "m.skops", "timeout": "1s"})
     started = time.monotonic()
-    assert _cli(config, tmp_path / "out") == 2
+    assert validate_cli(config, tmp_path / "out") == 2
     assert time.monotonic() - started < 30
     assert "timed out after 1s" in capsys.readouterr().err
     time.sleep(2.0)  # the grandchild would have written the marker by now if it had survived
@@ -214,6 +189,6 @@ def test_timeout_kills_the_process_group(tmp_path: Path, capsys: pytest.CaptureF
 
 
 def test_unknown_estimator_is_a_config_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    config = _project(tmp_path, train={"builtin": {"estimator": "os.system"}})
-    assert _cli(config, tmp_path / "out") == 2
+    config = credit_project(tmp_path, train={"builtin": {"estimator": "os.system"}})
+    assert validate_cli(config, tmp_path / "out") == 2
     assert "train.builtin.estimator" in capsys.readouterr().err
