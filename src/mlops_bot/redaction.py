@@ -8,13 +8,16 @@ of a private-key file named by `MLOPS_BOT_APP_PRIVATE_KEY_FILE`, and values regi
 replaced by `***`, and so are its base64 basic-auth forms and every line of a multi-line secret (a PEM
 key printed line by line); credentials inside URLs (`https://user:pass@host`) too.
 
-`Redactor` is pure (secrets in, text out); `redact()` reads the process environment at call time.
+`Redactor` is pure (secrets in, text out); `redact()` reads the process environment at call time,
+so a variable set later is masked too. What is derived from it is cached by the values themselves
+(a name's secret-ness, a value's forms, a key file's content by path, size and mtime, the compiled
+pattern by the set of secrets), so a call costs a pass over the environment, not the regex work and
+file read it took on every job (the worker redacts each job's record).
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import functools
 import logging
 import os
@@ -43,6 +46,7 @@ _registered: set[str] = set()
 _lock = threading.Lock()
 
 
+@functools.lru_cache(maxsize=4096)
 def is_secret_name(name: str) -> bool:
     """True for the names we know hold secrets and for names that look like one."""
     return name in SECRET_ENV_NAMES or bool(_SECRET_NAME.search(name))
@@ -50,9 +54,14 @@ def is_secret_name(name: str) -> bool:
 
 def _forms(value: str) -> set[str]:
     """The value, each long line of it (multi-line keys), and the basic-auth encodings git uses."""
+    return set(_frozen_forms(value))
+
+
+@functools.lru_cache(maxsize=1024)
+def _frozen_forms(value: str) -> frozenset[str]:
     value = value.strip()
     if len(value) < MIN_LENGTH:
-        return set()
+        return frozenset()
     forms = {value}
     for line in value.splitlines():
         line = line.strip()
@@ -61,7 +70,24 @@ def _forms(value: str) -> set[str]:
     if "\n" not in value:
         for user in ("x-access-token", "token", "git"):
             forms.add(base64.b64encode(f"{user}:{value}".encode()).decode())
-    return forms
+    return frozenset(forms)
+
+
+def _file_forms(path: str) -> frozenset[str]:
+    """The forms of a secret file's content, read again only when its size or mtime changed."""
+    try:
+        stat = os.stat(path)
+    except OSError:  # an unreadable key file holds nothing to mask
+        return frozenset()
+    return _read_file_forms(path, stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _read_file_forms(path: str, _size: int, _mtime_ns: int) -> frozenset[str]:
+    try:
+        return _frozen_forms(Path(path).read_text(encoding="utf-8", errors="replace"))
+    except OSError:
+        return frozenset()
 
 
 def secrets_from_environ(environ: Mapping[str, str], read_file: bool = True) -> set[str]:
@@ -69,10 +95,9 @@ def secrets_from_environ(environ: Mapping[str, str], read_file: bool = True) -> 
     found: set[str] = set()
     for name, value in environ.items():
         if is_secret_name(name):
-            found |= _forms(value)
+            found |= _frozen_forms(value)
         elif name in SECRET_FILE_ENV_NAMES and read_file and value:
-            with contextlib.suppress(OSError):  # an unreadable key file holds nothing to mask
-                found |= _forms(Path(value).read_text(encoding="utf-8", errors="replace"))
+            found |= _file_forms(value)
     return found
 
 
@@ -103,11 +128,35 @@ class Redactor:
         return _URL_USERINFO.sub(rf"\1{MASK}@", text)
 
 
+_process_environ: tuple[dict[object, object], frozenset[str], tuple[str, ...]] | None = None
+
+
+def _process_secrets() -> set[str]:
+    """`secrets_from_environ(os.environ)`, its variables' part reused while the environment is
+    unchanged (compared with a copy of os.environ's own mapping: a few microseconds, against the
+    tens it takes to decode every variable); secret files are checked on every call."""
+    global _process_environ
+    data = getattr(os.environ, "_data", None)
+    if not isinstance(data, dict):
+        return secrets_from_environ(os.environ)
+    cached = _process_environ
+    if cached is None or cached[0] != data:
+        snapshot = dict(data)
+        variables = {name: value for name, value in os.environ.items()}
+        values = secrets_from_environ({n: v for n, v in variables.items() if n not in SECRET_FILE_ENV_NAMES})
+        files = tuple(v for n, v in variables.items() if n in SECRET_FILE_ENV_NAMES and v)
+        cached = _process_environ = (snapshot, frozenset(values), files)
+    found = set(cached[1])
+    for path in cached[2]:
+        found |= _file_forms(path)
+    return found
+
+
 def current(environ: Mapping[str, str] | None = None, extra: Iterable[str] = ()) -> Redactor:
     """A redactor for the secrets known now: the environment's, the registered ones and `extra`."""
     with _lock:
         registered = set(_registered)
-    found = secrets_from_environ(os.environ if environ is None else environ)
+    found = _process_secrets() if environ is None else secrets_from_environ(environ)
     for value in extra:
         found |= _forms(value)
     return _redactor(frozenset(found | registered))

@@ -247,3 +247,36 @@ def test_finishing_a_job_claims_the_next_in_the_same_step(make_queue: MakeQueue)
     assert queue.counts() == {"done": 3}
     assert [job["outcome"] for job in queue.jobs()] == ["done: one", "ignored: two", "done: three"]
     assert queue.running_since() is None
+
+
+def test_the_one_running_index_arrives_once_older_replicas_jobs_are_over(postgres: Any) -> None:
+    """A rolling upgrade: replicas of a release before the index still run two jobs of one
+    repository. The new replica starts anyway, and its orphan checks create the index as soon as
+    the rule holds again, without a restart."""
+    import psycopg
+
+    from mlops_bot.bot.queue_postgres import _LOCK_CLASS, PostgresQueue
+
+    url = postgres.database()
+    PostgresQueue(url).close()  # the tables of this release...
+    with psycopg.connect(url, autocommit=True) as old:
+        old.execute("DROP INDEX mlops_bot_jobs_one_running")  # ...as the older release had them
+        for delivery in ("d-1", "d-2"):
+            old.execute("INSERT INTO mlops_bot_jobs (delivery, event, payload, received_at, repo, status, "
+                        "attempts) VALUES (%s, 'push', '{}', 1.0, 'o/r', 'running', 1)", (delivery,))
+        ids = [row[0] for row in old.execute("SELECT id FROM mlops_bot_jobs ORDER BY id")]
+        for job_id in ids:  # the older replica's workers hold their jobs
+            old.execute("SELECT pg_advisory_lock(%s, %s)", (_LOCK_CLASS, job_id))
+        queue = PostgresQueue(url, orphan_check_seconds=0.0)
+
+        def indexed() -> bool:
+            return bool(old.execute("SELECT 1 FROM pg_indexes WHERE indexname = 'mlops_bot_jobs_one_running'")
+                        .fetchone())
+
+        assert not indexed()
+        assert queue.recover(2.0) == 0 and not indexed()  # both jobs' workers live
+        old.execute("UPDATE mlops_bot_jobs SET status='done' WHERE id=%s", (ids[0],))
+        old.execute("SELECT pg_advisory_unlock(%s, %s)", (_LOCK_CLASS, ids[0]))
+        assert queue.recover(3.0) == 0
+        assert indexed()
+        queue.close()

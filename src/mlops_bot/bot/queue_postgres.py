@@ -114,6 +114,7 @@ class PostgresQueue:
         self._connections: list[Any] = []
         self._guard = threading.Lock()
         self._next_orphan_check = 0.0
+        self._indexed: bool | None = None  # whether mlops_bot_jobs_one_running exists (None: not tried)
         with self._guard:
             self._admin = self._connect()
         self._admin_lock = threading.Lock()
@@ -128,14 +129,18 @@ class PostgresQueue:
     def _one_running_per_repository(self) -> None:
         """The rule "one running job per repository" as a constraint, so concurrent claims of
         different replicas cannot both win (each sees only committed rows). A database where the
-        rule was broken before this index existed gets it once those jobs are over."""
+        rule was broken before this index existed (replicas of an older release still running
+        during a rolling upgrade) gets it once those jobs are over: each orphan check tries again."""
         import psycopg
 
         try:
             self._admin.execute(_ONE_RUNNING)
+            self._indexed = True
         except psycopg.errors.UniqueViolation:
-            log.warning("one repository has several running jobs: the one-running-job index waits "
-                        "for them to finish (next start)")
+            if self._indexed is None:
+                log.info("one repository has several running jobs (replicas of an older release?): "
+                         "the one-running-job index is created once they are over")
+            self._indexed = False
 
     def _connect(self) -> Any:
         import psycopg
@@ -179,6 +184,8 @@ class PostgresQueue:
         Safe to call from any replica at any time: a live worker's job is locked and skipped."""
         recovered = 0
         with self._admin_lock:
+            if not self._indexed:
+                self._one_running_per_repository()
             admin = self._admin
             rows = admin.execute("SELECT id FROM mlops_bot_jobs WHERE status='running'").fetchall()
             for (job_id,) in rows:
