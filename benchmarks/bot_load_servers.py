@@ -90,8 +90,10 @@ class OurBot:
     """`mlops-bot bot serve` processes (one worker child each) on one queue: the SQLite file of
     replica 0's state directory, or the PostgreSQL database `database_url`."""
 
-    def __init__(self, root: Path, secret: str, forge_dir: Path, database_url: str = "") -> None:
+    def __init__(self, root: Path, secret: str, forge_dir: Path, database_url: str = "", workers: int = 1
+                 ) -> None:
         self.root = root
+        self.workers = workers
         self.secret = secret
         self.forge_dir = forge_dir
         self.database_url = database_url
@@ -106,7 +108,7 @@ class OurBot:
         if self.database_url:
             env["MLOPS_BOT_DATABASE_URL"] = self.database_url
         proc = subprocess.Popen([sys.executable, "-m", "mlops_bot", "bot", "serve", "--port", str(port),
-                                 "--workers", "1"], env=env)
+                                 "--workers", str(self.workers)], env=env)
         wait_up(f"http://127.0.0.1:{port}/healthz", proc)
         self.procs[index] = proc
         return port

@@ -128,7 +128,8 @@ def test_retrain_has_a_per_model_cool_down(world: World, tmp_path: Path) -> None
 # ------------------------------------------------------------------------------ slow clients
 @pytest.fixture
 def guarded(world: World) -> Iterator[tuple[WebhookBot, ServerThread, World]]:
-    limits = ConnectionLimits(max_connections=40, header_seconds=1.0, request_seconds=2.0, idle_seconds=1.0)
+    limits = ConnectionLimits(max_connections=40, max_waiting=60, header_seconds=1.0, request_seconds=2.0,
+                              idle_seconds=1.0)
     instance = WebhookBot(BotConfig([SECRET], world.tmp / "state", limits=limits), world.handler())
     with ServerThread(instance.app, http=instance.http_protocol()) as server:
         yield instance, server, world

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
+import json
 import logging
 import os
 import subprocess
@@ -28,9 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mlops_bot.bot.checkout import (
     RepoCheckouts,
@@ -40,7 +41,7 @@ from mlops_bot.bot.checkout import (
     settings_from_text,
 )
 from mlops_bot.bot.connection_limits import ConnectionLimits, guarded_protocol
-from mlops_bot.bot.events import DeliveryRejected, parse_delivery
+from mlops_bot.bot.events import Delivery, DeliveryRejected, parse_delivery
 from mlops_bot.bot.handlers import Cooldowns, EventHandler, default_deploy_control
 from mlops_bot.bot.metrics import CONTENT_TYPE, BotMetrics
 from mlops_bot.bot.queue import JobQueue, open_queue
@@ -236,14 +237,14 @@ class WebhookBot:
         self._supervisor: threading.Thread | None = None
         self._stopping = threading.Event()
         self._child_lock = threading.Lock()
-        self.app = Starlette(
+        self.starlette = Starlette(
             routes=[
-                Route("/webhook", self.webhook, methods=["POST"]),
                 Route("/healthz", self.healthz, methods=["GET"]),
                 Route("/metrics", self.prometheus, methods=["GET"]),
             ],
             lifespan=self._lifespan,
         )
+        self.app: ASGIApp = self  # `__call__`: a callable object, so uvicorn sees an ASGI 3 app
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, _app: Starlette) -> AsyncIterator[None]:
@@ -368,59 +369,120 @@ class WebhookBot:
             self.metrics.jobs_by_status.labels(status).set(count)
         return Response(self.metrics.render(), media_type=CONTENT_TYPE)
 
-    async def webhook(self, request: Request) -> Response:
-        started = time.perf_counter()
-        event = request.headers.get("x-github-event", "")
-        try:
-            status, body, outcome = await self._receive(request)
-        except ClientDisconnect:  # cut by a connection limit, or the client went away
-            self.metrics.deliveries.labels(event or "unknown", "disconnected").inc()
-            return _json(400, {"message": "the request body did not arrive"})
-        self.metrics.deliveries.labels(event or "unknown", outcome).inc()
-        self.metrics.latency.observe(time.perf_counter() - started)
-        return _json(status, body)
+    # ---------------------------------------------------------------------- POST /webhook
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The ASGI app: `POST /webhook` on a lean path (no middleware, no request objects), the
+        rest (`/healthz`, `/metrics`, lifespan) through Starlette."""
+        if scope["type"] == "http" and scope["path"] == "/webhook":
+            if scope["method"] == "POST":
+                await self.webhook(scope, receive, send)
+            else:
+                await _answer(send, 405, {"message": "POST only"}, [(b"allow", b"POST")])
+            return
+        await self.starlette(scope, receive, send)
 
-    async def _receive(self, request: Request) -> tuple[int, dict[str, Any], str]:
+    async def webhook(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        headers: dict[str, str] = {}
+        for name, value in scope["headers"]:
+            headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
+        event = headers.get("x-github-event", "") or "unknown"
+        body = await self._read_body(headers, receive)
+        if body is None:  # cut by a connection limit, or the client went away: no one to answer
+            self.metrics.deliveries.labels(event, "disconnected").inc()
+            return
+        result = self._check(headers, body) if isinstance(body, bytes) else body
+        if isinstance(result, Delivery):
+            # A database over the network answers in milliseconds: wait for it off the event loop, so
+            # the other requests go on. The SQLite insert is a local append: cheaper inline.
+            remote = getattr(self.queue, "remote", False)
+            result = await asyncio.to_thread(self._store, result) if remote else self._store(result)
+        status, answer, outcome = result
+        self.metrics.deliveries.labels(event, outcome).inc()
+        await _answer(send, status, answer)
+        self.metrics.latency.observe(time.perf_counter() - started)
+
+    async def _read_body(self, headers: Mapping[str, str], receive: Receive
+                         ) -> bytes | tuple[int, dict[str, Any], str] | None:
         limit = self.config.max_body
-        length = request.headers.get("content-length")
+        too_large = 413, {"message": f"payload larger than {limit} bytes"}, "too_large"
+        length = headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > limit):
-            return 413, {"message": f"payload larger than {limit} bytes"}, "too_large"
+            return too_large
         chunks: list[bytes] = []
         size = 0
-        async for chunk in request.stream():
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return None
+            chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                return 413, {"message": f"payload larger than {limit} bytes"}, "too_large"
+                return too_large
             chunks.append(chunk)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def _check(self, headers: Mapping[str, str], body: bytes) -> Delivery | tuple[int, dict[str, Any], str]:
+        """The delivery to store, or the answer (status, body, outcome for metrics) when there is
+        nothing to store."""
         try:
-            delivery = parse_delivery(request.headers, b"".join(chunks), self.config.secrets)
+            delivery = parse_delivery(headers, body, self.config.secrets)
         except DeliveryRejected as rejected:
             return rejected.status, {"message": rejected.message}, rejected.outcome
         if delivery.event == "ping":
             return 200, {"status": "pong", "zen": delivery.payload.get("zen", "")}, "ping"
         if delivery.event not in HANDLED_EVENTS:
             return 202, {"status": "ignored", "event": delivery.event}, "ignored"
+        return delivery
+
+    def _store(self, delivery: Delivery) -> tuple[int, dict[str, Any], str]:
+        """The durable insert; the answer is sent only after it returns."""
         repo = str((delivery.payload.get("repository") or {}).get("full_name") or "")
-        insert = functools.partial(self.queue.enqueue, delivery.delivery, delivery.event, delivery.body,
-                                   self.clock(), key=delivery.key, repo=repo)
-        # A database over the network answers in milliseconds: wait for it off the event loop, so the
-        # other requests go on. The SQLite insert is a local append: cheaper inline than a thread hop.
-        stored = await asyncio.to_thread(insert) if getattr(self.queue, "remote", False) else insert()
+        stored = self.queue.enqueue(delivery.delivery, delivery.event, delivery.body, self.clock(),
+                                    key=delivery.key, repo=repo)
         if not stored:
             return 200, {"status": "duplicate", "delivery": delivery.delivery}, "duplicate"
         self.worker.wake()
         return 202, {"status": "queued", "delivery": delivery.delivery}, "queued"
 
 
+async def _answer(send: Send, status: int, body: dict[str, Any],
+                  headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    """A JSON answer in the two messages ASGI asks for (the connection guard writes them as one)."""
+    content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(content)).encode()), *(headers or [])]})
+    await send({"type": "http.response.body", "body": content})
+
+
 def uvicorn_config(bot: WebhookBot, host: str, port: int) -> Any:
     import uvicorn
 
+    # uvloop when installed (loop="auto"); no proxy-header middleware (nothing reads the client
+    # address); a listen backlog the kernel may hold connections in before they are accepted.
     return uvicorn.Config(bot.app, host=host, port=port, log_level="warning", access_log=False,
                           timeout_graceful_shutdown=10, http=bot.http_protocol(), timeout_keep_alive=5,
-                          backlog=256)
+                          backlog=1024, proxy_headers=False, server_header=False)
 
 
 def serve(bot: WebhookBot, host: str, port: int) -> None:
     import uvicorn
 
+    limits = bot.config.limits
+    _allow_open_files(limits.max_connections + limits.max_waiting + 64)
     uvicorn.Server(uvicorn_config(bot, host, port)).run()
+
+
+def _allow_open_files(needed: int) -> None:
+    """Raise this process's soft limit on open files (often 1,024) towards `needed`, within the hard
+    limit: the served and waiting connections must fit, or accepting new ones stalls."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+        if target > soft:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            log.info("open-file limit raised from %d to %d for the connection limits", soft, target)

@@ -30,7 +30,11 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--worker-threads-here", action="store_true",
                        help="run the workers as threads of the server process instead of a child process")
     serve.add_argument("--max-connections", type=int, default=100,
-                       help="open connections beyond this are closed at once (default 100)")
+                       help="connections read and answered at once; more wait, unread, for a place "
+                       "(default 100)")
+    serve.add_argument("--max-waiting", type=int, default=1000,
+                       help="connections waiting for a place; beyond them one is refused with 503 "
+                       "(default 1000)")
     serve.add_argument("--job-seconds", type=float, default=900.0,
                        help="a job running longer gets its worker process killed and restarted (default 900)")
     serve.set_defaults(func=_serve)
@@ -68,7 +72,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     config = BotConfig.from_env(os.environ, _state_dir(args), args.workers,
                                 worker_process=not args.worker_threads_here)
-    config.limits = ConnectionLimits(max_connections=args.max_connections)
+    config.limits = ConnectionLimits(max_connections=args.max_connections, max_waiting=args.max_waiting)
     config.job_seconds = args.job_seconds
     from mlops_bot.bot.queue import open_queue
 
