@@ -90,6 +90,8 @@ def test_only_the_touched_model_is_validated_and_posted(gh: Emulator, tmp_path: 
     result = act.run_act(example, "workflow_run", run, "mlops-pr-comment.yml", work=work, api_url=gh.url,
                          repository=REPO, timeout=420)
     result.assert_ok()
+    # Only the model with a report gets a comment job: the untouched one none (no red download step).
+    assert f"comment {TREE}" in result.output and f"comment {act.MODEL}" not in result.output
     comments = [c for c in gh.state["comments"] if c.get("_repo", REPO) == REPO]
     assert [c["body"].splitlines()[0] for c in comments] == [
         f"<!-- mlops-bot:sticky workflow=mlops-pr model={TREE} -->"]
