@@ -65,6 +65,16 @@ from mlops_bot.onnx_model import ONNX_SUFFIXES, load_onnx
 
 # A registered version's model file: one of these names, in its folder and among its release assets.
 MODEL_FILE_NAMES = ("model.skops", "model.onnx")
+
+
+def version_model_file(names: Iterable[str], where: str) -> str:
+    """The name of a version's model file among the file names it has (a folder's files, or the
+    assets its register tag records): exactly one of `MODEL_FILE_NAMES`. Pure."""
+    found = [name for name in MODEL_FILE_NAMES if name in set(names)]
+    if len(found) != 1:
+        raise IntegrityError(f"{where}: expected one of {', '.join(MODEL_FILE_NAMES)} (a version has one "
+                             f"model file), found {' and '.join(found) if found else 'none'}")
+    return found[0]
 SKOPS_SUFFIXES = (".skops",)
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
 

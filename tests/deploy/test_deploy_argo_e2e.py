@@ -16,7 +16,6 @@ previous one left)."""
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 from collections import Counter
@@ -24,12 +23,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from kube_cluster.argo_harness import argo_controllers, harness_problem, logs
 from kube_cluster.control_plane import ControlPlane
-from kube_cluster.prometheus_server import Serving, oip_request
+from kube_cluster.prometheus_server import Serving
+from kube_cluster.traffic import SplitLoad
 from mlops_bot.cli import main
 from mlops_bot.deploy.control import request_action
 from mlops_bot.deploy.targets.argo import GROUP, ROLLOUTS, VERSION
@@ -50,63 +49,18 @@ rollout:
   initial_delay: 3
   progress_deadline: 120
   gates: {{min_requests: 5, min_success_rate: 0.95, max_p99_latency_ms: 10000,
-          max_p99_latency_ratio: null, max_prediction_drift: null}}
+          max_p99_latency_ratio: null, max_prediction_drift: {drift}}}
   prometheus: {{url: "{prometheus}"}}
   argo: {{namespace: {namespace}, image: "ghcr.io/acme/mlops-bot-server:1.0", replicas: 10}}
 """
 
 
-class Load:
-    """Bounded loopback traffic (at most `limit` requests, ~`rate` per second) spread over the
-    Rollout's ready pods, as a Service would: each request goes to the version of a ready pod
-    picked at random."""
+class Load(SplitLoad):
+    """Bounded loopback traffic (kube_cluster/traffic.py) spread over the Rollout's ready pods, as a
+    Service would: each request goes to the version of a ready pod picked at random."""
 
-    def __init__(self, world: World, rate: float = 40.0, limit: int = 20_000) -> None:
-        self.world = world
-        self.delay = 1.0 / rate
-        self.limit = limit
-        self.sent = 0
-        self.served: Counter[str] = Counter()
-        self.failed: Counter[str] = Counter()
-        self.splits: list[dict[str, int]] = []  # ready pods per version, whenever it changed
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._random = random.Random(5)
-
-    def __enter__(self) -> Load:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        pods: list[str] = []
-        checked = 0.0
-        with httpx.Client(trust_env=False, timeout=30) as http:
-            while not self._stop.is_set() and self.sent < self.limit:
-                if time.monotonic() - checked > 0.3:
-                    try:
-                        fresh = self.world.ready_pods()
-                    except Exception:
-                        fresh = pods
-                    split = dict(Counter(fresh))
-                    if not self.splits or self.splits[-1] != split:
-                        self.splits.append(split)
-                    pods, checked = fresh, time.monotonic()
-                if not pods:
-                    time.sleep(0.1)
-                    continue
-                version = self._random.choice(pods)
-                row = self.world.rows[self.sent % len(self.world.rows)]
-                self.sent += 1
-                try:
-                    ok = http.post(self.world.servers[version], json=oip_request(row)).status_code == 200
-                except httpx.HTTPError:
-                    ok = False
-                (self.served if ok else self.failed)[version] += 1
-                time.sleep(self.delay)
+    def __init__(self, world: World, rate: float = 60.0) -> None:
+        super().__init__(lambda: dict(Counter(world.ready_pods())), world.servers, world.rows, rate=rate)
 
 
 class World:
@@ -123,16 +77,18 @@ class World:
         self.api = connect(str(plane.kubeconfig))
         self.forge_dir = root / "forge"
 
-    def config(self, first: float | str, second: float | str) -> Path:
-        path = self.root / f"mlops-{first}-{second}.yml"
+    def config(self, first: float | str, second: float | str, drift: float | None = None) -> Path:
+        path = self.root / f"mlops-{first}-{second}-{drift}.yml"
         path.write_text(CONFIG.format(first=first, second=second, prometheus=self.prometheus,
-                                      namespace=self.namespace))
+                                      namespace=self.namespace, drift="null" if drift is None else drift))
         return path
 
-    def args(self, version: str, first: float | str = 3, second: float | str = 3) -> list[str]:
+    def args(self, version: str, first: float | str = 3, second: float | str = 3,
+             drift: float | None = None) -> list[str]:
         return ["deploy", "credit", "--version", version, "--target", "kubernetes", "--kubeconfig",
                 str(self.plane.kubeconfig), "--models", str(self.models), "--config",
-                str(self.config(first, second)), "--state-dir", str(self.root / "state"), "--timeout", "300"]
+                str(self.config(first, second, drift)), "--state-dir", str(self.root / "state"),
+                "--timeout", "300"]
 
     def env(self) -> dict[str, str]:
         return {"MLOPS_BOT_LOCAL_FORGE": str(self.forge_dir), "GITHUB_REPOSITORY": "acme/credit"}
@@ -239,6 +195,14 @@ def test_failing_analysis_run_aborts(deploy_env: World) -> None:
     assert world.statuses()[-1][0] == "failure"
     live = world.rollout()["status"]
     assert live["abort"] is True and live["phase"] == "Degraded"
+    # A canary that answers every request but always predicts 1 fails the prediction drift gate
+    # (Jensen-Shannon distance to stable's predictions ~0.53 > 0.35), computed by Prometheus.
+    with Load(world) as load:
+        assert main(world.args("v9.1.0-constant", first=60, second=60, drift=0.35)) == 1
+    state = world.state()
+    assert state.phase == "aborted" and "prediction-drift" in state.reason, state
+    assert load.served["v9.1.0-constant"] > 0 and not load.failed, load.failed
+    assert world.rollout()["status"]["abort"] is True
 
 
 def mirrored(world: World, version: str, step: str) -> bool:

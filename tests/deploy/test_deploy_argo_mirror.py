@@ -118,6 +118,18 @@ def test_abort_requests_and_argo_aborts_are_failures() -> None:
     late = watch(PLAN, state, view_of(rollout(abort=True, phase="Degraded", message=(
         "ProgressDeadlineExceeded: ReplicaSet \"credit-6f\" has timed out progressing."))), [], now=3)
     assert "not ready within the progress deadline (100s)" in late.state.reason
+    # On Argo's next sync the deadline's message is gone: a bare abort without a failed analysis.
+    bare = watch(PLAN, state, view_of(rollout(abort=True, phase="Degraded", message=(
+        "RolloutAborted: Rollout aborted update to revision 2"))), [], now=3)
+    assert "no failed analysis: v1.1.0 not ready within the progress deadline (100s)" in bare.state.reason
+    # A failed analysis is known by its run's phase too, whatever the message says.
+    analysed = watch(PLAN, state, view_of(rollout(
+        abort=True, phase="Degraded", message="RolloutAborted: Rollout aborted update to revision 2",
+        canary={"currentBackgroundAnalysisRunStatus": {
+            "name": "credit-6f-2", "status": "Failed",
+            "message": 'Metric "prediction-drift" assessed Failed'}}
+    )), [], now=3)
+    assert analysed.state.reason == 'gate failed (Argo analysis): Metric "prediction-drift" assessed Failed'
 
 
 def test_no_controller_picking_the_rollout_up_is_an_abort_past_the_deadline() -> None:

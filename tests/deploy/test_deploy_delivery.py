@@ -171,5 +171,6 @@ def test_the_default_storage_uri_names_the_versions_own_model_file() -> None:
     onnx_uri = storage_uri(template, model="prices", version="v1.0.0", repository="acme/house",
                            file="model.onnx")
     assert onnx_uri == "https://github.com/acme/house/releases/download/prices%40v1.0.0/model.onnx"
-    assert storage_uri(template, model="credit", version="v2.0.0", repository="acme/house").endswith(
+    assert storage_uri(template, model="credit", version="v2.0.0", repository="acme/house",
+                       file="model.skops").endswith(
         "/credit%40v2.0.0/model.skops")

@@ -225,7 +225,7 @@ def shared_serving(root: Path, model_dirs: dict[str, Path]) -> Iterator[Serving]
     import uuid
 
     models = root / "models"
-    for version in ("v1.0.0", "v1.1.0", "v9.0.0-broken"):
+    for version in ("v1.0.0", "v1.1.0", "v9.0.0-broken", "v9.1.0-constant"):
         shutil.copytree(model_dirs[version], models / version)
     for version in ("v1.2.0", "v1.3.0", "v1.4.0"):  # the healthy model under newer version labels
         shutil.copytree(model_dirs["v1.1.0"], models / version)

@@ -214,7 +214,7 @@ def _deploy(args: argparse.Namespace) -> int:
     if args.target == "kubernetes" and args.manifests:
         from mlops_bot.cli.deploy_cluster import write_manifests
 
-        return write_manifests(args, name, version, rollout)
+        return write_manifests(args, name, version, rollout, source.model_file(name, version))
     if not args.wait and args.target != "kubernetes":  # on a cluster the job itself drives the steps
         return _background(args, name, version)
 

@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 from mlops_bot.config import RolloutSection
 from mlops_bot.errors import MlopsError
-from mlops_bot.model_file import MODEL_FILE_NAMES
+from mlops_bot.model_file import version_model_file
 
 
 def add_arguments(deploy: Any) -> None:
@@ -49,8 +49,21 @@ def _analysis_prometheus(rollout: RolloutSection) -> str:
     return rollout.argo.analysis_prometheus_url or (rollout.prometheus.url if rollout.prometheus else "")
 
 
-def storage_uri(template: str, *, model: str, version: str, repository: str,
-                file: str = MODEL_FILE_NAMES[0]) -> str:
+def _queries(rollout: RolloutSection) -> dict[str, str]:
+    """The PromQL templates `.github/mlops.yml` overrides (both engines read the same series)."""
+    return {str(k): v for k, v in rollout.prometheus.queries.items()} if rollout.prometheus else {}
+
+
+def argo_traffic(rollout: RolloutSection) -> dict[str, Any]:
+    """The canary strategy's traffic router fields from `rollout.argo` (Argo's own names)."""
+    argo = rollout.argo
+    fields: dict[str, Any] = {"canaryService": argo.canary_service, "stableService": argo.stable_service}
+    if argo.traffic_routing is not None:
+        fields["trafficRouting"] = argo.traffic_routing.model_dump(exclude_none=True)
+    return {key: value for key, value in fields.items() if value}
+
+
+def storage_uri(template: str, *, model: str, version: str, repository: str, file: str) -> str:
     """The URL of a version's model release asset (`$repository`, `$tag`, `$model`, `$version`,
     `$file`: the version's model file name, model.skops or model.onnx)."""
     return Template(template).substitute(repository=repository, tag=quote(f"{model}@{version}", safe=""),
@@ -75,12 +88,9 @@ def cluster_parts(args: argparse.Namespace, name: str, rollout: RolloutSection) 
                          f"({template})")
 
     def storage(ref: VersionRef) -> tuple[str, str]:
-        folder = Path(ref.path)
-        found = [folder / file for file in MODEL_FILE_NAMES if (folder / file).is_file()]
-        if len(found) != 1:
-            raise MlopsError(f"{ref.path}: expected one of {', '.join(MODEL_FILE_NAMES)} (the version's "
-                             f"model is fetched to record its digest), found {len(found)}")
-        model_file = found[0]
+        folder = Path(ref.path)  # the version as fetched, to record its model's digest
+        model_file = folder / version_model_file([p.name for p in folder.iterdir() if p.is_file()],
+                                                 str(folder))
         uri = storage_uri(template, model=name, version=ref.version, repository=repository,
                           file=model_file.name)
         return uri, sha256_file(model_file)
@@ -94,15 +104,15 @@ def cluster_parts(args: argparse.Namespace, name: str, rollout: RolloutSection) 
                              " (or rollout.argo.analysis_prometheus_url) in .github/mlops.yml")
         argo = ArgoTarget(name, api, namespace=namespace, storage=storage,
                           image=args.image or rollout.argo.image, prometheus_url=address,
-                          replicas=rollout.argo.replicas, token_secret=rollout.argo.token_secret)
+                          replicas=rollout.argo.replicas, token_secret=rollout.argo.token_secret,
+                          queries=_queries(rollout), traffic=argo_traffic(rollout))
         return argo, ClusterStateStore(api, namespace, resource_name(name))
 
     metrics = None
     if rollout.prometheus is not None:
         from mlops_bot.deploy.prometheus import PrometheusMetrics
 
-        queries: dict[str, str] = {str(k): v for k, v in rollout.prometheus.queries.items()}
-        metrics = PrometheusMetrics(rollout.prometheus.url, queries,
+        metrics = PrometheusMetrics(rollout.prometheus.url, _queries(rollout),
                                     timeout=rollout.prometheus.timeout)
     target = KServeTarget(name, api, namespace=namespace, storage=storage,
                           image=args.image or rollout.kserve.image, metrics_source=metrics,
@@ -110,16 +120,18 @@ def cluster_parts(args: argparse.Namespace, name: str, rollout: RolloutSection) 
     return target, ClusterStateStore(api, namespace, resource_name(name))
 
 
-def write_manifests(args: argparse.Namespace, name: str, version: str, rollout: RolloutSection) -> int:
+def write_manifests(args: argparse.Namespace, name: str, version: str, rollout: RolloutSection,
+                    model_file: str) -> int:
     """--manifests DIR: the InferenceService of every step (KServe), or the Rollout and its
-    AnalysisTemplate (Argo), for review or GitOps; no cluster needed."""
+    AnalysisTemplate (Argo), for review or GitOps; no cluster needed. `model_file` is the version's
+    model file name (model.skops or model.onnx, as its source records it), the storage URI's `$file`."""
     from mlops_bot.deploy.targets.kserve import step_manifests
 
     if rollout.engine == "argo":
-        return _write_argo_manifests(args, name, version, rollout)
+        return _write_argo_manifests(args, name, version, rollout, model_file)
 
     uri = storage_uri(rollout.kserve.storage_uri, model=name, version=version,
-                      repository=os.environ.get("GITHUB_REPOSITORY", "OWNER/REPO"))
+                      repository=os.environ.get("GITHUB_REPOSITORY", "OWNER/REPO"), file=model_file)
     manifests = step_manifests(name, version, uri, [step.weight for step in rollout.steps],
                                namespace=_namespace(args, rollout), image=args.image or rollout.kserve.image,
                                token_secret=rollout.kserve.token_secret,
@@ -133,21 +145,22 @@ def write_manifests(args: argparse.Namespace, name: str, version: str, rollout: 
     return 0
 
 
-def _write_argo_manifests(args: argparse.Namespace, name: str, version: str, rollout: RolloutSection) -> int:
+def _write_argo_manifests(args: argparse.Namespace, name: str, version: str, rollout: RolloutSection,
+                          model_file: str) -> int:
     from mlops_bot.deploy.plan import plan_from_config
     from mlops_bot.deploy.targets.argo import render_analysis, render_rollout
 
     plan = plan_from_config(rollout, args.config)
     namespace = _namespace(args, rollout)
     uri = storage_uri(rollout.argo.storage_uri, model=name, version=version,
-                      repository=os.environ.get("GITHUB_REPOSITORY", "OWNER/REPO"))
+                      repository=os.environ.get("GITHUB_REPOSITORY", "OWNER/REPO"), file=model_file)
     address = _analysis_prometheus(rollout)
     documents = {
         "rollout": render_rollout(name, version, "STABLE_VERSION", namespace=namespace, plan=plan,
                                   image=args.image or rollout.argo.image, storage_uri=uri, sha256=None,
                                   prometheus_url=address, replicas=rollout.argo.replicas,
-                                  token_secret=rollout.argo.token_secret),
-        "analysistemplate": render_analysis(name, namespace, plan),
+                                  token_secret=rollout.argo.token_secret, traffic=argo_traffic(rollout)),
+        "analysistemplate": render_analysis(name, namespace, plan, _queries(rollout)),
     }
     out = Path(args.manifests)
     out.mkdir(parents=True, exist_ok=True)

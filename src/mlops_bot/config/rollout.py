@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from mlops_bot.config.fields import Duration, Strict, check_stage_name, parse_duration
 
@@ -69,6 +69,70 @@ class RolloutKServe(Strict):
     )
 
 
+class ArgoSMI(Strict):
+    """Argo's `trafficRouting.smi` (a TrafficSplit of the SMI spec, e.g. Linkerd)."""
+
+    rootService: str | None = None
+    trafficSplitName: str | None = None
+
+
+class ArgoNginx(Strict):
+    """Argo's `trafficRouting.nginx`: a canary Ingress beside the stable one."""
+
+    stableIngress: str | None = None
+    stableIngresses: list[str] | None = None
+    annotationPrefix: str | None = None
+    additionalIngressAnnotations: dict[str, str] | None = None
+    canaryIngressAnnotations: dict[str, str] | None = None
+
+
+class ArgoIstioTLSRoute(Strict):
+    port: int | None = None
+    sniHosts: list[str] | None = None
+
+
+class ArgoIstioTCPRoute(Strict):
+    port: int | None = None
+
+
+class ArgoIstioVirtualService(Strict):
+    name: str
+    routes: list[str] | None = None
+    tlsRoutes: list[ArgoIstioTLSRoute] | None = None
+    tcpRoutes: list[ArgoIstioTCPRoute] | None = None
+
+
+class ArgoIstioDestinationRule(Strict):
+    name: str
+    canarySubsetName: str
+    stableSubsetName: str
+
+
+class ArgoIstio(Strict):
+    """Argo's `trafficRouting.istio`: weights written into VirtualService routes."""
+
+    virtualService: ArgoIstioVirtualService | None = None
+    virtualServices: list[ArgoIstioVirtualService] | None = None
+    destinationRule: ArgoIstioDestinationRule | None = None
+
+
+class ArgoTrafficRouting(Strict):
+    """Argo Rollouts' `spec.strategy.canary.trafficRouting`, passed through as written (Argo's own
+    field names; the providers mlops-bot validates: SMI, NGINX, Istio). With it a step's weight is
+    the share of requests the router sends to the canary, not a share of pods."""
+
+    smi: ArgoSMI | None = None
+    nginx: ArgoNginx | None = None
+    istio: ArgoIstio | None = None
+    maxTrafficWeight: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _one_router(self) -> ArgoTrafficRouting:
+        if self.smi is None and self.nginx is None and self.istio is None:
+            raise ValueError("expected a traffic router: one of smi, nginx, istio (Argo's field names)")
+        return self
+
+
 class RolloutArgo(Strict):
     """The Argo Rollouts engine (`rollout.engine: argo`): a Rollout of plain pods that Argo steps."""
 
@@ -89,6 +153,23 @@ class RolloutArgo(Strict):
     analysis_prometheus_url: str | None = Field(
         default=None, description="the Prometheus Argo's controller queries (default: rollout.prometheus.url)"
     )
+    traffic_routing: ArgoTrafficRouting | None = Field(
+        default=None, description="Argo's trafficRouting block (smi, nginx or istio), for exact weights "
+                                  "(needs canary_service and stable_service)"
+    )
+    canary_service: str | None = Field(default=None, description="the Service Argo points at the canary pods")
+    stable_service: str | None = Field(default=None, description="the Service Argo points at the stable pods")
+
+    @model_validator(mode="after")
+    def _services(self) -> RolloutArgo:
+        routing = self.traffic_routing
+        istio = routing.istio if routing is not None else None
+        subsets = istio is not None and istio.destinationRule is not None
+        if routing is not None and not subsets and not (self.canary_service and self.stable_service):
+            raise ValueError("traffic_routing needs canary_service and stable_service: the two Services "
+                             "(selecting the model's pods) Argo points at the canary and the stable pods "
+                             "(Istio's subset-level split, destinationRule, needs none)")
+        return self
 
 
 class RolloutSection(Strict):

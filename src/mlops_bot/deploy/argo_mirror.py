@@ -75,6 +75,8 @@ class ArgoView(BaseModel):
     aborted: bool = False
     pause_reasons: list[str] = Field(default_factory=list)
     finished: bool = False  # every step done and the new pods are the stable ones
+    analysis: str = ""  # the phase of the analysis run Argo reports (background or step), if any
+    analysis_message: str = ""
 
 
 def view_of(rollout: dict[str, Any] | None) -> ArgoView:
@@ -89,6 +91,8 @@ def view_of(rollout: dict[str, Any] | None) -> ArgoView:
     phase = str(status.get("phase") or "")
     done = index is not None and int(index) >= len(steps)
     stable, current = status.get("stableRS"), status.get("currentPodHash")
+    canary = status.get("canary") or {}
+    run = canary.get("currentBackgroundAnalysisRunStatus") or canary.get("currentStepAnalysisRunStatus") or {}
     return ArgoView(
         exists=True, version=(metadata.get("annotations") or {}).get("mlops-bot/version"), observed=observed,
         phase=phase, message=str(status.get("message") or ""),
@@ -96,6 +100,7 @@ def view_of(rollout: dict[str, Any] | None) -> ArgoView:
         aborted=bool(status.get("abort")) or phase == "Degraded",
         pause_reasons=[str(c.get("reason", "")) for c in status.get("pauseConditions") or []],
         finished=observed and phase == "Healthy" and done and bool(stable) and stable == current,
+        analysis=str(run.get("status") or ""), analysis_message=str(run.get("message") or ""),
     )
 
 
@@ -208,15 +213,7 @@ def watch(plan: RolloutPlan, state: RolloutState, view: ArgoView, requests: list
                                            f"({plan.progress_deadline:g}s): is the controller running?")
         return run.done()
     if view.aborted:
-        message = view.message or "aborted"
-        if "ProgressDeadlineExceeded" in message:
-            reason = (f"{version} not ready within the progress deadline ({plan.progress_deadline:g}s): "
-                      f"{message}")
-        elif "assessed Failed" in message or "assessed Error" in message:
-            reason = f"gate failed (Argo analysis): {message}"
-        else:
-            reason = f"Argo Rollouts aborted {version}: {message}"
-        _finish_failed(run, "aborted", reason[:300])
+        _finish_failed(run, "aborted", _abort_reason(plan, version, view)[:300])
         return run.done()
     if view.finished:
         _finish_promoted(run)
@@ -237,6 +234,21 @@ def watch(plan: RolloutPlan, state: RolloutState, view: ArgoView, requests: list
     else:
         run.mirror(f"{step}", label)
     return run.done()
+
+
+def _abort_reason(plan: RolloutPlan, version: str, view: ArgoView) -> str:
+    """Why Argo aborted by itself. A failed analysis keeps its message on every sync; a progress
+    deadline shows as "ProgressDeadlineExceeded: ... timed out progressing." on the first only, then
+    as a bare "RolloutAborted" (rollout/sync.go): an abort without a failed analysis is read as the
+    deadline (an abort through kubectl, outside the bot, reads so too)."""
+    message = view.message or "aborted"
+    deadline = f"{version} not ready within the progress deadline ({plan.progress_deadline:g}s)"
+    if "ProgressDeadlineExceeded" in message or "timed out progressing" in message:
+        return f"{deadline}: {message}"
+    if view.analysis in ("Failed", "Error") or "assessed Failed" in message or "assessed Error" in message:
+        return f"gate failed (Argo analysis): {message if 'assessed' in message else view.analysis_message}"
+    return (f"Argo Rollouts aborted {version} ({message}) with no failed analysis: {deadline} passed, "
+            "or it was aborted outside the bot")
 
 
 def _finish_failed(run: _Run, phase: Phase, message: str) -> None:

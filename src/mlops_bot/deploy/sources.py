@@ -10,6 +10,7 @@ from typing import Protocol
 from mlops_bot.checksums import verify_folder
 from mlops_bot.errors import RegistryError
 from mlops_bot.model_file import MODEL_FILE_NAMES as MODEL_FILES
+from mlops_bot.model_file import version_model_file
 
 
 class ModelSource(Protocol):
@@ -18,6 +19,9 @@ class ModelSource(Protocol):
 
     def fetch(self, name: str, version: str, dest: Path) -> Path:
         """Materialise a version under `dest`; returns the model directory."""
+
+    def model_file(self, name: str, version: str) -> str:
+        """The name of the version's model file (model.skops or model.onnx), without fetching it."""
 
 
 class RegistrySource:
@@ -28,6 +32,11 @@ class RegistrySource:
 
     def resolve(self, name: str, spec: str) -> str:
         return str(self.registry.resolve_spec(name, spec))  # type: ignore[attr-defined]
+
+    def model_file(self, name: str, version: str) -> str:
+        """From the asset digests its register tag records."""
+        assets = self.registry.checksums_of(name, version)  # type: ignore[attr-defined]
+        return version_model_file(assets, f"{name} {version} in the registry (the register tag's assets)")
 
     def fetch(self, name: str, version: str, dest: Path) -> Path:
         target = dest / name.replace("/", "_") / version
@@ -54,6 +63,10 @@ class DirectorySource:
         if (self.root / spec).is_dir():
             return spec
         raise RegistryError(f"no model version {spec!r} under {self.root}")
+
+    def model_file(self, name: str, version: str) -> str:
+        folder = self.root / version
+        return version_model_file([p.name for p in folder.iterdir() if p.is_file()], str(folder))
 
     def fetch(self, name: str, version: str, dest: Path) -> Path:
         path = self.root / version

@@ -5,10 +5,12 @@ render what it needs from the plan, apply it, mirror its status and pass /abort 
   (`setWeight`, then `pause` with the hold as `duration`, or without for a manual hold), running our
   model server image, with a background analysis from the first step on;
 - `render_analysis`: an `AnalysisTemplate` whose Prometheus metrics are the plan's gates (success
-  rate, p99 latency, p99 ratio to stable), `interval` and `failureLimit` from the plan (Argo fails
-  a metric when failures exceed `failureLimit`, we abort at `failure_limit` failures: limit - 1).
-  Prediction drift (a Jensen-Shannon distance) is not a PromQL expression: with Argo it stays with
-  the local/KServe targets;
+  rate, p99 latency, p99 ratio to stable, prediction drift as a Jensen-Shannon distance between the
+  canary's and the stable version's prediction distributions), each query built from the Prometheus
+  metrics source's templates (`deploy/prometheus.py`, the same series the KServe target reads) as
+  their increase over the analysis window; every gate needs `min_requests` in the window (no data:
+  Inconclusive, a pause, never a pass). `interval` and `failureLimit` come from the plan (Argo
+  fails a metric when failures exceed `failureLimit`, we abort at `failure_limit` failures: limit - 1);
 - the control fields are Argo's own, as `kubectl argo rollouts` writes them (sources of
   github.com/argoproj/argo-rollouts v1.8, pkg/kubectl-argo-rollouts/cmd/abort and promote): abort =
   merge patch `{"status":{"abort":true}}` on the status subresource; promote = clear the pause
@@ -20,11 +22,12 @@ render what it needs from the plan, apply it, mirror its status and pass /abort 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from mlops_bot.config import RolloutGates
 from mlops_bot.deploy.plan import RolloutPlan
+from mlops_bot.deploy.prometheus import DEFAULT_QUERIES, render_query
 from mlops_bot.deploy.routing import VersionRef
 from mlops_bot.deploy.targets.cluster import (
     ClusterError,
@@ -39,7 +42,7 @@ GROUP, VERSION = "argoproj.io", "v1alpha1"
 ROLLOUTS, TEMPLATES = "rollouts", "analysistemplates"
 ABORT_PATCH: dict[str, Any] = {"status": {"abort": True}}
 ANALYSIS_ARGS = ("model", "namespace", "version", "stable-version", "prometheus")
-_SELECTOR = 'model="{{args.model}}",namespace="{{args.namespace}}"'
+CANARY, STABLE = "{{args.version}}", "{{args.stable-version}}"
 PROMOTE_FULL_PATCH: dict[str, Any] = {"status": {"promoteFull": True}}
 # No data (an empty vector, or NaN from 0/0 before any request) is neither a success nor a failure:
 # Argo counts the measurement Inconclusive, and an inconclusive run pauses the rollout (never a pass).
@@ -54,64 +57,131 @@ def _duration(seconds: float) -> str:
     return f"{max(1, math.ceil(seconds))}s"
 
 
+def analysis_window(interval: float) -> tuple[str, str]:
+    """(range, resolution) of the subquery each analysis query reads the counters over: four
+    intervals, at least a minute, sampled every interval or twenty times, whichever is finer (a
+    version's first counts show in the window after two samples)."""
+    window = max(interval * 4, 60)
+    return _duration(window), _duration(min(interval, window / 20))
+
+
+class AnalysisQueries:
+    """The PromQL of the analysis, built from the Prometheus metrics source's query templates
+    (`deploy/prometheus.py`, overridable under `rollout.prometheus.queries`): each template's
+    cumulative counts per version become their increase over the analysis window (a subquery), for
+    the canary (`{{args.version}}`) or the stable version (`{{args.stable-version}}`). Pure."""
+
+    def __init__(self, interval: float, min_requests: int, queries: Mapping[str, str] | None = None) -> None:
+        self.window = ":".join(analysis_window(interval))
+        self.min_requests = min_requests
+        self.templates = {**DEFAULT_QUERIES, **(queries or {})}
+
+    def increase(self, name: str, version: str) -> str:
+        counts = render_query(self.templates[name], model="{{args.model}}", namespace="{{args.namespace}}",
+                              version=version)
+        return f"increase(({counts})[{self.window}])"
+
+    def total(self, name: str, version: str) -> str:
+        return f"sum({self.increase(name, version)})"
+
+    def enough(self, version: str) -> str:
+        """A filter: one sample when `version` served at least min_requests in the window, else none."""
+        return f"({self.total('requests', version)} >= {self.min_requests})"
+
+    def p99(self, version: str) -> str:
+        return f"histogram_quantile(0.99, sum by (le) ({self.increase('latency_buckets', version)}))"
+
+    def distribution(self, version: str) -> str:
+        """The share of each prediction label among the version's predictions in the window."""
+        counts = f"sum by (prediction) ({self.increase('predictions', version)})"
+        return f"({counts} / on() group_left() sum({counts}))"
+
+    def success_rate(self) -> str:
+        return (f"(1 - {self.total('errors', CANARY)} / {self.total('requests', CANARY)}) "
+                f"and on() {self.enough(CANARY)}")
+
+    def p99_latency_ms(self) -> str:
+        return f"({self.p99(CANARY)} * 1000) and on() {self.enough(CANARY)}"
+
+    def p99_latency_ratio(self) -> str:
+        return (f"({self.p99(CANARY)} / {self.p99(STABLE)}) and on() {self.enough(CANARY)} "
+                f"and on() {self.enough(STABLE)}")
+
+    def prediction_drift(self) -> str:
+        """Jensen-Shannon distance (base 2), as `deploy/gates.prediction_drift` computes it with scipy:
+        sqrt((KL(P||M) + KL(Q||M)) / 2 / ln 2), M = (P + Q) / 2, a label missing on one side counting
+        0 there; only labels a side predicted enter its KL sum (0 * ln 0 = 0)."""
+        p, q = self.distribution(CANARY), self.distribution(STABLE)
+        p_all, q_all = f"({p} or on(prediction) ({q} * 0))", f"({q} or on(prediction) ({p} * 0))"
+        m = f"(({p_all} + on(prediction) {q_all}) / 2)"
+
+        def kl(x: str) -> str:
+            seen = f"({x} > 0)"
+            return f"sum({seen} * on(prediction) ln({seen} / on(prediction) {m}))"
+
+        return (f"sqrt(({kl(p)} + {kl(q)}) / 2 / {math.log(2)!r}) and on() {self.enough(CANARY)} "
+                f"and on() {self.enough(STABLE)}")
+
+
 def analysis_metrics(gates: RolloutGates, interval: float, failure_limit: int,
-                     initial_delay: float = 0.0) -> list[dict[str, Any]]:
-    """The plan's gates as AnalysisTemplate metrics (Prometheus provider)."""
-    address = "{{args.prometheus}}"
-    window = f"[{_duration(max(interval * 4, 60))}]"
-
-    def rate(series: str, version: str = "{{args.version}}") -> str:
-        return f'sum(rate({series}{{{_SELECTOR},version="{version}"}}{window}))'
-
-    def p99(version: str) -> str:
-        return (f'histogram_quantile(0.99, sum by (le) (rate(mlops_bot_request_duration_seconds_bucket'
-                f'{{{_SELECTOR},version="{version}"}}{window})))')
-
+                     initial_delay: float = 0.0, queries: Mapping[str, str] | None = None
+                     ) -> list[dict[str, Any]]:
+    """The plan's gates as AnalysisTemplate metrics (Prometheus provider). Every gate needs the
+    canary to have served `min_requests` in the window (the comparisons with stable, stable too):
+    fewer is no data, an inconclusive measurement (a pause), never a pass."""
+    promql = AnalysisQueries(interval, gates.min_requests, queries)
     common: dict[str, Any] = {"interval": _duration(interval), "failureLimit": max(0, failure_limit - 1)}
     if initial_delay > 0:
         common["initialDelay"] = _duration(initial_delay)
+
+    def metric(name: str, query: str, passes: str, fails: str) -> dict[str, Any]:
+        return {"name": name, **common, **_conditions(passes, fails),
+                "provider": {"prometheus": {"address": "{{args.prometheus}}", "query": query}}}
+
     metrics = []
     if gates.min_success_rate is not None:
-        metrics.append({
-            "name": "success-rate", **common,
-            **_conditions(f"result[0] >= {gates.min_success_rate}", f"result[0] < {gates.min_success_rate}"),
-            "provider": {"prometheus": {"address": address, "query": (
-                f"1 - {rate('mlops_bot_errors_total')} / {rate('mlops_bot_requests_total')}")}},
-        })
+        limit = gates.min_success_rate
+        metrics.append(metric("success-rate", promql.success_rate(), f"result[0] >= {limit}",
+                              f"result[0] < {limit}"))
     if gates.max_p99_latency_ms is not None:
-        metrics.append({
-            "name": "p99-latency", **common,
-            **_conditions(f"result[0] <= {gates.max_p99_latency_ms}",
-                          f"result[0] > {gates.max_p99_latency_ms}"),
-            "provider": {"prometheus": {"address": address, "query": f"{p99('{{args.version}}')} * 1000"}},
-        })
+        limit = gates.max_p99_latency_ms
+        metrics.append(metric("p99-latency", promql.p99_latency_ms(), f"result[0] <= {limit}",
+                              f"result[0] > {limit}"))
     if gates.max_p99_latency_ratio is not None:
-        metrics.append({
-            "name": "p99-latency-ratio", **common,
-            **_conditions(f"result[0] <= {gates.max_p99_latency_ratio}",
-                          f"result[0] > {gates.max_p99_latency_ratio}"),
-            "provider": {"prometheus": {"address": address, "query": (
-                f"{p99('{{args.version}}')} / {p99('{{args.stable-version}}')}")}},
-        })
+        limit = gates.max_p99_latency_ratio
+        metrics.append(metric("p99-latency-ratio", promql.p99_latency_ratio(), f"result[0] <= {limit}",
+                              f"result[0] > {limit}"))
+    if gates.max_prediction_drift is not None:
+        limit = gates.max_prediction_drift
+        metrics.append(metric("prediction-drift", promql.prediction_drift(), f"result[0] <= {limit}",
+                              f"result[0] > {limit}"))
+    if not metrics:  # min_requests alone still keeps a canary without traffic from passing
+        metrics.append(metric("min-requests", promql.total("requests", CANARY),
+                              f"result[0] >= {gates.min_requests}", "false"))
     return metrics
 
 
-def render_analysis(model: str, namespace: str, plan: RolloutPlan) -> dict[str, Any]:
+def render_analysis(model: str, namespace: str, plan: RolloutPlan,
+                    queries: Mapping[str, str] | None = None) -> dict[str, Any]:
     return {
         "apiVersion": f"{GROUP}/{VERSION}", "kind": "AnalysisTemplate",
         "metadata": {"name": f"{resource_name(model)}-gates", "namespace": namespace,
                      "labels": {"app.kubernetes.io/managed-by": "mlops-bot"}},
         "spec": {
             "args": [{"name": arg} for arg in ANALYSIS_ARGS],
-            "metrics": analysis_metrics(plan.gates, plan.interval, plan.failure_limit, plan.initial_delay),
+            "metrics": analysis_metrics(plan.gates, plan.interval, plan.failure_limit, plan.initial_delay,
+                                        queries),
         },
     }
 
 
 def render_rollout(model: str, version: str, stable_version: str, *, namespace: str, plan: RolloutPlan,
                    image: str, storage_uri: str, sha256: str | None, prometheus_url: str,
-                   replicas: int = 2, token_secret: str | None = None) -> dict[str, Any]:
-    """The Rollout for `version`; Argo keeps the previous pod template as stable."""
+                   replicas: int = 2, token_secret: str | None = None,
+                   traffic: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The Rollout for `version`; Argo keeps the previous pod template as stable. `traffic`: the
+    canary strategy's `trafficRouting`, `canaryService` and `stableService`, passed through (from
+    `rollout.argo`, validated by the config's schema); without it a weight is a share of pods."""
     name = resource_name(model)
     steps: list[dict[str, Any]] = []
     for step in plan.steps:
@@ -155,6 +225,7 @@ def render_rollout(model: str, version: str, stable_version: str, *, namespace: 
                 },
             },
             "strategy": {"canary": {
+                **(traffic or {}),
                 "steps": steps,
                 "analysis": {
                     "templates": [{"templateName": f"{name}-gates"}],
@@ -197,7 +268,8 @@ class ArgoTarget:
     def __init__(self, model: str, api_client: Any, *, namespace: str,
                  storage: Callable[[VersionRef], tuple[str, str]] | None = None,
                  image: str = DEFAULT_IMAGE, prometheus_url: str = "", replicas: int = 2,
-                 token_secret: str | None = None) -> None:
+                 token_secret: str | None = None, queries: Mapping[str, str] | None = None,
+                 traffic: Mapping[str, Any] | None = None) -> None:
         self.model = model
         self.api_client = api_client
         self.namespace = namespace
@@ -207,6 +279,8 @@ class ArgoTarget:
         self.prometheus_url = prometheus_url
         self.replicas = replicas
         self.token_secret = token_secret
+        self.queries = dict(queries or {})
+        self.traffic = dict(traffic or {})
         self.endpoint = f"argo-rollouts://{namespace}/{self.name}"
         require_api(api_client, GROUP, VERSION, "Rollout", "Argo Rollouts")
 
@@ -218,8 +292,8 @@ class ArgoTarget:
         rollout = render_rollout(self.model, ref.version, stable_version, namespace=self.namespace, plan=plan,
                                  image=self.image, storage_uri=uri, sha256=digest,
                                  prometheus_url=self.prometheus_url, replicas=self.replicas,
-                                 token_secret=self.token_secret)
-        return rollout, render_analysis(self.model, self.namespace, plan)
+                                 token_secret=self.token_secret, traffic=self.traffic)
+        return rollout, render_analysis(self.model, self.namespace, plan, self.queries)
 
     def deploy(self, ref: VersionRef, stable_version: str, plan: RolloutPlan) -> dict[str, Any]:
         return self.apply(*self.manifests(ref, stable_version, plan))
