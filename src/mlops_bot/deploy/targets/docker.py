@@ -14,9 +14,7 @@ rewrites the routing's paths to the container's view. The Dockerfile text is a p
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import secrets
 import shutil
 import sys
 import tempfile
@@ -30,7 +28,7 @@ import httpx
 import mlops_bot
 from mlops_bot.deploy.routing import RoutingRequest, VersionRef
 from mlops_bot.deploy.targets.docker_base import PYTHON, SERVER_UID, ensure_base_image
-from mlops_bot.deploy.targets.local import LOOPBACK, DeployError, HttpTarget, free_port
+from mlops_bot.deploy.targets.local import LOOPBACK, DeployError, HttpTarget, admin_token, free_port
 from mlops_bot.model_file import MODEL_FILE_NAMES
 from mlops_bot.onnx_model import ONNX_SUFFIXES
 
@@ -186,11 +184,7 @@ class DockerTarget(HttpTarget):
         super().__init__(f"http://{LOOPBACK}:{port}", self._token())
 
     def _token(self) -> str:
-        if not self.token_path.exists():
-            fd = os.open(self.token_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(secrets.token_urlsafe(32))
-        return self.token_path.read_text().strip()
+        return admin_token(self.token_path)
 
     def _running(self) -> Any | None:
         """The model's container if it runs; a stopped one is removed so the name is free."""

@@ -49,6 +49,16 @@ class InProcessTarget:
         return self.router.snapshot()
 
 
+def admin_token(path: Path) -> str:
+    """The admin token a target shares with the server it starts: created once (mode 0600, never
+    overwritten, so a found server keeps accepting it), then read back."""
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(32))
+    return path.read_text().strip()
+
+
 class HttpTarget:
     """A running model server reached through its admin API."""
 
@@ -129,11 +139,7 @@ class LocalTarget(HttpTarget):
         super().__init__(f"http://{LOOPBACK}:{info['port']}", self._token())
 
     def _token(self) -> str:
-        if not self.token_path.exists():
-            fd = os.open(self.token_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(secrets.token_urlsafe(32))
-        return self.token_path.read_text().strip()
+        return admin_token(self.token_path)
 
     def _running(self) -> dict[str, Any] | None:
         if not self.info_path.exists():
