@@ -280,3 +280,70 @@ def test_the_one_running_index_arrives_once_older_replicas_jobs_are_over(postgre
         assert queue.recover(3.0) == 0
         assert indexed()
         queue.close()
+
+
+def test_concurrent_deliveries_are_stored_once_each(make_queue: MakeQueue) -> None:
+    """Eight threads send 120 deliveries, each twice (a redelivery racing the original), and every
+    third pair of deliveries is a replay (same key, new id): exactly one send per request wins."""
+    queue = make_queue()
+    sends = [(f"d-{i}", f"k-{i - 1 if i % 3 == 2 else i}") for i in range(120)]  # d-2 replays d-1, ...
+    work = [send for send in sends for _ in range(2)]
+    results: list[tuple[str, str, bool]] = []
+    lock = threading.Lock()
+
+    def send(part: list[tuple[str, str]]) -> None:
+        for delivery, key in part:
+            stored = queue.enqueue(delivery, "issue_comment", b"{}", 1.0, key=key)
+            with lock:
+                results.append((delivery, key, stored))
+
+    threads = [threading.Thread(target=send, args=(work[n::8],)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wins = Counter(key for _delivery, key, stored in results if stored)
+    assert set(wins.values()) == {1} and set(wins) == {key for _d, key in sends}
+    assert queue.counts() == {"pending": len(wins)}
+
+
+def test_deliveries_waiting_together_are_inserted_in_one_statement(postgres: Any) -> None:
+    """The group commit, made deterministic: five requests arrive while an insert is in flight;
+    the next insert takes all five (one statement), and each learns its own answer."""
+    from mlops_bot.bot.queue_postgres import PostgresQueue
+
+    queue = PostgresQueue(postgres.database())
+    assert queue.enqueue("d-0", "push", b"{}", 1.0, key="k-0")
+    batches: list[int] = []
+    insert = queue._insert
+
+    def counted(batch: list[Any]) -> None:
+        batches.append(len(batch))
+        insert(batch)
+
+    queue._insert = counted  # type: ignore[method-assign]
+    answers: dict[str, bool] = {}
+    with queue._arrivals:
+        queue._inserting = True  # an insert in flight
+    arrivals = [("d-1", "k-1"), ("d-2", "k-2"), ("d-0", "k-x"), ("d-3", "k-1"), ("d-4", "k-4")]
+
+    def send(delivery: str, key: str) -> None:
+        answers[delivery] = queue.enqueue(delivery, "push", b"{}", 2.0, key=key)
+
+    threads = [threading.Thread(target=send, args=arrival) for arrival in arrivals]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 60
+    while len(queue._waiting) < len(arrivals):
+        assert time.monotonic() < deadline, "the requests never queued up"
+        time.sleep(0.01)
+    with queue._arrivals:
+        queue._inserting = False
+        queue._arrivals.notify_all()
+    for thread in threads:
+        thread.join()
+    assert batches == [5]
+    # d-0 was stored before; d-3 replays d-1's key within the same statement.
+    assert answers == {"d-1": True, "d-2": True, "d-0": False, "d-3": False, "d-4": True}
+    assert queue.counts() == {"pending": 4}
+    queue.close()
