@@ -11,6 +11,10 @@ delivery) into the queue at a fixed rate, open loop, timing each `enqueue` as th
   same queue with a handler that parses the payload and drops it (what the bot does with a comment
   on an issue, minus the forge), checkpointing after each batch as the real worker does.
 
+With `--database-url` the queue is PostgreSQL; `--senders N` inserts from N threads (the server
+waits for a remote database in a pool of threads), latency then counted from each delivery's
+scheduled time, and the database server's CPU per delivery is recorded too.
+
 A `--busy` process spins on one core during every round (the machine short of CPU, where the tail
 came from). Run it against older code with `PYTHONPATH=<old checkout>/src` to compare.
 
@@ -28,6 +32,7 @@ import statistics
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -77,8 +82,28 @@ def _spin(stop: Any) -> None:
             pass
 
 
-def _round(path: str, url: str, bodies: list[bytes], rate: float, with_worker: bool, prefix: str
-           ) -> dict[str, Any]:
+def _database_cpu(queue: Any) -> float:
+    """CPU seconds of the PostgreSQL server so far (postmaster, reaped and live backends)."""
+    folder = queue._conn().execute("SHOW data_directory").fetchone()[0]
+    postmaster = int(Path(folder, "postmaster.pid").read_text().split()[0])
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry.name) == postmaster:
+            total += sum(int(v) for v in fields[11:15]) / tick
+        elif int(fields[1]) == postmaster:
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def _round(path: str, url: str, bodies: list[bytes], rate: float, with_worker: bool, prefix: str,
+           senders: int = 1) -> dict[str, Any]:
     queue = _open(path, url, server=True)
     context = multiprocessing.get_context("spawn")
     stop, ready = context.Event(), context.Event()
@@ -88,18 +113,27 @@ def _round(path: str, url: str, bodies: list[bytes], rate: float, with_worker: b
         worker.start()
         ready.wait(60)
     cpu = time.process_time()
+    database_cpu = _database_cpu(queue) if url else 0.0
     seconds: list[float] = []
     start = time.perf_counter() + 0.2
-    for index, body in enumerate(bodies):
-        due = start + index / rate
-        pause = due - time.perf_counter()
-        if pause > 0:
-            time.sleep(pause)
-        began = time.perf_counter()
+
+    def insert(index: int, body: bytes, due: float) -> None:
         assert queue.enqueue(f"{prefix}-{index}", "issue_comment", body, time.time(),
                              key=f"{prefix}-k{index}", repo="octo-org/octo-repo")
-        seconds.append(time.perf_counter() - began)
+        seconds.append(time.perf_counter() - due)  # from its scheduled time: waiting for a sender counts
+
+    with ThreadPoolExecutor(senders) as pool:
+        for index, body in enumerate(bodies):
+            due = start + index / rate
+            pause = due - time.perf_counter()
+            if pause > 0:
+                time.sleep(pause)
+            if senders == 1:
+                insert(index, body, max(due, time.perf_counter()))
+            else:
+                pool.submit(insert, index, body, due)
     cpu = time.process_time() - cpu
+    database_cpu = _database_cpu(queue) - database_cpu if url else 0.0
     drained_at = time.monotonic() + 120
     while with_worker and queue.depth() and time.monotonic() < drained_at:
         time.sleep(0.05)
@@ -117,6 +151,7 @@ def _round(path: str, url: str, bodies: list[bytes], rate: float, with_worker: b
             "p999_ms": at(0.999), "max_ms": round(ordered[-1] * 1000, 3),
             "mean_ms": round(statistics.fmean(seconds) * 1000, 3),
             "insert_cpu_ms": round(cpu / len(seconds) * 1000, 3),
+            "database_cpu_ms": round(database_cpu / len(seconds) * 1000, 3),
             "left_pending": left}
 
 
@@ -128,6 +163,9 @@ def main() -> int:
     parser.add_argument("--busy", action="store_true",
                         help="one process spinning on a core during the rounds")
     parser.add_argument("--database-url", default="", help="PostgreSQL instead of a SQLite file")
+    parser.add_argument("--senders", type=int, default=1,
+                        help="threads inserting (the server's thread pool for a remote database)")
+    parser.add_argument("--no-worker", action="store_true", help="only the rounds without a worker")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     example = example_payload(HERE / "probot_app")
@@ -146,12 +184,14 @@ def main() -> int:
         used = 0
         for number in range(args.rounds):
             order = (False, True) if number % 2 == 0 else (True, False)
+            if args.no_worker:
+                order = (False,)
             for with_worker in order:
                 chunk = bodies[used:used + args.count]
                 used += args.count
                 load = os.getloadavg()[0]
                 prefix = f"r{number}{int(with_worker)}"
-                result = _round(path, args.database_url, chunk, args.rate, with_worker, prefix)
+                result = _round(path, args.database_url, chunk, args.rate, with_worker, prefix, args.senders)
                 result.update(round=number + 1, load=round(load, 1))
                 results.append(result)
                 print(json.dumps(result), flush=True)

@@ -308,11 +308,11 @@ def test_concurrent_deliveries_are_stored_once_each(make_queue: MakeQueue) -> No
 
 
 def test_deliveries_waiting_together_are_inserted_in_one_statement(postgres: Any) -> None:
-    """The group commit, made deterministic: five requests arrive while an insert is in flight;
-    the next insert takes all five (one statement), and each learns its own answer."""
+    """The group commit, made deterministic: five requests arrive while the inserts allowed in
+    flight are taken; the next insert takes all five (one statement), each learns its own answer."""
     from mlops_bot.bot.queue_postgres import PostgresQueue
 
-    queue = PostgresQueue(postgres.database())
+    queue = PostgresQueue(postgres.database(), inserts_in_flight=1)
     assert queue.enqueue("d-0", "push", b"{}", 1.0, key="k-0")
     batches: list[int] = []
     insert = queue._insert
@@ -324,7 +324,7 @@ def test_deliveries_waiting_together_are_inserted_in_one_statement(postgres: Any
     queue._insert = counted  # type: ignore[method-assign]
     answers: dict[str, bool] = {}
     with queue._arrivals:
-        queue._inserting = True  # an insert in flight
+        queue._inserting = 1  # an insert in flight: as many as allowed
     arrivals = [("d-1", "k-1"), ("d-2", "k-2"), ("d-0", "k-x"), ("d-3", "k-1"), ("d-4", "k-4")]
 
     def send(delivery: str, key: str) -> None:
@@ -338,7 +338,7 @@ def test_deliveries_waiting_together_are_inserted_in_one_statement(postgres: Any
         assert time.monotonic() < deadline, "the requests never queued up"
         time.sleep(0.01)
     with queue._arrivals:
-        queue._inserting = False
+        queue._inserting = 0
         queue._arrivals.notify_all()
     for thread in threads:
         thread.join()

@@ -9,14 +9,19 @@ with it, and any replica's next claim finds the orphan (`running`, lock free) an
 line. Nobody has to decide that a replica is dead by a timeout. Every statement autocommits: a
 delivery is durable before the webhook answers 202, a journal step before the next effect.
 
-Deliveries arriving together are inserted together (a group commit): the first waiting request's
-thread inserts every delivery waiting at that moment in one statement, one round trip and one WAL
-flush, and each request still answers only after the commit that holds its delivery. One alone is
-inserted at once, as before. Measured per delivery (2 cores, `synchronous_commit` on): alone 0.19 ms
-CPU in the bot and 0.56 ms in the PostgreSQL backend; ten together 0.04 ms and 0.08 ms. Payloads
-are compressed with lz4 where the server has it (pglz took 0.2 ms of backend CPU per payload). A
-payload over ~2 KB compressed is stored out of line (TOAST), so a claim or a finish, which rewrites
-the job row, copies a pointer, not the payload: no separate payload table as in SQLite.
+Deliveries are inserted at once, up to `INSERTS_IN_FLIGHT` at a time per process (one connection
+each); beyond that they wait and go together (a group commit: the first waiting request's thread
+inserts every delivery waiting at that moment in one statement, one round trip and one WAL flush;
+each request still answers only after the commit that holds its own delivery). Measured on the
+2 shared cores at load ~24 (`benchmarks/bot_queue_lock.py --senders 6 --rate 600`): with one
+insert in flight the database's CPU per delivery fell from 0.47-0.51 ms to 0.17 ms, but the
+latency rose (p50 130-500 ms against 11-60 ms), because fewer backend processes got less of a
+starved CPU; with six in flight (every request at once) p50 2.6-13 ms, p99 59-273 ms against
+2.3-59 / 36-530 ms before (the same, within this machine's noise), database CPU 0.26-0.34 ms
+against 0.39-0.51 ms (lz4). Payloads are compressed with lz4 where the server has it (pglz took
+~0.2 ms of backend CPU per 12.7 KB payload). A payload over ~2 KB compressed is stored out of
+line (TOAST), so a claim or a finish, which rewrites the job row, copies a pointer, not the
+payload: no separate payload table as in SQLite.
 """
 
 from __future__ import annotations
@@ -87,6 +92,10 @@ _ONE_RUNNING = ("CREATE UNIQUE INDEX IF NOT EXISTS mlops_bot_jobs_one_running ON
                 "WHERE status = 'running' AND repo <> ''")
 CLAIM_TRIES = 8  # claims lost to another replica's claim of the same repository before giving up
 BATCH_MAX = 64  # deliveries in one group-commit insert
+# Inserts one process has in flight (each on its own connection) before more deliveries wait to
+# share the next insert. The webhook server waits for the database in a pool of min(32, cores + 4)
+# threads, so on small machines every delivery goes at once, as measured best (see the module doc).
+INSERTS_IN_FLIGHT = 8
 _INSERT_COLUMNS = "(delivery, event, payload, received_at, key, repo)"
 # Advisory locks share one key space per database: jobs use (class, job id) with our own class,
 # shared rows (class + 1, hash of the key) for the length of an update's transaction.
@@ -107,10 +116,11 @@ _COMPLETE = ("UPDATE mlops_bot_jobs SET status='done', result=%s, outcome=%s, du
 class _Arrival:
     """One delivery waiting for the group commit, and what became of it."""
 
-    __slots__ = ("error", "finished", "row", "stored")
+    __slots__ = ("error", "finished", "row", "stored", "taken")
 
     def __init__(self, row: tuple[Any, ...]) -> None:
         self.row = row
+        self.taken = False  # in an insert under way
         self.finished = False
         self.stored = False
         self.error: Exception | None = None
@@ -123,7 +133,7 @@ class PostgresQueue:
     remote = True  # the webhook server waits for it off its event loop
 
     def __init__(self, url: str, *, max_attempts: int = 3, retry_seconds: float = 5.0,
-                 orphan_check_seconds: float = 2.0) -> None:
+                 orphan_check_seconds: float = 2.0, inserts_in_flight: int = INSERTS_IN_FLIGHT) -> None:
         try:
             import psycopg  # noqa: F401  (the `bot-postgres` extra)
         except ImportError:
@@ -139,7 +149,8 @@ class PostgresQueue:
         self._next_orphan_check = 0.0
         self._arrivals = threading.Condition()  # the group commit's waiting deliveries
         self._waiting: list[_Arrival] = []
-        self._inserting = False
+        self._inserting = 0  # inserts in flight
+        self.inserts_in_flight = inserts_in_flight
         self._indexed: bool | None = None  # whether mlops_bot_jobs_one_running exists (None: not tried)
         with self._guard:
             self._admin = self._connect()
@@ -219,20 +230,22 @@ class PostgresQueue:
             self._waiting.append(arrival)
         while True:
             with self._arrivals:
-                while not arrival.finished and self._inserting:
+                while not arrival.finished and (arrival.taken or self._inserting >= self.inserts_in_flight):
                     self._arrivals.wait()
                 if arrival.finished:
                     break
-                self._inserting = True  # this thread inserts what waits now, its own delivery too
+                self._inserting += 1  # this thread inserts what waits now, its own delivery too
                 batch = self._waiting[:BATCH_MAX]
                 del self._waiting[:BATCH_MAX]
+                for taken in batch:
+                    taken.taken = True
             try:
                 self._insert(batch)
             finally:
                 with self._arrivals:
                     for done in batch:
                         done.finished = True
-                    self._inserting = False
+                    self._inserting -= 1
                     self._arrivals.notify_all()
         if arrival.error is not None:
             raise arrival.error
