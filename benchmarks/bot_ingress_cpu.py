@@ -11,6 +11,12 @@ CPU time (user + system), not wall time, so a loaded machine moves the figures l
   as read from /proc (HTTP parsing, event loop, sockets: everything the answering process does).
   Sent closed loop on `--connections` keep-alive connections by bot_load_send's lean client.
 
+With `--worker-rounds N`: the answer's latency at `--rate`/s open loop (bot_load.py's sender), N
+rounds alternating between a server whose worker process drains the same SQLite file and one
+without a worker (`--workers 0`): how much of the tail is the worker's share of the machine and of
+the file's write lock. `--memory-rounds N`: the same with a worker, the queue file alternating
+between the disk and /dev/shm: how much of it is the write to disk.
+
     .venv/bin/python benchmarks/bot_ingress_cpu.py [--count 3000] [--connections 4]
 """
 
@@ -22,12 +28,12 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
 from bot_load_deliveries import SignedDelivery, build_deliveries, example_payload
-from bot_load_send import Connections
+from bot_load_send import Connections, pct, send_open_loop
 from bot_load_servers import OUR_PATH, PROBOT_DIR, CpuMeter, OurBot
 from mlops_bot.bot.app import BotConfig, WebhookBot, handler_from_env
 from mlops_bot.bot.events import parse_delivery
@@ -45,7 +51,7 @@ def deliveries(count: int, prefix: str, first: int) -> list[SignedDelivery]:
     return build_deliveries(example, SECRET, count, prefix=prefix, first_comment_id=first)
 
 
-def cpu_ms_per(count: int, run: Callable[[], None]) -> float:
+def cpu_ms_per(count: int, run: Callable[[], object]) -> float:
     started = time.process_time()
     run()
     return (time.process_time() - started) * 1000 / count
@@ -77,7 +83,7 @@ def in_process(items: list[SignedDelivery], root: Path) -> dict[str, float]:
             async def receive(body: bytes = item.body) -> dict[str, Any]:
                 return {"type": "http.request", "body": body, "more_body": False}
 
-            async def send(message: dict[str, Any]) -> None:
+            async def send(message: MutableMapping[str, Any]) -> None:
                 if message["type"] == "http.response.start":
                     statuses.append(int(message["status"]))
 
@@ -124,12 +130,45 @@ def server_process(batches: list[list[SignedDelivery]], root: Path, connections:
     return out
 
 
+def worker_rounds(rounds: int, rate: float, count: int, root: Path, memory_root: Path | None = None
+                  ) -> list[str]:
+    """With `memory_root` (a tmpfs folder) the rounds alternate between the queue file on `root`'s
+    disk and in memory, both with a worker, instead of with and without a worker."""
+    lines = []
+    for number in range(1, rounds + 1):
+        for variant in ((1, 0) if number % 2 else (0, 1)):
+            workers = 1 if memory_root is not None else variant
+            where = memory_root if memory_root is not None and variant == 0 else root
+            if memory_root is None:
+                label = ("with" if workers else "no") + " worker"
+            else:
+                label = "queue in memory" if where is memory_root else "queue on disk"
+            bot = OurBot(where / f"rounds-{number}-{variant}", SECRET, root / "forge", workers=workers)
+            port = bot.start(0)
+            try:
+                warm = deliveries(300, f"w{number}{variant}", 40_000_000)
+                asyncio.run(send_open_loop([port], OUR_PATH, warm, rate))
+                items = deliveries(count, f"r{number}{variant}", 50_000_000)  # each round has its own queue
+                load = os.getloadavg()[0]
+                result = asyncio.run(send_open_loop([port], OUR_PATH, items, rate))
+            finally:
+                bot.stop()
+            p50, p99 = pct(result.latencies, 0.5) * 1000, pct(result.latencies, 0.99) * 1000
+            lines.append(f"  round {number}, {label}: p50 {p50:.1f} ms, "
+                         f"p99 {p99:.1f} ms, answers {dict(result.statuses)}, load {load:.1f}")
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=3000)
     parser.add_argument("--connections", type=int, default=4)
     parser.add_argument("--repeat", type=int, default=3, help="batches of --count sent to the server")
+    parser.add_argument("--worker-rounds", type=int, default=0)
+    parser.add_argument("--memory-rounds", type=int, default=0,
+                        help="rounds alternating the queue file on disk and in /dev/shm (tmpfs)")
+    parser.add_argument("--rate", type=float, default=150.0)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="mlops-bot-ingress-") as tmp:
         root = Path(tmp)
@@ -137,6 +176,10 @@ def main() -> int:
         batches = [deliveries(args.count, f"server{n}", 30_000_000 + n * args.count)
                    for n in range(args.repeat)]
         server = server_process(batches, root, args.connections)
+        rounds = worker_rounds(args.worker_rounds, args.rate, args.count, root)
+        if args.memory_rounds:
+            with tempfile.TemporaryDirectory(prefix="mlops-bot-ingress-", dir="/dev/shm") as memory:
+                rounds += worker_rounds(args.memory_rounds, args.rate, args.count, root, Path(memory))
     print(f"{args.count} deliveries of {len(deliveries(1, 'size', 1)[0].body):,} bytes, load average "
           f"{os.getloadavg()[0]:.1f}; CPU ms per delivery:")
     for name in ("parse", "insert", "app"):
@@ -145,6 +188,9 @@ def main() -> int:
     rates = " / ".join(f"{rate:.0f}" for _, rate in server)
     print(f"  server  {cpus} (batches of {args.count}, closed loop on {args.connections} connections: "
           f"{rates} deliveries/s)")
+    if rounds:
+        print(f"answer latency at {args.rate:.0f}/s, {args.count} deliveries per round:")
+        print("\n".join(rounds))
     return 0
 
 

@@ -23,9 +23,14 @@ commands out. Latency is time to the answer, counted from each delivery's schedu
 Goals: our p99 <= Probot's in every round; nothing lost or doubled; two replicas p99 < 1 s at 2 x S.
 The machine's load (1-minute load average, share of all cores busy) is recorded with every round.
 
-    .venv/bin/python benchmarks/bot_load.py [--rounds 3] [--busy-rounds 3] [--count 2000] [--rate 150]
-        [--burst-seconds 10] [--burst-rounds 2] [--kill-rate 300] [--replica-seconds 10] [--no-postgres]
-        [--json out.json]
+The whole table of docs/performance.md (every part above, with the defaults) is one command; it
+needs node/npm (Probot is installed by `npm ci` when missing), wrk and Debian's postgresql package
+(`make postgres` installs it), and takes ~20 minutes on a loaded 2-core machine (most of it the
+drains between rounds), less idle:
+
+    .venv/bin/python benchmarks/bot_load.py --json bot_load.json
+        [--rounds 3] [--busy-rounds 3] [--count 2000] [--rate 150] [--burst-seconds 10]
+        [--burst-rounds 2] [--kill-rate 300] [--replica-seconds 10] [--no-kill] [--no-postgres]
 """
 
 from __future__ import annotations
