@@ -63,17 +63,19 @@ class DropHandler:
         return Outcome("ignored", "not a command")
 
 
-def _worker(path: str, url: str, stop: Any, ready: Any) -> None:
+def _worker(path: str, url: str, stop: Any, ready: Any, cpu: Any) -> None:
     os.nice(5)
     from mlops_bot.bot.worker import Worker
 
     queue = _open(path, url, server=False)
     worker = Worker(queue, DropHandler(), poll_seconds=0.05)  # type: ignore[arg-type]
+    started = time.process_time()
     worker.start(1)
     ready.set()
     stop.wait()
     worker.stop()
     queue.close()
+    cpu.value = time.process_time() - started
 
 
 def _spin(stop: Any) -> None:
@@ -108,8 +110,9 @@ def _round(path: str, url: str, bodies: list[bytes], rate: float, with_worker: b
     context = multiprocessing.get_context("spawn")
     stop, ready = context.Event(), context.Event()
     worker = None
+    worker_cpu = context.Value("d", 0.0)
     if with_worker:
-        worker = context.Process(target=_worker, args=(path, url, stop, ready))
+        worker = context.Process(target=_worker, args=(path, url, stop, ready, worker_cpu))
         worker.start()
         ready.wait(60)
     cpu = time.process_time()
@@ -152,6 +155,7 @@ def _round(path: str, url: str, bodies: list[bytes], rate: float, with_worker: b
             "mean_ms": round(statistics.fmean(seconds) * 1000, 3),
             "insert_cpu_ms": round(cpu / len(seconds) * 1000, 3),
             "database_cpu_ms": round(database_cpu / len(seconds) * 1000, 3),
+            "worker_cpu_ms_per_job": round(worker_cpu.value / len(seconds) * 1000, 3),
             "left_pending": left}
 
 
