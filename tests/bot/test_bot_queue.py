@@ -347,3 +347,28 @@ def test_deliveries_waiting_together_are_inserted_in_one_statement(postgres: Any
     assert answers == {"d-1": True, "d-2": True, "d-0": False, "d-3": False, "d-4": True}
     assert queue.counts() == {"pending": 4}
     queue.close()
+
+
+def test_recovery_never_waits_for_a_row_another_transaction_is_writing(postgres: Any) -> None:
+    """An orphan (running, its worker gone) whose row another transaction is writing right now (a
+    claim or a finish in flight) is skipped, not waited for: waiting there while holding the job's
+    advisory lock could deadlock with a claim that waits for that lock. It is recovered next time."""
+    import psycopg
+
+    from mlops_bot.bot.queue_postgres import PostgresQueue
+
+    url = postgres.database()
+    queue = PostgresQueue(url)
+    queue.enqueue("d-1", "push", b"{}", 1.0)
+    with psycopg.connect(url, autocommit=True) as other:
+        other.execute("UPDATE mlops_bot_jobs SET status='running', attempts=1")  # an orphan
+        with other.transaction():
+            other.execute("UPDATE mlops_bot_jobs SET claimed_by='someone'")  # its row being written
+            result: list[int] = []
+            thread = threading.Thread(target=lambda: result.append(queue.recover(2.0)))
+            thread.start()
+            thread.join(120)
+            assert not thread.is_alive() and result == [0]
+        assert queue.recover(3.0) == 1
+    assert queue.counts() == {"pending": 1}
+    queue.close()

@@ -280,13 +280,17 @@ class PostgresQueue:
             if not self._indexed:
                 self._one_running_per_repository()
             admin = self._admin
-            rows = admin.execute("SELECT id FROM mlops_bot_jobs WHERE status='running'").fetchall()
-            for (job_id,) in rows:
-                got = admin.execute("SELECT pg_try_advisory_lock(%s, %s)",
-                                    (_LOCK_CLASS, job_id)).fetchone()
-                if not got or not got[0]:
-                    continue  # held: its worker lives
-                try:
+            # Row first (skipping rows a claim or a finish is writing right now), then the job's
+            # advisory lock, tried, never waited for: a claim takes the two in the same order and
+            # waits for the advisory lock only, so the two can never wait for each other.
+            with admin.transaction():
+                rows = admin.execute("SELECT id FROM mlops_bot_jobs WHERE status='running' "
+                                     "FOR UPDATE SKIP LOCKED").fetchall()
+                for (job_id,) in rows:
+                    got = admin.execute("SELECT pg_try_advisory_xact_lock(%s, %s)",
+                                        (_LOCK_CLASS, job_id)).fetchone()
+                    if not got or not got[0]:
+                        continue  # held: its worker lives
                     cursor = admin.execute(
                         "UPDATE mlops_bot_jobs SET "
                         "status = CASE WHEN attempts >= %s THEN 'failed' ELSE 'pending' END, "
@@ -296,8 +300,6 @@ class PostgresQueue:
                         (self.max_attempts, self.max_attempts, WORKER_DIED, now, job_id),
                     )
                     recovered += cursor.rowcount
-                finally:
-                    admin.execute("SELECT pg_advisory_unlock(%s, %s)", (_LOCK_CLASS, job_id))
         return recovered
 
     def claim(self, now: float, owner: str = "", finished: tuple[Any, ...] | None = None) -> Job | None:
