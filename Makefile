@@ -117,8 +117,9 @@ kube-prometheus:
 
 # `make test` starts the control plane's build first, in the background and `nice`d: cold, it is ~23
 # min of CPU (docs/deploy.md, "Building the test control plane"), which then overlaps the installs
-# and the other tests (they leave a core idle much of the time); warm, it only checks the binaries. The `kubernetes` tests run
-# last: build.sh in the foreground waits for the background build (a lock) and fails with its reason.
+# and the other tests (they leave a core idle much of the time); warm, it only checks the binaries.
+# The `kubernetes` tests run last: build.sh in the foreground waits for the background build (a
+# lock) and fails with its reason.
 kube-build-background:
 	@mkdir -p .cache
 	@echo "control plane: building in the background, log .cache/kube-build.log"
