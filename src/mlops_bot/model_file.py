@@ -60,8 +60,6 @@ from typing import Any
 
 from mlops_bot.checksums import SUMS_NAME, mismatch, read_sums, sha256_bytes, sha256_file, verify_folder
 from mlops_bot.errors import IntegrityError
-from mlops_bot.model_structure import check_trees
-from mlops_bot.onnx_model import ONNX_SUFFIXES, load_onnx
 
 # A registered version's model file: one of these names, in its folder and among its release assets.
 MODEL_FILE_NAMES = ("model.skops", "model.onnx")
@@ -260,6 +258,8 @@ def load_model(path: str | Path, trusted_pickle: bool = False, extra_types: Iter
             ) from None
         except Exception as exc:
             raise IntegrityError(f"model file {path} could not be rebuilt by skops: {exc}") from None
+        from mlops_bot.model_structure import check_trees
+
         check_trees(model, str(path))  # tree indices scikit-learn would follow unchecked
         return model
     if path.suffix in PICKLE_SUFFIXES:
@@ -276,6 +276,9 @@ def load_model(path: str | Path, trusted_pickle: bool = False, extra_types: Iter
             return joblib.load(path)
         with open(path, "rb") as handle:
             return pickle.load(handle)  # noqa: S301 - the caller vouched for this file
+    # Imported here: numpy and pandas cost a deploy job that only names model files ~1 s of CPU.
+    from mlops_bot.onnx_model import ONNX_SUFFIXES, load_onnx
+
     if path.suffix in ONNX_SUFFIXES:  # a graph onnxruntime executes: no Python object is built
         data = path.read_bytes()
         if expected_sha256 is not None and sha256_bytes(data) != expected_sha256.lower():

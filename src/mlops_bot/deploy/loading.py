@@ -7,10 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from mlops_bot.checksums import SUMS_NAME, mismatch, read_sums, sha256_file
 from mlops_bot.deploy.metrics import VersionRecorder
@@ -25,6 +22,9 @@ from mlops_bot.model_signature import (
     plain,
     signature_of,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 MODEL_FILE, ONNX_FILE = MODEL_FILE_NAMES
 
@@ -44,6 +44,8 @@ class LoadedModel:
         self.has_proba = hasattr(model, "predict_proba")
 
     def predict(self, frame: pd.DataFrame) -> list[Any]:
+        import numpy as np  # here, not at import: a deploy job reads signatures without numpy + pandas
+
         result = np.asarray(self.model.predict(frame))
         if result.ndim == 2 and result.shape[1] == 1:  # CatBoostClassifier: one label per row, as a column
             result = result[:, 0]
@@ -53,6 +55,8 @@ class LoadedModel:
     def predict_proba(self, frame: pd.DataFrame) -> list[list[float]] | None:
         if not self.has_proba:
             return None
+        import numpy as np
+
         return np.asarray(self.model.predict_proba(frame), dtype=float).tolist()
 
 
