@@ -27,6 +27,7 @@ import pytest
 
 from kube_cluster.argo_harness import argo_controllers, harness_problem, logs
 from kube_cluster.control_plane import ControlPlane
+from kube_cluster.fixtures import between_ticks
 from kube_cluster.prometheus_server import Serving
 from kube_cluster.traffic import SplitLoad
 from mlops_bot.cli import main
@@ -259,7 +260,8 @@ def test_killed_deploy_job_resumes_while_argo_kept_stepping(deploy_env: World,
                                env={**os.environ, **world.env()},
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            world.wait(lambda: mirrored(world, "v1.4.0", "0"), "step 1 mirrored by the first job")
+            world.wait(lambda: mirrored(world, "v1.4.0", "0") and between_ticks(world.api, world.namespace),
+                       "step 1 mirrored by the first job")
         finally:
             job.send_signal(signal.SIGKILL)
             job.wait()

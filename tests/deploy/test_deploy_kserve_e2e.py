@@ -31,6 +31,7 @@ import httpx
 import pytest
 
 from kube_cluster.control_plane import ControlPlane
+from kube_cluster.fixtures import between_ticks
 from kube_cluster.kserve_standin import KServeStandIn
 from kube_cluster.prometheus_server import Serving, oip_request
 from mlops_bot.cli import main
@@ -288,7 +289,8 @@ def test_killed_deploy_job_resumes_from_the_cluster_state(deploy_env: World,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             at = world.wait_state(lambda s: s.canary is not None and s.canary.version == "v1.2.0"
-                                  and s.phase == "progressing" and not s.settling)
+                                  and s.phase == "progressing" and not s.settling
+                                  and between_ticks(world.api, world.namespace))
         finally:
             job.send_signal(signal.SIGKILL)
             job.wait()

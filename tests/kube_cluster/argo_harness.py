@@ -120,9 +120,11 @@ def argo_controllers(plane: ControlPlane, cache: Path, directory: Path) -> Itera
               "Argo Rollouts' controller healthy", started)
         yield
     finally:
-        for process, _ in reversed(started):
+        running = [process for process, _ in reversed(started) if process.poll() is None]
+        for process in running:  # all at once, then wait for each
+            process.terminate()
+        for process in running:
             if process.poll() is None:
-                process.terminate()
                 try:
                     process.wait(timeout=20)
                 except subprocess.TimeoutExpired:

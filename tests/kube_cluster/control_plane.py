@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 from cryptography import x509
@@ -107,9 +108,11 @@ class ControlPlane:
         return config.new_client_from_config(config_file=str(kubeconfig or self.kubeconfig))
 
     def stop(self) -> None:
-        for process in reversed(self.processes):
+        running = [process for process in reversed(self.processes) if process.poll() is None]
+        for process in running:  # all at once: the API server takes seconds to shut down
+            process.terminate()
+        for process in running:
             if process.poll() is None:
-                process.terminate()
                 try:
                     process.wait(timeout=20)
                 except subprocess.TimeoutExpired:
@@ -219,25 +222,52 @@ def _start(plane: ControlPlane, cache: Path) -> None:
     _wait_until(ready, "kube-apiserver", api_log, api, timeout=180)
 
 
-def install_crds(plane: ControlPlane, crd_file: Path) -> list[str]:
-    """Create every CustomResourceDefinition in `crd_file` and wait until each is Established."""
+def _crd_documents(crd_file: Path) -> list[dict[str, Any]]:
+    """The CustomResourceDefinitions in `crd_file`, through `<file>.json` beside it (written
+    atomically on first use, re-made when the YAML is newer)."""
+    import json
+
+    copy = crd_file.with_name(crd_file.name + ".json")
+    if copy.is_file() and copy.stat().st_mtime >= crd_file.stat().st_mtime:
+        with contextlib.suppress(ValueError):
+            documents: list[dict[str, Any]] = json.loads(copy.read_text())
+            return documents
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    documents = [document for document in yaml.load_all(crd_file.read_text(), Loader=loader)
+                 if document and document.get("kind") == "CustomResourceDefinition"]
+    with contextlib.suppress(OSError):  # a read-only cache: parse again next time
+        partial = copy.with_name(f"{copy.name}.{os.getpid()}.tmp")
+        partial.write_text(json.dumps(documents))
+        os.replace(partial, copy)
+    return documents
+
+
+def install_crds(plane: ControlPlane, *crd_files: Path) -> list[str]:
+    """Create every CustomResourceDefinition in `crd_files` and wait until each is Established.
+
+    The files are large (KServe's CRD alone is ~1 MB of YAML): they are read from a JSON copy made
+    on first use (parsing the YAML takes seconds of CPU on every run), sent side by side, and
+    neither the answers nor the polls become the client's model objects (that alone took seconds);
+    each CRD is polled every 0.1 s."""
+    import json
+    from concurrent.futures import ThreadPoolExecutor
+
     from kubernetes import client
 
+    documents = [document for crd_file in crd_files for document in _crd_documents(crd_file)]
     api = client.ApiextensionsV1Api(plane.api_client())
-    names = []
-    for document in yaml.safe_load_all(crd_file.read_text()):
-        if not document or document.get("kind") != "CustomResourceDefinition":
-            continue
-        api.create_custom_resource_definition(document)
-        names.append(document["metadata"]["name"])
+    with ThreadPoolExecutor(max_workers=len(documents) or 1) as pool:
+        list(pool.map(lambda body: api.create_custom_resource_definition(body, _preload_content=False),
+                      documents))
+    names = [document["metadata"]["name"] for document in documents]
     deadline = time.monotonic() + 60
     for name in names:
         while True:
-            crd = api.read_custom_resource_definition(name)
-            conditions = {c.type: c.status for c in (crd.status.conditions or [])}
+            crd = json.loads(api.read_custom_resource_definition(name, _preload_content=False).data)
+            conditions = {c["type"]: c["status"] for c in (crd.get("status") or {}).get("conditions") or []}
             if conditions.get("Established") == "True":
                 break
             if time.monotonic() > deadline:
                 raise RuntimeError(f"CRD {name} not established: {conditions}")
-            time.sleep(0.2)
+            time.sleep(0.1)
     return names

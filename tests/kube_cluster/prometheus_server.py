@@ -220,7 +220,9 @@ class Serving:
 
 @contextlib.contextmanager
 def shared_serving(root: Path, model_dirs: dict[str, Path]) -> Iterator[Serving]:
-    """Starts the shared serving in the background and yields at once; see `Serving`."""
+    """Starts the shared serving in the background and yields at once; see `Serving`. Each version
+    folder holds the signature.json `mlops-bot validate` writes beside a registered model: a deploy
+    job reads it to refuse a version with other inputs, without loading the model (scikit-learn)."""
     import shutil
     import uuid
 
@@ -229,6 +231,12 @@ def shared_serving(root: Path, model_dirs: dict[str, Path]) -> Iterator[Serving]
         shutil.copytree(model_dirs[version], models / version)
     for version in ("v1.2.0", "v1.3.0", "v1.4.0"):  # the healthy model under newer version labels
         shutil.copytree(model_dirs["v1.1.0"], models / version)
+    from mlops_bot.deploy.loading import version_signature
+    from mlops_bot.model_signature import SIGNATURE_FILE
+
+    for folder in models.iterdir():  # as registered versions have it (validate writes it)
+        if not (folder / SIGNATURE_FILE).is_file():
+            (folder / SIGNATURE_FILE).write_text(version_signature(folder).to_json(), encoding="utf-8")
     tag = uuid.uuid4().hex[:8]
     serving = Serving(root, models, {"kserve": f"e2e-{tag}", "argo": f"argo-{tag}"})
     try:
