@@ -5,7 +5,9 @@ themselves: real `mlops-bot serve` processes standing in for the revisions' pods
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -112,8 +114,9 @@ def oip_request(row: dict[str, Any]) -> dict[str, Any]:
 
 class Serving:
     """The model servers and Prometheus the cluster end-to-end tests share, started once per session
-    in a background thread (so the control plane can start meanwhile): three `mlops-bot serve`
-    processes, each holding two versions (the second loaded through the admin API as a canary with
+    in a background thread (so the control plane can start meanwhile): `mlops-bot serve` processes
+    (forked by serve_launcher.py after one import of the server's modules), each holding two
+    versions (the second loaded through the admin API as a canary with
     weight 0; the load generators pick the version by its OIP path,
     `/v2/models/credit/versions/{v}/infer`, so each process stands in for two revisions' pods),
     each scraped once per engine namespace (the `namespace` label a cluster's Prometheus would add).
@@ -128,6 +131,7 @@ class Serving:
         self._servers: dict[str, str] = {}
         self._prometheus = ""
         self._processes: list[subprocess.Popen[bytes]] = []
+        self._groups: list[int] = []  # process groups we started (the servers' launcher)
         self._error: BaseException | None = None
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._start, name="cluster-serving", daemon=True)
@@ -149,11 +153,13 @@ class Serving:
             raise RuntimeError(f"cluster serving did not start: {self._error}") from self._error
         return self
 
-    def _spawn(self, command: list[str], log: Path, env: dict[str, str] | None = None
-               ) -> subprocess.Popen[bytes]:
+    def _spawn(self, command: list[str], log: Path, env: dict[str, str] | None = None,
+               new_session: bool = False) -> subprocess.Popen[bytes]:
         process = subprocess.Popen(command, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, env=env)
+                                   stdin=subprocess.DEVNULL, env=env, start_new_session=new_session)
         self._processes.append(process)
+        if new_session:
+            self._groups.append(process.pid)
         return process
 
     def _start(self) -> None:
@@ -163,14 +169,17 @@ class Serving:
             directory = self.root / "servers"
             directory.mkdir(parents=True, exist_ok=True)
             env = {**os.environ, "MLOPS_BOT_ADMIN_TOKEN": "admin-token"}
-            started = []
-            for pair in pairs:  # all processes side by side: each spends seconds importing
+            started, specs = [], []
+            for pair in pairs:
                 port = free_port()
                 log = directory / f"serve-{'+'.join(pair)}.log"
-                process = self._spawn(
-                    [sys.executable, "-m", "mlops_bot", "serve", self.model, "--port", str(port), "--model",
-                     str(self.models / pair[0]), "--version", pair[0]], log, env)
-                started.append((pair, port, process, log))
+                specs.append({"args": ["serve", self.model, "--port", str(port), "--model",
+                                       str(self.models / pair[0]), "--version", pair[0]], "log": str(log)})
+                started.append((pair, port, log))
+            # One process imports the server's modules, then forks the servers (serve_launcher.py):
+            # each `mlops-bot serve` start would otherwise spend the same seconds of CPU importing.
+            launcher = self._spawn([sys.executable, str(Path(__file__).with_name("serve_launcher.py")),
+                                    json.dumps(specs)], directory / "launcher.log", env, new_session=True)
             prometheus_dir = self.root / "prometheus"
             prometheus_dir.mkdir(parents=True, exist_ok=True)
             prometheus_port = free_port()
@@ -179,7 +188,7 @@ class Serving:
                 "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
                 "scrape_configs": [{"job_name": "model-servers", "static_configs": [
                     {"targets": [f"127.0.0.1:{port}"], "labels": {"namespace": namespace}}
-                    for _, port, _, _ in started for namespace in self.namespaces.values()]}],
+                    for _, port, _ in started for namespace in self.namespaces.values()]}],
             }))
             prometheus_log = prometheus_dir / "prometheus.log"
             prometheus_process = self._spawn(
@@ -187,9 +196,9 @@ class Serving:
                  f"--web.listen-address=127.0.0.1:{prometheus_port}",
                  f"--storage.tsdb.path={prometheus_dir / 'data'}", "--storage.tsdb.retention.time=1h"],
                 prometheus_log)
-            for pair, port, process, log in started:
+            for pair, port, log in started:
                 base = f"http://127.0.0.1:{port}"
-                _wait(f"{base}/v2/health/ready", process, log, timeout=240, stop=self._stopping)
+                _wait(f"{base}/v2/health/ready", launcher, log, timeout=240, stop=self._stopping)
                 if len(pair) == 2:
                     response = httpx.post(
                         f"{base}/admin/versions", trust_env=False, timeout=120,
@@ -216,6 +225,9 @@ class Serving:
                 process.terminate()
         for process in self._processes:
             _stop(process)
+        for group in self._groups:  # a server its launcher could not stop in time
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(group, signal.SIGKILL)
 
 
 @contextlib.contextmanager
