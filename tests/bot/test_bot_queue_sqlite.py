@@ -106,6 +106,23 @@ def test_an_idle_worker_takes_no_write_lock(tmp_path: Path) -> None:
     queue.close()
 
 
+def test_an_answer_does_not_wait_for_the_journal(tmp_path: Path) -> None:
+    """A worker journalling a step holds the journal file's write lock; storing a delivery only
+    needs the queue file's, so it goes through (it used to queue behind the journal)."""
+    queue = SqliteQueue(tmp_path / "queue.sqlite3")
+    queue.enqueue("d-1", "push", b'{"n": 1}', 1.0, repo="o/r")
+    queue._conn().execute("PRAGMA busy_timeout=0")  # waiting for a lock would fail at once
+    holder = sqlite3.connect(queue.journal_path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        assert queue.enqueue("d-2", "push", b'{"n": 2}', 2.0, repo="o/r")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert queue.enqueue("d-2", "push", b'{"n": 2}', 3.0, repo="o/r") is False  # stored once
+    queue.close()
+
+
 def test_a_busy_worker_takes_the_write_lock_once_per_job(tmp_path: Path) -> None:
     """Draining N jobs: N + 1 write transactions (the first claim, then each finish with the next
     claim), counted from the statements the worker's connection ran."""

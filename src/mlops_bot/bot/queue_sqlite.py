@@ -198,7 +198,10 @@ class SqliteQueue:
                 key: str | None = None, repo: str = "") -> bool:
         """Store a delivery; False when its delivery id or idempotency key was already stored."""
         conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
+        # A deferred BEGIN whose first statement writes `jobs`: it takes the queue file's write lock
+        # and no other. BEGIN IMMEDIATE would also take the attached journal's, so an answer would
+        # wait while a worker journals a step.
+        conn.execute("BEGIN")
         try:
             cursor = conn.execute(
                 "INSERT OR IGNORE INTO jobs (delivery, event, received_at, key, repo) VALUES (?, ?, ?, ?, ?)",
