@@ -125,10 +125,13 @@ kube-build-background:
 	@echo "control plane: building in the background, log .cache/kube-build.log"
 	@nohup nice -n 19 tests/kube_cluster/build.sh >.cache/kube-build.log 2>&1 </dev/null &
 
+# The files that mark tests `kubernetes`: collecting the whole suite only to deselect it took ~30 s.
+KUBE_TEST_FILES = $(shell grep -rl --include='test_*.py' 'mark.kubernetes' tests | sort)
+
 test: kube-build-background setup tools evidently kserve-sdk oip-clients lint docker-engine postgres kube-prometheus
 	$(PY) -m pytest -q -m "not kubernetes"; s=$$?; \
 	echo "control plane: waiting for its build (log .cache/kube-build.log)"; \
-	if tests/kube_cluster/build.sh >/dev/null; then $(PY) -m pytest -q -m kubernetes; k=$$?; else k=1; fi; \
+	if tests/kube_cluster/build.sh >/dev/null; then $(PY) -m pytest -q -m kubernetes $(KUBE_TEST_FILES); k=$$?; else k=1; fi; \
 	tests/deploy/docker_engine.sh stop; [ $$s = 0 ] && [ $$k = 0 ]
 
 clean:
