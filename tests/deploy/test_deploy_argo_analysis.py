@@ -93,7 +93,7 @@ def test_each_gate_query_gives_the_local_gates_figure(tmp_path: Path) -> None:
     expected = prediction_drift(stats(CANARY, 5).predictions, stats(STABLE, 4).predictions)
     assert drift is not None and expected is not None and 0.2 < expected < 0.8
     assert drift == pytest.approx(expected, rel=1e-9)
-    assert evaluate(tmp_path, queries.success_rate(), series) == pytest.approx(0.9)
+    assert evaluate(tmp_path, queries.success_rate(0.99), series) == pytest.approx(0.9)
     p99 = stats(CANARY, 5).latency_quantile(0.99)
     stable_p99 = stats(STABLE, 4).latency_quantile(0.99)
     assert p99 is not None and stable_p99 is not None
@@ -107,11 +107,17 @@ def test_too_few_requests_or_no_series_is_no_sample(tmp_path: Path) -> None:
     """No sample is what Argo's conditions (`len(result) > 0 && ...`) count Inconclusive."""
     series = {**served("v2", 1, 0.1, CANARY, 5), **served("v1", 2, 0, STABLE, 4)}
     strict = AnalysisQueries(interval=1, min_requests=61)  # the canary served 60 in the minute
-    for query in (strict.success_rate(), strict.p99_latency_ms(), strict.p99_latency_ratio(),
+    healthy = {**served("v2", 1, 0, CANARY, 5), **served("v1", 2, 0, STABLE, 4)}
+    for query in (strict.success_rate(0.9), strict.p99_latency_ms(), strict.p99_latency_ratio(),
                   strict.prediction_drift()):
-        assert evaluate(tmp_path, query, series) is None
+        assert evaluate(tmp_path, query, healthy) is None
     lenient = AnalysisQueries(interval=1, min_requests=60)
-    assert evaluate(tmp_path, lenient.success_rate(), series) == pytest.approx(0.9)
+    assert evaluate(tmp_path, lenient.success_rate(0.99), series) == pytest.approx(0.9)
+    # Errors beyond what min_rate allows of min_requests fail before min_requests (gates.py's rule):
+    # 6 errors in the minute > (1 - 0.95) x 61 = 3.05, so the 90 % shows (and fails 95 %) ...
+    assert evaluate(tmp_path, strict.success_rate(0.95), series) == pytest.approx(0.9)
+    # ... while 6 errors <= (1 - 0.9) x 61 = 6.1 could still end above 90 %: no sample yet.
+    assert evaluate(tmp_path, strict.success_rate(0.9), series) is None
     # Stable too must have served min_requests for a comparison with it.
     quiet_stable = {**served("v2", 1, 0, CANARY, 5), **served("v1", 0.5, 0, STABLE, 4)}
     assert evaluate(tmp_path, lenient.prediction_drift(), quiet_stable) is None

@@ -69,7 +69,15 @@ def test_start_a_canary_a_first_deploy_a_rollback_and_a_resume() -> None:
     assert resumed.state.rollout_id == "r1" and commands(resumed.effects) == ["apply"]
     assert not statuses(resumed.effects)  # same deployment, no new status
     back = start(PLAN, RolloutState(model="credit", phase="promoted", stable=V2), V1, now=0, rollout_id="r3")
-    assert commands(back.effects) == ["apply", "promote-full"] and back.state.rollback
+    assert commands(back.effects) == ["apply"] and back.state.rollback
+    # The full promotion waits until Argo's controller has seen the rollback's spec (until then its
+    # status names the stable pods as current, and `promote --full` would write nothing), once.
+    unseen = watch(PLAN, back.state, view_of(rollout("v1.0.0", generation=3, observed=2)), [], now=1)
+    assert not commands(unseen.effects)
+    seen = watch(PLAN, unseen.state, view_of(rollout("v1.0.0", phase="Progressing")), [], now=2)
+    assert commands(seen.effects) == ["promote-full"]
+    assert not commands(watch(PLAN, seen.state, view_of(rollout("v1.0.0", phase="Progressing")), [],
+                              now=3).effects)
     same = start(PLAN, RolloutState(model="credit", phase="promoted", stable=V1), V1, now=0, rollout_id="r4")
     assert not commands(same.effects) and same.state.phase == "promoted"
 

@@ -57,8 +57,9 @@ def test_plan_becomes_argo_steps_and_gates() -> None:
     assert 'sum by (prediction) (mlops_bot_predictions_total{model="{{args.model}}"' in query
     assert 'version="{{args.version}}"' in query and 'version="{{args.stable-version}}"' in query
     assert "[60s:3s]" in query
-    for metric in metrics.values():  # every gate needs min_requests in the window, or yields nothing
-        assert metric["provider"]["prometheus"]["query"].endswith(">= 50)")
+    for name, metric in metrics.items():  # every gate needs min_requests in the window, or yields nothing
+        query = metric["provider"]["prometheus"]["query"]
+        assert query.endswith(">= 50)") or (name == "success-rate" and ">= 50) or on() (" in query)
         assert metric["successCondition"].startswith("len(result) > 0 && !isNaN(result[0]) && ")
     assert metrics["success-rate"]["failureLimit"] == 1 and metrics["success-rate"]["interval"] == "15s"
     assert "result[0] >= 0.99" in metrics["success-rate"]["successCondition"]

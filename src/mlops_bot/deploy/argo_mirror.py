@@ -7,8 +7,9 @@ then watches the Rollout's status. What that status means is decided here, over 
 - `view_of`: the parts of a Rollout (a dict as the API server returns it) that matter: the version
   it runs, whether Argo's controller has seen its latest spec, the step, pauses, abort, completion;
 - `start`: a deploy job (re)starting for a version: resume the running rollout, a first deploy, a
-  rollback (Argo's own full promotion skips the steps), the stable version again, or a new canary
-  (superseding a running one);
+  rollback (Argo's own full promotion skips the steps, written by `watch` once Argo's controller
+  has seen the rollback's spec), the stable version again, or a new canary (superseding a running
+  one);
 - `watch`: one tick: /abort, /rollback and /promote requests become Argo's own fields (effects
   `ArgoCommand`), and each new step, pause, abort or completion Argo reports becomes one GitHub
   deployment status, the rollout state (in the cluster) and, at the end, the registry stage.
@@ -161,8 +162,9 @@ def start(plan: RolloutPlan, state: RolloutState, ref: VersionRef, *, now: float
     if s.rollback:
         s.weight = 100
         run.effects.append(CreateDeployment(version=version, description=f"rollback to {version}"))
+        # Argo's full promotion is written on the first tick Argo's controller has seen this spec
+        # (`watch`): before that its status still names the stable pods as the current ones.
         run.effects.append(ArgoCommand(action="apply", ref=ref, stable_version=stable_version))
-        run.effects.append(ArgoCommand(action="promote-full"))
         run.record("progressing", f"rolling back from {stable_version} to {version} (steps skipped)",
                    "in_progress")
         return run.done()
@@ -219,6 +221,9 @@ def watch(plan: RolloutPlan, state: RolloutState, view: ArgoView, requests: list
         _finish_promoted(run)
         return run.done()
     s.last_progress = now
+    if s.rollback and not s.promote_requested:
+        s.promote_requested = True
+        run.effects.append(ArgoCommand(action="promote-full"))
     if s.stable is None or s.rollback:
         run.mirror("deploying", f"{'rollback to' if s.rollback else 'first deploy of'} {version}: "
                    f"waiting for its pods ({view.phase or 'pending'})")

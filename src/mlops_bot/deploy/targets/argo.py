@@ -96,9 +96,13 @@ class AnalysisQueries:
         counts = f"sum by (prediction) ({self.increase('predictions', version)})"
         return f"({counts} / on() group_left() sum({counts}))"
 
-    def success_rate(self) -> str:
-        return (f"(1 - {self.total('errors', CANARY)} / {self.total('requests', CANARY)}) "
-                f"and on() {self.enough(CANARY)}")
+    def success_rate(self, min_rate: float) -> str:
+        """As `deploy/gates.py` decides it: judged from min_requests on, or earlier once the errors
+        already seen make `min_rate` unreachable (more than (1 - min_rate) x min_requests): a broken
+        canary fails after a handful of requests, not after min_requests."""
+        errors, requests = self.total("errors", CANARY), self.total("requests", CANARY)
+        hopeless = f"({errors} > {(1 - min_rate) * self.min_requests!r})"
+        return f"(1 - {errors} / {requests}) and on() ({self.enough(CANARY)} or on() {hopeless})"
 
     def p99_latency_ms(self) -> str:
         return f"({self.p99(CANARY)} * 1000) and on() {self.enough(CANARY)}"
@@ -128,7 +132,8 @@ def analysis_metrics(gates: RolloutGates, interval: float, failure_limit: int,
                      ) -> list[dict[str, Any]]:
     """The plan's gates as AnalysisTemplate metrics (Prometheus provider). Every gate needs the
     canary to have served `min_requests` in the window (the comparisons with stable, stable too):
-    fewer is no data, an inconclusive measurement (a pause), never a pass."""
+    fewer is no data, an inconclusive measurement (a pause), never a pass; except that the success
+    rate fails early on errors that already make it unreachable, as on the other targets."""
     promql = AnalysisQueries(interval, gates.min_requests, queries)
     common: dict[str, Any] = {"interval": _duration(interval), "failureLimit": max(0, failure_limit - 1)}
     if initial_delay > 0:
@@ -141,7 +146,7 @@ def analysis_metrics(gates: RolloutGates, interval: float, failure_limit: int,
     metrics = []
     if gates.min_success_rate is not None:
         limit = gates.min_success_rate
-        metrics.append(metric("success-rate", promql.success_rate(), f"result[0] >= {limit}",
+        metrics.append(metric("success-rate", promql.success_rate(limit), f"result[0] >= {limit}",
                               f"result[0] < {limit}"))
     if gates.max_p99_latency_ms is not None:
         limit = gates.max_p99_latency_ms
