@@ -284,7 +284,7 @@ def test_killed_deploy_job_resumes_from_the_cluster_state(deploy_env: World,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
     world = deploy_env
     with Load(world):
-        job = subprocess.Popen([sys.executable, "-m", "mlops_bot", *world.args("v1.2.0", hold=6)],
+        job = subprocess.Popen([sys.executable, "-m", "mlops_bot", *world.args("v1.2.0", hold=4)],
                                env={**os.environ, **world.env()},
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
@@ -297,7 +297,7 @@ def test_killed_deploy_job_resumes_from_the_cluster_state(deploy_env: World,
         assert at.step == 0
         deployments = len(LocalForge(world.forge_dir, repo="acme/credit").list_deployments("production"))
         capsys.readouterr()
-        assert main(world.args("v1.2.0", hold=6)) == 0  # the re-run of the job
+        assert main(world.args("v1.2.0", hold=4)) == 0  # the re-run of the job
     out = capsys.readouterr().out
     assert "resuming the rollout of v1.2.0" in out
     # Same rollout, same GitHub deployment: the re-run did not start over.
