@@ -16,24 +16,22 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from kube_cluster.control_plane import ControlPlane
 from kube_cluster.fixtures import between_ticks
 from kube_cluster.kserve_standin import KServeStandIn
-from kube_cluster.prometheus_server import Serving, oip_request
+from kube_cluster.prometheus_server import Serving
+from kube_cluster.traffic import SplitLoad
 from mlops_bot.cli import main
 from mlops_bot.deploy.control import request_action
 from mlops_bot.deploy.routing import RoutingRequest, VersionRef
@@ -59,84 +57,24 @@ rollout:
 """
 
 
-class Load:
-    """Bounded loopback traffic (at most `limit` requests, ~`rate` per second from each of `workers`
-    senders, so a loaded machine's slow answers do not starve a 10 % canary of the requests its gates
-    need within a hold) split by the InferenceService's traffic status as the API server returns it."""
+class Load(SplitLoad):
+    """Bounded loopback traffic (kube_cluster/traffic.py) split by the InferenceService's traffic
+    status as the API server returns it (`status.components.predictor.traffic`)."""
 
-    def __init__(self, world: World, rate: float = 60.0, limit: int = 20_000, workers: int = 3) -> None:
-        self.world = world
-        self.delay = workers / rate
-        self.limit = limit
-        self.sent = 0
-        self.served: Counter[str] = Counter()
-        self.failed: Counter[str] = Counter()
-        self.weights: list[tuple[str, int]] = []  # (version, percent) whenever the split changed
-        self._split: list[tuple[str, int]] = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._watch, daemon=True)] + [
-            threading.Thread(target=self._send, args=(random.Random(3 + i),), daemon=True)
-            for i in range(workers)]
-
-    def __enter__(self) -> Load:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=30)
-
-    def _read_split(self, api: Any) -> list[tuple[str, int]]:
-        obj = api.get_namespaced_custom_object(GROUP, VERSION, self.world.namespace, PLURAL, "credit")
-        traffic = (((obj.get("status") or {}).get("components") or {}).get("predictor") or {}).get("traffic")
-        return [(self.world.standin.revision_versions[t["revisionName"]], int(t["percent"]))
-                for t in traffic or [] if t.get("revisionName") in self.world.standin.revision_versions]
-
-    def _watch(self) -> None:
+    def __init__(self, world: World, rate: float = 60.0) -> None:
         from kubernetes import client
 
-        api = client.CustomObjectsApi(self.world.api)
-        while not self._stop.is_set():
-            try:
-                fresh = self._read_split(api)
-            except Exception:  # the object may not exist yet
-                fresh = self._split
-            if fresh != self._split:
-                self.weights.append(tuple(fresh))  # type: ignore[arg-type]
-                self._split = fresh
-            self._stop.wait(0.3)
+        api = client.CustomObjectsApi(world.api)
 
-    def _send(self, pick_random: random.Random) -> None:
-        with httpx.Client(trust_env=False, timeout=30) as http:
-            while not self._stop.is_set():
-                split = self._split
-                if not split or sum(p for _, p in split) <= 0:
-                    time.sleep(0.1)
-                    continue
-                with self._lock:
-                    if self.sent >= self.limit:
-                        return
-                    row = self.world.rows[self.sent % len(self.world.rows)]
-                    self.sent += 1
-                pick = pick_random.uniform(0, sum(p for _, p in split))
-                version = next(v for v, p in _cumulative(split) if pick <= p)
-                try:
-                    ok = http.post(self.world.servers[version], json=oip_request(row)).status_code == 200
-                except httpx.HTTPError:
-                    ok = False
-                with self._lock:
-                    (self.served if ok else self.failed)[version] += 1
-                time.sleep(self.delay)
+        def read_split() -> dict[str, int]:
+            obj: Any = api.get_namespaced_custom_object(GROUP, VERSION, world.namespace, PLURAL, "credit")
+            status = obj.get("status") or {}
+            traffic = ((status.get("components") or {}).get("predictor") or {}).get("traffic") or []
+            revisions = world.standin.revision_versions
+            return {revisions[t["revisionName"]]: int(t["percent"])
+                    for t in traffic if t.get("revisionName") in revisions}
 
-
-def _cumulative(split: list[tuple[str, int]]) -> Iterator[tuple[str, int]]:
-    total = 0
-    for version, percent in split:
-        total += percent
-        yield version, total
+        super().__init__(read_split, world.servers, world.rows, rate=rate)
 
 
 class World:
@@ -238,12 +176,12 @@ def test_healthy_version_goes_10_50_100_with_a_status_per_step(deploy_env: World
     obj = world.isvc()
     assert "canaryTrafficPercent" not in obj["spec"]["predictor"]
     assert obj["metadata"]["annotations"]["mlops-bot/version"] == "v1.1.0"
-    splits = [dict(w) for w in load.weights]
+    splits = load.splits
     assert {"v1.1.0": 10, "v1.0.0": 90} in splits and {"v1.1.0": 50, "v1.0.0": 50} in splits
     assert load.served["v1.1.0"] > 0 and load.served["v1.0.0"] > 0 and not load.failed, load.failed
     with capsys.disabled():  # the figures docs/deploy.md quotes
         print(f"\nkserve e2e: 10% -> 50% -> 100% in {took:.1f} s; requests served {dict(load.served)}; "
-              f"splits seen {[dict(w) for w in load.weights]}; statuses {[s for s, _ in statuses]}")
+              f"splits seen {load.splits}; statuses {[s for s, _ in statuses]}")
     capsys.readouterr()
     assert main(["deploy", "status", "credit", "--target", "kubernetes", "--kubeconfig",
                  str(world.plane.kubeconfig), "--config", str(world.config(4))]) == 0

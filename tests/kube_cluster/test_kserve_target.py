@@ -208,7 +208,7 @@ def test_a_held_rollout_lease_is_renewed_so_a_slow_step_keeps_out_a_second_job(
     held, release = threading.Event(), threading.Event()
 
     def hold() -> None:
-        with first.locked(lease_seconds=6):
+        with first.locked(lease_seconds=4):
             held.set()
             release.wait(60)
 
@@ -216,11 +216,11 @@ def test_a_held_rollout_lease_is_renewed_so_a_slow_step_keeps_out_a_second_job(
     holder.start()
     try:
         assert held.wait(60)
-        # 14 s is more than twice the lease: without renewals the second job would get in.
-        with pytest.raises(ClusterError, match="is locked by"), second.locked(timeout=14, lease_seconds=6):
+        # 9 s is more than twice the lease: without renewals the second job would get in.
+        with pytest.raises(ClusterError, match="is locked by"), second.locked(timeout=9, lease_seconds=4):
             pass
     finally:
         release.set()
         holder.join(60)
-    with second.locked(timeout=30, lease_seconds=6):  # released: the next job gets it at once
+    with second.locked(timeout=30, lease_seconds=4):  # released: the next job gets it at once
         pass
