@@ -126,7 +126,10 @@ def _registered_at(args: argparse.Namespace, reg: Registry) -> str | None:
     if args.push and reg.has_remote():
         base = name_to_tag(args.name)
         try:
-            git.fetch_tags(reg.repo, reg.remote, [f"{base}@*", f"{base}#*"])
+            # under the clone's writer lock: a registration in another process fetching the same
+            # tags at the same moment would make one of the two fetches fail to update a ref
+            with git.writer_lock(reg.repo):
+                git.fetch_tags(reg.repo, reg.remote, [f"{base}@*", f"{base}#*"])
         except git.GitCommandError as error:
             raise RegistryError(f"cannot fetch registry tags from {reg.remote}: "
                                 f"{error.stderr.strip()}") from None

@@ -58,7 +58,13 @@ class TagWriter:
         return self.remote_env() if self.remote_env is not None else None
 
     def fetch(self, name: str) -> None:
-        """The model's registry tags from the remote."""
+        """The model's registry tags from the remote, under the clone's writer lock: two processes
+        fetching into one clone at once fail to update the same tracking ref ("cannot lock ref")."""
+        with git.writer_lock(self.repo):
+            self._fetch(name)
+
+    def _fetch(self, name: str) -> None:
+        """`fetch` for a caller that holds the writer lock already."""
         base = name_to_tag(name)
         try:
             git.fetch_tags(self.repo, self.remote, [f"{base}@*", f"{base}#*"], env=self.env())
@@ -88,7 +94,7 @@ class TagWriter:
         with git.writer_lock(self.repo):
             for _attempt in range(PUSH_ATTEMPTS):
                 if remote:
-                    self.fetch(name)
+                    self._fetch(name)
                 state = views.read_state(self.repo, name)
                 artifact = state.artifacts.get(name) or Artifact(name)
                 records = views.read_records(self.repo, name)
