@@ -262,3 +262,18 @@ class BotProcess:
         import httpx
 
         return int(httpx.get(f"{self.url}/healthz", timeout=5).json()["queue_depth"])
+
+
+def children(pid: int) -> list[int]:
+    """Live (not zombie) child processes of `pid`, read from /proc (Linux)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found.append(int(entry.name))
+    return found

@@ -16,7 +16,17 @@ from typing import Any
 import httpx
 import pytest
 from bot_git_http import GitHttpRemote
-from bot_testkit import REPO, SECRET, BotProcess, ServerThread, World, comment_payload, signed, wait_for
+from bot_testkit import (
+    REPO,
+    SECRET,
+    BotProcess,
+    ServerThread,
+    World,
+    children,
+    comment_payload,
+    signed,
+    wait_for,
+)
 from prometheus_client.parser import text_string_to_metric_families
 
 from mlops_bot.bot.app import BotConfig, WebhookBot, handler_from_env
@@ -237,19 +247,6 @@ def test_job_metrics_are_right_when_jobs_run_in_the_worker_process(world: World,
 
 
 # -------------------------------------------------------------------------- worker supervision
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                found.append(int(entry.name))
-    return found
-
-
 @pytest.mark.slow
 def test_a_killed_worker_is_noticed_restarted_and_its_job_resumed(
     world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -262,7 +259,7 @@ def test_a_killed_worker_is_noticed_restarted_and_its_job_resumed(
     with ServerThread(instance.app) as server:
         wait_for(lambda: httpx.get(f"{server.url}/healthz").status_code == 200, 30, "healthy")
         first = instance.worker_pid()
-        assert first is not None and first in _children(os.getpid())
+        assert first is not None and first in children(os.getpid())
         os.kill(first, signal.SIGKILL)
         health = {"seen": None}
 

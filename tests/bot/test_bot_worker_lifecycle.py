@@ -11,23 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from bot_testkit import BotProcess, World, wait_for
+from bot_testkit import BotProcess, World, children, wait_for
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            fields = stat.rsplit(")", 1)[1].split()
-            if int(fields[1]) == pid and fields[0] != "Z":
-                found.append(int(entry.name))
-    return found
 
 
 def _alive(pid: int) -> bool:
@@ -52,11 +38,11 @@ def test_the_worker_dies_with_a_sigkilled_server_also_after_a_restart(world: Wor
     try:
         assert bot.proc is not None
         server = bot.proc.pid
-        wait_for(lambda: len(_children(server)) == 1, 20, "the worker process")
-        first = _children(server)[0]
+        wait_for(lambda: len(children(server)) == 1, 20, "the worker process")
+        first = children(server)[0]
         os.kill(first, signal.SIGKILL)  # the supervisor thread starts the next one after its backoff
-        wait_for(lambda: [p for p in _children(server) if p != first], 30, "a restarted worker")
-        (second,) = [p for p in _children(server) if p != first]
+        wait_for(lambda: [p for p in children(server) if p != first], 30, "a restarted worker")
+        (second,) = [p for p in children(server) if p != first]
         wait_for(lambda: _working(second), 30, "the restarted worker to run")
         os.kill(server, signal.SIGKILL)
         bot.proc.wait(10)
