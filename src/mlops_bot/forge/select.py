@@ -16,16 +16,15 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from github import Auth
-
-from mlops_bot.errors import ForgeError
-from mlops_bot.forge.auth import AppInstallationAuth, InstallationTokenAuth, token_from_env
+from mlops_bot.errors import ForgeError, MlopsError
 from mlops_bot.forge.base import Forge
-from mlops_bot.forge.github import DEFAULT_API_URL, GitHubForge
 from mlops_bot.forge.local import LocalForge
-from mlops_bot.forge.retry import RetryPolicy
-from mlops_bot.forge.shared_quota import RateLimitGate, SharedStore, limits_key, static_token_id
+
+if TYPE_CHECKING:
+    from mlops_bot.forge.retry import RetryPolicy
+    from mlops_bot.forge.shared_quota import SharedStore
 
 
 def app_private_key(environ: Mapping[str, str]) -> str | None:
@@ -46,21 +45,56 @@ def app_private_key(environ: Mapping[str, str]) -> str | None:
 def forge_from_env(environ: Mapping[str, str] = os.environ, *, shared: SharedStore | None = None,
                    retry: RetryPolicy | None = None) -> Forge:
     """`shared` (the bot's database): the installation token and the rate-limit budget are shared
-    with every other process and replica using the same store."""
+    with every other process and replica using the same store. The GitHub client (PyGithub, JWT,
+    the token seal) is imported only when GitHub is chosen: the local forge never loads it."""
     local = environ.get("MLOPS_BOT_LOCAL_FORGE", "").strip()
     repo = environ.get("GITHUB_REPOSITORY", "").strip()
     if local:
         return LocalForge(
             local, repo=repo or "local/example", actor=environ.get("GITHUB_ACTOR", "").strip() or "local-user"
         )
-    api_url = environ.get("GITHUB_API_URL", "").strip() or DEFAULT_API_URL
-    # Whose sticky comments we update: this login when set, else any bot account's, never a person's.
-    own_login = environ.get("MLOPS_BOT_LOGIN", "").strip() or None
     if not repo:
         raise ForgeError(
             "GITHUB_REPOSITORY is not set: set it to 'owner/name' (Actions sets it for you), "
             "or MLOPS_BOT_LOCAL_FORGE=<dir> to work offline"
         )
+    return _github_forge(environ, repo, shared=shared, retry=retry)
+
+
+def _missing_package(error: ModuleNotFoundError) -> MlopsError | None:
+    """A package the GitHub forge imports is not installed: the extra that provides it when it is
+    one (pyproject.toml says, through `extras.missing_extra`), else the core install is broken.
+    None for a module of our own (a bug, not an install to fix)."""
+    top = (error.name or "").split(".")[0]
+    if not top or top == "mlops_bot":
+        return None
+    from mlops_bot.extras import missing_extra
+
+    return missing_extra(error) or ForgeError(
+        f"the GitHub forge needs the Python package {top!r}, which the core install of mlops-bot "
+        "provides but is missing here: reinstall it (pip install --force-reinstall mlops-bot), "
+        "or set MLOPS_BOT_LOCAL_FORGE=<dir> to work offline"
+    )
+
+
+def _github_forge(environ: Mapping[str, str], repo: str, *, shared: SharedStore | None,
+                  retry: RetryPolicy | None) -> Forge:
+    try:
+        from github import Auth
+
+        from mlops_bot.forge.auth import AppInstallationAuth, InstallationTokenAuth, token_from_env
+        from mlops_bot.forge.github import DEFAULT_API_URL, GitHubForge
+        from mlops_bot.forge.retry import RetryPolicy
+        from mlops_bot.forge.shared_quota import RateLimitGate, limits_key, static_token_id
+    except ModuleNotFoundError as error:
+        missing = _missing_package(error)
+        if missing is None:
+            raise
+        raise missing from error
+
+    api_url = environ.get("GITHUB_API_URL", "").strip() or DEFAULT_API_URL
+    # Whose sticky comments we update: this login when set, else any bot account's, never a person's.
+    own_login = environ.get("MLOPS_BOT_LOGIN", "").strip() or None
     app_id = environ.get("MLOPS_BOT_APP_ID", "").strip()
     key = app_private_key(environ)
     if app_id and key:
