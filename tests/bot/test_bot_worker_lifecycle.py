@@ -1,7 +1,9 @@
 """`bot serve`'s worker process never outlives it: SIGKILL the server (no handler runs, nothing is
 cleaned up) and its `bot work` child goes too, for the first worker (started by the server's main
 thread) and for one the supervisor thread restarted (the kernel's parent-death signal is tied to
-the thread that forked the child). Real processes, a real kill -9."""
+the thread that forked the child). Real processes, a real kill -9. The worker also runs in the
+lowest CPU class (SCHED_IDLE, every thread), the answering server in the normal one, and still
+carries jobs out."""
 
 from __future__ import annotations
 
@@ -10,8 +12,12 @@ import signal
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
-from bot_testkit import BotProcess, World, children, wait_for
+from bot_testkit import BotProcess, World, children, signed, wait_for
+
+from mlops_bot.bot.worker import lower_priority
+from mlops_bot.errors import MlopsError
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
@@ -49,3 +55,39 @@ def test_the_worker_dies_with_a_sigkilled_server_also_after_a_restart(world: Wor
         wait_for(lambda: not _alive(second), 20, "the restarted worker to die with its server")
     finally:
         bot.kill()
+
+
+def _policies(pid: int) -> set[int]:
+    """The scheduling policy of each thread of `pid` (the kernel's, per thread)."""
+    return {os.sched_getscheduler(int(task.name)) for task in Path(f"/proc/{pid}/task").iterdir()}
+
+
+def _nice(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
+@pytest.mark.parametrize(("setting", "policy", "nice"), [
+    (None, "SCHED_IDLE", 19), ("batch", "SCHED_BATCH", 19)])
+def test_the_worker_runs_in_the_cpu_class_asked_for_and_still_works(
+        world: World, tmp_path: Path, setting: str | None, policy: str, nice: int) -> None:
+    env = {"MLOPS_BOT_WORKER_PRIORITY": setting} if setting else {}
+    bot = BotProcess(world, tmp_path / "state", env=env).start()
+    try:
+        assert bot.proc is not None
+        server = bot.proc.pid
+        wait_for(lambda: len(children(server)) == 1 and _working(children(server)[0]), 30, "the worker")
+        (worker,) = children(server)
+        assert _policies(worker) == {getattr(os, policy)}
+        assert _nice(worker) == _nice(server) + nice
+        assert _policies(server) == {os.SCHED_OTHER}  # the answering process keeps its class
+        body, headers = signed(world.comment("/drift"), "issue_comment", delivery="priority-1")
+        assert httpx.post(f"{bot.url}/webhook", content=body, headers=headers, timeout=10).status_code == 202
+        wait_for(lambda: bot.depth() == 0, 60, "the job carried out by the low-priority worker")
+    finally:
+        bot.kill()
+    assert [d["event_type"] for d in world.forge.dispatches()] == ["mlops-drift"]
+
+
+def test_an_unknown_worker_priority_is_refused_naming_the_setting() -> None:
+    with pytest.raises(MlopsError, match=r"MLOPS_BOT_WORKER_PRIORITY.*'lowest'.*idle, batch, normal"):
+        lower_priority("lowest")

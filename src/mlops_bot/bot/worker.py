@@ -3,6 +3,7 @@ API calls, git fetches or registry work."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -16,7 +17,7 @@ from typing import TypeVar
 from mlops_bot.bot.effects import Journal
 from mlops_bot.bot.handlers import EventHandler, Outcome
 from mlops_bot.bot.queue import Job, JobQueue
-from mlops_bot.errors import RateLimited
+from mlops_bot.errors import MlopsError, RateLimited
 from mlops_bot.redaction import redact
 
 log = logging.getLogger("mlops_bot.bot")
@@ -141,6 +142,44 @@ def die_with_parent(parent_pid: int) -> bool:
     except (OSError, AttributeError):  # not Linux: the parent check in the loop still applies
         pass
     return os.getppid() == parent_pid
+
+
+# How `bot work` yields the CPU to the process answering GitHub (`MLOPS_BOT_WORKER_PRIORITY`).
+WORKER_PRIORITIES = ("idle", "batch", "normal")
+
+
+def lower_priority(priority: str) -> str:
+    """Lower this process's CPU class before its threads start (threads and the git processes it
+    runs inherit it); returns what was applied, for the log.
+
+    `idle` (the default of a worker `serve` starts): Linux's SCHED_IDLE. A task of that class loses
+    every wake-up to a normal one (an arriving webhook preempts the worker at once, and a CPU
+    running only idle-class tasks counts as free for placing it), yet it is not starved: the kernel
+    gives it the smallest weight (3, against 1,024 for nice 0 and 15 for nice 19), so on a machine
+    saturated by other work its jobs still progress, slowly. Where SCHED_IDLE is missing (not
+    Linux) it falls back to nice 19. `batch`: SCHED_BATCH and nice 19 (5x the idle share under
+    saturation; no wake-up preemption of others). `normal`: unchanged."""
+    if priority not in WORKER_PRIORITIES:
+        raise MlopsError(f"MLOPS_BOT_WORKER_PRIORITY / --priority: {priority!r} is not one of "
+                         f"{', '.join(WORKER_PRIORITIES)}")
+    if priority == "normal":
+        return "normal"
+    policy = getattr(os, "SCHED_IDLE" if priority == "idle" else "SCHED_BATCH", None)
+    applied = f"nice {_nice_19()}"
+    if policy is not None:
+        try:
+            os.sched_setscheduler(0, policy, os.sched_param(0))
+            applied = f"SCHED_{priority.upper()}, {applied}"
+        except OSError as error:  # a container's seccomp profile may refuse it: nice 19 still holds
+            log.warning("cannot set the worker's CPU class to SCHED_%s (%s): running at %s",
+                        priority.upper(), error, applied)
+    return applied
+
+
+def _nice_19() -> int:
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, 0, 19)
+    return os.getpriority(os.PRIO_PROCESS, 0)
 
 
 def limit_memory(limit_bytes: int) -> None:

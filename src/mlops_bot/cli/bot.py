@@ -46,6 +46,10 @@ def register(subparsers: Any) -> None:
     work.add_argument("--memory-mb", type=int, default=None,
                       help="address-space limit of the worker process (default $MLOPS_BOT_WORKER_MEMORY_MB, "
                       "else 4096; 0: none): a job past it fails with MemoryError, other jobs go on")
+    work.add_argument("--priority", choices=("idle", "batch", "normal"), default=None,
+                      help="CPU class: idle (Linux SCHED_IDLE: runs on what answering webhooks leaves), "
+                      "batch (SCHED_BATCH, nice 19) or normal (default $MLOPS_BOT_WORKER_PRIORITY, "
+                      "else idle when started by `serve`, normal otherwise)")
     work.set_defaults(func=_work)
 
     handle = sub.add_parser("handle-event", help="handle one event payload (inside GitHub Actions)")
@@ -88,15 +92,17 @@ def _serve(args: argparse.Namespace) -> int:
 def _work(args: argparse.Namespace) -> int:
     from mlops_bot.bot.app import handler_from_env
     from mlops_bot.bot.queue import open_queue
-    from mlops_bot.bot.worker import Worker, die_with_parent, limit_memory, run_worker_process
+    from mlops_bot.bot.worker import Worker, die_with_parent, limit_memory, lower_priority, run_worker_process
 
-    if args.parent_pid is not None:
-        if not die_with_parent(args.parent_pid):
-            return 0  # the server that started us is gone already
-        os.nice(5)  # answering GitHub within its deadline comes first; job work can wait a little
+    if args.parent_pid is not None and not die_with_parent(args.parent_pid):
+        return 0  # the server that started us is gone already
     logging.basicConfig(level=os.environ.get("MLOPS_BOT_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s[worker]: %(message)s")
     install_log_redaction()
+    # Answering GitHub within its 10 s comes first; a job can wait. Before any thread starts.
+    priority = args.priority or os.environ.get("MLOPS_BOT_WORKER_PRIORITY", "").strip() or (
+        "idle" if args.parent_pid is not None else "normal")
+    logging.getLogger("mlops_bot.bot").info("worker CPU priority: %s", lower_priority(priority))
     memory = args.memory_mb if args.memory_mb is not None else int(
         os.environ.get("MLOPS_BOT_WORKER_MEMORY_MB", "4096") or 0)
     if memory > 0:
