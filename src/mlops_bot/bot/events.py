@@ -12,14 +12,12 @@ same key and the queue stores it once.
 
 from __future__ import annotations
 
-import json
 import urllib.parse
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
+from mlops_bot import fast_json
 from mlops_bot.bot.signature import verify
 
 MAX_DELIVERY_ID = 200
@@ -77,15 +75,10 @@ def parse_delivery(headers: Mapping[str, str], body: bytes, secrets: Iterable[st
 
 
 def _json_document(document: bytes) -> Any:
-    """orjson first (a third of the standard parser's CPU on a 12 KB payload); what it refuses
-    (integers past 64 bits, lone surrogates, NaN...) goes through the standard parser, so exactly
-    the bodies `json` accepts are accepted."""
+    """`fast_json` (orjson when installed: a third of the standard parser's CPU on a 12 KB payload):
+    exactly the bodies `json` accepts are accepted (integers past 64 bits, lone surrogates, NaN...)."""
     try:
-        return orjson.loads(document)
-    except orjson.JSONDecodeError:
-        pass
-    try:
-        return json.loads(document)
+        return fast_json.loads(document)
     except (ValueError, RecursionError):  # ValueError includes UnicodeDecodeError
         raise DeliveryRejected(400, "body is not valid JSON", "malformed") from None
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import orjson
 
+from mlops_bot import fast_json
 from mlops_bot.errors import MlopsError
 from mlops_bot.model_signature import ModelSignature, oip_datatype, plain
 
@@ -76,15 +76,11 @@ class InferenceRequest:
 
 # ---------------------------------------------------------------------------------------- parsing
 def parse_json(raw: bytes | str) -> Any:
-    """orjson first (fast); what it refuses goes through the standard parser, which reads NaN,
-    Infinity, 1e999 and integers past 64 bits so that the checks below can name the input holding
-    them, and refuses the rest with the reason."""
+    """`fast_json` (orjson when installed): it reads NaN, Infinity, 1e999 and integers past 64 bits
+    as `json` does, so that the checks below can name the input holding them; the rest is refused
+    with the reason."""
     try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        pass
-    try:
-        return json.loads(raw)
+        return fast_json.loads(raw)
     except RecursionError:
         raise BadRequest("the request body nests JSON too deeply") from None
     except ValueError:  # includes UnicodeDecodeError
