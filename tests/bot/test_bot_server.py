@@ -108,6 +108,35 @@ def test_signature_is_required_and_checked(bot: tuple[WebhookBot, ServerThread, 
     assert instance.queue.counts() == {}
 
 
+def test_of_a_repeated_signature_header_the_first_counts(bot: tuple[WebhookBot, ServerThread, World]) -> None:
+    _instance, server, _ = bot
+    body, headers = signed(example("ping"), "ping")
+    others = [(k, v) for k, v in headers.items() if k != "X-Hub-Signature-256"]
+    right, wrong = headers["X-Hub-Signature-256"], sign("wrong", body)
+    for first, second, status in ((wrong, right, 401), (right, wrong, 200)):
+        sent = [*others, ("X-Hub-Signature-256", first), ("X-Hub-Signature-256", second)]
+        response = httpx.post(f"{server.url}/webhook", content=body, headers=sent, timeout=30)
+        assert response.status_code == status, (first, second)
+
+
+def test_delivery_metrics_label_only_known_event_names(bot: tuple[WebhookBot, ServerThread, World]) -> None:
+    """X-GitHub-Event is not signed: a made-up name must not become a metric series of its own."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    _instance, server, _ = bot
+    assert post(server, *signed(example("ping"), "ping")).status_code == 200
+    for made_up in ("made-up-1", "made-up-2"):
+        assert post(server, *signed(example("ping"), made_up)).json()["status"] == "ignored"
+    body, headers = signed(example("ping"), "ping")
+    assert post(server, body, {**headers, "X-Hub-Signature-256": sign("wrong", body)}).status_code == 401
+    assert post(server, body, {k: v for k, v in headers.items() if k != "X-GitHub-Event"}).status_code == 400
+    counted = {(s.labels["event"], s.labels["outcome"]): s.value
+               for family in text_string_to_metric_families(httpx.get(f"{server.url}/metrics").text)
+               for s in family.samples if s.name == "mlops_bot_deliveries_total"}
+    assert counted == {("ping", "ping"): 1, ("other", "ignored"): 2, ("ping", "unauthorized"): 1,
+                       ("unknown", "malformed"): 1}
+
+
 def test_malformed_and_incomplete_deliveries(bot: tuple[WebhookBot, ServerThread, World]) -> None:
     instance, server, _ = bot
     for raw in (b"{not json", b"[1, 2]", b""):

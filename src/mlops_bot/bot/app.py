@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import subprocess
@@ -27,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -61,6 +61,12 @@ from mlops_bot.forge.shared_quota import SharedStore
 log = logging.getLogger("mlops_bot.bot")
 
 MAX_BODY = 25 * 1024 * 1024  # GitHub caps webhook payloads at 25 MB
+# The event label of the delivery metrics: these names, else `other` (`unknown` when absent). The
+# header is not signed, so any name a client sends would otherwise be a new series, kept forever.
+_EVENT_LABELS = HANDLED_EVENTS | {"ping"}
+# The request headers the answer reads (events.parse_delivery and the size check).
+_READ_HEADERS = tuple((name.encode(), name) for name in (
+    "x-hub-signature-256", "x-github-event", "x-github-delivery", "content-type", "content-length"))
 # A job sleeps through a GitHub rate limit this long at most; a longer one defers the job (its
 # worker takes other work meanwhile) until the limit lifts.
 RATE_LIMIT_INLINE_SECONDS = 10.0
@@ -232,6 +238,12 @@ class WebhookBot:
         if handler.cooldowns is None:
             handler.cooldowns = self.queue
         self.worker = Worker(self.queue, handler, clock)
+        # Per delivery only what must be: the secrets' bytes, whether the insert waits off the event
+        # loop, whether a worker of this process waits to be woken, the metric children.
+        self._secrets = [secret.encode("utf-8") for secret in config.secrets]
+        self._remote = bool(getattr(self.queue, "remote", False))
+        self._wake_here = config.workers > 0 and not config.worker_process
+        self._counted: dict[tuple[str, str], Any] = {}
         self.recovered = 0
         self._child: subprocess.Popen[bytes] | None = None
         self._supervisor: threading.Thread | None = None
@@ -256,8 +268,7 @@ class WebhookBot:
 
     def http_protocol(self) -> type[asyncio.Protocol]:
         """uvicorn's protocol with this bot's connection limits (see connection_limits.py)."""
-        return guarded_protocol(self.config.limits,
-                                lambda reason: self.metrics.deliveries.labels("unknown", reason).inc())
+        return guarded_protocol(self.config.limits, lambda reason: self._count("", reason))
 
     # ------------------------------------------------------------------------------ workers
     def start(self) -> None:
@@ -383,24 +394,31 @@ class WebhookBot:
 
     async def webhook(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
-        headers: dict[str, str] = {}
-        for name, value in scope["headers"]:
-            headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
-        event = headers.get("x-github-event", "") or "unknown"
+        raw = dict(reversed(scope["headers"]))  # of a repeated header the first one counts
+        headers = {name: raw[key].decode("latin-1") for key, name in _READ_HEADERS if key in raw}
+        event = headers.get("x-github-event", "")
         body = await self._read_body(headers, receive)
         if body is None:  # cut by a connection limit, or the client went away: no one to answer
-            self.metrics.deliveries.labels(event, "disconnected").inc()
+            self._count(event, "disconnected")
             return
         result = self._check(headers, body) if isinstance(body, bytes) else body
         if isinstance(result, Delivery):
             # A database over the network answers in milliseconds: wait for it off the event loop, so
             # the other requests go on. The SQLite insert is a local append: cheaper inline.
-            remote = getattr(self.queue, "remote", False)
-            result = await asyncio.to_thread(self._store, result) if remote else self._store(result)
+            result = await asyncio.to_thread(self._store, result) if self._remote else self._store(result)
         status, answer, outcome = result
-        self.metrics.deliveries.labels(event, outcome).inc()
+        self._count(event, outcome)
         await _answer(send, status, answer)
         self.metrics.latency.observe(time.perf_counter() - started)
+
+    def _count(self, event: str, outcome: str) -> None:
+        """One delivery in `mlops_bot_deliveries_total` (labelled children cached: the label sets
+        are bounded, see `_EVENT_LABELS`)."""
+        label = event if event in _EVENT_LABELS else "other" if event else "unknown"
+        child = self._counted.get((label, outcome))
+        if child is None:
+            child = self._counted[(label, outcome)] = self.metrics.deliveries.labels(label, outcome)
+        child.inc()
 
     async def _read_body(self, headers: Mapping[str, str], receive: Receive
                          ) -> bytes | tuple[int, dict[str, Any], str] | None:
@@ -427,7 +445,7 @@ class WebhookBot:
         """The delivery to store, or the answer (status, body, outcome for metrics) when there is
         nothing to store."""
         try:
-            delivery = parse_delivery(headers, body, self.config.secrets)
+            delivery = parse_delivery(headers, body, self._secrets)
         except DeliveryRejected as rejected:
             return rejected.status, {"message": rejected.message}, rejected.outcome
         if delivery.event == "ping":
@@ -443,46 +461,16 @@ class WebhookBot:
                                     key=delivery.key, repo=repo)
         if not stored:
             return 200, {"status": "duplicate", "delivery": delivery.delivery}, "duplicate"
-        self.worker.wake()
+        if self._wake_here:
+            self.worker.wake()
         return 202, {"status": "queued", "delivery": delivery.delivery}, "queued"
 
 
 async def _answer(send: Send, status: int, body: dict[str, Any],
                   headers: list[tuple[bytes, bytes]] | None = None) -> None:
     """A JSON answer in the two messages ASGI asks for (the connection guard writes them as one)."""
-    content = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    content = orjson.dumps(body)
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"),
                             (b"content-length", str(len(content)).encode()), *(headers or [])]})
     await send({"type": "http.response.body", "body": content})
-
-
-def uvicorn_config(bot: WebhookBot, host: str, port: int) -> Any:
-    import uvicorn
-
-    # uvloop when installed (loop="auto"); no proxy-header middleware (nothing reads the client
-    # address); a listen backlog the kernel may hold connections in before they are accepted.
-    return uvicorn.Config(bot.app, host=host, port=port, log_level="warning", access_log=False,
-                          timeout_graceful_shutdown=10, http=bot.http_protocol(), timeout_keep_alive=5,
-                          backlog=1024, proxy_headers=False, server_header=False)
-
-
-def serve(bot: WebhookBot, host: str, port: int) -> None:
-    import uvicorn
-
-    limits = bot.config.limits
-    _allow_open_files(limits.max_connections + limits.max_waiting + 64)
-    uvicorn.Server(uvicorn_config(bot, host, port)).run()
-
-
-def _allow_open_files(needed: int) -> None:
-    """Raise this process's soft limit on open files (often 1,024) towards `needed`, within the hard
-    limit: the served and waiting connections must fit, or accepting new ones stalls."""
-    import resource
-
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < needed:
-        target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
-        if target > soft:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-            log.info("open-file limit raised from %d to %d for the connection limits", soft, target)

@@ -28,12 +28,13 @@ def verify(body: bytes, header: str | None, secrets: Iterable[str | bytes]) -> b
     """True when `header` is the signature of `body` under any of `secrets`.
 
     Every secret is compared (no early exit) with `hmac.compare_digest`, so timing reveals neither
-    which secret matched nor how much of the signature was right."""
+    which secret matched nor how much of the signature was right. `hmac.digest` is OpenSSL's
+    one-shot HMAC (no HMAC object per call)."""
     if not header or not header.startswith(PREFIX):
         return False
-    given = header.encode("ascii", "replace")
+    given = header[len(PREFIX):].encode("ascii", "replace")
     matched = False
     for secret in secrets:
-        expected = sign(secret, body).encode("ascii")
-        matched |= hmac.compare_digest(expected, given)
+        key = secret.encode("utf-8") if isinstance(secret, str) else secret
+        matched |= hmac.compare_digest(hmac.digest(key, body, "sha256").hex().encode("ascii"), given)
     return matched

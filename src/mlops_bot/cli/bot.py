@@ -67,7 +67,8 @@ def _state_dir(args: argparse.Namespace) -> Path:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from mlops_bot.bot.app import BotConfig, WebhookBot, handler_from_env, serve
+    from mlops_bot.bot.app import BotConfig, WebhookBot, handler_from_env
+    from mlops_bot.bot.serving import serve
 
     logging.basicConfig(level=os.environ.get("MLOPS_BOT_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
