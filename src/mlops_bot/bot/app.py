@@ -238,10 +238,10 @@ class WebhookBot:
         if handler.cooldowns is None:
             handler.cooldowns = self.queue
         self.worker = Worker(self.queue, handler, clock)
-        # Per delivery only what must be: the secrets' bytes, whether the insert waits off the event
-        # loop, whether a worker of this process waits to be woken, the metric children.
+        # Per delivery only what must be: the secrets' bytes, whether the insert is awaited on the
+        # event loop, whether a worker of this process waits to be woken, the metric children.
         self._secrets = [secret.encode("utf-8") for secret in config.secrets]
-        self._remote = bool(getattr(self.queue, "remote", False))
+        self._enqueue_async = getattr(self.queue, "enqueue_async", None)  # a remote queue's, on this loop
         self._wake_here = config.workers > 0 and not config.worker_process
         self._counted: dict[tuple[str, str], Any] = {}
         self.recovered = 0
@@ -403,9 +403,15 @@ class WebhookBot:
             return
         result = self._check(headers, body) if isinstance(body, bytes) else body
         if isinstance(result, Delivery):
-            # A database over the network answers in milliseconds: wait for it off the event loop, so
-            # the other requests go on. The SQLite insert is a local append: cheaper inline.
-            result = await asyncio.to_thread(self._store, result) if self._remote else self._store(result)
+            # A database over the network answers in milliseconds: its queue inserts on this event
+            # loop (no thread per request), the other requests go on. The SQLite insert is a local
+            # append: cheaper inline.
+            if self._enqueue_async is not None:
+                stored = await self._enqueue_async(result.delivery, result.event, result.body, self.clock(),
+                                             key=result.key, repo=_repository(result))
+                result = self._stored(result, stored)
+            else:
+                result = self._store(result)
         status, answer, outcome = result
         self._count(event, outcome)
         await _answer(send, status, answer)
@@ -456,14 +462,20 @@ class WebhookBot:
 
     def _store(self, delivery: Delivery) -> tuple[int, dict[str, Any], str]:
         """The durable insert; the answer is sent only after it returns."""
-        repo = str((delivery.payload.get("repository") or {}).get("full_name") or "")
         stored = self.queue.enqueue(delivery.delivery, delivery.event, delivery.body, self.clock(),
-                                    key=delivery.key, repo=repo)
+                                    key=delivery.key, repo=_repository(delivery))
+        return self._stored(delivery, stored)
+
+    def _stored(self, delivery: Delivery, stored: bool) -> tuple[int, dict[str, Any], str]:
         if not stored:
             return 200, {"status": "duplicate", "delivery": delivery.delivery}, "duplicate"
         if self._wake_here:
             self.worker.wake()
         return 202, {"status": "queued", "delivery": delivery.delivery}, "queued"
+
+
+def _repository(delivery: Delivery) -> str:
+    return str((delivery.payload.get("repository") or {}).get("full_name") or "")
 
 
 async def _answer(send: Send, status: int, body: dict[str, Any],

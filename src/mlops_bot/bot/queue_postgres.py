@@ -9,19 +9,19 @@ with it, and any replica's next claim finds the orphan (`running`, lock free) an
 line. Nobody has to decide that a replica is dead by a timeout. Every statement autocommits: a
 delivery is durable before the webhook answers 202, a journal step before the next effect.
 
-Deliveries are inserted at once, up to `INSERTS_IN_FLIGHT` at a time per process (one connection
-each); beyond that they wait and go together (a group commit: the first waiting request's thread
-inserts every delivery waiting at that moment in one statement, one round trip and one WAL flush;
-each request still answers only after the commit that holds its own delivery). Measured on the
-2 shared cores at load ~24 (`benchmarks/bot_queue_lock.py --senders 6 --rate 600`): with one
-insert in flight the database's CPU per delivery fell from 0.47-0.51 ms to 0.17 ms, but the
-latency rose (p50 130-500 ms against 11-60 ms), because fewer backend processes got less of a
-starved CPU; with six in flight (every request at once) p50 2.6-13 ms, p99 59-273 ms against
-2.3-59 / 36-530 ms before (the same, within this machine's noise), database CPU 0.26-0.34 ms
-against 0.39-0.51 ms (lz4). Payloads are compressed with lz4 where the server has it (pglz took
-~0.2 ms of backend CPU per 12.7 KB payload). A payload over ~2 KB compressed is stored out of
-line (TOAST), so a claim or a finish, which rewrites the job row, copies a pointer, not the
-payload: no separate payload table as in SQLite.
+Deliveries are inserted together: every delivery waiting at that moment in one statement, one
+round trip and one WAL flush, up to `INSERTS_IN_FLIGHT` such inserts at a time per process (one
+connection each); each request answers only after the commit that holds its own delivery. The
+webhook server does it on its event loop (`enqueue_async`, queue_postgres_insert.py), other callers
+from their threads (`enqueue`). Measured on the 2 shared cores at load ~24
+(`benchmarks/bot_queue_lock.py --senders 6 --rate 600`): with one insert in flight the database's
+CPU per delivery fell from 0.47-0.51 ms to 0.17 ms, but the latency rose (p50 130-500 ms against
+11-60 ms), because fewer backend processes got less of a starved CPU; with six in flight p50
+2.6-13 ms, p99 59-273 ms, database CPU 0.26-0.34 ms against 0.39-0.51 ms (lz4). Payloads are
+compressed with lz4 where the server has it (pglz took ~0.2 ms of backend CPU per 12.7 KB
+payload). A payload over ~2 KB compressed is stored out of line (TOAST), so a claim or a finish,
+which rewrites the job row, copies a pointer, not the payload: no separate payload table as in
+SQLite.
 """
 
 from __future__ import annotations
@@ -43,6 +43,15 @@ from mlops_bot.bot.queue import (
     changed_row,
     job_from_row,
     journal_step,
+)
+from mlops_bot.bot.queue_postgres_insert import (
+    BATCH_MAX,
+    INSERTS_IN_FLIGHT,
+    AsyncInserter,
+    Row,
+    insert_statement,
+    parameters,
+    stored_flags,
 )
 from mlops_bot.errors import MlopsError
 
@@ -91,12 +100,6 @@ CREATE TABLE IF NOT EXISTS mlops_bot_shared (
 _ONE_RUNNING = ("CREATE UNIQUE INDEX IF NOT EXISTS mlops_bot_jobs_one_running ON mlops_bot_jobs (repo) "
                 "WHERE status = 'running' AND repo <> ''")
 CLAIM_TRIES = 8  # claims lost to another replica's claim of the same repository before giving up
-BATCH_MAX = 64  # deliveries in one group-commit insert
-# Inserts one process has in flight (each on its own connection) before more deliveries wait to
-# share the next insert. The webhook server waits for the database in a pool of min(32, cores + 4)
-# threads, so on small machines every delivery goes at once, as measured best (see the module doc).
-INSERTS_IN_FLIGHT = 8
-_INSERT_COLUMNS = "(delivery, event, payload, received_at, key, repo)"
 # Advisory locks share one key space per database: jobs use (class, job id) with our own class,
 # shared rows (class + 1, hash of the key) for the length of an update's transaction.
 _LOCK_CLASS = 0x6D6C6F70  # "mlop"
@@ -118,7 +121,7 @@ class _Arrival:
 
     __slots__ = ("error", "finished", "row", "stored", "taken")
 
-    def __init__(self, row: tuple[Any, ...]) -> None:
+    def __init__(self, row: Row) -> None:
         self.row = row
         self.taken = False  # in an insert under way
         self.finished = False
@@ -128,9 +131,8 @@ class _Arrival:
 
 class PostgresQueue:
     """A queue in PostgreSQL tables `mlops_bot_*`. One connection per thread (a job's advisory lock
-    lives on the connection of the thread that claimed it)."""
-
-    remote = True  # the webhook server waits for it off its event loop
+    lives on the connection of the thread that claimed it), and the webhook server's inserts on
+    async connections of its event loop."""
 
     def __init__(self, url: str, *, max_attempts: int = 3, retry_seconds: float = 5.0,
                  orphan_check_seconds: float = 2.0, inserts_in_flight: int = INSERTS_IN_FLIGHT) -> None:
@@ -151,6 +153,7 @@ class PostgresQueue:
         self._waiting: list[_Arrival] = []
         self._inserting = 0  # inserts in flight
         self.inserts_in_flight = inserts_in_flight
+        self._inserter = AsyncInserter(url, inserts_in_flight)
         self._indexed: bool | None = None  # whether mlops_bot_jobs_one_running exists (None: not tried)
         with self._guard:
             self._admin = self._connect()
@@ -219,8 +222,14 @@ class PostgresQueue:
                 conn.close()
             self._connections.clear()
         self._local = threading.local()
+        self._inserter.close()
 
     # ------------------------------------------------------------------------------ producer
+    async def enqueue_async(self, delivery: str, event: str, payload: bytes, received_at: float, *,
+                            key: str | None = None, repo: str = "") -> bool:
+        """`enqueue` for the webhook server's event loop: no thread per request (see the module doc)."""
+        return await self._inserter.enqueue((delivery, event, payload, received_at, key, repo))
+
     def enqueue(self, delivery: str, event: str, payload: bytes, received_at: float, *,
                 key: str | None = None, repo: str = "") -> bool:
         """Store a delivery (committed before this returns), inserted with whatever other
@@ -252,24 +261,16 @@ class PostgresQueue:
         return arrival.stored
 
     def _insert(self, batch: list[_Arrival]) -> None:
-        """One statement for the batch; each arrival learns whether its delivery was new (a
-        delivery id or key already stored, or earlier in the same batch, is not)."""
-        values = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(batch))
+        """One statement for the batch; each arrival learns whether its delivery was new."""
+        rows = [arrival.row for arrival in batch]
         try:
-            rows = self._conn().execute(
-                f"INSERT INTO mlops_bot_jobs {_INSERT_COLUMNS} VALUES {values} "  # noqa: S608 - placeholders
-                "ON CONFLICT DO NOTHING RETURNING delivery",
-                [value for arrival in batch for value in arrival.row],
-            ).fetchall()
+            returned = self._conn().execute(insert_statement(len(rows)), parameters(rows)).fetchall()
         except Exception as error:  # every request of the batch gets it (answered as a failure)
             for arrival in batch:
                 arrival.error = error
             return
-        new = {str(row[0]) for row in rows}
-        for arrival in batch:
-            delivery = str(arrival.row[0])
-            arrival.stored = delivery in new
-            new.discard(delivery)  # the same id twice in one batch: the first one was stored
+        for arrival, stored in zip(batch, stored_flags(rows, returned), strict=True):
+            arrival.stored = stored
 
     # ------------------------------------------------------------------------------ consumer
     def recover(self, now: float = 0.0) -> int:
