@@ -72,11 +72,13 @@ def check(manifest: dict[str, Any]) -> None:
 
 
 def test_canary_manifests_validate() -> None:
-    manifests = step_manifests("credit-risk", "v1.2.0", "s3://models/credit-risk/v1.2.0", [10, 50])
+    manifests = step_manifests("credit-risk", "v1.2.0", "s3://models/credit-risk/v1.2.0", [10, 50],
+                               trusted_types=["team_features.transformers.Clipper"])
     for manifest in manifests:
         check(manifest)
     assert [m["spec"]["predictor"].get("canaryTrafficPercent") for m in manifests] == [10, 50, None]
     container = manifests[0]["spec"]["predictor"]["containers"][0]
+    assert container["args"][-2:] == ["--trusted-type", "team_features.transformers.Clipper"]
     assert container["securityContext"]["runAsNonRoot"] is True
     assert "/v2/health/ready" in str(container["readinessProbe"])
 

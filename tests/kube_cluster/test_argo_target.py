@@ -34,13 +34,14 @@ PLAN = plan_from_config(RolloutSection(
     gates=RolloutGates(min_success_rate=0.99, max_p99_latency_ms=500, max_p99_latency_ratio=1.5,
                        max_prediction_drift=0.2, min_requests=50),
     interval=15, failure_limit=2, progress_deadline=900))
+TRUSTED = ["team_features.transformers.Clipper"]
 
 
 def rendered(namespace: str, version: str = "v1.1.0") -> tuple[dict[str, Any], dict[str, Any]]:
     rollout = render_rollout("credit", version, "v1.0.0", namespace=namespace, plan=PLAN,
                              image="ghcr.io/acme/mlops-bot-server:1.0",
                              storage_uri="https://example.invalid/model.skops", sha256="a" * 64,
-                             prometheus_url="http://prometheus.monitoring:9090")
+                             prometheus_url="http://prometheus.monitoring:9090", trusted_types=TRUSTED)
     return rollout, render_analysis("credit", namespace, PLAN)
 
 
@@ -75,6 +76,8 @@ def test_rollout_and_template_apply_against_the_real_crds(control_plane: Control
     applied = argo.apply(rollout, analysis)
     assert {m["manager"] for m in applied["metadata"]["managedFields"]} == {"mlops-bot"}
     assert applied["spec"]["strategy"]["canary"]["steps"][1] == {"pause": {"duration": "30s"}}
+    args = applied["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[-2:] == ["--trusted-type", TRUSTED[0]]
     bad, _ = rendered(namespace, "v1.2.0")
     bad["spec"]["strategy"]["canary"]["steps"][0] = {"setWeight": "ten"}
     with pytest.raises(ClusterError, match=r"rejected rollouts\.argoproj\.io/credit as invalid"):
@@ -218,7 +221,8 @@ def test_rendered_objects_follow_argos_crd_schemas() -> None:
     for plan in plans:
         rollout = render_rollout("credit", "v1.1.0", "v1.0.0", namespace="ml", plan=plan, image="img:1",
                                  storage_uri="https://example.invalid/model.onnx", sha256=None,
-                                 prometheus_url="http://prometheus:9090", token_secret="model-token")
+                                 prometheus_url="http://prometheus:9090", token_secret="model-token",
+                                 trusted_types=TRUSTED)
         analysis = render_analysis("credit", "ml", plan, {"requests": "sum(my_requests{v=\"$version\"})"})
         for kind, document in (("Rollout", rollout), ("AnalysisTemplate", analysis)):
             errors = [f"{list(e.absolute_path)}: {e.message}" for e in schemas[kind].iter_errors(document)]

@@ -29,7 +29,8 @@ def storage(ref: VersionRef) -> tuple[str, str]:
 
 def target(plane: ControlPlane, namespace: str, kubeconfig: Path | None = None) -> KServeTarget:
     return KServeTarget("credit", connect(str(kubeconfig or plane.kubeconfig)), namespace=namespace,
-                        storage=storage, image="ghcr.io/acme/mlops-bot-server:1.0")
+                        storage=storage, image="ghcr.io/acme/mlops-bot-server:1.0",
+                        trusted_types=["team_features.transformers.Clipper"])
 
 
 def managers(obj: dict[str, Any]) -> dict[str, str]:
@@ -47,7 +48,8 @@ def test_steps_are_server_side_applied_and_validated_by_the_real_crd(control_pla
     obj = kserve.read()
     assert obj is not None and obj["spec"]["predictor"]["canaryTrafficPercent"] == 10
     assert obj["metadata"]["annotations"]["mlops-bot/version"] == "v1.1.0"
-    assert "--model-sha256" in obj["spec"]["predictor"]["containers"][0]["args"]
+    args = obj["spec"]["predictor"]["containers"][0]["args"]
+    assert "--model-sha256" in args and args[-2:] == ["--trusted-type", "team_features.transformers.Clipper"]
     kserve.apply(RoutingRequest(stable=V1, canary=V2, weight=50))
     assert kserve.read()["spec"]["predictor"]["canaryTrafficPercent"] == 50  # type: ignore[index]
     # Promotion: the field we owned is gone, not set to 100.

@@ -20,6 +20,7 @@ from mlops_bot.config import (
     load_models,
     select_model,
 )
+from mlops_bot.deploy.serve_args import TRUSTED_TYPE_FLAG
 from mlops_bot.errors import MlopsError
 from mlops_bot.forge.base import Forge
 
@@ -96,7 +97,7 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--version", default="v0.0.0", help="the version label of --model")
     serve.add_argument("--config", help="the repository's config: its `model.trusted_types` for NAME (or "
                        "its only model) are trusted when loading every version, as validate does")
-    serve.add_argument("--trusted-type", action="append", default=[], metavar="PACKAGE.MODULE.TYPE",
+    serve.add_argument(TRUSTED_TYPE_FLAG, action="append", default=[], metavar="PACKAGE.MODULE.TYPE",
                        help="an exact type name a skops model file may need beyond the allow-list, as in "
                        "`model.trusted_types` (repeatable; for servers started without the config)")
     serve.add_argument("--model-url", help="download the version's model.skops or model.onnx release asset "
@@ -184,7 +185,7 @@ def _target(args: argparse.Namespace, name: str) -> Any:
     if args.target == "docker":
         from mlops_bot.deploy.targets.docker import DockerTarget
 
-        return DockerTarget(state_dir, name)
+        return DockerTarget(state_dir, name, trusted_types=_trusted_types(args.config, name))
     raise MlopsError(f"unknown target {args.target!r}")
 
 
@@ -214,7 +215,8 @@ def _deploy(args: argparse.Namespace) -> int:
     if args.target == "kubernetes" and args.manifests:
         from mlops_bot.cli.deploy_cluster import write_manifests
 
-        return write_manifests(args, name, version, rollout, source.model_file(name, version))
+        return write_manifests(args, name, version, rollout, source.model_file(name, version),
+                               _trusted_types(args.config, name))
     if not args.wait and args.target != "kubernetes":  # on a cluster the job itself drives the steps
         return _background(args, name, version)
 
@@ -225,7 +227,7 @@ def _deploy(args: argparse.Namespace) -> int:
     if args.target == "kubernetes":
         from mlops_bot.cli.deploy_cluster import cluster_parts
 
-        target, store = cluster_parts(args, name, rollout)
+        target, store = cluster_parts(args, name, rollout, _trusted_types(args.config, name))
     else:
         target, store = _target(args, name), StateStore(Path(args.state_dir), name)
     engine = RolloutController

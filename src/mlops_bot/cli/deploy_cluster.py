@@ -71,8 +71,10 @@ def storage_uri(template: str, *, model: str, version: str, repository: str, fil
                                          file=quote(file, safe=""))
 
 
-def cluster_parts(args: argparse.Namespace, name: str, rollout: RolloutSection) -> tuple[Any, Any]:
-    """(target, state store) for `name` on the cluster the arguments point at."""
+def cluster_parts(args: argparse.Namespace, name: str, rollout: RolloutSection,
+                  trusted_types: list[str] | None = None) -> tuple[Any, Any]:
+    """(target, state store) for `name` on the cluster the arguments point at; `trusted_types` (the
+    model's `model.trusted_types`) reach every pod's server."""
     from mlops_bot.checksums import sha256_file
     from mlops_bot.deploy.routing import VersionRef
     from mlops_bot.deploy.targets.cluster import ClusterStateStore
@@ -105,7 +107,8 @@ def cluster_parts(args: argparse.Namespace, name: str, rollout: RolloutSection) 
         argo = ArgoTarget(name, api, namespace=namespace, storage=storage,
                           image=args.image or rollout.argo.image, prometheus_url=address,
                           replicas=rollout.argo.replicas, token_secret=rollout.argo.token_secret,
-                          queries=_queries(rollout), traffic=argo_traffic(rollout))
+                          queries=_queries(rollout), traffic=argo_traffic(rollout),
+                          trusted_types=trusted_types or [])
         return argo, ClusterStateStore(api, namespace, resource_name(name))
 
     metrics = None
@@ -116,26 +119,27 @@ def cluster_parts(args: argparse.Namespace, name: str, rollout: RolloutSection) 
                                     timeout=rollout.prometheus.timeout)
     target = KServeTarget(name, api, namespace=namespace, storage=storage,
                           image=args.image or rollout.kserve.image, metrics_source=metrics,
-                          token_secret=rollout.kserve.token_secret, min_replicas=rollout.kserve.min_replicas)
+                          token_secret=rollout.kserve.token_secret, min_replicas=rollout.kserve.min_replicas,
+                          trusted_types=trusted_types or [])
     return target, ClusterStateStore(api, namespace, resource_name(name))
 
 
 def write_manifests(args: argparse.Namespace, name: str, version: str, rollout: RolloutSection,
-                    model_file: str) -> int:
+                    model_file: str, trusted_types: list[str] | None = None) -> int:
     """--manifests DIR: the InferenceService of every step (KServe), or the Rollout and its
     AnalysisTemplate (Argo), for review or GitOps; no cluster needed. `model_file` is the version's
     model file name (model.skops or model.onnx, as its source records it), the storage URI's `$file`."""
     from mlops_bot.deploy.targets.kserve import step_manifests
 
     if rollout.engine == "argo":
-        return _write_argo_manifests(args, name, version, rollout, model_file)
+        return _write_argo_manifests(args, name, version, rollout, model_file, trusted_types or [])
 
     uri = storage_uri(rollout.kserve.storage_uri, model=name, version=version,
                       repository=os.environ.get("GITHUB_REPOSITORY", "OWNER/REPO"), file=model_file)
     manifests = step_manifests(name, version, uri, [step.weight for step in rollout.steps],
                                namespace=_namespace(args, rollout), image=args.image or rollout.kserve.image,
                                token_secret=rollout.kserve.token_secret,
-                               min_replicas=rollout.kserve.min_replicas)
+                               min_replicas=rollout.kserve.min_replicas, trusted_types=trusted_types or [])
     out = Path(args.manifests)
     out.mkdir(parents=True, exist_ok=True)
     for index, manifest in enumerate(manifests, start=1):
@@ -146,7 +150,7 @@ def write_manifests(args: argparse.Namespace, name: str, version: str, rollout: 
 
 
 def _write_argo_manifests(args: argparse.Namespace, name: str, version: str, rollout: RolloutSection,
-                          model_file: str) -> int:
+                          model_file: str, trusted_types: list[str]) -> int:
     from mlops_bot.deploy.plan import plan_from_config
     from mlops_bot.deploy.targets.argo import render_analysis, render_rollout
 
@@ -159,7 +163,8 @@ def _write_argo_manifests(args: argparse.Namespace, name: str, version: str, rol
         "rollout": render_rollout(name, version, "STABLE_VERSION", namespace=namespace, plan=plan,
                                   image=args.image or rollout.argo.image, storage_uri=uri, sha256=None,
                                   prometheus_url=address, replicas=rollout.argo.replicas,
-                                  token_secret=rollout.argo.token_secret, traffic=argo_traffic(rollout)),
+                                  token_secret=rollout.argo.token_secret, traffic=argo_traffic(rollout),
+                                  trusted_types=trusted_types),
         "analysistemplate": render_analysis(name, namespace, plan, _queries(rollout)),
     }
     out = Path(args.manifests)

@@ -22,13 +22,14 @@ render what it needs from the plan, apply it, mirror its status and pass /abort 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from mlops_bot.config import RolloutGates
 from mlops_bot.deploy.plan import RolloutPlan
 from mlops_bot.deploy.prometheus import DEFAULT_QUERIES, render_query
 from mlops_bot.deploy.routing import VersionRef
+from mlops_bot.deploy.serve_args import POD_MODEL_DIR, POD_PORT, pod_args
 from mlops_bot.deploy.targets.cluster import (
     ClusterError,
     explain,
@@ -183,29 +184,29 @@ def render_analysis(model: str, namespace: str, plan: RolloutPlan,
 def render_rollout(model: str, version: str, stable_version: str, *, namespace: str, plan: RolloutPlan,
                    image: str, storage_uri: str, sha256: str | None, prometheus_url: str,
                    replicas: int = 2, token_secret: str | None = None,
-                   traffic: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                   traffic: Mapping[str, Any] | None = None, trusted_types: Iterable[str] = ()
+                   ) -> dict[str, Any]:
     """The Rollout for `version`; Argo keeps the previous pod template as stable. `traffic`: the
     canary strategy's `trafficRouting`, `canaryService` and `stableService`, passed through (from
-    `rollout.argo`, validated by the config's schema); without it a weight is a share of pods."""
+    `rollout.argo`, validated by the config's schema); without it a weight is a share of pods.
+    `trusted_types` (the model's `model.trusted_types`) go to the server as `serve_args` renders
+    them, as on every target."""
     name = resource_name(model)
     steps: list[dict[str, Any]] = []
     for step in plan.steps:
         steps.append({"setWeight": step.weight})
         steps.append({"pause": {} if step.hold == "manual" else {"duration": _duration(float(step.hold))}})
-    args = ["serve", model, "--host", "0.0.0.0", "--port", "8080",  # noqa: S104 - pod network
-            "--model-url", storage_uri, "--model-dir", "/mnt/models", "--version", version]
-    if sha256:
-        args += ["--model-sha256", sha256]
+    args = pod_args(model, version, storage_uri, sha256, trusted_types)
     labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/managed-by": "mlops-bot"}
     # The container is written as Argo's controller re-serialises it when it updates the Rollout
     # (its revision annotation): `resources: {}` present, no empty `env`. Otherwise that update
     # changes the (atomic) containers list and takes it over, and our next apply conflicts.
     container: dict[str, Any] = {
         "name": "model-server", "image": image, "args": args, "resources": {},
-        "ports": [{"name": "http", "containerPort": 8080}],
-        "readinessProbe": {"httpGet": {"path": "/v2/health/ready", "port": 8080}},
-        "livenessProbe": {"httpGet": {"path": "/v2/health/live", "port": 8080}},
-        "volumeMounts": [{"name": "models", "mountPath": "/mnt/models"},
+        "ports": [{"name": "http", "containerPort": POD_PORT}],
+        "readinessProbe": {"httpGet": {"path": "/v2/health/ready", "port": POD_PORT}},
+        "livenessProbe": {"httpGet": {"path": "/v2/health/live", "port": POD_PORT}},
+        "volumeMounts": [{"name": "models", "mountPath": POD_MODEL_DIR},
                          {"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108 - emptyDir
         "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "readOnlyRootFilesystem": True,
                             "allowPrivilegeEscalation": False},
@@ -274,7 +275,7 @@ class ArgoTarget:
                  storage: Callable[[VersionRef], tuple[str, str]] | None = None,
                  image: str = DEFAULT_IMAGE, prometheus_url: str = "", replicas: int = 2,
                  token_secret: str | None = None, queries: Mapping[str, str] | None = None,
-                 traffic: Mapping[str, Any] | None = None) -> None:
+                 traffic: Mapping[str, Any] | None = None, trusted_types: Iterable[str] = ()) -> None:
         self.model = model
         self.api_client = api_client
         self.namespace = namespace
@@ -286,6 +287,7 @@ class ArgoTarget:
         self.token_secret = token_secret
         self.queries = dict(queries or {})
         self.traffic = dict(traffic or {})
+        self.trusted_types = list(trusted_types)  # the model's `model.trusted_types`, every version
         self.endpoint = f"argo-rollouts://{namespace}/{self.name}"
         require_api(api_client, GROUP, VERSION, "Rollout", "Argo Rollouts")
 
@@ -297,7 +299,8 @@ class ArgoTarget:
         rollout = render_rollout(self.model, ref.version, stable_version, namespace=self.namespace, plan=plan,
                                  image=self.image, storage_uri=uri, sha256=digest,
                                  prometheus_url=self.prometheus_url, replicas=self.replicas,
-                                 token_secret=self.token_secret, traffic=self.traffic)
+                                 token_secret=self.token_secret, traffic=self.traffic,
+                                 trusted_types=self.trusted_types)
         return rollout, render_analysis(self.model, self.namespace, plan, self.queries)
 
     def deploy(self, ref: VersionRef, stable_version: str, plan: RolloutPlan) -> dict[str, Any]:

@@ -16,11 +16,12 @@ Manifests are pure functions; `KServeTarget` is the I/O. Metrics come from a met
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from mlops_bot.deploy.metrics import MetricsSnapshot
 from mlops_bot.deploy.routing import RoutingRequest, VersionRef
+from mlops_bot.deploy.serve_args import POD_MODEL_DIR, POD_PORT, pod_args
 from mlops_bot.deploy.targets.cluster import ClusterError, read_object, require_api, server_side_apply
 from mlops_bot.errors import MlopsError
 
@@ -48,17 +49,16 @@ def inference_service(
     image: str = DEFAULT_IMAGE,
     min_replicas: int = 1,
     token_secret: str | None = None,
+    trusted_types: Iterable[str] = (),
 ) -> dict[str, Any]:
     """The InferenceService for `version`; with `canary_percent` it takes that share of traffic
     while the previous ready revision keeps the rest. The container fetches `storage_uri` at start
     and refuses a file whose SHA-256 is not `sha256`; `token_secret` names a Secret whose `token`
-    key authenticates the download (private repositories)."""
+    key authenticates the download (private repositories); `trusted_types` (the model's
+    `model.trusted_types`) go to the server as `serve_args` renders them."""
     if canary_percent is not None and not 0 <= canary_percent <= 100:
         raise MlopsError(f"canaryTrafficPercent must be within 0..100, got {canary_percent}")
-    args = ["serve", model, "--host", "0.0.0.0", "--port", "8080",  # noqa: S104 - pod network
-            "--model-url", storage_uri, "--model-dir", "/mnt/models", "--version", version]
-    if sha256:
-        args += ["--model-sha256", sha256]
+    args = pod_args(model, version, storage_uri, sha256, trusted_types)
     env: list[dict[str, Any]] = [{"name": "STORAGE_URI", "value": storage_uri}]
     if token_secret:
         env.append({"name": "MLOPS_BOT_MODEL_TOKEN",
@@ -70,12 +70,12 @@ def inference_service(
             "image": image,
             "args": args,
             "env": env,
-            "ports": [{"containerPort": 8080, "protocol": "TCP"}],
+            "ports": [{"containerPort": POD_PORT, "protocol": "TCP"}],
             # The root filesystem is read-only: the download and Python's temp files get emptyDirs.
-            "volumeMounts": [{"name": "models", "mountPath": "/mnt/models"},
+            "volumeMounts": [{"name": "models", "mountPath": POD_MODEL_DIR},
                              {"name": "tmp", "mountPath": "/tmp"}],  # noqa: S108 - the pod's own emptyDir
-            "readinessProbe": {"httpGet": {"path": "/v2/health/ready", "port": 8080}},
-            "livenessProbe": {"httpGet": {"path": "/v2/health/live", "port": 8080}},
+            "readinessProbe": {"httpGet": {"path": "/v2/health/ready", "port": POD_PORT}},
+            "livenessProbe": {"httpGet": {"path": "/v2/health/live", "port": POD_PORT}},
             "securityContext": {"runAsNonRoot": True, "runAsUser": 10001,
                                 "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True},
         }],
@@ -153,7 +153,8 @@ class KServeTarget:
     def __init__(self, model: str, api_client: Any, *, namespace: str,
                  storage: Callable[[VersionRef], tuple[str, str]],
                  image: str = DEFAULT_IMAGE, metrics_source: MetricsSource | None = None,
-                 token_secret: str | None = None, min_replicas: int = 1) -> None:
+                 token_secret: str | None = None, min_replicas: int = 1,
+                 trusted_types: Iterable[str] = ()) -> None:
         self.model = model
         self.api_client = api_client
         self.namespace = namespace
@@ -163,6 +164,7 @@ class KServeTarget:
         self.metrics_source = metrics_source
         self.token_secret = token_secret
         self.min_replicas = min_replicas
+        self.trusted_types = list(trusted_types)  # the model's `model.trusted_types`, every version
         self.endpoint = f"kserve://{namespace}/{self.name}"
         self._routing: RoutingRequest | None = None
         require_api(api_client, GROUP, VERSION, KIND, "KServe")
@@ -171,7 +173,8 @@ class KServeTarget:
         uri, digest = self.storage(ref)
         return inference_service(self.model, storage_uri=uri, version=ref.version, sha256=digest,
                                  canary_percent=canary_percent, namespace=self.namespace, image=self.image,
-                                 min_replicas=self.min_replicas, token_secret=self.token_secret)
+                                 min_replicas=self.min_replicas, token_secret=self.token_secret,
+                                 trusted_types=self.trusted_types)
 
     def read(self) -> dict[str, Any] | None:
         return read_object(self.api_client, GROUP, VERSION, PLURAL, self.namespace, self.name)
@@ -194,7 +197,8 @@ class KServeTarget:
             current = inference_service(
                 self.model, storage_uri=annotations.get("mlops-bot/storage-uri", ""), version=serving,
                 sha256=annotations.get("mlops-bot/sha256"), canary_percent=0, namespace=self.namespace,
-                image=self.image, min_replicas=self.min_replicas, token_secret=self.token_secret)
+                image=self.image, min_replicas=self.min_replicas, token_secret=self.token_secret,
+                trusted_types=self.trusted_types)
             self._apply(current)
         self._apply(self.manifest(routing.stable, None))
 

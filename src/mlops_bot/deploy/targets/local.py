@@ -26,6 +26,7 @@ import httpx
 from mlops_bot.deploy.metrics import MetricsSnapshot
 from mlops_bot.deploy.router import ModelRouter
 from mlops_bot.deploy.routing import RoutingRequest
+from mlops_bot.deploy.serve_args import trusted_type_args
 from mlops_bot.errors import MlopsError
 
 LOOPBACK = "127.0.0.1"
@@ -160,8 +161,7 @@ class LocalTarget(HttpTarget):
                    "--port", str(port)]
         if log_dir:
             command += ["--log-dir", log_dir]
-        for type_name in self.trusted_types:
-            command += ["--trusted-type", type_name]
+        command += trusted_type_args(self.trusted_types)
         log = open(self.state_dir / f"{self.name.replace('/', '_')}.server.log", "ab")  # noqa: SIM115
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, start_new_session=True)
