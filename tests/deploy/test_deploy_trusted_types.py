@@ -37,7 +37,7 @@ from mlops_bot.errors import IntegrityError
 
 TRUSTED = ["numpy.asarray"]  # harmless, on no list: a stand-in for a team's own transformer
 LAUNCHER = Path(__file__).resolve().parents[1] / "kube_cluster" / "serve_launcher.py"
-CONFIG = ("model: {{name: credit, task: classification, trusted_types: [numpy.asarray]}}\n"
+CONFIG = ("model: {{name: {name}, task: classification, trusted_types: [numpy.asarray]}}\n"
           "train: {{builtin: {{estimator: logistic_regression}}}}\n"
           "data: {{train: t.csv, holdout: h.csv, target: y}}\n"
           "rollout:\n  engine: {engine}\n  steps: [{{weight: 20, hold: 30}}]\n"
@@ -90,7 +90,7 @@ def test_every_target_renders_the_models_trusted_types() -> None:
 def test_deploy_manifests_carry_the_configs_trusted_types(versions: dict[str, Path], tmp_path: Path,
                                                           engine: str) -> None:
     config = tmp_path / "mlops.yml"
-    config.write_text(CONFIG.format(engine=engine))
+    config.write_text(CONFIG.format(engine=engine, name="credit"))
     out = tmp_path / "out"
     assert main(["deploy", "credit", "--version", "v1.0.0", "--target", "kubernetes", "--config", str(config),
                  "--models", str(versions["v1.0.0"].parent), "--manifests", str(out)]) == 0
@@ -157,3 +157,43 @@ def test_a_server_started_as_each_target_renders_it_serves_the_trusting_model_an
             assert "not on the model-type allow-list: numpy.asanyarray" in refused.json()["error"], target
     finally:
         _stop(launcher)
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+def test_the_docker_target_starts_its_container_with_the_models_trusted_types(
+        versions: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`deploy --target docker` of a model needing numpy.asarray: the container runs with the list
+    and answers. Its own container name (`mlops-bot-trusting`) and cleanup: it may share the engine
+    with test_deploy_docker.py's containers."""
+    from mlops_bot.deploy.targets.docker import engine_available
+
+    ok, why = engine_available()
+    if not ok:
+        pytest.skip(f"docker engine tests need a running engine (make docker-test starts one): {why}")
+    import docker
+
+    client = docker.from_env()
+    config = tmp_path / "mlops.yml"
+    config.write_text(CONFIG.format(engine="kserve", name="trusting"))
+    state_dir = tmp_path / "state"
+    images = {image.id for image in client.images.list()}
+    built: list[str] = []
+    try:
+        assert main(["deploy", "trusting", "--version", "v1.0.0", "--target", "docker", "--wait",
+                     "--state-dir", str(state_dir), "--config", str(config), "--models",
+                     str(versions["v1.0.0"].parent), "--timeout", "300"]) == 0
+        endpoint = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["endpoint"]
+        container = client.containers.get("mlops-bot-trusting")
+        built.append(container.image.id)
+        assert container.attrs["Config"]["Cmd"][-2:] == ["--trusted-type", "numpy.asarray"]
+        frame, _ = training_frame(seed=3, rows=2)
+        body = {"inputs": [{"name": name, "datatype": "FP64", "shape": [2], "data": frame[name].tolist()}
+                           for name in ("income", "age")]}
+        answer = httpx.post(f"{endpoint}/v2/models/trusting/infer", json=body, trust_env=False, timeout=60)
+        assert answer.status_code == 200 and answer.json()["model_version"] == "v1.0.0", answer.text
+    finally:
+        main(["deploy", "stop", "trusting", "--target", "docker", "--state-dir", str(state_dir)])
+        for image in built:
+            if image not in images:  # the server image this test built (the base is the cache)
+                client.images.remove(image, force=True)
