@@ -49,6 +49,9 @@ rollout:
   interval: 1
   initial_delay: 3
   progress_deadline: {deadline}
+  # Argo pauses an inconclusive analysis for a person; here the job aborts it at once, so a test
+  # whose measurement was inconclusive fails with Argo's message instead of waiting out --timeout.
+  on_inconclusive: abort
   # min_requests 1: these tests check Argo's wiring; its PromQL semantics are checked by promtool
   # (test_deploy_argo_analysis.py), and 5 made a loaded machine's first measurement inconclusive.
   gates: {{min_requests: 1, min_success_rate: 0.95, max_p99_latency_ms: 10000,
@@ -163,12 +166,12 @@ def test_healthy_version_steps_through_argo_with_a_status_per_step(
     world = deploy_env
     with Load(world) as load:
         started = time.monotonic()
-        assert main(world.args("v1.0.0")) == 0, logs(world.harness)
+        assert main(world.args("v1.0.0")) == 0, (world.state().reason, logs(world.harness))
         first = time.monotonic() - started
         assert world.statuses()[-1][0] == "success"  # only once Argo reported the pods Healthy
         assert Counter(world.ready_pods()) == {"v1.0.0": 10}
         started = time.monotonic()
-        assert main(world.args("v1.1.0")) == 0, logs(world.harness)
+        assert main(world.args("v1.1.0")) == 0, (world.state().reason, logs(world.harness))
         took = time.monotonic() - started
     state = world.state()
     assert state.phase == "promoted" and state.stable is not None and state.stable.version == "v1.1.0"
@@ -272,7 +275,7 @@ def test_killed_deploy_job_resumes_while_argo_kept_stepping(deploy_env: World,
         at = world.state()
         deployments = len(LocalForge(world.forge_dir, repo="acme/credit").list_deployments("production"))
         capsys.readouterr()
-        assert main(world.args("v1.4.0", first=4, second=4)) == 0  # the re-run of the job
+        assert main(world.args("v1.4.0", first=4, second=4)) == 0, world.state().reason  # the re-run
     assert "resuming the rollout of v1.4.0 (Argo Rollouts)" in capsys.readouterr().out
     # Same rollout, same GitHub deployment; Argo went on stepping while no job watched.
     assert len(LocalForge(world.forge_dir, repo="acme/credit").list_deployments("production")) == deployments
@@ -288,7 +291,7 @@ def test_rollback_is_argos_full_promotion(deploy_env: World) -> None:
     world = deploy_env
     with Load(world) as load:
         # Holds of 10 minutes: only skipping the steps lets this return.
-        assert main(world.args("v1.3.0", first=600, second=600)) == 0
+        assert main(world.args("v1.3.0", first=600, second=600)) == 0, world.state().reason
     state = world.state()
     assert state.phase == "rolled_back" and state.stable is not None and state.stable.version == "v1.3.0"
     statuses = world.statuses()

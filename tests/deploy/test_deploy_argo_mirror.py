@@ -154,8 +154,32 @@ def test_inconclusive_analysis_pauses_until_promote() -> None:
     view = view_of(rollout(phase="Paused", currentStepIndex=1, controllerPause=True,
                            pauseConditions=[{"reason": "InconclusiveAnalysisRun"}]))
     decision = watch(PLAN, canary_state(), view, [], now=1)
-    assert decision.state.phase == "paused"
-    assert "inconclusive" in statuses(decision.effects)[0][1]
+    assert decision.state.phase == "paused" and commands(decision.effects) == []
+    assert statuses(decision.effects) == [("in_progress", "canary v1.1.0 step 1/2: 10%, hold 30s: paused, "
+                                           "inconclusive (Argo analysis: no data or neither pass nor fail); "
+                                           "/promote to go on or /abort")]
+
+
+def test_inconclusive_analysis_aborts_when_the_plan_says_so() -> None:
+    """`rollout.on_inconclusive: abort`: the job writes Argo's abort instead of waiting for a person
+    (unless a /promote arrived in the same tick), and the reason carries Argo's message."""
+    plan = plan_from_config(RolloutSection(steps=[RolloutStep(weight=10, hold=30)], on_inconclusive="abort",
+                                           gates=RolloutGates(), interval=5, progress_deadline=100))
+    stable = RolloutState(model="credit", phase="promoted", stable=V1)
+    state = start(plan, stable, V2, now=0, rollout_id="r1").state
+    message = 'Metric "success-rate" assessed Inconclusive due to inconclusive (1) > inconclusiveLimit (0)'
+    view = view_of(rollout(phase="Paused", currentStepIndex=1, controllerPause=True,
+                           pauseConditions=[{"reason": "InconclusiveAnalysisRun"}],
+                           canary={"currentBackgroundAnalysisRunStatus": {"status": "Inconclusive",
+                                                                          "message": message}}))
+    decision = watch(plan, state, view, [], now=1)
+    assert commands(decision.effects) == ["abort"] and decision.state.phase == "aborted"
+    assert decision.state.reason == ("inconclusive (Argo analysis) at canary v1.1.0 step 1/1: 10%, "
+                                     f"hold 30s: {message}; rollout.on_inconclusive: abort")
+    assert statuses(decision.effects)[-1][0] == "failure"
+    promote = ControlRequest(status_id=9, action="promote", actor="bob")
+    promoted = watch(plan, state, view, [promote], now=1)
+    assert commands(promoted.effects) == ["promote"] and promoted.state.phase == "paused"
 
 
 def test_deploy_manifests_for_argo_need_no_cluster(tmp_path: Any, model_dirs: Any,

@@ -206,6 +206,10 @@ def test_inconclusive_pauses_then_promote_resumes(tmp_path: Path, model_dirs: di
     assert drive(world, ctl, 5, per_tick=0) == "paused"
     world.clock.sleep(36_000)
     assert drive(world, ctl, 2, per_tick=0) == "paused"  # paused: no progress deadline either
+    # A deploy job given --timeout says where it stands and what the pause waits for.
+    with pytest.raises(MlopsError, match=r"^rollout of v1\.1\.0 still paused after 300s: paused, "
+                                         r"inconclusive \(.*\); /promote to go on or /abort$"):
+        ctl.run("v1.1.0", timeout=300)
     request_action(world.forge, "production", "promote", "alice")
     assert ctl.tick().phase == "promoted"
 

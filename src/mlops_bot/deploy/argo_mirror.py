@@ -12,7 +12,10 @@ then watches the Rollout's status. What that status means is decided here, over 
   one);
 - `watch`: one tick: /abort, /rollback and /promote requests become Argo's own fields (effects
   `ArgoCommand`), and each new step, pause, abort or completion Argo reports becomes one GitHub
-  deployment status, the rollout state (in the cluster) and, at the end, the registry stage.
+  deployment status, the rollout state (in the cluster) and, at the end, the registry stage. An
+  inconclusive analysis pauses the Rollout until a person /promotes or /aborts (Argo's semantics,
+  `rollout.on_inconclusive: pause`, reported at once as a `paused` status while the job keeps
+  watching for that request); with `on_inconclusive: abort` the job writes Argo's abort instead.
 
 The effects are carried out in order by `deploy/argo_controller.py`.
 """
@@ -232,6 +235,12 @@ def watch(plan: RolloutPlan, state: RolloutState, view: ArgoView, requests: list
     s.step, s.weight = step, plan.steps[step].weight
     label = f"canary {version} {plan.step_label(step)}"
     if "InconclusiveAnalysisRun" in view.pause_reasons:
+        promoted = any(request.action == "promote" for request in requests)
+        if plan.on_inconclusive == "abort" and not promoted:  # Argo pauses for a person; abort instead
+            run.effects.append(ArgoCommand(action="abort"))
+            why = f"inconclusive (Argo analysis) at {label}: {_inconclusive_detail(view)}"
+            _finish_failed(run, "aborted", f"{why}; rollout.on_inconclusive: abort"[:300])
+            return run.done()
         run.mirror(f"{step}:inconclusive", f"{label}: paused, inconclusive (Argo analysis: no data or "
                    "neither pass nor fail); /promote to go on or /abort", "paused")
     elif view.pause_reasons and plan.steps[step].hold == "manual" and (view.step_index or 0) % 2 == 1:
@@ -239,6 +248,12 @@ def watch(plan: RolloutPlan, state: RolloutState, view: ArgoView, requests: list
     else:
         run.mirror(f"{step}", label)
     return run.done()
+
+
+def _inconclusive_detail(view: ArgoView) -> str:
+    """What Argo says about an inconclusive analysis (the run's message, else the Rollout's)."""
+    return view.analysis_message or view.message or "no data, or neither the success nor the failure " \
+        "condition held"
 
 
 def _abort_reason(plan: RolloutPlan, version: str, view: ArgoView) -> str:

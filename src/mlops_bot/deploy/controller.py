@@ -56,6 +56,13 @@ from mlops_bot.model_signature import SignatureMismatch, input_difference
 __all__ = ["TERMINAL", "Phase", "RolloutController", "RolloutState", "StateStore", "Transition"]
 
 
+def timed_out(version: str, state: RolloutState, timeout: float) -> str:
+    """The deploy's --timeout error: where the rollout stands, with its last status (a paused
+    rollout's says what it waits for: /promote or /abort). The rollout itself goes on. Pure."""
+    last = state.history[-1].message if state.history else ""
+    return f"rollout of {version} still {state.phase} after {timeout:g}s" + (f": {last}" if last else "")
+
+
 class StateConflict(MlopsError):
     """A store refused a write because the state changed since it was read."""
 
@@ -354,5 +361,5 @@ class RolloutController:
             if on_tick is not None:
                 on_tick(state)
             if deadline is not None and self.clock() > deadline:
-                raise MlopsError(f"rollout of {version} still {state.phase} after {timeout:g}s")
+                raise MlopsError(timed_out(version, state, timeout or 0.0))
         return state
