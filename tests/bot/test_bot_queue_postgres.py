@@ -4,6 +4,7 @@ the webhook server's inserts on its event loop, against a real PostgreSQL server
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from typing import Any
 
@@ -33,8 +34,8 @@ def test_deliveries_sent_at_once_on_the_event_loop_are_stored_once_each(postgres
     wins = Counter(key for key, stored in results if stored)
     assert set(wins.values()) == {1} and set(wins) == {key for _d, key in sends}
     assert queue.counts() == {"pending": len(wins)}
-    job = queue.claim(2.0, "h:1")
-    assert job is not None and job.delivery == "d-0" and job.payload == b"{}"
+    job = queue.claim(2.0, "h:1")  # (which first: whichever insert committed first)
+    assert job is not None and job.event == "issue_comment" and job.payload == b"{}"
     queue.close()
 
 
@@ -117,3 +118,60 @@ async def _until(condition: Any, seconds: float = 60.0) -> None:
     while not condition():
         assert asyncio.get_running_loop().time() < deadline, "never happened"
         await asyncio.sleep(0.01)
+
+
+def test_the_one_running_index_is_built_while_deliveries_go_on_being_inserted(postgres: Any) -> None:
+    """The index is built CONCURRENTLY: while the build waits out a transaction that is writing
+    the table (a replica's insert in flight), other inserts go on. A plain CREATE INDEX would queue
+    its lock behind that transaction and every insert behind the CREATE INDEX."""
+    import threading
+
+    import psycopg
+
+    from mlops_bot.bot.queue_postgres import PostgresQueue
+
+    url = postgres.database()
+    PostgresQueue(url).close()
+    with psycopg.connect(url, autocommit=True) as writing, psycopg.connect(url, autocommit=True) as other:
+        other.execute("DROP INDEX mlops_bot_jobs_one_running")  # a database of an older release
+        started: list[Any] = []
+        with writing.transaction():
+            writing.execute("INSERT INTO mlops_bot_jobs (delivery, event, payload, received_at) "
+                            "VALUES ('d-open', 'push', '{}', 1.0)")
+            thread = threading.Thread(target=lambda: started.append(PostgresQueue(url)))
+            thread.start()
+            deadline = time.monotonic() + 120
+            while not other.execute("SELECT 1 FROM pg_stat_activity WHERE query LIKE 'CREATE UNIQUE INDEX%%' "
+                                    "AND wait_event_type IS NOT NULL").fetchone():
+                assert time.monotonic() < deadline, "the index build never started"
+                time.sleep(0.05)
+            other.execute("SET lock_timeout = '60s'")  # (a plain CREATE INDEX: LockNotAvailable)
+            other.execute("INSERT INTO mlops_bot_jobs (delivery, event, payload, received_at) "
+                          "VALUES ('d-during', 'push', '{}', 2.0)")
+            assert thread.is_alive()  # the build still waits for `writing`
+        thread.join(120)
+        assert started and not thread.is_alive()
+        row = other.execute("SELECT indisvalid FROM pg_index "
+                            "WHERE indexrelid = to_regclass('mlops_bot_jobs_one_running')").fetchone()
+        assert row == (True,)
+        started[0].close()
+
+
+def test_replicas_starting_at_once_on_a_new_database_all_come_up(postgres: Any) -> None:
+    """Four replicas start together on a database without the tables: one creates the schema (the
+    index concurrently), the others wait for it without a statement that the build would wait out."""
+    import threading
+
+    from mlops_bot.bot.queue_postgres import PostgresQueue
+
+    url = postgres.database()
+    queues: list[Any] = []
+    threads = [threading.Thread(target=lambda: queues.append(PostgresQueue(url))) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(180)
+    assert len(queues) == 4
+    assert all(queue._indexed for queue in queues)
+    for queue in queues:
+        queue.close()

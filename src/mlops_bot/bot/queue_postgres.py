@@ -78,9 +78,6 @@ CREATE TABLE IF NOT EXISTS mlops_bot_jobs (
     outcome TEXT,
     error TEXT
 );
-ALTER TABLE mlops_bot_jobs ADD COLUMN IF NOT EXISTS claimed_by TEXT;
-ALTER TABLE mlops_bot_jobs ADD COLUMN IF NOT EXISTS deferrals INTEGER NOT NULL DEFAULT 0;
-CREATE INDEX IF NOT EXISTS mlops_bot_jobs_status ON mlops_bot_jobs (status, attempts, id);
 CREATE TABLE IF NOT EXISTS mlops_bot_steps (
     job_id BIGINT NOT NULL,
     step TEXT NOT NULL,
@@ -97,8 +94,19 @@ CREATE TABLE IF NOT EXISTS mlops_bot_shared (
     value TEXT NOT NULL
 );
 """
-_ONE_RUNNING = ("CREATE UNIQUE INDEX IF NOT EXISTS mlops_bot_jobs_one_running ON mlops_bot_jobs (repo) "
-                "WHERE status = 'running' AND repo <> ''")
+# Built CONCURRENTLY (outside a transaction: the admin connection autocommits), so a big live table
+# takes inserts and claims meanwhile; a build that fails leaves an invalid index, dropped again.
+# Added to the schema when missing (looked up first: ALTER TABLE and CREATE INDEX lock the table even
+# when there is nothing to do, queueing every insert behind any open transaction on a live table).
+_COLUMNS = {"claimed_by": "ALTER TABLE mlops_bot_jobs ADD COLUMN IF NOT EXISTS claimed_by TEXT",
+            "deferrals": "ALTER TABLE mlops_bot_jobs ADD COLUMN IF NOT EXISTS deferrals INTEGER NOT NULL "
+                         "DEFAULT 0"}
+_STATUS_INDEX = "CREATE INDEX IF NOT EXISTS mlops_bot_jobs_status ON mlops_bot_jobs (status, attempts, id)"
+_ONE_RUNNING = ("CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS mlops_bot_jobs_one_running ON mlops_bot_jobs "
+                "(repo) WHERE status = 'running' AND repo <> ''")
+_ONE_RUNNING_VALID = ("SELECT indisvalid FROM pg_index "
+                      "WHERE indexrelid = to_regclass('mlops_bot_jobs_one_running')")
+_ONE_RUNNING_DROP = "DROP INDEX CONCURRENTLY IF EXISTS mlops_bot_jobs_one_running"
 CLAIM_TRIES = 8  # claims lost to another replica's claim of the same repository before giving up
 # Advisory locks share one key space per database: jobs use (class, job id) with our own class,
 # shared rows (class + 1, hash of the key) for the length of an update's transaction.
@@ -159,13 +167,32 @@ class PostgresQueue:
             self._admin = self._connect()
         self._admin_lock = threading.Lock()
         with self._admin_lock:
-            self._admin.execute("SELECT pg_advisory_lock(%s, 0)", (_LOCK_CLASS,))  # one schema writer
+            # One schema writer at a time, waited for by polling: a statement waiting for the lock
+            # would hold a snapshot, which the holder's CREATE INDEX CONCURRENTLY waits out (deadlock).
+            while not self._schema_lock():
+                time.sleep(0.05)
             try:
                 self._admin.execute(_SCHEMA)
+                self._add_what_is_missing()
                 self._one_running_per_repository()
                 self._compress_payloads_with_lz4()
             finally:
                 self._admin.execute("SELECT pg_advisory_unlock(%s, 0)", (_LOCK_CLASS,))
+
+    def _add_what_is_missing(self) -> None:
+        admin = self._admin
+        columns = {str(row[0]) for row in admin.execute(
+            "SELECT attname FROM pg_attribute WHERE attrelid = 'mlops_bot_jobs'::regclass "
+            "AND NOT attisdropped")}
+        for name, statement in _COLUMNS.items():
+            if name not in columns:
+                admin.execute(statement)
+        if admin.execute("SELECT to_regclass('mlops_bot_jobs_status')").fetchone() == (None,):
+            admin.execute(_STATUS_INDEX)
+
+    def _schema_lock(self) -> bool:
+        row = self._admin.execute("SELECT pg_try_advisory_lock(%s, 0)", (_LOCK_CLASS,)).fetchone()
+        return bool(row and row[0])
 
     def _one_running_per_repository(self) -> None:
         """The rule "one running job per repository" as a constraint, so concurrent claims of
@@ -174,10 +201,17 @@ class PostgresQueue:
         during a rolling upgrade) gets it once those jobs are over: each orphan check tries again."""
         import psycopg
 
+        valid = self._admin.execute(_ONE_RUNNING_VALID).fetchone()
+        if valid is not None and valid[0]:
+            self._indexed = True
+            return
         try:
+            if valid is not None:  # an earlier build's invalid leftover (IF NOT EXISTS would keep it)
+                self._admin.execute(_ONE_RUNNING_DROP)
             self._admin.execute(_ONE_RUNNING)
             self._indexed = True
         except psycopg.errors.UniqueViolation:
+            self._admin.execute(_ONE_RUNNING_DROP)
             if self._indexed is None:
                 log.info("one repository has several running jobs (replicas of an older release?): "
                          "the one-running-job index is created once they are over")
@@ -278,8 +312,11 @@ class PostgresQueue:
         Safe to call from any replica at any time: a live worker's job is locked and skipped."""
         recovered = 0
         with self._admin_lock:
-            if not self._indexed:
-                self._one_running_per_repository()
+            if not self._indexed and self._schema_lock():  # (else another replica is at it)
+                try:
+                    self._one_running_per_repository()
+                finally:
+                    self._admin.execute("SELECT pg_advisory_unlock(%s, 0)", (_LOCK_CLASS,))
             admin = self._admin
             # Row first (skipping rows a claim or a finish is writing right now), then the job's
             # advisory lock, tried, never waited for: a claim takes the two in the same order and
