@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -130,9 +129,12 @@ class OurBot:
 
             with psycopg.connect(self.database_url) as db:
                 row = db.execute(query.format("mlops_bot_jobs")).fetchone()
-        else:
-            with sqlite3.connect(self.root / "state-0" / "queue.sqlite3") as peek:
-                row = peek.execute(query.format("jobs")).fetchone()
+        else:  # the queue's own count: deliveries its worker has not imported yet are pending too
+            queue = self._sqlite()
+            try:
+                return queue.depth()
+            finally:
+                queue.close()
         return int(row[0]) if row else 0
 
     def wait_drained(self, timeout: float = 300.0) -> bool:
@@ -152,9 +154,17 @@ class OurBot:
                 query = "SELECT delivery, status, attempts FROM mlops_bot_jobs"
                 rows: list[Any] = db.execute(query).fetchall()
         else:
-            with sqlite3.connect(self.root / "state-0" / "queue.sqlite3") as peek:
-                rows = peek.execute("SELECT delivery, status, attempts FROM jobs").fetchall()
+            queue = self._sqlite()
+            try:
+                rows = [(job["delivery"], job["status"], job["attempts"]) for job in queue.jobs()]
+            finally:
+                queue.close()
         return {delivery: (status, attempts) for delivery, status, attempts in rows}
+
+    def _sqlite(self) -> Any:
+        from mlops_bot.bot.queue_sqlite import SqliteQueue
+
+        return SqliteQueue(self.root / "state-0" / "queue.sqlite3")
 
     def pids(self) -> list[int]:
         return [proc.pid for proc in self.procs.values()]

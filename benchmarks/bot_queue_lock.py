@@ -153,6 +153,8 @@ def _round(path: str, url: str, bodies: list[bytes], rate: float, with_worker: b
     return {"worker": with_worker, "count": len(seconds), "p50_ms": at(0.50), "p99_ms": at(0.99),
             "p999_ms": at(0.999), "max_ms": round(ordered[-1] * 1000, 3),
             "mean_ms": round(statistics.fmean(seconds) * 1000, 3),
+            "stalls_1ms": sum(1 for value in seconds if value >= 0.001),
+            "stalls_5ms": sum(1 for value in seconds if value >= 0.005),
             "insert_cpu_ms": round(cpu / len(seconds) * 1000, 3),
             "database_cpu_ms": round(database_cpu / len(seconds) * 1000, 3),
             "worker_cpu_ms_per_job": round(worker_cpu.value / len(seconds) * 1000, 3),

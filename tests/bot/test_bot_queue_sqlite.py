@@ -1,10 +1,13 @@
-"""The SQLite queue file: files of older releases upgrade in place, and the worker holds the write
-lock (which every webhook answer needs) as little as it can. Real files; locks observed through a
-second connection and SQLite's own statement trace, no timings."""
+"""The SQLite queue's files: files of older releases upgrade in place, the webhook answer's insert
+never waits for a worker's write lock (it writes a file only it writes), and the worker holds its
+own write lock as little as it can. Real files and processes; locks observed through other
+connections and SQLite's own statement trace, no timings."""
 
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -63,24 +66,87 @@ def test_a_queue_file_of_an_older_release_upgrades_in_place(tmp_path: Path, layo
     old.close()
 
     queue = SqliteQueue(path)
-    columns = {row[1] for row in queue._conn().execute("PRAGMA table_info(jobs)")}
+    columns = {row[1] for row in queue._conn().execute("PRAGMA main.table_info(jobs)")}
     assert "payload" not in columns and {"key", "repo", "claimed_by", "deferrals"} <= columns
+    tables = {row[0] for row in queue._conn().execute("SELECT name FROM main.sqlite_master")}
+    assert "payloads" not in tables  # the payloads moved to the inbox, which only the answer writes
+    assert queue.inbox_path.exists()
     assert queue.counts() == {"done": 1, "running": 1, "pending": 1}
     assert queue.recover(5.0) == 1  # the running job of the old process goes back in line
     first, second = queue.claim(10.0, "h:1"), queue.claim(10.0, "h:1")
     assert first is not None and (first.delivery, first.payload) == ("d-3", b'{"n": 3}')
     assert second is not None
     assert (second.delivery, second.payload, second.attempts) == ("d-2", b'{"n": 2}', 2)
-    stored = queue._conn().execute("SELECT payload FROM payloads WHERE job_id=1").fetchone()
+    stored = queue._conn().execute("SELECT payload FROM inbox.payloads WHERE job_id=1").fetchone()
     assert stored == (big,)  # a finished job's payload is kept, as before
-    # New deliveries and the dedup rules work on the upgraded file; reopening changes nothing.
+    # New deliveries and the dedup rules work on the upgraded files, old deliveries included;
+    # reopening changes nothing.
+    assert not queue.enqueue("d-1", "push", b'{"n": 1}', 11.0)
     assert queue.enqueue("d-4", "push", b'{"n": 4}', 11.0, key="k-4")
     assert not queue.enqueue("d-5", "push", b'{"n": 5}', 11.0, key="k-4")
     queue.close()
     again = SqliteQueue(path)
     assert again.counts() == {"done": 1, "running": 2, "pending": 1}
     assert [job["delivery"] for job in again.jobs()] == ["d-1", "d-2", "d-3", "d-4"]
+    assert again.claim(12.0, "h:2") is not None and again.counts() == {"done": 1, "running": 3}
     again.close()
+
+
+# A worker process that stops inside its write transaction (the import of new deliveries, the claim
+# and a finish, as `complete_and_claim` runs them), with the journal's write lock held too, until
+# told to commit.
+HOLDING_WORKER = """
+import sys
+from mlops_bot.bot import queue_sqlite
+queue = queue_sqlite.SqliteQueue(sys.argv[1])
+conn = queue._conn()
+journal = queue_sqlite.sqlite3.connect(queue.journal_path, isolation_level=None)
+journal.execute("BEGIN IMMEDIATE")
+with queue._writing(conn):
+    queue._import(conn)
+    row = conn.execute(queue_sqlite._CLAIM, (5.0, "h:9", 5.0)).fetchone()
+    conn.execute(queue_sqlite._COMPLETE, ("done", "done: ok", 0.1, 5.0, row[0]))
+    print("holding", row[1], flush=True)
+    sys.stdin.readline()
+journal.execute("COMMIT")
+print("committed", flush=True)
+"""
+
+
+def test_an_answer_never_waits_for_a_worker_write(tmp_path: Path) -> None:
+    """While a worker process holds its write transaction (and the journal's) open, deliveries are
+    stored, duplicates refused, and the health numbers read, on a connection that would fail at
+    once if it had to wait for any lock; the worker then commits and takes the new deliveries."""
+    queue = SqliteQueue(tmp_path / "queue.sqlite3", auto_checkpoint=False)  # as the server opens it
+    assert queue.enqueue("d-1", "push", b'{"n": 1}', 1.0, key="k-1", repo="o/r")
+    worker = subprocess.Popen([sys.executable, "-c", HOLDING_WORKER, str(queue.path)], text=True,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert worker.stdout is not None and worker.stdin is not None
+        assert worker.stdout.readline().split() == ["holding", "d-1"]
+        queue._conn().execute("PRAGMA busy_timeout=0")  # waiting for a lock would raise at once
+        for index in range(2, 12):
+            assert queue.enqueue(f"d-{index}", "push", b'{"n": %d}' % index, 6.0, key=f"k-{index}",
+                                 repo="o/r")
+        assert not queue.enqueue("d-5", "push", b"{}", 6.0)  # a redelivery
+        assert not queue.enqueue("d-99", "push", b"{}", 6.0, key="k-3")  # a replay
+        assert queue.depth() == 11 and queue.oldest_pending() == 1.0  # d-1 still pending: uncommitted
+        assert worker.poll() is None  # all of it while the worker's transaction was open
+        worker.stdin.write("commit\n")
+        worker.stdin.flush()
+        assert worker.stdout.readline().strip() == "committed"
+        assert worker.wait(60) == 0
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    queue._conn().execute("PRAGMA busy_timeout=30000")
+    assert queue.counts() == {"done": 1, "pending": 10}
+    claimed = [queue.claim(7.0, "h:1") for _ in range(2)]
+    assert claimed[0] is not None and (claimed[0].delivery, claimed[0].payload) == ("d-2", b'{"n": 2}')
+    assert claimed[1] is None  # one job per repository at a time, as before
+    assert [job["delivery"] for job in queue.jobs()] == [f"d-{index}" for index in range(1, 12)]
+    queue.close()
 
 
 def test_an_idle_worker_takes_no_write_lock(tmp_path: Path) -> None:
@@ -88,11 +154,13 @@ def test_an_idle_worker_takes_no_write_lock(tmp_path: Path) -> None:
     finds nothing returns at once instead of queueing for the lock: it only read."""
     queue = SqliteQueue(tmp_path / "queue.sqlite3")
     queue.enqueue("d-1", "push", b'{"n": 1}', 1.0, repo="o/r")
-    running = queue.claim(2.0, "h:1")
-    assert running is not None
     queue.enqueue("d-2", "push", b'{"n": 2}', 1.0, repo="o/r")  # same repository: not claimable now
     queue.enqueue("d-3", "push", b'{"n": 3}', 1.0, repo="o/s")
-    queue.defer(3, 100.0, "rate limit", 2.0)  # due later
+    running = queue.claim(2.0, "h:1")
+    assert running is not None and running.delivery == "d-1"
+    limited = queue.claim(2.0, "h:1")
+    assert limited is not None and limited.delivery == "d-3"
+    queue.defer(limited.id, 100.0, "rate limit", 2.0)  # due later
     queue._conn().execute("PRAGMA busy_timeout=0")  # a write attempt would fail at once
     holder = sqlite3.connect(tmp_path / "queue.sqlite3", isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")

@@ -1,7 +1,8 @@
 """The durable delivery queue: what the webhook handler and the workers need of it.
 
-Two backends keep the same semantics: `queue_sqlite.SqliteQueue` (one file under the state
-directory, the embedded default) and `queue_postgres.PostgresQueue` (`MLOPS_BOT_DATABASE_URL`, so
+Two backends keep the same semantics: `queue_sqlite.SqliteQueue` (files under the state
+directory, the embedded default: an inbox only the answering process writes, the jobs' state and
+the step journal the workers write) and `queue_postgres.PostgresQueue` (`MLOPS_BOT_DATABASE_URL`, so
 several bot replicas share one queue). Semantics every backend keeps:
 
 - a delivery id is stored once, and so is an idempotency key (`events.event_key`): a redelivery or a
@@ -153,7 +154,7 @@ def changed_row(stored: str | None, change: Callable[[dict[str, Any] | None], di
 
 def open_queue(state_dir: Path, environ: Mapping[str, str], *, server: bool = False) -> JobQueue:
     """The queue the environment names: PostgreSQL when `MLOPS_BOT_DATABASE_URL` is set, else the
-    SQLite file under the state directory. `server`: opened by the process answering webhooks
+    SQLite files under the state directory. `server`: opened by the process answering webhooks
     (SQLite then leaves WAL checkpoints to the workers)."""
     url = environ.get("MLOPS_BOT_DATABASE_URL", "").strip()
     if url:

@@ -1,19 +1,21 @@
 """The embedded queue backend: SQLite in WAL mode, one connection per thread (semantics in queue.py).
 
-The webhook handler only inserts here and answers 202; workers drain it. The `delivery` and `key`
-columns are unique, so a redelivery (same `X-GitHub-Delivery`) or a replay (same body, new id) is
-detected by the insert itself.
+The webhook answer never waits for a worker: the file it writes, the inbox
+(`queue.inbox.sqlite3`), is written by nobody else. The answer inserts the delivery there (its
+unique delivery id and idempotency key detect a redelivery or a replay in the insert itself) and
+answers 202. The workers keep the jobs' state (status, attempts, claims, results, cool-downs,
+shared rows) in `queue.sqlite3` and the step journal in `queue.steps.sqlite3`, which the answer
+never writes; a worker imports the inbox rows it has not seen yet (by id: a read, which in WAL mode
+never blocks the inbox's writer) into the state file inside its own write transaction, then claims
+as before. Layout and upgrade of older files: queue_sqlite_schema.py.
 
-The answer waits for the file's write lock, which the worker process takes too; a worker preempted
-while holding it stalls answers (the tail under CPU shortage), so the worker holds it as little as
-it can: a job's payload lives in its own table (`payloads`), so a claim or a finish rewrites a
-row of ~100 bytes, not the 10+ KB delivery in overflow pages; a worker finishing a job claims the
-next in the same transaction (one write transaction per job); and it looks for a job with a read
-(which never blocks a writer in WAL mode) before it takes the lock to claim one, so an idle worker
-polling takes no lock at all. Jobs left `running` by a dead worker go back to `pending` when the
-server recovers them (at start, and before it restarts a dead worker process): one server process
-owns one queue file. A job's side effects are journalled step by step (`steps`, in a second file
-`<queue>.steps.sqlite3`), so a resumed job skips what it already did.
+Before this split the answer and the workers took one file's write lock, and an answer meeting a
+worker's write slept in SQLite's busy handler (1, 2, 5, 10... ms) with the event loop.
+
+Workers still hold the state file's lock as little as they can: a finished job and the next claim
+are one write transaction, and a worker reads before it takes the lock, so an idle worker polling
+takes none. Jobs left `running` by a dead worker go back to `pending` when the server recovers them
+(at start, and before it restarts a dead worker process): one server process owns one queue.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import contextlib
 import json
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -37,63 +39,20 @@ from mlops_bot.bot.queue import (
     job_from_row,
     journal_step,
 )
-from mlops_bot.errors import MlopsError
+from mlops_bot.bot.queue_sqlite_schema import current, migrate
 
 T = TypeVar("T")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    delivery TEXT NOT NULL UNIQUE,
-    event TEXT NOT NULL,
-    status TEXT NOT NULL DEFAULT 'pending',
-    attempts INTEGER NOT NULL DEFAULT 0,
-    received_at REAL NOT NULL,
-    available_at REAL NOT NULL DEFAULT 0,
-    started_at REAL,
-    finished_at REAL,
-    outcome TEXT,
-    error TEXT
-);
-CREATE INDEX IF NOT EXISTS jobs_status ON jobs(status, id);
-CREATE TABLE IF NOT EXISTS payloads (
-    job_id INTEGER PRIMARY KEY,
-    payload BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS cooldowns (
-    key TEXT PRIMARY KEY,
-    until REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS shared (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS journal.steps (
-    job_id INTEGER NOT NULL,
-    step TEXT NOT NULL,
-    result TEXT NOT NULL,
-    state TEXT NOT NULL DEFAULT 'done',
-    PRIMARY KEY (job_id, step)
-);
-"""
-
-
-# Columns added after the first release: added to an existing file when it is opened.
-_ADDED_COLUMNS = (
-    ("key", "TEXT"), ("repo", "TEXT NOT NULL DEFAULT ''"), ("result", "TEXT"), ("duration", "REAL"),
-    ("failures", "INTEGER NOT NULL DEFAULT 0"), ("claimed_by", "TEXT"),
-    ("deferrals", "INTEGER NOT NULL DEFAULT 0"),
-)
-# jobs_claim holds every column the claim and `oldest_pending` read, so they never read a row (when
-# the payload was a column of `jobs`, reading a row past it went through its overflow pages: each
-# claim cost O(backlog) page reads, 42 ms with 2,000 pending; 0.02 ms from the index).
-_INDEXES = """
-CREATE UNIQUE INDEX IF NOT EXISTS jobs_key ON jobs(key);
-CREATE INDEX IF NOT EXISTS jobs_repo_running ON jobs(repo, status);
-CREATE INDEX IF NOT EXISTS jobs_claim ON jobs(status, attempts, id, available_at, repo, received_at);
-"""
-
-
+# Inbox rows no worker has imported yet (a read of both files; never a lock).
+_UNSEEN = "inbox.deliveries WHERE id > (SELECT last FROM inbox_read)"
+_NEW = "SELECT id FROM " + _UNSEEN + " LIMIT 1"  # noqa: S608 - constant SQL
+# The import, the first statement of a worker's write transaction: it takes the state file's write
+# lock (a write to `main`) and only reads the inbox.
+_IMPORT = (
+    "INSERT INTO jobs (id, delivery, event, received_at, key, repo) "  # noqa: S608 - constant SQL
+    "SELECT id, delivery, event, received_at, key, repo FROM " + _UNSEEN)
+_IMPORTED = ("UPDATE inbox_read SET last = (SELECT MAX(id) FROM jobs) "
+             "WHERE (SELECT MAX(id) FROM jobs) > last")
 # A pending job one could take now (repositories with a running job excepted; `?2`: a job about
 # to finish, whose repository is then free). A read: it never waits for, nor holds, the write lock.
 _CANDIDATE = ("status='pending' AND available_at <= ?1 AND (repo = '' OR repo NOT IN "
@@ -109,19 +68,28 @@ _CLAIM = (
 )
 _COMPLETE = ("UPDATE jobs SET status='done', result=?, outcome=?, duration=?, finished_at=?, error=NULL "
              "WHERE id=?")
+# Deliveries not imported yet are pending jobs too. One statement reads both files: an import that
+# commits between its two snapshots moved rows the inbox still has, so none counts twice.
+_DEPTH = (
+    "SELECT (SELECT COUNT(*) FROM jobs WHERE status IN ('pending','running')) "  # noqa: S608 - constant SQL
+    "+ (SELECT COUNT(*) FROM " + _UNSEEN + ")")
+_OLDEST = (
+    "SELECT (SELECT MIN(MAX(received_at, available_at)) FROM jobs WHERE status='pending'), "  # noqa: S608 - constant SQL
+    "(SELECT MIN(received_at) FROM " + _UNSEEN + ")")
+_COUNTS = (
+    "SELECT status, COUNT(*) FROM jobs GROUP BY status "  # noqa: S608 - constant SQL
+    "UNION ALL SELECT 'pending', COUNT(*) FROM " + _UNSEEN)
 CLAIM_TRIES = 8  # reads that saw a job another worker then took, before this poll gives up
 
 
-def _statements(script: str) -> list[str]:
-    return [part.strip() for part in script.split(";") if part.strip()]
-
-
 class SqliteQueue:
-    """A queue in one SQLite file. Thread-safe: each thread gets its own connection."""
+    """A queue in three SQLite files next to `path`. Thread-safe: each thread gets its own
+    connection, with the inbox and the journal attached."""
 
     def __init__(self, path: str | Path, *, max_attempts: int = 3, retry_seconds: float = 5.0,
                  auto_checkpoint: bool = True) -> None:
         self.path = Path(path)
+        self.inbox_path = self.path.with_suffix(".inbox" + self.path.suffix)
         self.journal_path = self.path.with_suffix(".steps" + self.path.suffix)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.max_attempts = max_attempts
@@ -131,51 +99,22 @@ class SqliteQueue:
         self._connections: list[sqlite3.Connection] = []
         self._guard = threading.Lock()
         conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")  # one process migrates; another opening meanwhile waits
-        try:
-            self._migrate(conn)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        """Create the tables, or bring a file of an older release up to date in place."""
-        for statement in _statements(_SCHEMA):
-            conn.execute(statement)
-        present = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
-        for name, kind in _ADDED_COLUMNS:
-            if name not in present:
-                conn.execute(f"ALTER TABLE jobs ADD COLUMN {name} {kind}")
-        if "payload" in present:  # before the payloads table: move them out of the job rows
-            conn.execute("INSERT OR IGNORE INTO payloads (job_id, payload) SELECT id, payload FROM jobs")
-            try:
-                conn.execute("ALTER TABLE jobs DROP COLUMN payload")
-            except sqlite3.OperationalError as error:
-                raise MlopsError(f"{self.path}: cannot move the job payloads to their own table with "
-                                 f"SQLite {sqlite3.sqlite_version} ({error}); SQLite 3.35 or newer "
-                                 "upgrades this queue file") from None
-        for statement in _statements(_INDEXES):
-            conn.execute(statement)
-        # The rule as a constraint, as in queue_postgres (the claim below never breaks it); a file
-        # from before the index with such jobs gets it once they are over.
-        with contextlib.suppress(sqlite3.IntegrityError):
-            conn.execute("CREATE UNIQUE INDEX IF NOT EXISTS jobs_one_running ON jobs(repo) "
-                         "WHERE status = 'running' AND repo <> ''")
+        # Checked with a read first: a worker process starting beside a serving server must not
+        # take the inbox's write lock when there is nothing to migrate.
+        if not current(conn):
+            migrate(conn, self.path)
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-            # The step journal is a separate file: a worker journalling effects then never holds
-            # the write lock the webhook handler needs to insert a delivery.
+            conn.execute("ATTACH DATABASE ? AS inbox", (str(self.inbox_path),))
             conn.execute("ATTACH DATABASE ? AS journal", (str(self.journal_path),))
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA journal.journal_mode=WAL")
-            conn.execute("PRAGMA journal.synchronous=NORMAL")
-            # NORMAL in WAL mode survives a process crash (the case we design for); only an OS crash
-            # or power loss can drop the last transactions.
-            conn.execute("PRAGMA synchronous=NORMAL")
+            for name in ("main", "inbox", "journal"):
+                conn.execute(f"PRAGMA {name}.journal_mode=WAL")
+                # NORMAL in WAL mode survives a process crash (the case we design for); only an OS
+                # crash or power loss can drop the last transactions.
+                conn.execute(f"PRAGMA {name}.synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=30000")
             if not self.auto_checkpoint:
                 # A checkpoint fsyncs the database; done by the committing connection it would
@@ -193,23 +132,34 @@ class SqliteQueue:
             self._connections.clear()
         self._local = threading.local()
 
+    @contextlib.contextmanager
+    def _writing(self, conn: sqlite3.Connection) -> Iterator[None]:
+        """A write transaction of the state file. Deferred, and its first statement must write
+        `main`: BEGIN IMMEDIATE would take the write lock of every attached file, the inbox too."""
+        conn.execute("BEGIN")
+        try:
+            yield
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
     # ------------------------------------------------------------------------------ producer
     def enqueue(self, delivery: str, event: str, payload: bytes, received_at: float, *,
                 key: str | None = None, repo: str = "") -> bool:
-        """Store a delivery; False when its delivery id or idempotency key was already stored."""
+        """Store a delivery; False when its delivery id or idempotency key was already stored.
+        Writes only the inbox, which no worker writes: this never waits for a worker."""
         conn = self._conn()
-        # A deferred BEGIN whose first statement writes `jobs`: it takes the queue file's write lock
-        # and no other. BEGIN IMMEDIATE would also take the attached journal's, so an answer would
-        # wait while a worker journals a step.
-        conn.execute("BEGIN")
+        conn.execute("BEGIN")  # deferred: the INSERT takes the inbox's write lock and no other
         try:
             cursor = conn.execute(
-                "INSERT OR IGNORE INTO jobs (delivery, event, received_at, key, repo) VALUES (?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO inbox.deliveries (delivery, event, received_at, key, repo) "
+                "VALUES (?, ?, ?, ?, ?)",
                 (delivery, event, received_at, key, repo),
             )
             stored = cursor.rowcount == 1
             if stored:
-                conn.execute("INSERT INTO payloads (job_id, payload) VALUES (?, ?)",
+                conn.execute("INSERT INTO inbox.payloads (job_id, payload) VALUES (?, ?)",
                              (cursor.lastrowid, payload))
         except BaseException:
             conn.execute("ROLLBACK")
@@ -232,36 +182,47 @@ class SqliteQueue:
     def claim(self, now: float, owner: str = "") -> Job | None:
         """Take the oldest pending job of a repository with no job running, jobs never tried
         before first (a job that killed its worker goes to the back); atomically, so two workers
-        never get the same one. The write lock is taken only when a read saw a job to take."""
+        never get the same one. The write lock is taken only when a read saw a job to take or
+        deliveries to import."""
         conn = self._conn()
         for _ in range(CLAIM_TRIES):
-            if conn.execute(_PEEK, (now, 0)).fetchone() is None:
+            fresh = conn.execute(_NEW).fetchone() is not None
+            if not fresh and conn.execute(_PEEK, (now, 0)).fetchone() is None:
                 return None
-            row = conn.execute(_CLAIM, (now, owner, now)).fetchone()
+            if fresh:
+                with self._writing(conn):
+                    self._import(conn)
+                    row = conn.execute(_CLAIM, (now, owner, now)).fetchone()
+            else:
+                row = conn.execute(_CLAIM, (now, owner, now)).fetchone()
             if row is not None:
                 return self._job(row)
         return None  # other workers kept taking what we saw: the next poll tries again
+
+    def _import(self, conn: sqlite3.Connection) -> None:
+        """The inbox's new deliveries into `jobs`, inside the caller's write transaction."""
+        if conn.execute(_IMPORT).rowcount:
+            conn.execute(_IMPORTED)
 
     def complete_and_claim(self, job_id: int, result: str, detail: str, seconds: float, now: float,
                            owner: str) -> Job | None:
         """`complete`, then `claim` for `owner`, in one write transaction (one lock per job)."""
         conn = self._conn()
-        if conn.execute(_PEEK, (now, job_id)).fetchone() is None:
+        fresh = conn.execute(_NEW).fetchone() is not None
+        if not fresh and conn.execute(_PEEK, (now, job_id)).fetchone() is None:
             self.complete(job_id, result, detail, seconds, now)
             return None
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self._writing(conn):
             conn.execute(_COMPLETE, (result, f"{result}: {detail}"[:500], seconds, now, job_id))
+            if fresh:
+                self._import(conn)
             row = conn.execute(_CLAIM, (now, owner, now)).fetchone()
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
         return self._job(row) if row is not None else None
 
     def _job(self, row: tuple[Any, ...]) -> Job:
         """A claimed job with its payload, read after the claim's commit (outside the write lock)."""
-        found = self._conn().execute("SELECT payload FROM payloads WHERE job_id=?", (row[0],)).fetchone()
+        found = self._conn().execute("SELECT payload FROM inbox.payloads WHERE job_id=?",
+                                     (row[0],)).fetchone()
         return job_from_row((row[0], row[1], row[2], found[0] if found is not None else b"", row[3], row[4]))
 
     def complete(self, job_id: int, result: str, detail: str, seconds: float, now: float) -> None:
@@ -318,50 +279,44 @@ class SqliteQueue:
     def update_shared(self, key: str, change: Callable[[dict[str, Any] | None], dict[str, Any] | None]
                       ) -> dict[str, Any] | None:
         conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")  # the write lock: no other process updates meanwhile
-        try:
+        with self._writing(conn):
+            # A write first takes the state file's lock (no other process updates meanwhile) before
+            # the read the change is made from.
+            conn.execute("UPDATE shared SET value=value WHERE key=?", (key,))
             row = conn.execute("SELECT value FROM shared WHERE key=?", (key,)).fetchone()
             after, text, write = changed_row(row[0] if row is not None else None, change)
             if text is None:
                 conn.execute("DELETE FROM shared WHERE key=?", (key,))
             elif write:
                 conn.execute("INSERT OR REPLACE INTO shared (key, value) VALUES (?, ?)", (key, text))
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
         return after
 
     def take(self, key: str, now: float, seconds: float) -> float:
         conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with self._writing(conn):
+            started = conn.execute(
+                "INSERT INTO cooldowns (key, until) VALUES (?1, ?2 + ?3) "
+                "ON CONFLICT (key) DO UPDATE SET until = ?2 + ?3 WHERE until <= ?2", (key, now, seconds))
+            if started.rowcount == 1:
+                return 0.0
             row = conn.execute("SELECT until FROM cooldowns WHERE key=?", (key,)).fetchone()
-            if row is not None and float(row[0]) > now:
-                return float(row[0]) - now
-            conn.execute("INSERT OR REPLACE INTO cooldowns (key, until) VALUES (?, ?)", (key, now + seconds))
-            return 0.0
-        finally:
-            conn.execute("COMMIT")
+        return float(row[0]) - now
 
     def checkpoint(self) -> None:
-        """Move the WAL into the database without blocking writers (PASSIVE)."""
+        """Move the WALs into their databases without blocking writers (PASSIVE)."""
         conn = self._conn()
-        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        conn.execute("PRAGMA journal.wal_checkpoint(PASSIVE)")
+        for name in ("main", "inbox", "journal"):
+            conn.execute(f"PRAGMA {name}.wal_checkpoint(PASSIVE)")
 
     # ------------------------------------------------------------------------------ inspection
     def depth(self) -> int:
-        row = self._conn().execute(
-            "SELECT COUNT(*) FROM jobs WHERE status IN ('pending','running')"
-        ).fetchone()
+        row = self._conn().execute(_DEPTH).fetchone()
         return int(row[0])
 
     def oldest_pending(self) -> float | None:
-        row = self._conn().execute(
-            "SELECT MIN(MAX(received_at, available_at)) FROM jobs WHERE status='pending'"
-        ).fetchone()
-        return None if row is None or row[0] is None else float(row[0])
+        row = self._conn().execute(_OLDEST).fetchone()
+        found = [float(value) for value in row if value is not None]
+        return min(found) if found else None
 
     def running_since(self, owner: str | None = None) -> float | None:
         row = self._conn().execute(
@@ -387,11 +342,17 @@ class SqliteQueue:
                         float(row[1]))
 
     def counts(self) -> dict[str, int]:
-        rows = self._conn().execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall()
-        return {str(status): int(count) for status, count in rows}
+        found: dict[str, int] = {}
+        for status, count in self._conn().execute(_COUNTS):
+            if count:
+                found[str(status)] = found.get(str(status), 0) + int(count)
+        return found
 
     def jobs(self) -> list[dict[str, Any]]:
-        rows = self._conn().execute(
-            "SELECT id, delivery, event, status, attempts, outcome, error FROM jobs ORDER BY id"
-        ).fetchall()
+        conn = self._conn()
+        last = int(conn.execute("SELECT last FROM inbox_read").fetchone()[0])
+        rows = conn.execute(
+            "SELECT id, delivery, event, status, attempts, outcome, error FROM jobs WHERE id <= ?1 "
+            "UNION ALL SELECT id, delivery, event, 'pending', 0, NULL, NULL FROM inbox.deliveries "
+            "WHERE id > ?1 ORDER BY id", (last,)).fetchall()
         return [dict(zip(JOB_FIELDS, row, strict=True)) for row in rows]
