@@ -7,7 +7,9 @@ answers 202. The workers keep the jobs' state (status, attempts, claims, results
 shared rows) in `queue.sqlite3` and the step journal in `queue.steps.sqlite3`, which the answer
 never writes; a worker imports the inbox rows it has not seen yet (by id: a read, which in WAL mode
 never blocks the inbox's writer) into the state file inside its own write transaction, then claims
-as before. Layout and upgrade of older files: queue_sqlite_schema.py.
+as before. What `depth`, `counts` and `stats` report is read from tallies the state file keeps as
+jobs change, not from a scan of every job ever received (they are read on the server's event loop,
+at each /healthz and /metrics). Layout and upgrade of older files: queue_sqlite_schema.py.
 
 Before this split the answer and the workers took one file's write lock, and an answer meeting a
 worker's write slept in SQLite's busy handler (1, 2, 5, 10... ms) with the event loop.
@@ -70,14 +72,15 @@ _COMPLETE = ("UPDATE jobs SET status='done', result=?, outcome=?, duration=?, fi
              "WHERE id=?")
 # Deliveries not imported yet are pending jobs too. One statement reads both files: an import that
 # commits between its two snapshots moved rows the inbox still has, so none counts twice.
+# Jobs per status come from `tallies`, kept by triggers (queue_sqlite_schema.py).
 _DEPTH = (
-    "SELECT (SELECT COUNT(*) FROM jobs WHERE status IN ('pending','running')) "  # noqa: S608 - constant SQL
-    "+ (SELECT COUNT(*) FROM " + _UNSEEN + ")")
+    "SELECT (SELECT TOTAL(n) FROM tallies WHERE kind='status' AND event='' "  # noqa: S608 - constant SQL
+    "AND result IN ('pending','running')) + (SELECT COUNT(*) FROM " + _UNSEEN + ")")
 _OLDEST = (
-    "SELECT (SELECT MIN(MAX(received_at, available_at)) FROM jobs WHERE status='pending'), "  # noqa: S608 - constant SQL
+    "SELECT (SELECT MIN(MAX(received_at, available_at)) FROM jobs WHERE status='pending'), "  # noqa: S608
     "(SELECT MIN(received_at) FROM " + _UNSEEN + ")")
 _COUNTS = (
-    "SELECT status, COUNT(*) FROM jobs GROUP BY status "  # noqa: S608 - constant SQL
+    "SELECT result, n FROM tallies WHERE kind='status' AND event='' "  # noqa: S608 - constant SQL
     "UNION ALL SELECT 'pending', COUNT(*) FROM " + _UNSEEN)
 CLAIM_TRIES = 8  # reads that saw a job another worker then took, before this poll gives up
 
@@ -325,21 +328,24 @@ class SqliteQueue:
         return None if row is None or row[0] is None else float(row[0])
 
     def stats(self) -> JobStats:
-        conn = self._conn()
-        finished = {(str(event), str(result)): int(count) for event, result, count in conn.execute(
-            "SELECT event, result, COUNT(*) FROM jobs WHERE status='done' AND result IS NOT NULL "
-            "GROUP BY event, result")}
-        failures = {str(event): int(count) for event, count in conn.execute(
-            "SELECT event, SUM(failures) FROM jobs WHERE failures > 0 GROUP BY event")}
-        deferrals = {str(event): int(count) for event, count in conn.execute(
-            "SELECT event, SUM(deferrals) FROM jobs WHERE deferrals > 0 GROUP BY event")}
-        buckets = ", ".join("SUM(duration <= ?)" for _ in DURATION_BUCKETS)
-        row = conn.execute(
-            "SELECT COUNT(*), TOTAL(duration), " + buckets + " FROM jobs WHERE duration IS NOT NULL",  # noqa: S608
-            DURATION_BUCKETS,
-        ).fetchone()
-        return JobStats(finished, failures, deferrals, tuple(int(v or 0) for v in row[2:]), int(row[0]),
-                        float(row[1]))
+        finished: dict[tuple[str, str], int] = {}
+        failures: dict[str, int] = {}
+        deferrals: dict[str, int] = {}
+        buckets = [0] * (len(DURATION_BUCKETS) + 1)
+        seconds = 0.0
+        for kind, event, result, count, total in self._conn().execute(
+                "SELECT kind, event, result, n, total FROM tallies WHERE kind <> 'status' AND n > 0"):
+            if kind == "finished":
+                finished[(str(event), str(result))] = int(count)
+            elif kind == "failures":
+                failures[str(event)] = int(count)
+            elif kind == "deferrals":
+                deferrals[str(event)] = int(count)
+            else:  # duration: jobs per histogram bucket (the last: above every bound)
+                buckets[int(result)] += int(count)
+                seconds += float(total)
+        cumulative = tuple(sum(buckets[:index + 1]) for index in range(len(DURATION_BUCKETS)))
+        return JobStats(finished, failures, deferrals, cumulative, sum(buckets), seconds)
 
     def counts(self) -> dict[str, int]:
         found: dict[str, int] = {}

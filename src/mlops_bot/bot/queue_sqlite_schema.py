@@ -2,7 +2,8 @@
 
 - `queue.sqlite3` (attached as `main`): the jobs' mutable state, written by the workers (and by the
   server's `recover`, never on the answer's path): `jobs` (status, attempts, claims, results),
-  `cooldowns`, `shared`, and `inbox_read` (the last inbox row the workers have imported).
+  `cooldowns`, `shared`, `inbox_read` (the last inbox row the workers have imported), and
+  `tallies` (jobs per status and the job metrics, kept by triggers as jobs change).
 - `queue.inbox.sqlite3` (`inbox`): the deliveries as they arrived, written only by the process
   answering webhooks: `deliveries` (the unique delivery id and idempotency key, so the insert
   detects a duplicate itself) and `payloads`.
@@ -20,9 +21,10 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
+from mlops_bot.bot.queue import DURATION_BUCKETS
 from mlops_bot.errors import MlopsError
 
-VERSION = 2  # PRAGMA user_version of each file once it has this layout
+VERSION = 3  # PRAGMA user_version of each file once it has this layout (2: before `tallies`)
 
 STATE = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -49,8 +51,69 @@ CREATE TABLE IF NOT EXISTS shared (
 CREATE TABLE IF NOT EXISTS inbox_read (
     one INTEGER PRIMARY KEY CHECK (one = 0),
     last INTEGER NOT NULL
-)
+);
+CREATE TABLE IF NOT EXISTS tallies (
+    kind TEXT NOT NULL,
+    event TEXT NOT NULL,
+    result TEXT NOT NULL,
+    n INTEGER NOT NULL,
+    total REAL NOT NULL DEFAULT 0,
+    PRIMARY KEY (kind, event, result)
+) WITHOUT ROWID
 """
+# `tallies` keeps what `stats`, `counts` and `depth` report (jobs per status, finished jobs per event
+# and result, failures and deferrals per event, durations per histogram bucket), kept by triggers
+# as the jobs change, so reading them costs the same with ten jobs or a million finished (a scan
+# of every job was 33 ms at 12,000, on the server's event loop at each /metrics scrape).
+_BUCKET = ("CASE " + " ".join(f"WHEN {{d}} <= {bound!r} THEN '{index}'" for index, bound in
+                              enumerate(DURATION_BUCKETS)) + f" ELSE '{len(DURATION_BUCKETS)}' END")
+_ADD = ("INSERT INTO tallies (kind, event, result, n, total) SELECT {kind}, {event}, {result}, {n}, "
+        "{total} WHERE {when} ON CONFLICT (kind, event, result) DO UPDATE SET n = n + excluded.n, "
+        "total = total + excluded.total;")
+
+
+def _add(kind: str, event: str, result: str, n: str, total: str = "0", when: str = "1") -> str:
+    return _ADD.format(kind=f"'{kind}'", event=event, result=result, n=n, total=total, when=when)
+
+
+def _trigger(name: str, on: str, when: str, *body: str) -> str:
+    return f"CREATE TRIGGER IF NOT EXISTS {name} AFTER {on} ON jobs WHEN {when} BEGIN {' '.join(body)} END"
+
+
+TRIGGERS = (
+    _trigger("tally_new", "INSERT", "1", _add("status", "''", "new.status", "1")),
+    _trigger("tally_status", "UPDATE OF status", "old.status IS NOT new.status",
+             _add("status", "''", "old.status", "-1"), _add("status", "''", "new.status", "1")),
+    _trigger("tally_finished", "UPDATE OF status, result",
+             "(old.status, old.result) IS NOT (new.status, new.result)",
+             _add("finished", "old.event", "old.result", "-1",
+                  when="old.status = 'done' AND old.result IS NOT NULL"),
+             _add("finished", "new.event", "new.result", "1",
+                  when="new.status = 'done' AND new.result IS NOT NULL")),
+    _trigger("tally_failures", "UPDATE OF failures", "old.failures IS NOT new.failures",
+             _add("failures", "new.event", "''", "new.failures - old.failures")),
+    _trigger("tally_deferrals", "UPDATE OF deferrals", "old.deferrals IS NOT new.deferrals",
+             _add("deferrals", "new.event", "''", "new.deferrals - old.deferrals")),
+    _trigger("tally_duration", "UPDATE OF duration", "old.duration IS NOT new.duration",
+             _add("duration", "''", _BUCKET.format(d="old.duration"), "-1", "-old.duration",
+                  when="old.duration IS NOT NULL"),
+             _add("duration", "''", _BUCKET.format(d="new.duration"), "1", "new.duration",
+                  when="new.duration IS NOT NULL")),
+)
+# The tallies of jobs already there when `tallies` is created (a file of an older release).
+RECOUNT = (
+    "INSERT INTO tallies (kind, event, result, n, total) "
+    "SELECT 'status', '', status, COUNT(*), 0 FROM jobs GROUP BY status",
+    "INSERT INTO tallies (kind, event, result, n, total) SELECT 'finished', event, result, COUNT(*), 0 "
+    "FROM jobs WHERE status = 'done' AND result IS NOT NULL GROUP BY event, result",
+    "INSERT INTO tallies (kind, event, result, n, total) SELECT 'failures', event, '', SUM(failures), 0 "
+    "FROM jobs WHERE failures > 0 GROUP BY event",
+    "INSERT INTO tallies (kind, event, result, n, total) SELECT 'deferrals', event, '', SUM(deferrals), 0 "
+    "FROM jobs WHERE deferrals > 0 GROUP BY event",
+    "INSERT INTO tallies (kind, event, result, n, total) SELECT 'duration', '', bucket, "  # noqa: S608
+    "COUNT(*), TOTAL(duration) FROM (SELECT duration, " + _BUCKET.format(d="duration") + " AS bucket "
+    "FROM jobs WHERE duration IS NOT NULL) GROUP BY bucket",
+)
 INBOX = """
 CREATE TABLE IF NOT EXISTS inbox.deliveries (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -122,12 +185,18 @@ def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
 
 
 def _create(conn: sqlite3.Connection, path: Path) -> None:
+    tables = {row[0] for row in conn.execute("SELECT name FROM main.sqlite_master WHERE type='table'")}
     for statement in statements(STATE) + statements(INBOX) + statements(JOURNAL):
         conn.execute(statement)
     present = {row[1] for row in conn.execute("PRAGMA main.table_info(jobs)")}
     for name, kind in ADDED_COLUMNS:
         if name not in present:
             conn.execute(f"ALTER TABLE jobs ADD COLUMN {name} {kind}")
+    if "tallies" not in tables:
+        for statement in RECOUNT:
+            conn.execute(statement)
+    for trigger in TRIGGERS:
+        conn.execute(trigger)
     for statement in statements(STATE_INDEXES):
         conn.execute(statement)
     # The rule as a constraint, as in queue_postgres (the claim never breaks it); a file from
@@ -140,7 +209,6 @@ def _create(conn: sqlite3.Connection, path: Path) -> None:
         "INSERT OR IGNORE INTO inbox.deliveries (id, delivery, key, event, repo, received_at) "
         "SELECT id, delivery, key, event, repo, received_at FROM main.jobs "
         "WHERE id > COALESCE((SELECT MAX(id) FROM inbox.deliveries), 0) ORDER BY id")
-    tables = {row[0] for row in conn.execute("SELECT name FROM main.sqlite_master WHERE type='table'")}
     if "payloads" in tables:
         conn.execute("INSERT OR IGNORE INTO inbox.payloads (job_id, payload) "
                      "SELECT job_id, payload FROM main.payloads")
