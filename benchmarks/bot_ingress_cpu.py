@@ -1,7 +1,8 @@
 """CPU per delivery of the bot's answering path, piece by piece (run on demand, not a test).
 
 The same signed `issue_comment` deliveries as bot_load.py (GitHub's example payload, 12.7 KB), and
-CPU time (user + system), not wall time, so a loaded machine moves the figures little:
+CPU time (user + system), not wall time, so a loaded machine moves the figures little. The
+in-process figures run with the garbage collector as `serve` sets it (`serving.settle_heap`):
 
 - `parse`: signature check + JSON parse + idempotency key (`events.parse_delivery`), in process;
 - `insert`: the SQLite queue insert (`SqliteQueue.enqueue`), in process;
@@ -38,6 +39,7 @@ from bot_load_servers import OUR_PATH, PROBOT_DIR, CpuMeter, OurBot
 from mlops_bot.bot.app import BotConfig, WebhookBot, handler_from_env
 from mlops_bot.bot.events import parse_delivery
 from mlops_bot.bot.queue_sqlite import SqliteQueue
+from mlops_bot.bot.serving import settle_heap
 
 SECRET = "bench-secret"  # noqa: S105 (a throwaway webhook secret for loopback)
 TOOLS_EXAMPLES = Path(__file__).resolve().parents[1] / ".cache" / "tools"
@@ -59,6 +61,7 @@ def cpu_ms_per(count: int, run: Callable[[], object]) -> float:
 
 def in_process(items: list[SignedDelivery], root: Path) -> dict[str, float]:
     secrets = [SECRET]
+    settle_heap()
     out = {"parse": cpu_ms_per(len(items), lambda: [parse_delivery(i.headers(), i.body, secrets)
                                                     for i in items])}
     queue = SqliteQueue(root / "insert.sqlite3", auto_checkpoint=False)

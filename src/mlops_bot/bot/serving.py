@@ -40,12 +40,13 @@ def settle_heap(young: int = GC_YOUNG_THRESHOLD) -> None:
     start-up built (modules, classes, the app: ~70,000 objects no later collection scans again),
     and collect the youngest generation after `young` new objects instead of 700.
 
-    Measured on `serve` at 150 deliveries/s (12.7 KB `issue_comment`s, 1,500 per round, a loaded
-    2-core machine): CPython's defaults ran ~195 young, 17 middle and 1 full collection per round
-    (the full one 50-60 ms of CPU, the middle ones up to 7 ms): ~0.13 ms CPU per delivery. Frozen
-    with `young` at 10,000: none in a round (a delivery leaves almost no cyclic garbage: ~0.4
-    objects per delivery were collected), and a young collection, when one comes, scans at most
-    10,000 objects (~0.1 ms)."""
+    Measured with `gc.callbacks` in `serve` at 150 deliveries/s (12.7 KB `issue_comment`s, 1,500
+    per round after a warm-up, 2 paired rounds, load ~15 on 2 cores): CPython's defaults ran 4-5
+    young collections (0.3-0.5 ms of CPU each) and 1 middle one (2-3 ms) per round, and a full
+    collection, when one comes, scans the whole unfrozen heap (50-90 ms of CPU, as at start-up);
+    settled: none in a round. A delivery leaves almost no cyclic garbage, so a young collection,
+    when one comes, has at most `young` objects to scan (~0.1-1 ms). A small share of the CPU
+    (~0.003 ms per delivery); the point is the pauses."""
     gc.collect()
     gc.freeze()
     _young, middle, old = gc.get_threshold()
