@@ -115,6 +115,28 @@ def test_a_queue_file_of_an_older_release_upgrades_in_place(tmp_path: Path, layo
     again.close()
 
 
+def test_a_state_file_made_anew_does_not_run_the_inbox_history_again(tmp_path: Path) -> None:
+    """An operator deleting queue.sqlite3 (the jobs' state) but not the inbox: the deliveries the
+    inbox holds are history, not new work; they still count as seen for duplicates."""
+    path = tmp_path / "queue.sqlite3"
+    queue = SqliteQueue(path)
+    for index in range(3):
+        assert queue.enqueue(f"d-{index}", "push", b"{}", 1.0, key=f"k-{index}")
+    while (job := queue.claim(2.0, "h:1")) is not None:
+        queue.complete(job.id, "done", "ok", 0.1, 3.0)
+    queue.close()
+    for leftover in tmp_path.glob("queue.sqlite3*"):
+        leftover.unlink()
+    again = SqliteQueue(path)
+    assert again.counts() == {} and again.claim(4.0, "h:1") is None
+    assert not again.enqueue("d-1", "push", b"{}", 5.0)
+    assert not again.enqueue("d-9", "push", b"{}", 5.0, key="k-2")
+    assert again.enqueue("d-new", "push", b'{"n": 1}', 5.0)
+    job = again.claim(6.0, "h:1")
+    assert job is not None and (job.delivery, job.payload) == ("d-new", b'{"n": 1}')
+    again.close()
+
+
 def test_counts_and_stats_are_tallied_as_the_jobs_change(tmp_path: Path) -> None:
     """What /metrics and /healthz report comes from tallies the state file keeps as jobs change (a
     read of a few rows, however many jobs finished): after every kind of change they equal a scan

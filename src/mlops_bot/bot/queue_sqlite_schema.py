@@ -220,8 +220,12 @@ def _create(conn: sqlite3.Connection, path: Path) -> None:
 
 
 def _finish(conn: sqlite3.Connection, path: Path) -> None:
-    # Every job the state file has is imported; anything newer in the inbox is the workers' to take.
-    conn.execute("INSERT OR IGNORE INTO inbox_read (one, last) SELECT 0, COALESCE(MAX(id), 0) FROM main.jobs")
+    # Every delivery the inbox has now counts as imported: after an upgrade those are the state
+    # file's own jobs (copied above); next to a state file made anew (the old one deleted) they are
+    # history, which must not run again. Anything newer is the workers' to take.
+    conn.execute("INSERT OR IGNORE INTO inbox_read (one, last) SELECT 0, MAX("
+                 "COALESCE((SELECT MAX(id) FROM main.jobs), 0), "
+                 "COALESCE((SELECT MAX(id) FROM inbox.deliveries), 0))")
     conn.execute("DROP TABLE IF EXISTS main.payloads")
     if "payload" in {row[1] for row in conn.execute("PRAGMA main.table_info(jobs)")}:
         try:
