@@ -175,3 +175,53 @@ def test_replicas_starting_at_once_on_a_new_database_all_come_up(postgres: Any) 
     assert all(queue._indexed for queue in queues)
     for queue in queues:
         queue.close()
+
+
+def test_a_claim_lost_to_another_replica_is_retried_quietly(postgres: Any, caplog: pytest.LogCaptureFixture
+                                                            ) -> None:
+    """Two replicas claim jobs of one repository at the same moment: the second claim to commit
+    breaks the one-running-job index. Its replica takes another repository's job instead, keeps the
+    job it was finishing in the same transaction recorded as done, and logs nothing (a lost race,
+    not an error). (Recording that job once threw a TypeError: the worker logged a loop error.)"""
+    import logging
+    import threading
+
+    import psycopg
+
+    queue = _queue(postgres, orphan_check_seconds=3600.0)
+    for delivery, repo in (("c-1", "o/c"), ("a-1", "o/a"), ("a-2", "o/a"), ("b-1", "o/b")):
+        queue.enqueue(delivery, "push", b"{}", 1.0, repo=repo)
+    caplog.set_level(logging.INFO, logger="mlops_bot")
+    claimed: list[Any] = []
+    go = threading.Event()
+
+    def worker() -> None:  # one thread, one connection: as a worker claims and finishes
+        finishing = queue.claim(2.0, "h:1")
+        claimed.append(finishing)
+        go.wait(120)
+        claimed.append(queue.complete_and_claim(finishing.id, "done", "ok", 0.1, 3.0, "h:1"))
+
+    with psycopg.connect(queue.url, autocommit=True) as other, \
+            psycopg.connect(queue.url, autocommit=True) as peek:
+        thread = threading.Thread(target=worker)
+        thread.start()
+        deadline = time.monotonic() + 120
+        while not claimed:
+            assert time.monotonic() < deadline and thread.is_alive(), "no first claim"
+            time.sleep(0.02)
+        assert claimed[0] is not None and claimed[0].delivery == "c-1"
+        with other.transaction():  # the other replica's claim of a-1, not committed yet
+            other.execute("UPDATE mlops_bot_jobs SET status='running', attempts=1 WHERE delivery='a-1'")
+            go.set()
+            while not _waiting_for_lock(peek):  # our claim of a-2 waits on the index entry of a-1
+                assert time.monotonic() < deadline and thread.is_alive(), "the claims never met"
+                time.sleep(0.02)
+        thread.join(120)
+    assert len(claimed) == 2 and claimed[1] is not None and claimed[1].delivery == "b-1"
+    assert {job["delivery"]: job["status"] for job in queue.jobs()} == {
+        "c-1": "done", "a-1": "running", "a-2": "pending", "b-1": "running"}
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    with psycopg.connect(queue.url, autocommit=True) as peek:  # only b-1 is held (a session lock)
+        held = peek.execute("SELECT objid FROM pg_locks WHERE locktype = 'advisory' AND granted").fetchall()
+    assert [row[0] for row in held] == [claimed[1].id]
+    queue.close()

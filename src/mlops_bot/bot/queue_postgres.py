@@ -354,7 +354,9 @@ class PostgresQueue:
                 # Another replica's claim of the same repository committed first (the
                 # mlops_bot_jobs_one_running index): the next try skips that repository.
                 if finished is not None:  # the rollback undid the finish: record it on its own
-                    self.complete(*finished)
+                    # (`finished` holds _COMPLETE's parameters; the job's advisory unlock took
+                    # effect anyway: a session-level lock ignores the rollback, as tested)
+                    conn.execute(_COMPLETE, finished)
                     finished = None
                 continue
             if row is None:
