@@ -14,12 +14,9 @@ in, so tests drive hours of holds in milliseconds.
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import os
-import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
@@ -51,6 +48,7 @@ from mlops_bot.deploy.sources import ModelSource
 from mlops_bot.deploy.targets.base import Target
 from mlops_bot.errors import MlopsError
 from mlops_bot.forge.base import Forge
+from mlops_bot.locked_files import file_lock, replace_atomically
 from mlops_bot.model_signature import SignatureMismatch, input_difference
 
 __all__ = ["TERMINAL", "Phase", "RolloutController", "RolloutState", "StateStore", "Transition"]
@@ -86,14 +84,8 @@ class StateStore:
         self.path = self.directory / f"{model.replace('/', '_')}.rollout.json"
         self._lock_path = self.path.with_suffix(".lock")
 
-    @contextlib.contextmanager
-    def locked(self) -> Iterator[None]:
-        with open(self._lock_path, "a+") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+    def locked(self) -> contextlib.AbstractContextManager[None]:
+        return file_lock(self._lock_path)
 
     def load(self, model: str) -> RolloutState:
         if not self.path.exists():
@@ -101,12 +93,7 @@ class StateStore:
         return RolloutState.model_validate_json(self.path.read_text(encoding="utf-8"))
 
     def save(self, state: RolloutState) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".rollout.", suffix=".json")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(state.model_dump_json(indent=1))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, self.path)
+        replace_atomically(self.path, state.model_dump_json(indent=1), prefix=".rollout.")
 
 
 class RolloutController:

@@ -8,7 +8,6 @@ thousands of tags (GTO opens every tag object separately).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import subprocess
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -16,6 +15,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from mlops_bot.errors import RegistryError
+from mlops_bot.locked_files import file_lock
 
 _FIELDS = (
     "%(refname)",
@@ -219,12 +219,8 @@ def writer_lock(repo: Path) -> Iterator[None]:
     remote's atomic push instead."""
     common = Path(git(repo, "rev-parse", "--git-common-dir").strip())
     path = (common if common.is_absolute() else Path(repo) / common) / "mlops-registry.lock"
-    with open(path, "a+b") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with file_lock(path):
+        yield
 
 
 def delete_tags(repo: Path, names: Iterable[str]) -> None:

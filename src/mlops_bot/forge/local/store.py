@@ -7,16 +7,14 @@ base of each resource's operations (`issues`, `checks`, `releases`, `deployments
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
-import os
-import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from mlops_bot.forge.base import Forge
+from mlops_bot.locked_files import file_lock, replace_atomically
 
 _EMPTY: dict[str, Any] = {
     "next_id": 1,
@@ -53,23 +51,15 @@ class LocalStore(Forge):
 
     @contextlib.contextmanager
     def _state(self, write: bool = True) -> Iterator[dict[str, Any]]:
-        with open(self._lock_path, "a+") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX if write else fcntl.LOCK_SH)
-            try:
-                if self._state_path.exists():
-                    state = json.loads(self._state_path.read_text(encoding="utf-8"))
-                else:
-                    state = json.loads(json.dumps(_EMPTY))
-                yield state
-                if write:
-                    fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".forge.", suffix=".json")
-                    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                        json.dump(state, handle, indent=1, sort_keys=True)
-                        handle.flush()
-                        os.fsync(handle.fileno())
-                    os.replace(tmp, self._state_path)
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        with file_lock(self._lock_path, shared=not write):
+            if self._state_path.exists():
+                state = json.loads(self._state_path.read_text(encoding="utf-8"))
+            else:
+                state = json.loads(json.dumps(_EMPTY))
+            yield state
+            if write:
+                replace_atomically(self._state_path, json.dumps(state, indent=1, sort_keys=True),
+                                   prefix=".forge.")
 
     @staticmethod
     def _next_id(state: dict[str, Any]) -> int:
