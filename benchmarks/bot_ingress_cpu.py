@@ -36,10 +36,11 @@ from typing import Any
 from bot_load_deliveries import SignedDelivery, build_deliveries, example_payload
 from bot_load_send import Connections, pct, send_open_loop
 from bot_load_servers import OUR_PATH, PROBOT_DIR, CpuMeter, OurBot
-from mlops_bot.bot.app import BotConfig, WebhookBot, handler_from_env
+from mlops_bot.bot.app import BotConfig, WebhookBot
 from mlops_bot.bot.events import parse_delivery
 from mlops_bot.bot.queue_sqlite import SqliteQueue
 from mlops_bot.bot.serving import settle_heap
+from mlops_bot.bot.wiring import handler_from_env
 
 SECRET = "bench-secret"  # noqa: S105 (a throwaway webhook secret for loopback)
 TOOLS_EXAMPLES = Path(__file__).resolve().parents[1] / ".cache" / "tools"

@@ -13,9 +13,9 @@ from bot_git_http import GitHttpRemote
 from bot_testkit import REPO, World, git
 
 from github_emulator import Emulator
-from mlops_bot.bot.app import handler_from_env
 from mlops_bot.bot.checkout import RepoCheckouts, redact
 from mlops_bot.bot.routing import DeliveryContext
+from mlops_bot.bot.wiring import handler_from_env
 from mlops_bot.errors import ForgeError, MlopsError
 
 APP_ID = 5151

@@ -24,8 +24,9 @@ from bot_testkit import (
 from github import Auth
 
 from github_emulator import Emulator
-from mlops_bot.bot.app import BotConfig, WebhookBot, handler_from_env
+from mlops_bot.bot.app import BotConfig, WebhookBot
 from mlops_bot.bot.handlers import EventHandler
+from mlops_bot.bot.wiring import handler_from_env
 from mlops_bot.forge.base import sticky_marker
 from mlops_bot.forge.github import GitHubForge
 from mlops_bot.forge.retry import RetryPolicy

@@ -29,11 +29,12 @@ from bot_testkit import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
-from mlops_bot.bot.app import BotConfig, WebhookBot, handler_from_env
+from mlops_bot.bot.app import BotConfig, WebhookBot
 from mlops_bot.bot.connection_limits import ConnectionLimits
 from mlops_bot.bot.events import DeliveryRejected, event_key, parse_delivery
 from mlops_bot.bot.queue_sqlite import SqliteQueue
 from mlops_bot.bot.signature import sign
+from mlops_bot.bot.wiring import handler_from_env
 
 
 def bot_env(world: World, state: Path) -> dict[str, str]:

@@ -37,17 +37,20 @@ GIT_IDENTITY = {"GIT_AUTHOR_NAME": "Ada", "GIT_AUTHOR_EMAIL": "ada@example.com",
                 "GIT_COMMITTER_NAME": "Ada", "GIT_COMMITTER_EMAIL": "ada@example.com"}
 
 # What the tests add to the config `mlops-bot init` writes: promotion straight to production and a
-# rollout fast enough for a test.
+# rollout fast enough for a test. Holds of 2 s: a loaded machine (CI, ~85 ms a request) still gets the
+# canary its 3 requests at 25 %; were it not, the rollout aborts at once with the gates' reason instead
+# of pausing for a /promote no test sends (it sat out act's 600 s timeout once).
 TEST_SETTINGS = """\
 registry:
   stages: [staging, production]
   allow_skip: true
 rollout:
   steps:
-    - {weight: 25, hold: 1s}
-    - {weight: 50, hold: 1s}
+    - {weight: 25, hold: 2s}
+    - {weight: 50, hold: 2s}
   interval: 0.3s
   progress_deadline: 90s
+  on_inconclusive: abort
   gates: {min_requests: 3, min_success_rate: 0.95, max_p99_latency_ms: 5000,
           max_p99_latency_ratio: null, max_prediction_drift: null}
 """

@@ -67,8 +67,9 @@ def _state_dir(args: argparse.Namespace) -> Path:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from mlops_bot.bot.app import BotConfig, WebhookBot, handler_from_env
+    from mlops_bot.bot.app import BotConfig, WebhookBot
     from mlops_bot.bot.serving import serve
+    from mlops_bot.bot.wiring import handler_from_env
 
     logging.basicConfig(level=os.environ.get("MLOPS_BOT_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -91,8 +92,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _work(args: argparse.Namespace) -> int:
-    from mlops_bot.bot.app import handler_from_env
     from mlops_bot.bot.queue import open_queue
+    from mlops_bot.bot.wiring import handler_from_env
     from mlops_bot.bot.worker import Worker, die_with_parent, limit_memory, lower_priority, run_worker_process
 
     if args.parent_pid is not None and not die_with_parent(args.parent_pid):
@@ -117,7 +118,7 @@ def _work(args: argparse.Namespace) -> int:
 
 
 def _handle_event(args: argparse.Namespace) -> int:
-    from mlops_bot.bot.app import handler_from_env
+    from mlops_bot.bot.wiring import handler_from_env
 
     try:
         payload = json.loads(args.payload.read_text(encoding="utf-8"))
