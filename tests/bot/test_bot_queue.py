@@ -255,7 +255,8 @@ def test_the_one_running_index_arrives_once_older_replicas_jobs_are_over(postgre
     the rule holds again, without a restart."""
     import psycopg
 
-    from mlops_bot.bot.queue_postgres import _LOCK_CLASS, PostgresQueue
+    from mlops_bot.bot.queue_postgres import PostgresQueue
+    from mlops_bot.bot.queue_postgres_schema import LOCK_CLASS
 
     url = postgres.database()
     PostgresQueue(url).close()  # the tables of this release...
@@ -266,7 +267,7 @@ def test_the_one_running_index_arrives_once_older_replicas_jobs_are_over(postgre
                         "attempts) VALUES (%s, 'push', '{}', 1.0, 'o/r', 'running', 1)", (delivery,))
         ids = [row[0] for row in old.execute("SELECT id FROM mlops_bot_jobs ORDER BY id")]
         for job_id in ids:  # the older replica's workers hold their jobs
-            old.execute("SELECT pg_advisory_lock(%s, %s)", (_LOCK_CLASS, job_id))
+            old.execute("SELECT pg_advisory_lock(%s, %s)", (LOCK_CLASS, job_id))
         queue = PostgresQueue(url, orphan_check_seconds=0.0)
 
         def indexed() -> bool:
@@ -276,7 +277,7 @@ def test_the_one_running_index_arrives_once_older_replicas_jobs_are_over(postgre
         assert not indexed()
         assert queue.recover(2.0) == 0 and not indexed()  # both jobs' workers live
         old.execute("UPDATE mlops_bot_jobs SET status='done' WHERE id=%s", (ids[0],))
-        old.execute("SELECT pg_advisory_unlock(%s, %s)", (_LOCK_CLASS, ids[0]))
+        old.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_CLASS, ids[0]))
         assert queue.recover(3.0) == 0
         assert indexed()
         queue.close()

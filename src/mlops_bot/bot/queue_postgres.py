@@ -27,7 +27,6 @@ SQLite.
 from __future__ import annotations
 
 import json
-import logging
 import threading
 import time
 from collections.abc import Callable
@@ -53,64 +52,18 @@ from mlops_bot.bot.queue_postgres_insert import (
     parameters,
     stored_flags,
 )
+from mlops_bot.bot.queue_postgres_schema import (
+    LOCK_CLASS,
+    create_or_upgrade,
+    one_running_per_repository,
+    schema_lock,
+    schema_unlock,
+)
 from mlops_bot.errors import MlopsError
 
 T = TypeVar("T")
-log = logging.getLogger("mlops_bot.bot")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS mlops_bot_jobs (
-    id BIGSERIAL PRIMARY KEY,
-    delivery TEXT NOT NULL UNIQUE,
-    key TEXT UNIQUE,
-    repo TEXT NOT NULL DEFAULT '',
-    event TEXT NOT NULL,
-    payload BYTEA NOT NULL,
-    status TEXT NOT NULL DEFAULT 'pending',
-    attempts INTEGER NOT NULL DEFAULT 0,
-    failures INTEGER NOT NULL DEFAULT 0,
-    received_at DOUBLE PRECISION NOT NULL,
-    available_at DOUBLE PRECISION NOT NULL DEFAULT 0,
-    started_at DOUBLE PRECISION,
-    finished_at DOUBLE PRECISION,
-    result TEXT,
-    duration DOUBLE PRECISION,
-    outcome TEXT,
-    error TEXT
-);
-CREATE TABLE IF NOT EXISTS mlops_bot_steps (
-    job_id BIGINT NOT NULL,
-    step TEXT NOT NULL,
-    result TEXT NOT NULL,
-    state TEXT NOT NULL DEFAULT 'done',
-    PRIMARY KEY (job_id, step)
-);
-CREATE TABLE IF NOT EXISTS mlops_bot_cooldowns (
-    key TEXT PRIMARY KEY,
-    until DOUBLE PRECISION NOT NULL
-);
-CREATE TABLE IF NOT EXISTS mlops_bot_shared (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-"""
-# Built CONCURRENTLY (outside a transaction: the admin connection autocommits), so a big live table
-# takes inserts and claims meanwhile; a build that fails leaves an invalid index, dropped again.
-# Added to the schema when missing (looked up first: ALTER TABLE and CREATE INDEX lock the table even
-# when there is nothing to do, queueing every insert behind any open transaction on a live table).
-_COLUMNS = {"claimed_by": "ALTER TABLE mlops_bot_jobs ADD COLUMN IF NOT EXISTS claimed_by TEXT",
-            "deferrals": "ALTER TABLE mlops_bot_jobs ADD COLUMN IF NOT EXISTS deferrals INTEGER NOT NULL "
-                         "DEFAULT 0"}
-_STATUS_INDEX = "CREATE INDEX IF NOT EXISTS mlops_bot_jobs_status ON mlops_bot_jobs (status, attempts, id)"
-_ONE_RUNNING = ("CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS mlops_bot_jobs_one_running ON mlops_bot_jobs "
-                "(repo) WHERE status = 'running' AND repo <> ''")
-_ONE_RUNNING_VALID = ("SELECT indisvalid FROM pg_index "
-                      "WHERE indexrelid = to_regclass('mlops_bot_jobs_one_running')")
-_ONE_RUNNING_DROP = "DROP INDEX CONCURRENTLY IF EXISTS mlops_bot_jobs_one_running"
 CLAIM_TRIES = 8  # claims lost to another replica's claim of the same repository before giving up
-# Advisory locks share one key space per database: jobs use (class, job id) with our own class,
-# shared rows (class + 1, hash of the key) for the length of an update's transaction.
-_LOCK_CLASS = 0x6D6C6F70  # "mlop"
 # The claim: the oldest pending job of a repository with nothing running, taken with its advisory
 # lock (in RETURNING, so before the commit: no one sees it `running` and unheld).
 _CLAIM = (
@@ -169,67 +122,12 @@ class PostgresQueue:
         with self._admin_lock:
             # One schema writer at a time, waited for by polling: a statement waiting for the lock
             # would hold a snapshot, which the holder's CREATE INDEX CONCURRENTLY waits out (deadlock).
-            while not self._schema_lock():
+            while not schema_lock(self._admin):
                 time.sleep(0.05)
             try:
-                self._admin.execute(_SCHEMA)
-                self._add_what_is_missing()
-                self._one_running_per_repository()
-                self._compress_payloads_with_lz4()
+                self._indexed = create_or_upgrade(self._admin)
             finally:
-                self._admin.execute("SELECT pg_advisory_unlock(%s, 0)", (_LOCK_CLASS,))
-
-    def _add_what_is_missing(self) -> None:
-        admin = self._admin
-        columns = {str(row[0]) for row in admin.execute(
-            "SELECT attname FROM pg_attribute WHERE attrelid = 'mlops_bot_jobs'::regclass "
-            "AND NOT attisdropped")}
-        for name, statement in _COLUMNS.items():
-            if name not in columns:
-                admin.execute(statement)
-        if admin.execute("SELECT to_regclass('mlops_bot_jobs_status')").fetchone() == (None,):
-            admin.execute(_STATUS_INDEX)
-
-    def _schema_lock(self) -> bool:
-        row = self._admin.execute("SELECT pg_try_advisory_lock(%s, 0)", (_LOCK_CLASS,)).fetchone()
-        return bool(row and row[0])
-
-    def _one_running_per_repository(self) -> None:
-        """The rule "one running job per repository" as a constraint, so concurrent claims of
-        different replicas cannot both win (each sees only committed rows). A database where the
-        rule was broken before this index existed (replicas of an older release still running
-        during a rolling upgrade) gets it once those jobs are over: each orphan check tries again."""
-        import psycopg
-
-        valid = self._admin.execute(_ONE_RUNNING_VALID).fetchone()
-        if valid is not None and valid[0]:
-            self._indexed = True
-            return
-        try:
-            if valid is not None:  # an earlier build's invalid leftover (IF NOT EXISTS would keep it)
-                self._admin.execute(_ONE_RUNNING_DROP)
-            self._admin.execute(_ONE_RUNNING)
-            self._indexed = True
-        except psycopg.errors.UniqueViolation:
-            self._admin.execute(_ONE_RUNNING_DROP)
-            if self._indexed is None:
-                log.info("one repository has several running jobs (replicas of an older release?): "
-                         "the one-running-job index is created once they are over")
-            self._indexed = False
-
-    def _compress_payloads_with_lz4(self) -> None:
-        """lz4 for new payloads (PostgreSQL 14+ built with lz4; else the default pglz stays)."""
-        import psycopg
-
-        method = self._admin.execute(
-            "SELECT attcompression FROM pg_attribute WHERE attrelid = 'mlops_bot_jobs'::regclass "
-            "AND attname = 'payload'").fetchone()
-        if method is None or method[0] == "l":
-            return
-        try:
-            self._admin.execute("ALTER TABLE mlops_bot_jobs ALTER COLUMN payload SET COMPRESSION lz4")
-        except psycopg.Error as error:
-            log.info("payloads stay compressed with pglz: %s", str(error).strip().splitlines()[0])
+                schema_unlock(self._admin)
 
     def _connect(self) -> Any:
         import psycopg
@@ -312,11 +210,11 @@ class PostgresQueue:
         Safe to call from any replica at any time: a live worker's job is locked and skipped."""
         recovered = 0
         with self._admin_lock:
-            if not self._indexed and self._schema_lock():  # (else another replica is at it)
+            if not self._indexed and schema_lock(self._admin):  # (else another replica is at it)
                 try:
-                    self._one_running_per_repository()
+                    self._indexed = one_running_per_repository(self._admin, self._indexed)
                 finally:
-                    self._admin.execute("SELECT pg_advisory_unlock(%s, 0)", (_LOCK_CLASS,))
+                    schema_unlock(self._admin)
             admin = self._admin
             # Row first (skipping rows a claim or a finish is writing right now), then the job's
             # advisory lock, tried, never waited for: a claim takes the two in the same order and
@@ -326,7 +224,7 @@ class PostgresQueue:
                                      "FOR UPDATE SKIP LOCKED").fetchall()
                 for (job_id,) in rows:
                     got = admin.execute("SELECT pg_try_advisory_xact_lock(%s, %s)",
-                                        (_LOCK_CLASS, job_id)).fetchone()
+                                        (LOCK_CLASS, job_id)).fetchone()
                     if not got or not got[0]:
                         continue  # held: its worker lives
                     cursor = admin.execute(
@@ -369,15 +267,15 @@ class PostgresQueue:
         job's advisory lock before it commits. With `finished` (a `complete`'s parameters), that
         job is recorded done and released in the same transaction, pipelined (one round trip)."""
         if finished is None:
-            return conn.execute(_CLAIM, (now, owner, now, _LOCK_CLASS)).fetchone()
+            return conn.execute(_CLAIM, (now, owner, now, LOCK_CLASS)).fetchone()
         with conn.pipeline(), conn.transaction():
             conn.execute(_COMPLETE, finished)
-            conn.execute("SELECT pg_advisory_unlock(%s, %s)", (_LOCK_CLASS, finished[-1]))
-            cursor = conn.execute(_CLAIM, (now, owner, now, _LOCK_CLASS))
+            conn.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_CLASS, finished[-1]))
+            cursor = conn.execute(_CLAIM, (now, owner, now, LOCK_CLASS))
         return cursor.fetchone()
 
     def _release(self, job_id: int) -> None:
-        self._conn().execute("SELECT pg_advisory_unlock(%s, %s)", (_LOCK_CLASS, job_id))
+        self._conn().execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_CLASS, job_id))
 
     def complete(self, job_id: int, result: str, detail: str, seconds: float, now: float) -> None:
         self._conn().execute(_COMPLETE, (result, f"{result}: {detail}"[:500], seconds, now, job_id))
@@ -437,7 +335,7 @@ class PostgresQueue:
                       ) -> dict[str, Any] | None:
         conn = self._conn()
         with conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_LOCK_CLASS + 1, key))
+            conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (LOCK_CLASS + 1, key))
             row = conn.execute("SELECT value FROM mlops_bot_shared WHERE key=%s", (key,)).fetchone()
             after, text, write = changed_row(row[0] if row is not None else None, change)
             if text is None:
