@@ -69,8 +69,9 @@ class DropHandler:
 
 
 def _worker(path: str, url: str, stop: Any, ready: Any, cpu: Any) -> None:
-    os.nice(5)
-    from mlops_bot.bot.worker import Worker
+    from mlops_bot.bot.worker import Worker, lower_priority
+
+    lower_priority("idle")  # as the worker `bot serve` starts
 
     queue = _open(path, url, server=False)
     worker = Worker(queue, DropHandler(), poll_seconds=0.05)  # type: ignore[arg-type]
