@@ -54,7 +54,7 @@ rollout:
   on_inconclusive: abort
   # min_requests 1: these tests check Argo's wiring; its PromQL semantics are checked by promtool
   # (test_deploy_argo_analysis.py), and 5 made a loaded machine's first measurement inconclusive.
-  gates: {{min_requests: 1, min_success_rate: 0.95, max_p99_latency_ms: 10000,
+  gates: {{min_requests: {min_requests}, min_success_rate: 0.95, max_p99_latency_ms: 10000,
           max_p99_latency_ratio: null, max_prediction_drift: {drift}}}
   prometheus: {{url: "{prometheus}"}}
   argo: {{namespace: {namespace}, image: "ghcr.io/acme/mlops-bot-server:1.0", replicas: 10}}
@@ -84,19 +84,19 @@ class World:
         self.forge_dir = root / "forge"
 
     def config(self, first: float | str, second: float | str, drift: float | None = None,
-               deadline: int = 120) -> Path:
-        path = self.root / f"mlops-{first}-{second}-{drift}-{deadline}.yml"
+               deadline: int = 120, min_requests: int = 1) -> Path:
+        path = self.root / f"mlops-{first}-{second}-{drift}-{deadline}-{min_requests}.yml"
         path.write_text(CONFIG.format(first=first, second=second, prometheus=self.prometheus,
                                       namespace=self.namespace, drift="null" if drift is None else drift,
-                                      deadline=deadline))
+                                      deadline=deadline, min_requests=min_requests))
         return path
 
     def args(self, version: str, first: float | str = 3, second: float | str = 3,
-             drift: float | None = None, deadline: int = 120) -> list[str]:
+             drift: float | None = None, deadline: int = 120, min_requests: int = 1) -> list[str]:
         return ["deploy", "credit", "--version", version, "--target", "kubernetes", "--kubeconfig",
                 str(self.plane.kubeconfig), "--models", str(self.models), "--config",
-                str(self.config(first, second, drift, deadline)), "--state-dir", str(self.root / "state"),
-                "--timeout", "300"]
+                str(self.config(first, second, drift, deadline, min_requests)), "--state-dir",
+                str(self.root / "state"), "--timeout", "300"]
 
     def env(self) -> dict[str, str]:
         return {"MLOPS_BOT_LOCAL_FORGE": str(self.forge_dir), "GITHUB_REPOSITORY": "acme/credit"}
@@ -324,4 +324,21 @@ def test_progress_deadline_aborts_a_canary_that_never_gets_ready(deploy_env: Wor
     live = world.rollout()["status"]
     assert live["abort"] is True and live["phase"] == "Degraded"
     # Argo scales stable back up (its 10 % step had taken a pod), once the node takes pods again.
+    world.wait(lambda: Counter(world.ready_pods()) == {"v1.3.0": 10}, "stable back to 10 pods")
+
+
+def test_an_inconclusive_analysis_is_reported_at_once(deploy_env: World) -> None:
+    """No canary can reach min_requests (10**9): every measurement is Inconclusive, Argo pauses the
+    Rollout (InconclusiveAnalysisRun) for a person; with `on_inconclusive: abort` the deploy job
+    writes Argo's abort on the tick it sees the pause and fails with Argo's message, instead of
+    waiting out --timeout (a paused rollout has no progress deadline)."""
+    world = deploy_env
+    assert main(world.args("v1.4.0", first=600, second=600, min_requests=10**9)) == 1
+    state = world.state()
+    assert state.phase == "aborted" and state.reason.startswith("inconclusive (Argo analysis) at canary "
+                                                                "v1.4.0 step 1/2: 10%"), state
+    assert "Inconclusive" in state.reason and state.reason.endswith("rollout.on_inconclusive: abort"), state
+    assert world.statuses()[-1][0] == "failure"
+    live = world.rollout()["status"]
+    assert live["abort"] is True
     world.wait(lambda: Counter(world.ready_pods()) == {"v1.3.0": 10}, "stable back to 10 pods")
