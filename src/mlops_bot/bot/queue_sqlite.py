@@ -26,7 +26,7 @@ import contextlib
 import json
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -41,7 +41,7 @@ from mlops_bot.bot.queue import (
     job_from_row,
     journal_step,
 )
-from mlops_bot.bot.queue_sqlite_schema import current, migrate
+from mlops_bot.bot.queue_sqlite_schema import current, migrate, transaction
 
 T = TypeVar("T")
 
@@ -135,17 +135,11 @@ class SqliteQueue:
             self._connections.clear()
         self._local = threading.local()
 
-    @contextlib.contextmanager
-    def _writing(self, conn: sqlite3.Connection) -> Iterator[None]:
+    @staticmethod
+    def _writing(conn: sqlite3.Connection) -> contextlib.AbstractContextManager[None]:
         """A write transaction of the state file. Deferred, and its first statement must write
         `main`: BEGIN IMMEDIATE would take the write lock of every attached file, the inbox too."""
-        conn.execute("BEGIN")
-        try:
-            yield
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        return transaction(conn, "BEGIN")
 
     # ------------------------------------------------------------------------------ producer
     def enqueue(self, delivery: str, event: str, payload: bytes, received_at: float, *,
@@ -153,8 +147,7 @@ class SqliteQueue:
         """Store a delivery; False when its delivery id or idempotency key was already stored.
         Writes only the inbox, which no worker writes: this never waits for a worker."""
         conn = self._conn()
-        conn.execute("BEGIN")  # deferred: the INSERT takes the inbox's write lock and no other
-        try:
+        with transaction(conn, "BEGIN"):  # deferred: the INSERT takes the inbox's write lock and no other
             cursor = conn.execute(
                 "INSERT OR IGNORE INTO inbox.deliveries (delivery, event, received_at, key, repo) "
                 "VALUES (?, ?, ?, ?, ?)",
@@ -164,10 +157,6 @@ class SqliteQueue:
             if stored:
                 conn.execute("INSERT INTO inbox.payloads (job_id, payload) VALUES (?, ?)",
                              (cursor.lastrowid, payload))
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
         return stored
 
     # ------------------------------------------------------------------------------ consumer

@@ -167,15 +167,16 @@ def migrate(conn: sqlite3.Connection, path: Path) -> None:
     to run again: a crash between them (or between the files' commits of one, which WAL mode does
     not make atomic) leaves nothing lost; the payloads leave the state file only after the inbox
     holding their copies has committed."""
-    with _transaction(conn):
+    with transaction(conn):
         _create(conn, path)
-    with _transaction(conn):
+    with transaction(conn):
         _finish(conn, path)
 
 
 @contextlib.contextmanager
-def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    conn.execute("BEGIN IMMEDIATE")
+def transaction(conn: sqlite3.Connection, begin: str = "BEGIN IMMEDIATE") -> Iterator[None]:
+    """`begin`, then COMMIT, or ROLLBACK when the block raises (the connection autocommits otherwise)."""
+    conn.execute(begin)
     try:
         yield
     except BaseException:
